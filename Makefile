@@ -1,0 +1,55 @@
+# The two commands: `make up` (deploy the default stack) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= venv
+STACK ?= dev
+STATE_DIR ?= $(CURDIR)/.pulumi-state
+PY := $(VENV)/bin/python
+
+.PHONY: up preview destroy test unit e2e bench venv deps clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Pulumi's local file backend unless the user chose another (PULUMI_BACKEND_URL).
+define pulumi_stack
+	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see https://www.pulumi.com/docs/install/ (e.g. 'curl -fsSL https://get.pulumi.com | sh'), then run make $@ again."; exit 1; }
+	@if [ -z "$$PULUMI_BACKEND_URL" ]; then mkdir -p "$(STATE_DIR)"; fi
+	export PULUMI_BACKEND_URL="$${PULUMI_BACKEND_URL:-file://$(STATE_DIR)}"; \
+	  pulumi stack select --create "$(STACK)" && pulumi $(1) --stack "$(STACK)"
+endef
+
+up: venv
+	$(call pulumi_stack,up)
+
+preview: venv
+	$(call pulumi_stack,preview --diff)
+
+destroy: venv
+	$(call pulumi_stack,destroy)
+
+deps:
+	./scripts/install-test-deps.sh
+
+# Everything: unit, program (mocks), kazoo against a real ZooKeeper, and the
+# end-to-end suite on local machines (it explains its skip where the machine
+# cannot host them: not root, no systemd-nspawn).
+test: deps venv
+	$(PY) -m pytest -ra tests
+
+unit: venv
+	$(PY) -m pytest -ra tests/unit tests/program
+
+e2e: deps venv
+	$(PY) -m pytest -ra -m e2e tests/e2e
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache

@@ -1,0 +1,25 @@
+"""Pulumi program: an Apache Pegasus cluster from the stack's `pegasus:*` config."""
+
+from pathlib import Path
+
+import pulumi
+
+from components.cluster import PegasusCluster
+from components.spec import build_spec
+from components.stack_config import read_stack_config
+
+values, secret_keys = read_stack_config()
+spec = build_spec(values, stack=pulumi.get_stack(), secret_keys=secret_keys, project_dir=Path(__file__).parent)
+if spec.retain_data:
+    pulumi.log.warn("retainData is on: `pulumi destroy` keeps the data volumes, the data directories "
+                    f"and the ZooKeeper path {spec.cluster_root}")
+
+cluster = PegasusCluster(spec.cluster_name, spec)
+
+pulumi.export("metaServers", cluster.meta_servers)
+pulumi.export("zookeeperServers", cluster.zookeeper_servers)
+pulumi.export("clusterRoot", cluster.cluster_root)
+pulumi.export("replicaServers", cluster.replica_servers)
+pulumi.export("collector", cluster.collector)
+pulumi.export("packageVersion", spec.package.version)
+pulumi.export("ssh", cluster.ssh)

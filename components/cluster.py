@@ -1,0 +1,113 @@
+"""The whole Pegasus cluster, wired in the order it must come up (and go down).
+
+Up:  network, hosts -> host preparation -> ZooKeeper ready -> ZooKeeper path
+     guard -> MetaServers -> ReplicaServers (in parallel) -> Collector ->
+     health check.
+Down (Pulumi deletes in reverse): Collector, ReplicaServers, MetaServers
+     stopped and their directories removed -> ZooKeeper path removed ->
+     ZooKeeper stopped -> disks unmounted, package and appDir removed ->
+     instances, volumes, NICs, groups, network.
+Changes: the `-roll` commands of each role form one chain (MetaServers, then
+the deferred leader, then ReplicaServers, then the Collector), so a change
+restarts one server at a time and waits for a healthy cluster in between.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_command as command
+
+from . import host_layout as hl
+from . import server_files as files
+from .host import AwsHost
+from .host_preparation import HostPreparation
+from .network import Network
+from .pegasus_server import PegasusPackage, PegasusRole, RoleWiring
+from .spec import ClusterSpec
+from .topology import ROLE_ORDER, plan_hosts
+from .zookeeper import ZooKeeperEnsemble
+from .zookeeper_path_guard import ZooKeeperPathGuard, ZooKeeperPathGuardArgs, default_owner_id
+
+
+class PegasusCluster(pulumi.ComponentResource):
+    def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pegasus:cluster:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        network = Network(name, spec, opts=child)
+        key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
+                              tags={"pegasus:cluster": spec.cluster_name}, opts=child)
+        ami = spec.image.ami or aws.ec2.get_ami_output(
+            most_recent=True, owners=[spec.image.ami_owner],
+            filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[spec.image.ami_name_pattern]),
+                     aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"])],
+            opts=pulumi.InvokeOutputOptions(parent=self)).id
+
+        plans = plan_hosts(spec)
+        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, opts=child).handle for p in plans}
+        preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
+        zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
+        metas = [p.name for p in plans if p.kind == "meta"]
+
+        zookeeper = ZooKeeperEnsemble(f"{name}-zookeeper", spec, zk_hosts, opts=child)
+        guard = self._path_guard(name, spec, zookeeper, hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
+                                 zk_hosts[0][1] if zk_hosts else preps[metas[0]])
+
+        meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
+        packages = {p.name: PegasusPackage(hosts[p.name], preps[p.name], spec, opts=child)
+                    for p in plans if p.roles}
+        servers: dict[str, list[PegasusRole]] = {role: [] for role in ROLE_ORDER}
+        last_roll: pulumi.Resource | None = None
+        for role in ROLE_ORDER:
+            start_after = {"meta": [guard], "replica": [r.service for r in servers["meta"]],
+                           "collector": [r.service for r in servers["replica"]]}[role]
+            for plan in plans:
+                if role not in plan.roles:
+                    continue
+                server = PegasusRole(hosts[plan.name], preps[plan.name], packages[plan.name], role, spec,
+                                     meta_ips, zookeeper.servers, RoleWiring(start_after, last_roll), opts=child)
+                servers[role].append(server)
+                last_roll = server.roll
+            if role == "meta":
+                for server in servers["meta"]:
+                    last_roll = server.leader_pass(after=last_roll)
+
+        health = command.remote.Command(
+            f"{name}-health", connection=hosts[metas[0]].connection,
+            create=meta_ips.apply(lambda ips: files.health_check_script(spec, ips)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[
+                *[s.service for role in ROLE_ORDER for s in servers[role]], last_roll]))
+
+        self.meta_servers = meta_ips.apply(lambda ips: files.address_list(ips, hl.ROLE_PORTS["meta"]))
+        self.zookeeper_servers = zookeeper.servers
+        self.cluster_root = guard.path
+        self.replica_servers = pulumi.Output.all(*[hosts[p.name].cluster_ip for p in plans if p.kind == "replica"]) \
+            .apply(lambda ips: [f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in ips])
+        collector_host = next((p.name for p in plans if "collector" in p.roles), None)
+        self.collector = (hosts[collector_host].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['collector']}")
+                          if collector_host else pulumi.Output.from_input(""))
+        self.ssh = {n: h.ssh_address.apply(lambda ip: self._ssh_hint(spec, ip)) for n, h in hosts.items()}
+        self.health = health.stdout
+        self.register_outputs({"metaServers": self.meta_servers, "zookeeperServers": self.zookeeper_servers,
+                               "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
+                               "collector": self.collector, "health": self.health})
+
+    def _path_guard(self, name: str, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
+        tunnel = None
+        if spec.zookeeper.access == "ssh":
+            bastion = spec.ssh.bastion
+            tunnel = pulumi.Output.all(via.ssh_address).apply(lambda v: {
+                "host": v[0], "user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
+                "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None,
+            })
+        return ZooKeeperPathGuard(
+            f"{name}-zookeeper-path",
+            ZooKeeperPathGuardArgs(cluster_name=spec.cluster_name, servers=zookeeper.servers, owner=default_owner_id(),
+                                   retain=spec.retain_data, adopt=spec.zookeeper.adopt_existing_path,
+                                   tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*zookeeper.ready, *via_prep.done]))
+
+    @staticmethod
+    def _ssh_hint(spec: ClusterSpec, ip: str) -> str:
+        jump = f"-J {spec.ssh.bastion.user}@{spec.ssh.bastion.host}:{spec.ssh.bastion.port} " if spec.ssh.bastion else ""
+        return f"ssh {jump}{spec.ssh.user}@{ip}"

@@ -1,0 +1,112 @@
+"""One server on AWS: instance, encrypted EBS data volumes, optional slog volume and extra NIC.
+
+What the rest of the program needs from a server is `HostHandle`: how to reach
+it, its cluster address, its disks by stable id and its extra NIC's MAC. It is
+provider-neutral on purpose: bring-your-own servers only need to produce one.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_command as command
+
+from .network import Network
+from .spec import ClusterSpec, DiskSpec
+from .topology import HostPlan
+
+EBS_BY_ID = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_"
+# /dev/sdf.. /dev/sdv: the device names AWS recommends for EBS data volumes.
+DEVICE_LETTERS = string.ascii_lowercase[5:22]
+ROOT_VOLUME_GIB = 40
+
+
+def ebs_stable_path(volume_id: str) -> str:
+    """The udev path of an EBS volume on a Nitro instance (NVMe names are not stable)."""
+    return EBS_BY_ID + volume_id.replace("-", "")
+
+
+@dataclass
+class HostHandle:
+    name: str
+    connection: command.remote.ConnectionArgs
+    cluster_ip: pulumi.Output[str]  # the address Pegasus binds to (extra NIC when present)
+    ssh_address: pulumi.Output[str]
+    data_devices: list[pulumi.Output[str]] = field(default_factory=list)
+    slog_device: pulumi.Output[str] | None = None
+    nic_mac: pulumi.Output[str] | None = None
+    # Resources a remote command on this host must wait for (disks attached, NIC plugged).
+    ready: list[pulumi.Resource] = field(default_factory=list)
+
+
+def connection_args(spec: ClusterSpec, host: pulumi.Input[str]) -> command.remote.ConnectionArgs:
+    key = pulumi.Output.secret(spec.ssh.private_key)
+    proxy = None
+    if spec.ssh.bastion:
+        proxy = command.remote.ProxyConnectionArgs(host=spec.ssh.bastion.host, user=spec.ssh.bastion.user,
+                                                   port=spec.ssh.bastion.port, private_key=key)
+    # A freshly booted instance refuses SSH for a while: keep dialling.
+    return command.remote.ConnectionArgs(host=host, user=spec.ssh.user, private_key=key, proxy=proxy,
+                                         dial_error_limit=60, per_dial_timeout=15)
+
+
+class AwsHost(pulumi.ComponentResource):
+    def __init__(self, plan: HostPlan, spec: ClusterSpec, network: Network, ami_id: pulumi.Input[str],
+                 key_name: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pegasus:cluster:Host", plan.name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack,
+                     "pegasus:role": plan.kind, "pegasus:node": plan.name}
+        groups = [network.security_groups[plan.kind]]
+        instance = aws.ec2.Instance(
+            plan.name, ami=ami_id, instance_type=plan.instance_type, subnet_id=network.subnet_id,
+            availability_zone=network.availability_zone, vpc_security_group_ids=groups, key_name=key_name,
+            associate_public_ip_address=spec.network.public_addresses,
+            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(http_tokens="required", http_endpoint="enabled",
+                                                                 http_put_response_hop_limit=1),
+            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(encrypted=True, volume_type="gp3",
+                                                                  volume_size=ROOT_VOLUME_GIB),
+            tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}"}, opts=child)
+        ssh_address = instance.public_ip if spec.network.public_addresses else instance.private_ip
+        ready: list[pulumi.Resource] = [instance]
+        letters = iter(DEVICE_LETTERS)
+        data_devices = []
+        if plan.data_disks:
+            for i in range(plan.data_disks.count):
+                data_devices.append(self._volume(f"{plan.name}-data{i + 1}", f"data{i + 1}", plan.data_disks,
+                                                 instance, next(letters), spec, ready))
+        slog_device = None
+        if plan.slog_disk:
+            slog_device = self._volume(f"{plan.name}-slog", "slog", plan.slog_disk, instance, next(letters),
+                                       spec, ready)
+        cluster_ip, nic_mac = instance.private_ip, None
+        if plan.extra_nic:
+            nic = aws.ec2.NetworkInterface(f"{plan.name}-nic1", subnet_id=network.subnet_id,
+                                           security_groups=groups, tags={**self.tags, "pegasus:nic": "1"},
+                                           opts=child)
+            ready.append(aws.ec2.NetworkInterfaceAttachment(
+                f"{plan.name}-nic1-attach", instance_id=instance.id, network_interface_id=nic.id, device_index=1,
+                opts=child))
+            cluster_ip, nic_mac = nic.private_ip, nic.mac_address
+        self.instance = instance
+        self.handle = HostHandle(name=plan.name, connection=connection_args(spec, ssh_address),
+                                 cluster_ip=cluster_ip, ssh_address=ssh_address, data_devices=data_devices,
+                                 slog_device=slog_device, nic_mac=nic_mac, ready=ready)
+        self.register_outputs({"instanceId": instance.id, "privateIp": instance.private_ip,
+                               "clusterIp": cluster_ip})
+
+    def _volume(self, name: str, disk: str, disk_spec: DiskSpec, instance: aws.ec2.Instance, letter: str,
+                spec: ClusterSpec, ready: list) -> pulumi.Output[str]:
+        # With retainData the volume outlives `pulumi destroy`; its attachment does not.
+        volume = aws.ebs.Volume(
+            name, availability_zone=instance.availability_zone, size=disk_spec.size_gib, type=disk_spec.type,
+            iops=disk_spec.iops, throughput=disk_spec.throughput, encrypted=True,
+            tags={**self.tags, "pegasus:disk": disk, "Name": f"{spec.cluster_name}-{name}"},
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=spec.retain_data))
+        ready.append(aws.ec2.VolumeAttachment(f"{name}-attach", instance_id=instance.id, volume_id=volume.id,
+                                              device_name=f"/dev/sd{letter}",
+                                              opts=pulumi.ResourceOptions(parent=self)))
+        return volume.id.apply(ebs_stable_path)

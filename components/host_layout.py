@@ -1,0 +1,115 @@
+"""Where everything lives on a host: one place, so scripts, configs and cleanup agree.
+
+All paths are derived from the validated `homeDir`, `appDir` and cluster name.
+The layout (documented in the README, "Files on a host"):
+
+    <appDir>/packages/<tarball>          uploaded server package
+    <appDir>/releases/<release>/bin/     unpacked package, one directory per release
+    <appDir>/current -> releases/<rel>   the release the units run
+    <appDir>/<role>/                     %{app.dir} of a role: config.ini, log/, state
+    <appDir>/staged/<role>.config.ini    uploaded config, activated at (re)start
+    <homeDir>/ssd<N>/                    mount point of data disk N (1-based)
+    <homeDir>/ssd<N>/pegasus/<cluster>   data dir N of the ReplicaServer
+    <homeDir>/slog/                      mount point of the shared-log disk
+    <homeDir>/slog/pegasus/<cluster>     %{slog.dir} when a shared-log disk exists
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLE_PORTS = {"meta": 34601, "replica": 34801, "collector": 34101}
+ZOOKEEPER_CLIENT_PORT = 2181
+ZOOKEEPER_PEER_PORT = 2888
+ZOOKEEPER_ELECTION_PORT = 3888
+
+# Marker written into directories this program created, so that cleanup never
+# removes a directory it did not make.
+CREATED_MARKER = ".created-by-pegasus-pulumi"
+
+# ZooKeeper as this program installs it (Debian/Ubuntu `zookeeper` package).
+ZOOKEEPER_CONF_DIR = "/etc/pegasus-zookeeper"
+ZOOKEEPER_DATA_DIR = "/var/lib/pegasus-zookeeper"
+ZOOKEEPER_LOG_DIR = "/var/log/pegasus-zookeeper"
+ZOOKEEPER_UNIT = "pegasus-zookeeper.service"
+SYSTEMD_DIR = "/etc/systemd/system"
+
+
+def role_unit(role: str) -> str:
+    """systemd unit name of a Pegasus role (one cluster per host)."""
+    return f"pegasus-{role}.service"
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    home_dir: str
+    app_dir: str
+    cluster_name: str
+
+    @property
+    def packages_dir(self) -> str:
+        return f"{self.app_dir}/packages"
+
+    @property
+    def releases_dir(self) -> str:
+        return f"{self.app_dir}/releases"
+
+    @property
+    def current_link(self) -> str:
+        return f"{self.app_dir}/current"
+
+    @property
+    def bin_dir(self) -> str:
+        return f"{self.current_link}/bin"
+
+    def release_dir(self, release: str) -> str:
+        return f"{self.releases_dir}/{release}"
+
+    def package_path(self, file_name: str) -> str:
+        return f"{self.packages_dir}/{file_name}"
+
+    def role_dir(self, role: str) -> str:
+        """%{app.dir} of a role: each role on a host gets its own."""
+        return f"{self.app_dir}/{role}"
+
+    def config_path(self, role: str) -> str:
+        return f"{self.role_dir(role)}/config.ini"
+
+    @property
+    def staged_dir(self) -> str:
+        return f"{self.app_dir}/staged"
+
+    def staged_config_path(self, role: str) -> str:
+        return f"{self.staged_dir}/{role}.config.ini"
+
+    def log_dir(self, role: str) -> str:
+        return f"{self.role_dir(role)}/log"
+
+    def data_mount(self, index: int) -> str:
+        """Mount point of data disk `index` (0-based in code, 1-based on disk)."""
+        return f"{self.home_dir}/ssd{index + 1}"
+
+    def data_dir(self, index: int) -> str:
+        return f"{self.data_mount(index)}/pegasus/{self.cluster_name}"
+
+    def data_dir_name(self, index: int) -> str:
+        return f"ssd{index + 1}"
+
+    @property
+    def slog_mount(self) -> str:
+        return f"{self.home_dir}/slog"
+
+    def slog_dir(self, has_slog_disk: bool) -> str:
+        if has_slog_disk:
+            return f"{self.slog_mount}/pegasus/{self.cluster_name}"
+        return f"{self.data_dir(0)}/slog"
+
+    def data_dirs_value(self, disk_count: int) -> str:
+        """The `%{data.dirs}` value of a ReplicaServer: name:path,name:path."""
+        return ",".join(
+            f"{self.data_dir_name(i)}:{self.data_dir(i)}" for i in range(disk_count)
+        )
+
+    def role_data_dirs_value(self, role: str) -> str:
+        """`%{data.dirs}` for roles without data disks (meta, collector)."""
+        return f"default:{self.role_dir(role)}/reps"

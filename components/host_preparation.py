@@ -1,0 +1,50 @@
+"""Getting a booted server ready: tools and directories, disks mounted, extra NIC found.
+
+Runs as remote commands over the host's SSH connection. The disk script finds
+each disk by its stable id, formats only a disk with no file system, and
+mounts it by UUID through fstab; destroy unmounts and removes those fstab
+lines but never wipes a disk.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_command as command
+
+from . import server_files as files
+from .host import HostHandle
+from .spec import ClusterSpec
+
+
+class HostPreparation(pulumi.ComponentResource):
+    """`interface` is the name of the NIC Pegasus must bind to ("" lets it choose)."""
+
+    interface: pulumi.Output[str]
+    done: list[pulumi.Resource]
+
+    def __init__(self, host: HostHandle, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pegasus:cluster:HostPreparation", host.name, None, opts)
+        base = command.remote.Command(
+            f"{host.name}-prepare", connection=host.connection,
+            create=files.prepare_host_script(spec), delete=files.remove_app_dir_script(spec),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=host.ready))
+        self.done = [base]
+        if host.data_devices or host.slog_device:
+            devices = pulumi.Output.all(pulumi.Output.all(*host.data_devices),
+                                        pulumi.Output.from_input(host.slog_device))
+            disks = devices.apply(lambda d: files.disk_entries(spec, d[0], d[1]))
+            self.done.append(command.remote.Command(
+                f"{host.name}-disks", connection=host.connection,
+                create=disks.apply(files.prepare_disks_script), delete=disks.apply(files.cleanup_disks_script),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[base])))
+        if spec.network.primary_interface:
+            self.interface = pulumi.Output.from_input(spec.network.primary_interface)
+        elif host.nic_mac is not None:
+            nic = command.remote.Command(
+                f"{host.name}-nic", connection=host.connection, create=host.nic_mac.apply(files.resolve_nic_script),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[base]))
+            self.done.append(nic)
+            self.interface = nic.stdout.apply(lambda out: out.strip().splitlines()[-1].strip())
+        else:
+            self.interface = pulumi.Output.from_input("")
+        self.register_outputs({"interface": self.interface})

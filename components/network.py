@@ -1,0 +1,113 @@
+"""The cluster's network: one subnet in one availability zone, one security group per role.
+
+Ingress is only what Pegasus and ZooKeeper need between the cluster's own
+groups, plus SSH from `network.adminCidr` (or, with a bastion and no admin
+range, from inside the VPC where the bastion sits). Nothing else is open.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pulumi
+import pulumi_aws as aws
+
+from . import host_layout as hl
+from .spec import ClusterSpec
+
+# (to group, port, from groups): who may open a connection to whom.
+PEER_RULES = (
+    ("zookeeper", hl.ZOOKEEPER_CLIENT_PORT, ("zookeeper", "meta", "replica", "collector")),
+    ("zookeeper", hl.ZOOKEEPER_PEER_PORT, ("zookeeper",)),
+    ("zookeeper", hl.ZOOKEEPER_ELECTION_PORT, ("zookeeper",)),
+    ("meta", hl.ROLE_PORTS["meta"], ("meta", "replica", "collector")),
+    ("replica", hl.ROLE_PORTS["replica"], ("meta", "replica", "collector")),
+    ("collector", hl.ROLE_PORTS["collector"], ("meta", "collector")),
+)
+GROUPS = ("zookeeper", "meta", "replica", "collector")
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    subnet_id: pulumi.Output[str]
+    availability_zone: pulumi.Output[str]
+    security_groups: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pegasus:cluster:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        net = spec.network
+        tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack}
+        self._vpc_cidr = net.vpc_cidr
+        if net.vpc_id:
+            self.vpc_id = pulumi.Output.from_input(net.vpc_id)
+            self.subnet_id = pulumi.Output.from_input(net.subnet_id)
+            subnet = aws.ec2.get_subnet_output(id=net.subnet_id, opts=pulumi.InvokeOutputOptions(parent=self))
+            self.availability_zone = subnet.availability_zone
+            self._vpc_cidr_output = aws.ec2.get_vpc_output(id=net.vpc_id).cidr_block
+        else:
+            self._create_vpc(name, spec, tags, child)
+            self._vpc_cidr_output = pulumi.Output.from_input(net.vpc_cidr)
+        self.security_groups = self._security_groups(name, spec, tags, child)
+        self.register_outputs({
+            "vpcId": self.vpc_id, "subnetId": self.subnet_id, "availabilityZone": self.availability_zone,
+        })
+
+    def _create_vpc(self, name: str, spec: ClusterSpec, tags: dict, child: pulumi.ResourceOptions) -> None:
+        net = spec.network
+        private_cidr, public_cidr = [str(s) for s in list(ipaddress.IPv4Network(net.vpc_cidr).subnets(new_prefix=24))[:2]]
+        if net.availability_zone:
+            zone = pulumi.Output.from_input(net.availability_zone)
+        else:
+            zone = aws.get_availability_zones_output(state="available",
+                                                     opts=pulumi.InvokeOutputOptions(parent=self)).names[0]
+        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=net.vpc_cidr, enable_dns_hostnames=True,
+                          enable_dns_support=True, tags={**tags, "Name": f"{spec.cluster_name}-vpc"}, opts=child)
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=child)
+        public = aws.ec2.Subnet(f"{name}-public", vpc_id=vpc.id, cidr_block=public_cidr, availability_zone=zone,
+                                map_public_ip_on_launch=False, tags={**tags, "Name": f"{spec.cluster_name}-public"},
+                                opts=child)
+        public_routes = aws.ec2.RouteTable(f"{name}-public-routes", vpc_id=vpc.id, tags=tags, routes=[
+            aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)], opts=child)
+        aws.ec2.RouteTableAssociation(f"{name}-public-subnet-routes", subnet_id=public.id,
+                                      route_table_id=public_routes.id, opts=child)
+        if net.public_addresses:
+            # Servers get public addresses (SSH from adminCidr only): no NAT needed.
+            self.subnet_id = public.id
+        else:
+            nat_ip = aws.ec2.Eip(f"{name}-nat-ip", domain="vpc", tags=tags, opts=child)
+            nat = aws.ec2.NatGateway(f"{name}-nat", subnet_id=public.id, allocation_id=nat_ip.id, tags=tags,
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]))
+            private = aws.ec2.Subnet(f"{name}-private", vpc_id=vpc.id, cidr_block=private_cidr,
+                                     availability_zone=zone, tags={**tags, "Name": f"{spec.cluster_name}-private"},
+                                     opts=child)
+            private_routes = aws.ec2.RouteTable(f"{name}-private-routes", vpc_id=vpc.id, tags=tags, routes=[
+                aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)], opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-private-subnet-routes", subnet_id=private.id,
+                                          route_table_id=private_routes.id, opts=child)
+            self.subnet_id = private.id
+        self.vpc_id = vpc.id
+        self.availability_zone = zone
+
+    def _security_groups(self, name: str, spec: ClusterSpec, tags: dict,
+                         child: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:
+        groups = {
+            kind: aws.ec2.SecurityGroup(
+                f"{name}-{kind}", vpc_id=self.vpc_id, description=f"Pegasus {spec.cluster_name} {kind} servers",
+                egress=[aws.ec2.SecurityGroupEgressArgs(protocol="-1", from_port=0, to_port=0,
+                                                        cidr_blocks=["0.0.0.0/0"])],
+                tags={**tags, "Name": f"{spec.cluster_name}-{kind}"}, opts=child)
+            for kind in GROUPS
+        }
+        for target, port, sources in PEER_RULES:
+            for source in sources:
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-{target}-{port}-from-{source}", security_group_id=groups[target].id,
+                    referenced_security_group_id=groups[source].id, ip_protocol="tcp", from_port=port,
+                    to_port=port, description=f"{source} to {target} on {port}", opts=child)
+        ssh_from = spec.network.admin_cidr or self._vpc_cidr_output
+        for kind in GROUPS:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-{kind}-ssh", security_group_id=groups[kind].id, cidr_ipv4=ssh_from, ip_protocol="tcp",
+                from_port=22, to_port=22, description="SSH for the deployment's remote commands", opts=child)
+        return {kind: group.id for kind, group in groups.items()}

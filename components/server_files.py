@@ -1,0 +1,213 @@
+"""Everything one server receives, as text: config.ini, units and the scripts run on it.
+
+Pure functions of the spec and a server's addresses; the Pulumi components
+call them inside `Output.apply` once the addresses are known, and the
+benchmark calls them directly. Scripts come back wrapped by `as_root`, ready to
+be a remote.Command's create/update/delete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from . import host_layout as hl
+from .config_ini import NodeValues, content_hash, render_config_ini
+from .host_files import as_root, render
+from .package import release_config_template
+from .spec import ClusterSpec
+from .topology import default_table, has_shared_log
+
+REQUIRED_COMMANDS = ("systemctl", "journalctl", "tar", "sha256sum", "blkid", "mkfs.ext4",
+                     "mountpoint", "findmnt", "curl", "python3")
+DEVICE_WAIT_SECONDS = 300
+NIC_WAIT_SECONDS = 120
+
+
+def layout(spec: ClusterSpec) -> hl.HostLayout:
+    return hl.HostLayout(home_dir=spec.home_dir, app_dir=spec.app_dir, cluster_name=spec.cluster_name)
+
+
+def address_list(ips: Sequence[str], port: int) -> str:
+    return ",".join(f"{ip}:{port}" for ip in ips)
+
+
+# ------------------------------------------------------------ host preparation
+
+
+def prepare_host_script(spec: ClusterSpec) -> str:
+    lay = layout(spec)
+    return as_root(render("prepare_host.sh", home_dir=spec.home_dir, app_dir=spec.app_dir,
+                          app_subdirs=[lay.packages_dir, lay.releases_dir, lay.staged_dir],
+                          marker=hl.CREATED_MARKER, required_commands=list(REQUIRED_COMMANDS)))
+
+
+def remove_app_dir_script(spec: ClusterSpec) -> str:
+    return as_root(render("remove_app_dir.sh", app_dir=spec.app_dir, marker=hl.CREATED_MARKER,
+                          retain_data=spec.retain_data))
+
+
+def disk_entries(spec: ClusterSpec, data_devices: Sequence[str], slog_device: str | None) -> list[dict]:
+    lay = layout(spec)
+    disks = [{"device": dev, "mount_point": lay.data_mount(i), "label": f"pg-ssd{i + 1}"}
+             for i, dev in enumerate(data_devices)]
+    if slog_device:
+        disks.append({"device": slog_device, "mount_point": lay.slog_mount, "label": "pg-slog"})
+    return disks
+
+
+def prepare_disks_script(disks: list[dict]) -> str:
+    return as_root(render("prepare_disks.sh", disks=disks, wait_seconds=DEVICE_WAIT_SECONDS, fstab="/etc/fstab"))
+
+
+def cleanup_disks_script(disks: list[dict]) -> str:
+    return as_root(render("cleanup_disks.sh", disks=disks, fstab="/etc/fstab"))
+
+
+def resolve_nic_script(mac: str) -> str:
+    return as_root(render("resolve_nic.sh", mac=mac.lower(), wait_seconds=NIC_WAIT_SECONDS))
+
+
+# ------------------------------------------------------------ package
+
+
+def install_package_script(spec: ClusterSpec) -> str:
+    lay, pkg = layout(spec), spec.package
+    return as_root(render("install_package.sh", tarball=lay.package_path(pkg.file_name), sha256=pkg.sha256,
+                          release=pkg.release, releases_dir=lay.releases_dir, current_link=lay.current_link))
+
+
+def remove_package_script(spec: ClusterSpec) -> str:
+    lay, pkg = layout(spec), spec.package
+    return as_root(render("remove_package.sh", tarball=lay.package_path(pkg.file_name), release=pkg.release,
+                          releases_dir=lay.releases_dir, current_link=lay.current_link))
+
+
+# ------------------------------------------------------------ Pegasus roles
+
+
+@dataclass(frozen=True)
+class RoleFiles:
+    """What one role on one server runs with, and the scripts that drive it."""
+
+    config: str
+    config_hash: str
+    unit: str
+    start: str
+    roll: str
+    deferred_roll: str
+    stop: str
+
+    @property
+    def restart_triggers(self) -> list[str]:
+        return [self.config_hash, content_hash(self.unit)]
+
+
+def role_dirs(spec: ClusterSpec, role: str) -> list[str]:
+    """Directories a role owns on its server: made at start, removed at destroy."""
+    lay = layout(spec)
+    dirs = [lay.role_dir(role)]
+    if role == "replica":
+        dirs += [lay.data_dir(i) for i in range(spec.replica.data_disks.count)]
+        if spec.replica.slog_disk is not None and has_shared_log(release_config_template(spec.package)):
+            dirs.append(lay.slog_dir(True))
+    return dirs
+
+
+def node_values(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence[str],
+                zk_servers: str) -> NodeValues:
+    lay = layout(spec)
+    if role == "replica":
+        data_dirs = lay.data_dirs_value(spec.replica.data_disks.count)
+        slog_dir = lay.slog_dir(spec.replica.slog_disk is not None)
+    else:
+        data_dirs = lay.role_data_dirs_value(role)
+        slog_dir = f"{lay.role_dir(role)}/slog"
+    return NodeValues(
+        cluster_name=spec.cluster_name, home_dir=spec.home_dir, app_dir=lay.role_dir(role),
+        data_dirs=data_dirs, slog_dir=slog_dir,
+        meta_server_list=address_list(meta_ips, hl.ROLE_PORTS["meta"]),
+        zk_server_list=zk_servers, hdfs_service_args=spec.hdfs_service_args,
+        primary_interface=interface,
+    )
+
+
+def role_config(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence[str], zk_servers: str) -> str:
+    overrides = [spec.config_overrides, _role_overrides(spec, role)]
+    return render_config_ini(release_config_template(spec.package),
+                             node_values(spec, role, interface, meta_ips, zk_servers), overrides)
+
+
+def _role_overrides(spec: ClusterSpec, role: str):
+    return {"meta": spec.meta, "replica": spec.replica, "collector": spec.collector}[role].config_overrides
+
+
+def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_ips: Sequence[str],
+               zk_servers: str) -> RoleFiles:
+    lay = layout(spec)
+    config = role_config(spec, role, interface, meta_ips, zk_servers)
+    unit = render("pegasus.service", role=role, cluster_name=spec.cluster_name, bin_dir=lay.bin_dir,
+                  config_path=lay.config_path(role))
+    dirs = role_dirs(spec, role)
+    common = dict(
+        role=role, unit_name=hl.role_unit(role), unit_text=unit,
+        unit_path=f"{hl.SYSTEMD_DIR}/{hl.role_unit(role)}", role_dir=lay.role_dir(role),
+        dirs=dirs + [lay.log_dir(role)], staged_config=lay.staged_config_path(role),
+        config_path=lay.config_path(role), address=address, port=hl.ROLE_PORTS[role],
+        meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
+        wait_seconds=spec.timeouts.start_seconds, log_dir=lay.log_dir(role),
+    )
+    leader_last = role == "meta" and len(meta_ips) > 1
+    return RoleFiles(
+        config=config,
+        config_hash=content_hash(config),
+        unit=unit,
+        start=as_root(render("start_role.sh", **common)),
+        roll=as_root(render("restart_role.sh", phase="roll", defer_if_leader=leader_last, **common)),
+        deferred_roll=as_root(render("restart_role.sh", phase="deferred", defer_if_leader=leader_last, **common)),
+        stop=as_root(render("stop_role.sh", role=role, unit_name=hl.role_unit(role),
+                            unit_path=f"{hl.SYSTEMD_DIR}/{hl.role_unit(role)}", remove_dirs=dirs,
+                            retain_data=spec.retain_data)),
+    )
+
+
+def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str]) -> str:
+    return as_root(render(
+        "health_check.sh",
+        meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
+        expected_replicas=spec.replica.count,
+        default_table=default_table(spec.package.name.version_tuple),
+        wait_seconds=spec.timeouts.health_seconds,
+        log_dir=layout(spec).log_dir("meta"),
+    ))
+
+
+# ------------------------------------------------------------ ZooKeeper
+
+
+def zookeeper_servers(ips: Sequence[str]) -> str:
+    return address_list(ips, hl.ZOOKEEPER_CLIENT_PORT)
+
+
+def install_zookeeper_script(ips: Sequence[str], my_index: int) -> str:
+    zoo_cfg = render("zoo.cfg", servers=[{"id": i + 1, "ip": ip} for i, ip in enumerate(ips)],
+                     client_port=hl.ZOOKEEPER_CLIENT_PORT, peer_port=hl.ZOOKEEPER_PEER_PORT,
+                     election_port=hl.ZOOKEEPER_ELECTION_PORT, data_dir=hl.ZOOKEEPER_DATA_DIR)
+    unit = render("zookeeper.service", conf_dir=hl.ZOOKEEPER_CONF_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR,
+                  data_dir=hl.ZOOKEEPER_DATA_DIR, user="zookeeper")
+    return as_root(render(
+        "install_zookeeper.sh", zoo_cfg=zoo_cfg, myid=my_index + 1, unit_text=unit,
+        conf_dir=hl.ZOOKEEPER_CONF_DIR, data_dir=hl.ZOOKEEPER_DATA_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR,
+        unit_path=f"{hl.SYSTEMD_DIR}/{hl.ZOOKEEPER_UNIT}", user="zookeeper",
+    ))
+
+
+def zookeeper_ready_script(ips: Sequence[str], wait_seconds: int) -> str:
+    return as_root(render("zookeeper_ready.sh", servers=list(ips), client_port=hl.ZOOKEEPER_CLIENT_PORT,
+                          wait_seconds=wait_seconds, log_dir=hl.ZOOKEEPER_LOG_DIR, unit_name=hl.ZOOKEEPER_UNIT))
+
+
+def remove_zookeeper_script() -> str:
+    return as_root(render("remove_zookeeper.sh", unit_name=hl.ZOOKEEPER_UNIT,
+                          unit_path=f"{hl.SYSTEMD_DIR}/{hl.ZOOKEEPER_UNIT}", conf_dir=hl.ZOOKEEPER_CONF_DIR,
+                          data_dir=hl.ZOOKEEPER_DATA_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR))

@@ -1,0 +1,609 @@
+"""The cluster spec: the stack's `pegasus:*` config, validated into immutable dataclasses.
+
+`build_spec` is the only place that looks at raw config. It collects every
+problem it finds and raises one `SpecError` listing them all, each naming the
+key, what is wrong and what to do; nothing downstream re-validates. No Pulumi
+resources here: this runs (and fails) before anything is created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .package import PackageError, PackageInfo, inspect_package
+
+NAMESPACE = "pegasus"
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+AWS_ID = {"vpcId": re.compile(r"^vpc-[0-9a-f]{8,17}$"), "subnetId": re.compile(r"^subnet-[0-9a-f]{8,17}$")}
+AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
+PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
+HOST_NAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+
+# Directories a mistaken appDir must never be, nor contain: destroy removes appDir.
+SYSTEM_DIRS = (
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media",
+    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
+    "/usr", "/var",
+)
+
+# Keys the program fills itself; an override of one would break the cluster.
+OWNED_KEYS = {
+    ("core", "data_dir"): "it is %{app.dir}, derived from appDir",
+    ("meta_server", "server_list"): "it is the MetaServer list the program provisions",
+    ("meta_server", "cluster_root"): "it is /pegasus/<clusterName>, which the ZooKeeper guard protects",
+    ("meta_server", "distributed_lock_service_parameters"): "it is the lock under the cluster root",
+    ("replication", "data_dirs"): "it is made from replica.dataDisks",
+    ("replication", "slog_dir"): "it is made from replica.slogDisk",
+    ("replication", "data_dirs_black_list_file"): "it lives under homeDir",
+    ("zookeeper", "hosts_list"): "it is the ZooKeeper ensemble (zookeeper.servers or the provisioned one)",
+    ("network", "primary_interface"): "set network.primaryInterface instead",
+}
+OWNED_SECTIONS = {"pegasus.clusters": "it maps clusterName to the MetaServer list"}
+
+# EBS limits per volume type: size GiB, IOPS, throughput MiB/s, IOPS per GiB.
+VOLUME_LIMITS = {
+    "gp3": {"size": (1, 16384), "iops": (3000, 16000), "throughput": (125, 1000), "iops_per_gib": 500},
+    "io2": {"size": (4, 16384), "iops": (100, 64000), "throughput": None, "iops_per_gib": 500},
+    "io1": {"size": (4, 16384), "iops": (100, 64000), "throughput": None, "iops_per_gib": 50},
+    "gp2": {"size": (1, 16384), "iops": None, "throughput": None, "iops_per_gib": None},
+}
+MAX_DATA_DISKS = 16
+
+DISTRIBUTIONS = {
+    # name: (default SSH user, AMI owner, AMI name pattern with {arch})
+    "debian-12": ("admin", "136693071363", "debian-12-{arch}-*"),
+    "ubuntu-22.04": ("ubuntu", "099720109477", "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-{arch}-server-*"),
+    "ubuntu-24.04": ("ubuntu", "099720109477", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"),
+}
+ARCHITECTURES = ("amd64", "arm64")
+
+TOP_LEVEL_KEYS = (
+    "clusterName", "package", "homeDir", "appDir", "ssh", "image", "meta", "replica",
+    "collector", "zookeeper", "network", "configOverrides", "retainData",
+    "hdfsServiceArgs", "timeouts",
+)
+
+
+class SpecError(ValueError):
+    """Every problem of a stack's config, reported at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"the stack config has {len(problems)} problem(s); nothing was created:\n{lines}"
+        )
+
+
+# ---------------------------------------------------------------- the spec
+
+
+@dataclass(frozen=True)
+class Bastion:
+    host: str
+    user: str
+    port: int
+
+
+@dataclass(frozen=True)
+class SshSpec:
+    user: str
+    private_key: str = field(repr=False)
+    public_key: str
+    bastion: Bastion | None
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    distribution: str
+    architecture: str
+    ami: str | None
+
+    @property
+    def ami_owner(self) -> str:
+        return DISTRIBUTIONS[self.distribution][1]
+
+    @property
+    def ami_name_pattern(self) -> str:
+        return DISTRIBUTIONS[self.distribution][2].format(arch=self.architecture)
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    count: int
+    type: str
+    size_gib: int
+    iops: int | None
+    throughput: int | None
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    count: int
+    instance_type: str
+    config_overrides: Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class ReplicaSpec(RoleSpec):
+    data_disks: DiskSpec
+    slog_disk: DiskSpec | None
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    enabled: bool
+    colocate: bool
+    instance_type: str
+    config_overrides: Mapping[str, Mapping[str, str]]
+
+    @property
+    def own_host(self) -> bool:
+        return self.enabled and not self.colocate
+
+
+@dataclass(frozen=True)
+class ZooKeeperSpec:
+    count: int  # 0 when an external ensemble is used
+    instance_type: str
+    external_servers: tuple[str, ...]  # "ip:port" of an existing ensemble
+    adopt_existing_path: bool
+    access: str  # how the path guard reaches ZooKeeper: "ssh" tunnel or "direct"
+
+    @property
+    def provisioned(self) -> bool:
+        return not self.external_servers
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    vpc_id: str | None
+    subnet_id: str | None
+    availability_zone: str | None
+    vpc_cidr: str
+    extra_nics: int
+    primary_interface: str
+    admin_cidr: str | None
+    public_addresses: bool
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    start_seconds: int
+    health_seconds: int
+    zookeeper_seconds: int
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    stack: str
+    cluster_name: str
+    package: PackageInfo
+    home_dir: str
+    app_dir: str
+    ssh: SshSpec
+    image: ImageSpec
+    meta: RoleSpec
+    replica: ReplicaSpec
+    collector: CollectorSpec
+    zookeeper: ZooKeeperSpec
+    network: NetworkSpec
+    config_overrides: Mapping[str, Mapping[str, str]]
+    hdfs_service_args: str
+    retain_data: bool
+    timeouts: Timeouts
+
+    @property
+    def cluster_root(self) -> str:
+        return f"/pegasus/{self.cluster_name}"
+
+
+# ---------------------------------------------------------------- validation
+
+
+class _Reader:
+    """Reads typed values out of nested config, recording problems by key path."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, key: str, what: str, fix: str) -> None:
+        self.problems.append(f"{NAMESPACE}:{key}: {what}; {fix}")
+
+    def obj(self, raw: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        value = raw.get(key.rsplit(".", 1)[-1])
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.problem(key, f"must be an object, got {type(value).__name__}",
+                         f"write it as a YAML mapping with keys {', '.join(allowed)}")
+            return {}
+        for unknown in sorted(set(value) - set(allowed)):
+            self.problem(f"{key}.{unknown}", "is not a known key",
+                         f"remove it or use one of {', '.join(allowed)}")
+        return dict(value)
+
+    def integer(self, raw: Mapping[str, Any], key: str, default: int | None) -> int | None:
+        value = raw.get(key.rsplit(".", 1)[-1], default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+            self.problem(key, f"must be a whole number, got {value!r}", "write it without quotes or units")
+            return default
+        return int(value)
+
+    def boolean(self, raw: Mapping[str, Any], key: str, default: bool) -> bool:
+        value = raw.get(key.rsplit(".", 1)[-1], default)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.problem(key, f"must be true or false, got {value!r}", "write true or false")
+        return default
+
+    def string(self, raw: Mapping[str, Any], key: str, default: str | None) -> str | None:
+        value = raw.get(key.rsplit(".", 1)[-1], default)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.problem(key, f"must be a string, got {type(value).__name__}", "quote the value")
+            return default
+        return value
+
+    def choice(self, raw: Mapping[str, Any], key: str, default: str, choices) -> str:
+        value = self.string(raw, key, default)
+        if value not in choices:
+            self.problem(key, f"{value!r} is not supported", f"use one of {', '.join(choices)}")
+            return default
+        return value
+
+    def instance_type(self, raw: Mapping[str, Any], key: str, default: str) -> str:
+        value = self.string(raw, key, default) or default
+        if not INSTANCE_TYPE.match(value):
+            self.problem(key, f"{value!r} is not an EC2 instance type", "use a name such as m6i.large")
+        return value
+
+
+def _check_path(r: _Reader, key: str, value: str) -> bool:
+    if not SAFE_PATH.match(value):
+        r.problem(key, f"{value!r} must be an absolute path of letters, digits and . _ - / only "
+                  "(it is used in shell scripts and config files)", "pick a plain absolute path")
+        return False
+    if posixpath.normpath(value) != value or "/../" in f"{value}/" or "/./" in f"{value}/":
+        r.problem(key, f"{value!r} is not normalised", f"write it as {posixpath.normpath(value)!r}")
+        return False
+    if value == "/":
+        r.problem(key, "must not be /", "use a dedicated directory such as /home/work")
+        return False
+    return True
+
+
+def _is_within(child: str, parent: str) -> bool:
+    return child == parent or child.startswith(parent.rstrip("/") + "/")
+
+
+def _check_app_dir(r: _Reader, app_dir: str, home_dir: str) -> None:
+    if _is_within(home_dir, app_dir):
+        r.problem("appDir", f"{app_dir!r} is homeDir or a parent of it, and destroy removes appDir",
+                  "use a directory below homeDir, e.g. <homeDir>/app/pegasus")
+    for system in SYSTEM_DIRS:
+        if _is_within(system, app_dir):
+            r.problem("appDir", f"{app_dir!r} is {system} or a parent of it, and destroy removes appDir",
+                      "use a dedicated directory such as /home/work/app/pegasus")
+            break
+
+
+def _overrides(r: _Reader, raw: Any, key: str) -> dict[str, dict[str, str]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        r.problem(key, "must map section names to {key: value}", "e.g. {replication: {mutation_2pc_min_replica_count: 2}}")
+        return {}
+    result: dict[str, dict[str, str]] = {}
+    for section, entries in raw.items():
+        where = f"{key}.{section}"
+        if section in OWNED_SECTIONS:
+            r.problem(where, f"the program owns this section: {OWNED_SECTIONS[section]}", "remove the override")
+            continue
+        if not isinstance(entries, Mapping):
+            r.problem(where, "must map keys to values", f"e.g. {{{section}: {{some_key: value}}}}")
+            continue
+        clean: dict[str, str] = {}
+        for name, value in entries.items():
+            if (section, name) in OWNED_KEYS:
+                r.problem(f"{where}.{name}", f"the program owns this key: {OWNED_KEYS[(section, name)]}",
+                          "remove the override")
+                continue
+            if isinstance(value, (dict, list)) or value is None:
+                r.problem(f"{where}.{name}", "must be a single value", "write a string, number or boolean")
+                continue
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            if "\n" in text or "%{" in text:
+                r.problem(f"{where}.{name}", "must be one line with no %{...} variable",
+                          "write the literal value")
+                continue
+            clean[str(name)] = text
+        result[str(section)] = clean
+    return result
+
+
+def _disk(r: _Reader, raw: Mapping[str, Any], key: str, with_count: bool,
+          default_count: int) -> DiskSpec:
+    allowed = ("type", "sizeGiB", "iops", "throughput") + (("count",) if with_count else ())
+    d = r.obj(raw, key, allowed)
+    count = r.integer(d, f"{key}.count", default_count) if with_count else 1
+    vtype = r.choice(d, f"{key}.type", "gp3", tuple(VOLUME_LIMITS))
+    limits = VOLUME_LIMITS[vtype]
+    size = r.integer(d, f"{key}.sizeGiB", 100) or 0
+    iops = r.integer(d, f"{key}.iops", None)
+    throughput = r.integer(d, f"{key}.throughput", None)
+    if with_count and not 1 <= (count or 0) <= MAX_DATA_DISKS:
+        r.problem(f"{key}.count", f"{count} disks per ReplicaServer is outside 1..{MAX_DATA_DISKS}",
+                  "every ReplicaServer gets this many identical disks")
+    low, high = limits["size"]
+    if not low <= size <= high:
+        r.problem(f"{key}.sizeGiB", f"{size} GiB is outside what {vtype} allows ({low}..{high})",
+                  "pick a size in range")
+    if vtype == "gp3":
+        iops = 3000 if iops is None else iops
+        throughput = 125 if throughput is None else throughput
+    if vtype in ("io1", "io2") and iops is None:
+        r.problem(f"{key}.iops", f"{vtype} volumes need provisioned IOPS", "set iops")
+    if iops is not None:
+        if limits["iops"] is None:
+            r.problem(f"{key}.iops", f"{vtype} volumes do not take provisioned IOPS", "remove iops or use gp3/io2")
+        else:
+            low, high = limits["iops"]
+            if not low <= iops <= high:
+                r.problem(f"{key}.iops", f"{iops} is outside what {vtype} allows ({low}..{high})", "pick a value in range")
+            elif iops > limits["iops_per_gib"] * max(size, 1):
+                r.problem(f"{key}.iops", f"{iops} IOPS on {size} GiB exceeds {limits['iops_per_gib']} IOPS per GiB",
+                          "lower iops or grow sizeGiB")
+    if throughput is not None:
+        if limits["throughput"] is None:
+            r.problem(f"{key}.throughput", f"{vtype} volumes do not take a throughput setting", "remove it or use gp3")
+        else:
+            low, high = limits["throughput"]
+            if not low <= throughput <= high:
+                r.problem(f"{key}.throughput", f"{throughput} MiB/s is outside what gp3 allows ({low}..{high})",
+                          "pick a value in range")
+            elif iops is not None and throughput * 4 > iops:
+                r.problem(f"{key}.throughput", f"{throughput} MiB/s needs at least {throughput * 4} IOPS on gp3 "
+                          f"(0.25 MiB/s per IOPS), iops is {iops}", "raise iops or lower throughput")
+    return DiskSpec(count=count or 1, type=vtype, size_gib=size, iops=iops, throughput=throughput)
+
+
+def _ip_port_list(r: _Reader, key: str, value: str) -> tuple[str, ...]:
+    entries = [e.strip() for e in value.split(",") if e.strip()]
+    if not entries:
+        r.problem(key, "is empty", "list the ensemble as ip:port,ip:port")
+    for entry in entries:
+        host, _, port = entry.rpartition(":")
+        try:
+            ipaddress.IPv4Address(host)
+            ok = port.isdigit() and 0 < int(port) < 65536
+        except ValueError:
+            ok = False
+        if not ok:
+            r.problem(key, f"{entry!r} is not an IPv4 address with a port (host names are not allowed: "
+                      "Pegasus wants IP addresses)", "write it as 10.0.0.5:2181")
+    return tuple(entries)
+
+
+def build_spec(
+    raw: Mapping[str, Any],
+    *,
+    stack: str,
+    secret_keys: set[str] | frozenset[str] = frozenset(),
+    project_dir: Path = Path("."),
+    inspect: Callable[[Path], PackageInfo] = inspect_package,
+) -> ClusterSpec:
+    """Validate the `pegasus:*` config (keys without the namespace) into a ClusterSpec."""
+    r = _Reader()
+    for unknown in sorted(set(raw) - set(TOP_LEVEL_KEYS)):
+        r.problem(unknown, "is not a known key", f"remove it or use one of {', '.join(TOP_LEVEL_KEYS)}")
+
+    cluster_name = r.string(raw, "clusterName", None)
+    if cluster_name is None:
+        r.problem("clusterName", "is required", "pulumi config set pegasus:clusterName <name>")
+        cluster_name = "invalid"
+    elif not CLUSTER_NAME.match(cluster_name):
+        r.problem("clusterName", f"{cluster_name!r} may hold only letters, digits and _ (1-64 chars)",
+                  "it becomes a ZooKeeper path and a config key")
+
+    package = None
+    package_value = r.string(raw, "package", None)
+    if package_value is None:
+        r.problem("package", "is required", "point it at the .tar.gz that pack_server made")
+    else:
+        path = Path(package_value)
+        path = path if path.is_absolute() else project_dir / path
+        try:
+            package = inspect(path)
+        except PackageError as exc:
+            r.problem("package", str(exc), "fix the path or rebuild the package with pack_server")
+
+    home_dir = r.string(raw, "homeDir", "/home/work") or "/home/work"
+    home_ok = _check_path(r, "homeDir", home_dir)
+    app_dir = r.string(raw, "appDir", None) or f"{home_dir}/app/pegasus"
+    if _check_path(r, "appDir", app_dir) and home_ok:
+        _check_app_dir(r, app_dir, home_dir)
+
+    image_raw = r.obj(raw, "image", ("distribution", "architecture", "ami"))
+    image = ImageSpec(
+        distribution=r.choice(image_raw, "image.distribution", "debian-12", tuple(DISTRIBUTIONS)),
+        architecture=r.choice(image_raw, "image.architecture", "amd64", ARCHITECTURES),
+        ami=r.string(image_raw, "image.ami", None),
+    )
+    if image.ami is not None and not AMI_ID.match(image.ami):
+        r.problem("image.ami", f"{image.ami!r} is not an AMI id", "use ami-<hex> or leave it out to look one up")
+
+    ssh = _ssh(r, raw, image, secret_keys)
+    meta = _role(r, raw, "meta", default_count=3, default_type="m6i.large")
+    if meta.count not in (2, 3):
+        r.problem("meta.count", f"{meta.count} MetaServers is not supported", "use 2 or 3 (3 survives a loss)")
+    replica = _replica(r, raw)
+    collector = _collector(r, raw)
+    zookeeper = _zookeeper(r, raw)
+    network = _network(r, raw, ssh)
+    overrides = _overrides(r, raw.get("configOverrides"), "configOverrides")
+    timeouts_raw = r.obj(raw, "timeouts", ("startSeconds", "healthSeconds", "zookeeperSeconds"))
+    timeouts = Timeouts(
+        start_seconds=r.integer(timeouts_raw, "timeouts.startSeconds", 180) or 180,
+        health_seconds=r.integer(timeouts_raw, "timeouts.healthSeconds", 600) or 600,
+        zookeeper_seconds=r.integer(timeouts_raw, "timeouts.zookeeperSeconds", 300) or 300,
+    )
+    hdfs_args = r.string(raw, "hdfsServiceArgs", "") or ""
+    if "\n" in hdfs_args or "%{" in hdfs_args:
+        r.problem("hdfsServiceArgs", "must be one line with no %{...}", "write the HDFS block service arguments literally")
+    retain = r.boolean(raw, "retainData", False)
+
+    if r.problems:
+        raise SpecError(r.problems)
+    assert package is not None
+    return ClusterSpec(
+        stack=stack, cluster_name=cluster_name, package=package, home_dir=home_dir,
+        app_dir=app_dir, ssh=ssh, image=image, meta=meta, replica=replica,
+        collector=collector, zookeeper=zookeeper, network=network,
+        config_overrides=overrides, hdfs_service_args=hdfs_args, retain_data=retain,
+        timeouts=timeouts,
+    )
+
+
+def _ssh(r: _Reader, raw: Mapping[str, Any], image: ImageSpec, secret_keys) -> SshSpec:
+    s = r.obj(raw, "ssh", ("user", "privateKey", "publicKey", "bastion"))
+    user = r.string(s, "ssh.user", DISTRIBUTIONS[image.distribution][0]) or "admin"
+    private_key = r.string(s, "ssh.privateKey", None)
+    if private_key is None:
+        r.problem("ssh.privateKey", "is required (the remote commands log in with it)",
+                  "pulumi config set --secret --path pegasus:ssh.privateKey < key")
+    elif f"{NAMESPACE}:ssh" not in secret_keys:
+        r.problem("ssh.privateKey", "is stored in plain text in the stack file",
+                  "set it again with --secret: pulumi config set --secret --path pegasus:ssh.privateKey < key")
+    public_key = r.string(s, "ssh.publicKey", None)
+    if public_key is None:
+        r.problem("ssh.publicKey", "is required (installed on every server)", "set it to the key's .pub line")
+    elif not PUBLIC_KEY.match(public_key.strip()):
+        r.problem("ssh.publicKey", "is not an OpenSSH public key line", "paste the content of the .pub file")
+    bastion = None
+    if s.get("bastion") is not None:
+        b = r.obj(s, "ssh.bastion", ("host", "user", "port"))
+        host = r.string(b, "ssh.bastion.host", None)
+        if not host or not HOST_NAME.match(host):
+            r.problem("ssh.bastion.host", f"{host!r} is not a host name or address", "set the bastion's address")
+        port = r.integer(b, "ssh.bastion.port", 22) or 22
+        if not 0 < port < 65536:
+            r.problem("ssh.bastion.port", f"{port} is not a TCP port", "use 1..65535")
+        bastion = Bastion(host=host or "", user=r.string(b, "ssh.bastion.user", user) or user, port=port)
+    return SshSpec(user=user, private_key=private_key or "", public_key=(public_key or "").strip(), bastion=bastion)
+
+
+def _role(r: _Reader, raw, name: str, default_count: int, default_type: str) -> RoleSpec:
+    d = r.obj(raw, name, ("count", "instanceType", "configOverrides"))
+    return RoleSpec(
+        count=r.integer(d, f"{name}.count", default_count) or 0,
+        instance_type=r.instance_type(d, f"{name}.instanceType", default_type),
+        config_overrides=_overrides(r, d.get("configOverrides"), f"{name}.configOverrides"),
+    )
+
+
+def _replica(r: _Reader, raw) -> ReplicaSpec:
+    d = r.obj(raw, "replica", ("count", "instanceType", "configOverrides", "dataDisks", "slogDisk"))
+    count = r.integer(d, "replica.count", 3) or 0
+    if count < 3:
+        r.problem("replica.count", f"{count} ReplicaServers cannot hold 3 replicas of a partition",
+                  "use 3 or more")
+    data = _disk(r, d, "replica.dataDisks", with_count=True, default_count=2)
+    slog = _disk(r, d, "replica.slogDisk", with_count=False, default_count=1) if d.get("slogDisk") is not None else None
+    return ReplicaSpec(
+        count=count,
+        instance_type=r.instance_type(d, "replica.instanceType", "m6i.2xlarge"),
+        config_overrides=_overrides(r, d.get("configOverrides"), "replica.configOverrides"),
+        data_disks=data,
+        slog_disk=slog,
+    )
+
+
+def _collector(r: _Reader, raw) -> CollectorSpec:
+    d = r.obj(raw, "collector", ("enabled", "colocate", "instanceType", "configOverrides"))
+    return CollectorSpec(
+        enabled=r.boolean(d, "collector.enabled", True),
+        colocate=r.boolean(d, "collector.colocate", True),
+        instance_type=r.instance_type(d, "collector.instanceType", "m6i.large"),
+        config_overrides=_overrides(r, d.get("configOverrides"), "collector.configOverrides"),
+    )
+
+
+def _zookeeper(r: _Reader, raw) -> ZooKeeperSpec:
+    d = r.obj(raw, "zookeeper", ("count", "instanceType", "servers", "allowSingleNode",
+                                  "adoptExistingPath", "access"))
+    servers_raw = r.string(d, "zookeeper.servers", None)
+    access = r.choice(d, "zookeeper.access", "ssh", ("ssh", "direct"))
+    adopt = r.boolean(d, "zookeeper.adoptExistingPath", False)
+    if servers_raw is not None:
+        for clash in ("count", "instanceType", "allowSingleNode"):
+            if clash in d:
+                r.problem(f"zookeeper.{clash}", "does not apply to an external ensemble (zookeeper.servers is set)",
+                          "remove it, or remove servers to provision ZooKeeper")
+        servers = _ip_port_list(r, "zookeeper.servers", servers_raw)
+        return ZooKeeperSpec(count=0, instance_type="", external_servers=servers,
+                             adopt_existing_path=adopt, access=access)
+    count = r.integer(d, "zookeeper.count", 3) or 0
+    if count not in (1, 3, 5):
+        r.problem("zookeeper.count", f"an ensemble of {count} has no safe majority", "use 3 or 5 (or 1 for tests)")
+    elif count == 1 and not r.boolean(d, "zookeeper.allowSingleNode", False):
+        r.problem("zookeeper.count", "1 ZooKeeper server is a single point of failure",
+                  "use 3, or set zookeeper.allowSingleNode: true for a throwaway stack")
+    return ZooKeeperSpec(count=count, instance_type=r.instance_type(d, "zookeeper.instanceType", "t3.medium"),
+                         external_servers=(), adopt_existing_path=adopt, access=access)
+
+
+def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
+    d = r.obj(raw, "network", ("vpcId", "subnetId", "availabilityZone", "vpcCidr", "extraNics",
+                                "primaryInterface", "adminCidr", "allowWorldSsh", "publicAddresses"))
+    vpc_id = r.string(d, "network.vpcId", None)
+    subnet_id = r.string(d, "network.subnetId", None)
+    for key, value in (("vpcId", vpc_id), ("subnetId", subnet_id)):
+        if value is not None and not AWS_ID[key].match(value):
+            r.problem(f"network.{key}", f"{value!r} is not an AWS {key[:-2]} id", "copy it from the AWS console")
+    if (vpc_id is None) != (subnet_id is None):
+        r.problem("network.subnetId", "vpcId and subnetId go together", "set both to use an existing network, or neither")
+    vpc_cidr = r.string(d, "network.vpcCidr", "10.42.0.0/16") or "10.42.0.0/16"
+    try:
+        net = ipaddress.IPv4Network(vpc_cidr)
+        if not net.is_private or net.prefixlen > 24:
+            raise ValueError
+    except ValueError:
+        r.problem("network.vpcCidr", f"{vpc_cidr!r} is not a private IPv4 range of /24 or larger",
+                  "use e.g. 10.42.0.0/16 (Pegasus picks private addresses)")
+    extra = r.integer(d, "network.extraNics", 0) or 0
+    if extra not in (0, 1):
+        r.problem("network.extraNics", f"{extra} extra NICs is not supported", "use 0 or 1")
+    primary = r.string(d, "network.primaryInterface", "") or ""
+    if primary and not INTERFACE_NAME.match(primary):
+        r.problem("network.primaryInterface", f"{primary!r} is not an interface name", "e.g. ens6, or leave it empty")
+    admin = r.string(d, "network.adminCidr", None)
+    if admin is not None:
+        try:
+            admin_net = ipaddress.IPv4Network(admin, strict=True)
+            if admin_net.prefixlen == 0 and not r.boolean(d, "network.allowWorldSsh", False):
+                r.problem("network.adminCidr", "0.0.0.0/0 opens SSH to the whole internet",
+                          "use your office or VPN range, or set network.allowWorldSsh: true knowingly")
+        except ValueError:
+            r.problem("network.adminCidr", f"{admin!r} is not an IPv4 CIDR", "write it as 203.0.113.0/24")
+    elif ssh.bastion is None:
+        r.problem("network.adminCidr", "is required when no ssh.bastion is set (nothing else may reach SSH)",
+                  "set the range your operators connect from, or an ssh.bastion")
+    return NetworkSpec(
+        vpc_id=vpc_id, subnet_id=subnet_id, availability_zone=r.string(d, "network.availabilityZone", None),
+        vpc_cidr=vpc_cidr, extra_nics=extra, primary_interface=primary, admin_cidr=admin,
+        public_addresses=r.boolean(d, "network.publicAddresses", False),
+    )

@@ -1,0 +1,48 @@
+"""The ZooKeeper ensemble: provisioned on its own hosts, or an existing one used as is.
+
+Provisioned: every host gets the distribution's `zookeeper` package, zoo.cfg,
+myid and a systemd unit; then one readiness check waits for a quorum with a
+leader and fails with the tail of the ZooKeeper log when none forms.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_command as command
+
+from . import server_files as files
+from .host import HostHandle
+from .host_preparation import HostPreparation
+from .spec import ClusterSpec
+
+
+class ZooKeeperEnsemble(pulumi.ComponentResource):
+    """`servers` is the `ip:port,...` list; `ready` is what must precede its first client."""
+
+    servers: pulumi.Output[str]
+    ready: list[pulumi.Resource]
+
+    def __init__(self, name: str, spec: ClusterSpec, hosts: list[tuple[HostHandle, HostPreparation]],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pegasus:cluster:ZooKeeper", name, None, opts)
+        if not spec.zookeeper.provisioned:
+            self.servers = pulumi.Output.from_input(",".join(spec.zookeeper.external_servers))
+            self.ready = []
+            self.register_outputs({"servers": self.servers})
+            return
+        ips = pulumi.Output.all(*[host.cluster_ip for host, _ in hosts])
+        installs = []
+        for index, (host, prep) in enumerate(hosts):
+            installs.append(command.remote.Command(
+                f"{host.name}-zookeeper", connection=host.connection,
+                create=ips.apply(lambda all_ips, i=index: files.install_zookeeper_script(all_ips, i)),
+                delete=files.remove_zookeeper_script(),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=prep.done)))
+        first = hosts[0][0]
+        check = command.remote.Command(
+            f"{name}-ready", connection=first.connection,
+            create=ips.apply(lambda all_ips: files.zookeeper_ready_script(all_ips, spec.timeouts.zookeeper_seconds)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=installs))
+        self.servers = ips.apply(files.zookeeper_servers)
+        self.ready = [check]
+        self.register_outputs({"servers": self.servers})

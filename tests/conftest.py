@@ -1,0 +1,20 @@
+"""Fixtures shared by every test suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.zookeeper_server import ZOOKEEPER_HOME, ZooKeeperServer
+
+
+@pytest.fixture(scope="session")
+def zookeeper_server(tmp_path_factory):
+    """One real ZooKeeper (Debian package) on 127.0.0.1 for the whole session.
+
+    Tests that share it must use their own cluster root path.
+    """
+    if not ZooKeeperServer.available():
+        pytest.skip(f"needs a real ZooKeeper: {ZOOKEEPER_HOME}/bin/zkServer.sh is absent "
+                    "(apt-get install zookeeper)")
+    with ZooKeeperServer(tmp_path_factory.mktemp("zookeeper")) as server:
+        yield server

@@ -1,0 +1,275 @@
+"""LocalCloud: real Linux machines, volumes and NICs on this host, for e2e tests.
+
+    with LocalCloud() as cloud:
+        a = cloud.boot_machine("meta-0", [my_public_key])
+        path = cloud.attach_volume(a, "vol-0123456789abcdef0", size_gib=10)
+        ip = cloud.attach_nic(a, mac="02:aa:bb:cc:dd:ee")
+        rc, out, err = a.ssh("lsblk")
+
+Requires root, debootstrap and systemd-nspawn. `close()` (or leaving the `with`)
+removes everything the cloud made, also after failures; `sweep_leftovers()`
+removes what a killed earlier run left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import disks
+from .disks import Volume
+from .leftovers import (
+    OPEN_TAGS, RunRecord, remove_tree, runs_root, sweep_leftovers, sweep_run, unmount_all_under,
+)
+from .machines import Machine, Nic, personalize, power_off, prepare_root, random_mac, start_nspawn
+from .machines import NAME_PATTERN
+from .network import Network
+from .rootfs import base_rootfs
+from .shell import run
+from .ssh import wait_for_ssh
+from .sshkeys import generate_key_pair
+
+BOOT_TIMEOUT = 120.0
+
+
+def missing_prerequisites() -> list[str]:
+    """Why this host cannot run a local cloud (empty when it can)."""
+    reasons = []
+    if os.geteuid() != 0:
+        reasons.append("must run as root (netns, loop devices, systemd-nspawn)")
+    for tool in ("systemd-nspawn", "debootstrap", "losetup", "ip", "mount"):
+        if shutil.which(tool) is None:
+            reasons.append(f"{tool} is not installed")
+    return reasons
+
+
+class LocalCloud:
+    def __init__(self, *, base: Path | None = None, sweep: bool = True, log=print):
+        problems = missing_prerequisites()
+        if problems:
+            raise RuntimeError("cannot start a local cloud: " + "; ".join(problems))
+        if sweep:
+            swept = sweep_leftovers()
+            if swept:
+                log(f"localcloud: removed leftovers of earlier runs: {swept}")
+        self.log = log
+        self.base = base or base_rootfs(log=log)
+        self.tag = secrets.token_hex(2)
+        self.run_dir = runs_root() / self.tag
+        self.run_dir.mkdir(parents=True)
+        OPEN_TAGS.add(self.tag)
+        self.record = RunRecord(self.run_dir, self.tag)
+        self._lock = threading.RLock()
+        self.machines: dict[str, Machine] = {}
+        self.volumes: dict[str, Volume] = {}
+        self.closed = False
+        try:
+            self.keys = generate_key_pair(self.run_dir)
+            self.network = Network(self.tag)
+            self.network.create_bridge()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "LocalCloud":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- machines ----------------------------------------------------------
+    def boot_machine(self, name: str, authorized_keys: list[str] = (), *,
+                     timeout: float = BOOT_TIMEOUT) -> Machine:
+        """Boot a machine; return once root can log in over SSH at `machine.ip`."""
+        if not NAME_PATTERN.match(name):
+            raise ValueError(
+                f"machine name {name!r} must be lower-case letters, digits and '-' "
+                "(it becomes the host name), at most 40 characters"
+            )
+        with self._lock:
+            if name in self.machines:
+                raise ValueError(f"a machine named {name!r} already exists in this cloud")
+            directory = self.run_dir / "machines" / name
+            machine = Machine(
+                name=name, ip=self.network.allocate_ip(), mac=random_mac(),
+                netns=f"pending-{name}", directory=directory, root=directory / "root",
+                log_path=self.run_dir / "machines" / f"{name}.console.log", cloud=self,
+            )
+            self.machines[name] = machine
+        try:
+            prepare_root(self.base, directory)
+            personalize(machine.root, name, [self.keys.public_key, *authorized_keys])
+            machine.netns = self.network.create_netns(name)
+            machine.primary_host_end = self.network.plug(
+                machine.netns, "eth0", machine.ip, mac=machine.mac, default_route=True)
+            started = time.monotonic()
+            machine.process = start_nspawn(machine.root, name, machine.netns, machine.log_path)
+            self.record.add("pids", machine.process.pid)
+            wait_for_ssh(machine.ip, self.keys.private_key, timeout, machine.is_running)
+            # Let boot finish so units the tests start do not race early boot jobs.
+            # "degraded" is fine here: the state is printed in the log for a reader.
+            _, state, _ = machine.ssh("systemctl is-system-running --wait", timeout=timeout)
+            self.log(f"localcloud: {name} up at {machine.ip} in "
+                     f"{time.monotonic() - started:.1f}s (systemd: {state.strip()})")
+        except BaseException as error:
+            tail = machine.console_tail()
+            self.terminate(machine)
+            if isinstance(error, Exception):
+                raise RuntimeError(
+                    f"machine {name} did not boot: {error}\nconsole ({machine.log_path}):\n{tail}"
+                ) from error
+            raise
+        return machine
+
+    def terminate(self, machine: Machine) -> None:
+        """Power off and remove a machine; its attached volumes are detached, not deleted."""
+        with machine.lock:
+            for volume in list(machine.volumes.values()):
+                self._detach(volume, machine)
+            power_off(machine)
+            if machine.process is not None:
+                self.record.remove("pids", machine.process.pid)
+            for nic in list(machine.nics.values()):
+                self.network.unplug(nic.host_end)
+                self.network.release_ip(nic.ip)
+            machine.nics.clear()
+            if machine.primary_host_end:
+                self.network.unplug(machine.primary_host_end)
+            if not machine.netns.startswith("pending-"):
+                self.network.delete_netns(machine.netns)
+            unmount_all_under(machine.directory)
+            remove_tree(machine.directory)
+            self.network.release_ip(machine.ip)
+        with self._lock:
+            if self.machines.get(machine.name) is machine:
+                del self.machines[machine.name]
+
+    # -- volumes -----------------------------------------------------------
+    def create_volume(self, volume_id: str, size_gib: int) -> Volume:
+        with self._lock:
+            if volume_id in self.volumes:
+                raise ValueError(f"volume {volume_id} already exists")
+            volume = Volume(volume_id, int(size_gib), self.run_dir / "volumes" / f"{volume_id}.img")
+            disks.create_backing_file(volume.path, volume.size_gib)
+            self.volumes[volume_id] = volume
+            return volume
+
+    def attach_volume(self, machine: Machine, volume_id: str, size_gib: int | None = None) -> str:
+        """Attach (creating it first if unknown and `size_gib` given); return the by-id path."""
+        with self._lock:
+            volume = self.volumes.get(volume_id)
+            if volume is None:
+                if size_gib is None:
+                    raise KeyError(f"no volume {volume_id}; create it or pass size_gib")
+                volume = self.create_volume(volume_id, size_gib)
+        with machine.lock:
+            if volume.attached_to is not None:
+                raise RuntimeError(
+                    f"volume {volume_id} is already attached to {volume.attached_to.name}; "
+                    "detach it first"
+                )
+            path = disks.plug(volume, machine)
+            machine.volumes[volume_id] = volume
+            self.record.add("loops", volume.loop)
+        return path
+
+    def detach_volume(self, volume_id: str) -> None:
+        volume = self.volumes[volume_id]
+        machine = volume.attached_to
+        if machine is None:
+            return
+        with machine.lock:
+            self._detach(volume, machine)
+
+    def _detach(self, volume: Volume, machine: Machine) -> None:
+        loop = volume.loop
+        disks.unplug(volume)
+        machine.volumes.pop(volume.volume_id, None)
+        if loop:
+            self.record.remove("loops", loop)
+
+    def grow_volume(self, volume_id: str, size_gib: int) -> None:
+        """Enlarge a volume (as ModifyVolume does); the file system is not resized."""
+        with self._lock:
+            volume = self.volumes[volume_id]
+            if size_gib > volume.size_gib:
+                os.truncate(volume.path, size_gib * 1024**3)
+                volume.size_gib = size_gib
+                if volume.loop:
+                    run(["losetup", "-c", volume.loop])
+
+    def delete_volume(self, volume_id: str) -> None:
+        with self._lock:
+            volume = self.volumes.get(volume_id)
+            if volume is None:
+                return
+            if volume.attached_to is not None:
+                raise RuntimeError(
+                    f"volume {volume_id} is attached to {volume.attached_to.name}; detach it first"
+                )
+            volume.path.unlink(missing_ok=True)
+            del self.volumes[volume_id]
+
+    # -- network interfaces -------------------------------------------------
+    def allocate_ip(self) -> str:
+        """Reserve an address on the cloud's subnet (for a NIC attached later)."""
+        return self.network.allocate_ip()
+
+    def release_ip(self, ip: str) -> None:
+        self.network.release_ip(ip)
+
+    def attach_nic(self, machine: Machine, mac: str, ip: str | None = None,
+                   device_index: int | None = None) -> str:
+        """Hot-plug a second NIC with `mac` (and `ip`, else a new one); return its IP."""
+        mac = mac.lower()
+        with machine.lock:
+            if mac in machine.nics:
+                raise RuntimeError(f"machine {machine.name} already has a NIC with MAC {mac}")
+            ip = ip or self.network.allocate_ip()
+            used = {"eth0", *(n.inner_name for n in machine.nics.values())}
+            index = device_index if device_index and f"eth{device_index}" not in used else 1
+            while f"eth{index}" in used:
+                index += 1
+            host_end = self.network.plug(machine.netns, f"eth{index}", ip, mac=mac)
+            machine.nics[mac] = Nic(mac, ip, f"eth{index}", host_end)
+        return ip
+
+    def detach_nic(self, machine: Machine, mac: str, release_ip: bool = False) -> None:
+        with machine.lock:
+            nic = machine.nics.pop(mac.lower(), None)
+            if nic is None:
+                return
+            self.network.unplug(nic.host_end)
+            if release_ip:
+                self.network.release_ip(nic.ip)
+
+    # -- teardown ----------------------------------------------------------
+    def close(self) -> None:
+        """Remove every machine, volume, loop, netns, link and file of this cloud."""
+        if self.closed:
+            return
+        self.closed = True
+        errors = []
+        machines = list(self.machines.values())
+        if machines:
+            with ThreadPoolExecutor(max_workers=len(machines)) as pool:
+                for future in [pool.submit(self.terminate, m) for m in machines]:
+                    try:
+                        future.result()
+                    except Exception as error:  # keep tearing down the rest
+                        errors.append(error)
+        try:
+            if hasattr(self, "network"):
+                self.network.delete_bridge()
+            sweep_run(self.tag, self.run_dir)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            OPEN_TAGS.discard(self.tag)
+        if errors:
+            raise RuntimeError(f"local cloud {self.tag} teardown had errors: {errors}")

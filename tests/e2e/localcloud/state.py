@@ -1,0 +1,84 @@
+"""The stack's state between runs: one JSON file, like Pulumi's checkpoint, simplified.
+
+    {"resources": {"<type>::<name>": {"type", "name", "id", "inputs", "extras", "custom"}},
+     "order": ["<key>", ...],            # a valid dependency order (registration order)
+     "pending_deletes": [{...}, ...]}    # replaced resources whose delete has not run yet
+
+`inputs` are the registered inputs in a JSON form (assets become
+{"__asset": ..., "sha256": ...} so a changed file counts as a change); `extras`
+are the outputs the provider computed (ids, addresses, stdout). A record holds
+everything its delete needs (a Command's connection and delete script, a dynamic
+resource's serialized provider and outputs, the cloud ids of machines, volumes and
+NICs). Secrets (the SSH key in `connection`) are stored in plain text: this file
+lives in a test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def resource_key(type_: str, name: str) -> str:
+    return f"{type_}::{name}"
+
+
+class StackState:
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.RLock()
+        if path.exists():
+            data = json.loads(path.read_text())
+        else:
+            data = {"resources": {}, "order": [], "pending_deletes": []}
+        self.resources: dict[str, dict[str, Any]] = data["resources"]
+        self.order: list[str] = data["order"]
+        self.pending_deletes: list[dict[str, Any]] = data["pending_deletes"]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self.lock:
+            record = self.resources.get(key)
+            return copy.deepcopy(record) if record is not None else None
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        with self.lock:
+            self.resources[key] = copy.deepcopy(record)
+            if key not in self.order:
+                self.order.append(key)
+            self.save()
+
+    def remove(self, key: str) -> None:
+        with self.lock:
+            self.resources.pop(key, None)
+            if key in self.order:
+                self.order.remove(key)
+            self.save()
+
+    def add_pending_delete(self, record: dict[str, Any]) -> None:
+        with self.lock:
+            self.pending_deletes.append(copy.deepcopy(record))
+            self.save()
+
+    def drop_pending_delete(self, record: dict[str, Any]) -> None:
+        with self.lock:
+            self.pending_deletes = [r for r in self.pending_deletes if r != record]
+            self.save()
+
+    def set_order(self, order: list[str]) -> None:
+        with self.lock:
+            self.order = [key for key in order if key in self.resources]
+            self.save()
+
+    def save(self) -> None:
+        with self.lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(
+                {"resources": self.resources, "order": self.order,
+                 "pending_deletes": self.pending_deletes},
+                indent=1, sort_keys=True, default=str))
+            os.replace(tmp, self.path)

@@ -1,0 +1,20 @@
+"""pytest glue for suites that use the local cloud: the skip reason and a fixture."""
+
+from __future__ import annotations
+
+import pytest
+
+from .cloud import LocalCloud, missing_prerequisites
+
+
+def skip_unless_local_cloud_possible() -> pytest.MarkDecorator:
+    """`pytestmark` for e2e modules: skip, naming what is missing, where we cannot run."""
+    problems = missing_prerequisites()
+    return pytest.mark.skipif(bool(problems), reason="local cloud unavailable: " + "; ".join(problems))
+
+
+@pytest.fixture(scope="module")
+def local_cloud():
+    """One LocalCloud per test module, torn down (everything removed) afterwards."""
+    with LocalCloud() as cloud:
+        yield cloud

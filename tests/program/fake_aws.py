@@ -1,0 +1,112 @@
+"""Mocks for running the program in-process: plausible AWS outputs, no remote effects.
+
+`FakeCloud` answers every resource with its inputs plus the outputs the program
+reads (ids, addresses, MACs); `RecordingMonitor` also keeps each registration's
+dependencies, so tests can check the order `pulumi up` would follow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi.runtime.mocks import MockMonitor
+
+PRIMARY_NET = "10.42"
+NIC_NET = "10.43"
+
+
+def _stable_number(name: str, modulo: int) -> int:
+    """Ids and addresses derive from the resource name, so two runs agree."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:12], 16) % modulo
+
+
+def _address(net: str, name: str) -> str:
+    n = _stable_number(name, 254 * 254)
+    return f"{net}.{n // 254 + 1}.{n % 254 + 1}"
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    inputs: dict
+    dependencies: set[str] = field(default_factory=set)
+
+
+def _unwrap(value):
+    """Secrets arrive as {sig: ..., value: ...} in mock inputs: keep the value."""
+    if isinstance(value, dict):
+        if "4dabf18193072939515e22adb298388d" in value:
+            return _unwrap(value.get("value"))
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+class FakeCloud(pulumi.runtime.Mocks):
+    def __init__(self, nic_name: str = "ens6") -> None:
+        self.nic_name = nic_name
+        self._lock = threading.Lock()
+        self.resources: dict[str, Registration] = {}
+        self.raw_inputs: dict[str, dict] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = _unwrap(args.inputs)
+        with self._lock:
+            self.raw_inputs[args.name] = args.inputs
+        state = dict(inputs)
+        n = _stable_number(args.name, 1 << 48)
+        kind = args.typ
+        if kind == "aws:ec2/instance:Instance":
+            state.update(privateIp=_address(PRIMARY_NET, args.name), publicIp=_address("198.51", args.name),
+                         availabilityZone=inputs.get("availabilityZone") or "eu-west-1a")
+        elif kind == "aws:ec2/networkInterface:NetworkInterface":
+            mac = ":".join(f"{(n >> shift) & 0xff:02x}" for shift in (32, 24, 16, 8, 0))
+            state.update(privateIp=_address(NIC_NET, args.name), macAddress=f"02:{mac}")
+        elif kind == "aws:ec2/keyPair:KeyPair":
+            state.update(keyName=args.name)
+        elif kind == "command:remote:Command":
+            state.update(stdout=f"{self.nic_name}\n" if args.name.endswith("-nic") else "ok", stderr="")
+        elif kind.startswith("pulumi-python:dynamic"):
+            state.update(path=f"/pegasus/{inputs.get('cluster_name')}", owner=inputs.get("owner"))
+        resource_id = f"{args.name}-{n:017x}" if not kind.startswith("aws:ebs/volume") else f"vol-{n:017x}"
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:ec2/getAmi:getAmi":
+            return {"id": "ami-0123456789abcdef0", "architecture": "x86_64"}
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": ["eu-west-1a", "eu-west-1b"], "zoneIds": ["euw1-az1", "euw1-az2"]}
+        if args.token == "aws:ec2/getSubnet:getSubnet":
+            return {"id": args.args.get("id"), "availabilityZone": "eu-west-1b", "cidrBlock": "10.9.0.0/24"}
+        if args.token == "aws:ec2/getVpc:getVpc":
+            return {"id": args.args.get("id"), "cidrBlock": "10.9.0.0/16"}
+        return {}
+
+
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also recording each resource's dependencies."""
+
+    def __init__(self, cloud: FakeCloud) -> None:
+        super().__init__(cloud)
+        self.cloud = cloud
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if not request.custom:
+            return response  # components only group; custom resources are what gets created
+        deps = set(request.dependencies)
+        for prop in request.propertyDependencies.values():
+            deps.update(prop.urns)
+        inputs = self.cloud.raw_inputs.get(request.name, {})
+        with self.cloud._lock:
+            assert request.name not in self.cloud.resources, f"two resources named {request.name}"
+            self.cloud.resources[request.name] = Registration(
+                type=request.type, name=request.name, urn=response.urn, inputs=_unwrap(inputs),
+                dependencies=deps)
+        return response

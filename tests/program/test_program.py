@@ -1,0 +1,240 @@
+"""The Pulumi program under mocks: what `pulumi up` would ask AWS and the hosts for."""
+
+from __future__ import annotations
+
+import copy
+
+import pulumi
+import pytest
+
+from tests.program.conftest import PRIVATE_KEY
+
+INSTANCE = "aws:ec2/instance:Instance"
+VOLUME = "aws:ebs/volume:Volume"
+ATTACHMENT = "aws:ec2/volumeAttachment:VolumeAttachment"
+NIC = "aws:ec2/networkInterface:NetworkInterface"
+COMMAND = "command:remote:Command"
+COPY = "command:remote:CopyToRemote"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+def with_(raw: dict, **changes) -> dict:
+    raw = copy.deepcopy(raw)
+    for dotted, value in changes.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return raw
+
+
+SHAPES = {
+    # name: (config changes, instances, volumes, nics)
+    "default": ({}, 3 + 3 + 3, 3 * 2, 0),
+    "external zookeeper": ({"zookeeper": {"servers": "10.9.0.5:2181,10.9.0.6:2181,10.9.0.7:2181"}}, 3 + 3, 3 * 2, 0),
+    "collector on its own host": ({"collector": {"colocate": False}}, 3 + 3 + 3 + 1, 3 * 2, 0),
+    "no collector": ({"collector": {"enabled": False}}, 3 + 3 + 3, 3 * 2, 0),
+    "extra nic": ({"network": {"adminCidr": "203.0.113.0/24", "extraNics": 1}}, 9, 6, 3 + 3),
+    "slog disk, 4 data disks, 5 replicas": (
+        {"replica": {"count": 5, "dataDisks": {"count": 4}, "slogDisk": {"type": "gp3", "sizeGiB": 50}}},
+        3 + 3 + 5, 5 * 5, 0),
+    "small": ({"meta": {"count": 2}, "zookeeper": {"count": 1, "allowSingleNode": True}}, 1 + 2 + 3, 6, 0),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_resource_counts(deploy, base_config, shape):
+    changes, instances, volumes, nics = SHAPES[shape]
+    raw = {**copy.deepcopy(base_config), **changes}
+    d = deploy(raw)
+    assert d.count(INSTANCE) == instances
+    assert d.count(VOLUME) == volumes
+    assert d.count(ATTACHMENT) == volumes
+    assert d.count(NIC) == nics
+    assert d.count("aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment") == nics
+    collector_runs = raw.get("collector", {}).get("enabled", True)
+    metas, replicas = raw.get("meta", {}).get("count", 3), raw.get("replica", {}).get("count", 3)
+    roles = metas + replicas + (1 if collector_runs else 0)
+    pegasus_hosts = instances - (0 if "servers" in raw.get("zookeeper", {}) else raw.get("zookeeper", {}).get("count", 3))
+    assert d.count(COPY) == roles + pegasus_hosts  # one config per role, one package upload per host
+    rolls = [r for r in d.of_type(COMMAND) if r.name.endswith("-roll")]
+    assert len(rolls) == roles
+    assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-meta-roll-leader")]) == metas
+    zk_ready = [r for r in d.of_type(COMMAND) if r.name == "c1-zookeeper-ready"]
+    assert len(zk_ready) == (0 if "servers" in raw.get("zookeeper", {}) else 1)
+
+
+def test_security_baseline(deploy, base_config):
+    d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1},
+                     replica={"slogDisk": {"type": "io2", "sizeGiB": 100, "iops": 5000}}))
+    for volume in d.of_type(VOLUME):
+        assert volume.inputs["encrypted"] is True, volume.name
+        assert {"pegasus:cluster", "pegasus:role", "pegasus:node", "pegasus:disk"} <= set(volume.inputs["tags"])
+    for instance in d.of_type(INSTANCE):
+        assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.name
+        assert instance.inputs["rootBlockDevice"]["encrypted"] is True
+        assert instance.inputs["associatePublicIpAddress"] is False
+    rules = d.of_type(INGRESS)
+    assert rules
+    for rule in rules:
+        assert rule.inputs.get("cidrIpv4") != "0.0.0.0/0", rule.name
+        if "cidrIpv4" in rule.inputs:
+            assert (rule.inputs["fromPort"], rule.inputs["toPort"]) == (22, 22)
+            assert rule.inputs["cidrIpv4"] == "203.0.113.0/24"
+        else:
+            assert rule.inputs["referencedSecurityGroupId"], rule.name
+    ports = {(r.inputs["fromPort"]) for r in rules}
+    assert ports == {22, 2181, 2888, 3888, 34601, 34801, 34101}
+
+
+def test_world_ssh_only_when_allowed(deploy, base_config):
+    d = deploy(with_(base_config, network={"adminCidr": "0.0.0.0/0", "allowWorldSsh": True}))
+    world = [r for r in d.of_type(INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"]
+    assert world and all(r.inputs["fromPort"] == 22 for r in world)
+
+
+def test_start_and_destroy_order(deploy, base_config):
+    d = deploy(base_config)
+    guard = next(r.name for r in d.resources.values() if r.type.startswith("pulumi-python:dynamic"))
+    assert "c1-zookeeper-ready" in d.ancestors(guard)
+    for i in range(3):
+        assert {f"zk-{i}-zookeeper", f"zk-{i}-prepare"} <= d.ancestors("c1-zookeeper-ready")
+        assert guard in d.ancestors(f"meta-{i}-meta")
+        replica = d.ancestors(f"replica-{i}-replica")
+        assert {"meta-0-meta", "meta-1-meta", "meta-2-meta"} <= replica
+        assert {"replica-{0}-disks".format(i), f"replica-{i}-package", f"replica-{i}-replica-config"} <= replica
+    assert {f"replica-{i}-replica" for i in range(3)} <= d.ancestors("meta-0-collector")
+    health = d.ancestors("c1-health")
+    services = {r.name for r in d.of_type(COMMAND) if r.name.split("-")[-1] in ("meta", "replica", "collector")}
+    assert services <= health
+    assert {r.name for r in d.of_type(COMMAND) if "-roll" in r.name} <= health
+    # Destroy runs in reverse: MetaServers go before the guard, the guard before ZooKeeper.
+    assert guard not in d.ancestors("c1-zookeeper-ready")
+    assert all(f"meta-{i}-meta" not in d.ancestors(guard) for i in range(3))
+
+
+def test_rolls_form_one_chain_per_cluster(deploy, base_config):
+    d = deploy(base_config)
+    chain = ["meta-0-meta-roll", "meta-1-meta-roll", "meta-2-meta-roll",
+             "meta-0-meta-roll-leader", "meta-1-meta-roll-leader", "meta-2-meta-roll-leader",
+             "replica-0-replica-roll", "replica-1-replica-roll", "replica-2-replica-roll",
+             "meta-0-collector-roll"]
+    for earlier, later in zip(chain, chain[1:]):
+        assert earlier in d.ancestors(later), (earlier, later)
+    # ...but first starts do not wait for each other: ReplicaServers start in parallel.
+    for i in range(3):
+        others = {f"replica-{j}-replica" for j in range(3) if j != i} | {f"replica-{j}-replica-roll" for j in range(3)}
+        assert not others & d.ancestors(f"replica-{i}-replica")
+
+
+def _command(d, name):
+    return d.resources[name].inputs
+
+
+def test_delete_scripts_name_exactly_the_role_directories(deploy, base_config):
+    d = deploy(with_(base_config, replica={"dataDisks": {"count": 3}, "slogDisk": {"type": "gp3", "sizeGiB": 50}}))
+    replica_delete = _command(d, "replica-0-replica")["delete"]
+    for path in ("/home/work/app/pegasus/replica", "/home/work/ssd1/pegasus/c1", "/home/work/ssd2/pegasus/c1",
+                 "/home/work/ssd3/pegasus/c1", "/home/work/slog/pegasus/c1"):
+        assert path in replica_delete
+    assert "/home/work/app/pegasus/meta" not in replica_delete
+    meta_delete = _command(d, "meta-0-meta")["delete"]
+    assert "/home/work/app/pegasus/meta" in meta_delete and "/ssd1/" not in meta_delete
+    assert "retain_data=false" in replica_delete.replace(" ", "")
+
+
+def test_retain_data_keeps_directories_volumes_and_path(deploy, base_config):
+    d = deploy(with_(base_config, retainData=True))
+    assert "retain_data=true" in _command(d, "replica-0-replica")["delete"].replace(" ", "")
+    guard = next(r for r in d.resources.values() if r.type.startswith("pulumi-python:dynamic"))
+    assert guard.inputs["retain"] is True
+
+
+def test_private_key_is_secret_and_in_no_command(deploy, base_config):
+    d = deploy(base_config)
+    for r in d.of_type(COMMAND) + d.of_type(COPY):
+        for field in ("create", "update", "delete"):
+            assert PRIVATE_KEY.strip().splitlines()[1] not in str(r.inputs.get(field, "")), (r.name, field)
+        raw = d.cloud.raw_inputs[r.name]["connection"]
+        assert "4dabf18193072939515e22adb298388d" in str(raw), f"{r.name}: connection is not a secret"
+    guard = next(n for n, r in d.resources.items() if r.type.startswith("pulumi-python:dynamic"))
+    assert "4dabf18193072939515e22adb298388d" in str(d.cloud.raw_inputs[guard]["tunnel"])
+
+
+def _comparable(value):
+    """Inputs as plain data: assets by their content, not their identity."""
+    if isinstance(value, pulumi.StringAsset):
+        return ("StringAsset", value.text)
+    if isinstance(value, pulumi.FileAsset):
+        return ("FileAsset", value.path)
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
+
+
+def _snapshot(d) -> dict:
+    return {name: repr(sorted((k, repr(_comparable(v))) for k, v in r.inputs.items()))
+            for name, r in d.resources.items()}
+
+
+def _roll_triggers(d) -> dict:
+    return {r.name: r.inputs["triggers"] for r in d.of_type(COMMAND) if "-roll" in r.name}
+
+
+def _changed(before: dict, after: dict) -> set[str]:
+    return {name for name in before if before[name] != after.get(name)}
+
+
+def test_role_override_restarts_only_that_role(deploy, base_config):
+    before = deploy(base_config)
+    after = deploy(with_(base_config, replica={"configOverrides": {"replication": {"gc_interval_ms": "60000"}}}))
+    changed = _changed(_roll_triggers(before), _roll_triggers(after))
+    assert changed == {f"replica-{i}-replica-roll" for i in range(3)}
+    changed_resources = _changed(_snapshot(before), _snapshot(after))
+    assert changed_resources == changed | {f"replica-{i}-replica-config" for i in range(3)}
+
+
+def test_shared_override_or_package_restarts_every_server(deploy, base_config, other_package):
+    before = _roll_triggers(deploy(base_config))
+    shared = _roll_triggers(deploy(with_(base_config, configOverrides={"network": {"io_service_worker_count": "8"}})))
+    package = _roll_triggers(deploy(with_(base_config, package=str(other_package))))
+    assert _changed(before, shared) == set(before)
+    assert _changed(before, package) == set(before)
+
+
+def test_scale_out_keeps_every_existing_server(deploy, base_config):
+    before = deploy(base_config)
+    after = deploy(with_(base_config, replica={"count": 5}))
+    snap_before, snap_after = _snapshot(before), _snapshot(after)
+    assert set(snap_before) <= set(snap_after)  # nothing renamed or removed
+    assert _changed(snap_before, snap_after) == {"c1-health"}
+    new = set(snap_after) - set(snap_before)
+    assert new and all(n.startswith(("replica-3", "replica-4")) for n in new)
+    assert "5" in after.resources["c1-health"].inputs["create"]
+
+
+def test_outputs(deploy, base_config):
+    d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1}))
+    out = d.exports
+    metas = out["metaServers"].split(",")
+    assert len(metas) == 3 and all(m.startswith("10.43.") and m.endswith(":34601") for m in metas)
+    assert len(out["zookeeperServers"].split(",")) == 3
+    assert out["clusterRoot"] == "/pegasus/c1"
+    assert len(out["replicaServers"]) == 3 and out["collector"] == metas[0].replace("34601", "34101")
+    assert out["packageVersion"] == "2.5.0"
+    assert out["ssh"]["replica-0"].startswith("ssh admin@")
+
+
+def test_extra_nic_interface_reaches_the_config(deploy, base_config):
+    d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1}))
+    config = d.resources["replica-0-replica-config"].inputs["source"]
+    assert "primary_interface = ens6" in config.text
+
+
+def test_bad_config_creates_nothing(deploy, base_config):
+    with pytest.raises(Exception) as error:
+        deploy(with_(base_config, meta={"count": 4}))
+    assert "pegasus:meta.count" in str(error.value)

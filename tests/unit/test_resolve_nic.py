@@ -1,0 +1,79 @@
+"""resolve_nic inside a private network namespace with a veth pair.
+
+Needs root and `ip netns`; the interfaces and the documentation address
+(192.0.2.0/24, never routed) exist only inside the namespace this test makes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from components import host_files
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace"),
+    pytest.mark.skipif(shutil.which("ip") is None, reason="iproute2 (`ip`) is missing"),
+]
+
+MAC = "02:00:5e:10:20:30"
+
+
+@pytest.fixture
+def netns():
+    name = f"pegasus-nic-{uuid.uuid4().hex[:8]}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here: {made.stderr.strip()}")
+    try:
+        veth = subprocess.run(
+            ["ip", "netns", "exec", name, "ip", "link", "add", "data0", "address", MAC,
+             "type", "veth", "peer", "name", "peer0"],
+            capture_output=True, text=True,
+        )
+        if veth.returncode != 0:
+            pytest.skip(f"cannot create a veth pair here: {veth.stderr.strip()}")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def run_in(netns: str, script: str, tmp_path) -> subprocess.CompletedProcess:
+    path = tmp_path / "resolve_nic.sh"
+    path.write_text(script)
+    return subprocess.run(["ip", "netns", "exec", netns, "bash", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def ns_ip(netns: str, *args: str) -> None:
+    subprocess.run(["ip", "netns", "exec", netns, "ip", *args], check=True)
+
+
+def test_prints_only_the_interface_name_and_brings_it_up(netns, tmp_path):
+    ns_ip(netns, "addr", "add", "192.0.2.10/24", "dev", "data0")
+    ns_ip(netns, "link", "set", "peer0", "up")
+    script = host_files.render("resolve_nic.sh", mac=MAC.upper(), wait_seconds=15)
+    result = run_in(netns, script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "data0\n"
+    assert "brought data0 up" in result.stderr and "192.0.2.10/24" in result.stderr
+
+
+def test_fails_naming_the_mac_when_no_interface_has_it(netns, tmp_path):
+    script = host_files.render("resolve_nic.sh", mac="02:00:5e:99:99:99", wait_seconds=1)
+    result = run_in(netns, script, tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "02:00:5e:99:99:99" in result.stderr
+
+
+def test_fails_when_the_interface_never_gets_an_ipv4_address(netns, tmp_path):
+    script = host_files.render("resolve_nic.sh", mac=MAC, wait_seconds=2)
+    result = run_in(netns, script, tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "data0" in result.stderr and "no IPv4 address" in result.stderr

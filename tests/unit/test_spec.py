@@ -1,0 +1,210 @@
+"""The stack config -> spec validation: defaults, and every refusal naming its key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from components.spec import SpecError, build_spec
+from tests.support.package_builder import build_package
+
+SECRET = {"pegasus:ssh"}
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    return build_package(tmp_path_factory.mktemp("pkg"), server="placeholder")
+
+
+def minimal(package: Path) -> dict:
+    return {
+        "clusterName": "c1",
+        "package": str(package),
+        "ssh": {"privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n", "publicKey": "ssh-ed25519 AAAAC3Nz me@host"},
+        "network": {"adminCidr": "203.0.113.0/24"},
+    }
+
+
+def test_defaults_follow_the_deployment_guide(package):
+    spec = build_spec(minimal(package), stack="dev", secret_keys=SECRET)
+    assert (spec.meta.count, spec.replica.count, spec.zookeeper.count) == (3, 3, 3)
+    assert spec.collector.enabled and spec.collector.colocate
+    assert spec.home_dir == "/home/work" and spec.app_dir == "/home/work/app/pegasus"
+    assert spec.replica.data_disks.count == 2 and spec.replica.data_disks.type == "gp3"
+    assert (spec.replica.data_disks.iops, spec.replica.data_disks.throughput) == (3000, 125)
+    assert spec.replica.slog_disk is None
+    assert spec.ssh.user == "admin"  # Debian's default user
+    assert spec.package.version == "2.5.0" and len(spec.package.sha256) == 64
+    assert spec.cluster_root == "/pegasus/c1"
+    assert not spec.retain_data
+
+
+def test_external_zookeeper_and_overrides(package):
+    raw = minimal(package)
+    raw["zookeeper"] = {"servers": "10.0.0.5:2181,10.0.0.6:2181,10.0.0.7:2181"}
+    raw["replica"] = {"configOverrides": {"replication": {"mutation_2pc_min_replica_count": 2}}}
+    spec = build_spec(raw, stack="dev", secret_keys=SECRET)
+    assert not spec.zookeeper.provisioned and spec.zookeeper.count == 0
+    assert spec.zookeeper.external_servers == ("10.0.0.5:2181", "10.0.0.6:2181", "10.0.0.7:2181")
+    assert spec.replica.config_overrides == {"replication": {"mutation_2pc_min_replica_count": "2"}}
+
+
+def test_spec_is_immutable(package):
+    spec = build_spec(minimal(package), stack="dev", secret_keys=SECRET)
+    with pytest.raises(Exception):
+        spec.cluster_name = "other"  # type: ignore[misc]
+
+
+def _set(raw: dict, path: str, value) -> dict:
+    raw = copy.deepcopy(raw)
+    node = raw
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    if value is DELETE:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
+    return raw
+
+
+DELETE = object()
+
+# (what is set, value, the key the message must name, a fragment of the message)
+BAD_CONFIGS = [
+    ("clusterName", DELETE, "pegasus:clusterName", "required"),
+    ("clusterName", "my-cluster", "pegasus:clusterName", "letters, digits and _"),
+    ("clusterName", "a/b", "pegasus:clusterName", "letters, digits and _"),
+    ("package", DELETE, "pegasus:package", "required"),
+    ("package", "/nonexistent/pegasus-server-2.5.0-8f3c2ab-glibc2.17-release.tar.gz", "pegasus:package", "does not exist"),
+    ("package", "/tmp/server.tar.gz", "pegasus:package", "pack_server"),
+    ("homeDir", "relative/dir", "pegasus:homeDir", "absolute path"),
+    ("homeDir", "/home/work/../etc", "pegasus:homeDir", "not normalised"),
+    ("homeDir", "/home/my work", "pegasus:homeDir", "absolute path"),
+    ("homeDir", "/home/$(reboot)", "pegasus:homeDir", "absolute path"),
+    ("appDir", "/", "pegasus:appDir", "must not be /"),
+    ("appDir", "/home", "pegasus:appDir", "homeDir or a parent"),
+    ("appDir", "/usr", "pegasus:appDir", "/usr"),
+    ("appDir", "/home/work", "pegasus:appDir", "homeDir or a parent"),
+    ("appDir", "/srv/pegasus/", "pegasus:appDir", "not normalised"),
+    ("meta.count", 1, "pegasus:meta.count", "use 2 or 3"),
+    ("meta.count", 5, "pegasus:meta.count", "use 2 or 3"),
+    ("replica.count", 2, "pegasus:replica.count", "3 or more"),
+    ("replica.count", "three", "pegasus:replica.count", "whole number"),
+    ("zookeeper.count", 2, "pegasus:zookeeper.count", "safe majority"),
+    ("zookeeper.count", 1, "pegasus:zookeeper.count", "allowSingleNode"),
+    ("zookeeper.servers", "zk1.example.com:2181", "pegasus:zookeeper.servers", "host names are not allowed"),
+    ("zookeeper.servers", "10.0.0.1", "pegasus:zookeeper.servers", "IPv4 address with a port"),
+    ("zookeeper.servers", "10.0.0.1:99999", "pegasus:zookeeper.servers", "IPv4 address with a port"),
+    ("replica.dataDisks.count", 0, "pegasus:replica.dataDisks.count", "outside 1..16"),
+    ("replica.dataDisks.count", 17, "pegasus:replica.dataDisks.count", "outside 1..16"),
+    ("replica.dataDisks.sizeGiB", 20000, "pegasus:replica.dataDisks.sizeGiB", "outside what gp3 allows"),
+    ("replica.dataDisks.iops", 50000, "pegasus:replica.dataDisks.iops", "outside what gp3 allows"),
+    ("replica.dataDisks.throughput", 2000, "pegasus:replica.dataDisks.throughput", "outside what gp3 allows"),
+    ("replica.dataDisks.throughput", 900, "pegasus:replica.dataDisks.throughput", "needs at least 3600 IOPS"),
+    ("replica.dataDisks.type", "st1", "pegasus:replica.dataDisks.type", "not supported"),
+    ("replica.slogDisk", {"type": "io2", "sizeGiB": 100}, "pegasus:replica.slogDisk.iops", "need provisioned IOPS"),
+    ("replica.slogDisk", {"type": "gp2", "sizeGiB": 100, "iops": 300}, "pegasus:replica.slogDisk.iops", "do not take"),
+    ("replica.dataDisks.perServer", 2, "pegasus:replica.dataDisks.perServer", "not a known key"),
+    ("configOverrides", {"meta_server": {"server_list": "1.2.3.4:34601"}}, "pegasus:configOverrides.meta_server.server_list", "owns this key"),
+    ("configOverrides", {"zookeeper": {"hosts_list": "x"}}, "pegasus:configOverrides.zookeeper.hosts_list", "owns this key"),
+    ("configOverrides", {"pegasus.clusters": {"c1": "x"}}, "pegasus:configOverrides.pegasus.clusters", "owns this section"),
+    ("replica.configOverrides", {"replication": {"data_dirs": "a:/x"}}, "pegasus:replica.configOverrides.replication.data_dirs", "owns this key"),
+    ("meta.configOverrides", {"meta_server": {"cluster_root": "/x"}}, "pegasus:meta.configOverrides.meta_server.cluster_root", "owns this key"),
+    ("collector.configOverrides", {"core": {"data_dir": "/x"}}, "pegasus:collector.configOverrides.core.data_dir", "owns this key"),
+    ("configOverrides", {"core": {"x": "a\nb"}}, "pegasus:configOverrides.core.x", "one line"),
+    ("network.adminCidr", "0.0.0.0/0", "pegasus:network.adminCidr", "whole internet"),
+    ("network.adminCidr", "not-a-cidr", "pegasus:network.adminCidr", "not an IPv4 CIDR"),
+    ("network.adminCidr", DELETE, "pegasus:network.adminCidr", "required when no ssh.bastion"),
+    ("network.extraNics", 2, "pegasus:network.extraNics", "use 0 or 1"),
+    ("network.vpcId", "vpc-0123456789abcdef0", "pegasus:network.subnetId", "go together"),
+    ("network.subnetId", "sub-1", "pegasus:network.subnetId", "not an AWS subnet id"),
+    ("network.primaryInterface", "eth0; reboot", "pegasus:network.primaryInterface", "not an interface name"),
+    ("ssh.privateKey", DELETE, "pegasus:ssh.privateKey", "required"),
+    ("ssh.publicKey", "not a key", "pegasus:ssh.publicKey", "OpenSSH public key"),
+    ("meta.instanceType", "huge", "pegasus:meta.instanceType", "not an EC2 instance type"),
+    ("collector.enabled", "maybe", "pegasus:collector.enabled", "true or false"),
+    ("retainData", "yes", "pegasus:retainData", "true or false"),
+    ("image.distribution", "centos-7", "pegasus:image.distribution", "not supported"),
+    ("replicas", 5, "pegasus:replicas", "not a known key"),
+]
+
+
+@pytest.mark.parametrize("path,value,key,fragment", BAD_CONFIGS, ids=[f"{c[0]}={c[1]!r}"[:60] for c in BAD_CONFIGS])
+def test_bad_config_is_refused_naming_the_key(package, path, value, key, fragment):
+    raw = _set(minimal(package), path, value)
+    with pytest.raises(SpecError) as error:
+        build_spec(raw, stack="dev", secret_keys=SECRET)
+    matching = [p for p in error.value.problems if p.startswith(f"{key}:")]
+    assert matching, f"no problem names {key}: {error.value.problems}"
+    assert any(fragment in p for p in matching), matching
+    assert "nothing was created" in str(error.value)
+
+
+def test_plain_text_private_key_is_refused(package):
+    with pytest.raises(SpecError) as error:
+        build_spec(minimal(package), stack="dev", secret_keys=set())
+    assert any(p.startswith("pegasus:ssh.privateKey:") and "--secret" in p for p in error.value.problems)
+
+
+def test_every_problem_is_reported_at_once(package):
+    raw = _set(_set(_set(minimal(package), "meta.count", 7), "replica.count", 1), "clusterName", "bad name")
+    with pytest.raises(SpecError) as error:
+        build_spec(raw, stack="dev", secret_keys=SECRET)
+    keys = {p.split(":")[1] for p in error.value.problems}
+    assert {"meta.count", "replica.count", "clusterName"} <= keys
+
+
+def test_world_ssh_needs_an_explicit_opt_in(package):
+    raw = _set(minimal(package), "network.adminCidr", "0.0.0.0/0")
+    raw["network"]["allowWorldSsh"] = True
+    assert build_spec(raw, stack="dev", secret_keys=SECRET).network.admin_cidr == "0.0.0.0/0"
+
+
+def test_single_zookeeper_needs_an_explicit_opt_in(package):
+    raw = _set(minimal(package), "zookeeper", {"count": 1, "allowSingleNode": True})
+    assert build_spec(raw, stack="dev", secret_keys=SECRET).zookeeper.count == 1
+
+
+def test_package_without_the_server_binary_is_refused(tmp_path):
+    import io
+    import tarfile
+
+    path = tmp_path / "pegasus-server-2.5.0-8f3c2ab-glibc2.17-release.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        data = b"[core]\n"
+        info = tarfile.TarInfo("pegasus-server-2.5.0-8f3c2ab-glibc2.17-release/bin/config.ini")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    raw = minimal(path)
+    with pytest.raises(SpecError) as error:
+        build_spec(raw, stack="dev", secret_keys=SECRET)
+    assert any(p.startswith("pegasus:package:") and "bin/pegasus_server" in p for p in error.value.problems)
+
+
+def test_relative_package_resolves_against_the_project(package):
+    raw = minimal(package)
+    raw["package"] = package.name
+    spec = build_spec(raw, stack="dev", secret_keys=SECRET, project_dir=package.parent)
+    assert Path(spec.package.path) == package
+
+
+def test_package_is_read_once_per_run(package, monkeypatch):
+    import components.package as pkg
+
+    reads = []
+    real_open = open
+
+    def counting_open(path, *args, **kwargs):
+        if str(path).endswith(".tar.gz"):
+            reads.append(path)
+        return real_open(path, *args, **kwargs)
+
+    pkg._scan.cache_clear()
+    monkeypatch.setattr("builtins.open", counting_open)
+    for _ in range(3):
+        build_spec(minimal(package), stack="dev", secret_keys=SECRET)
+    pkg.release_config_template(build_spec(minimal(package), stack="dev", secret_keys=SECRET).package)
+    assert len(reads) == 1

@@ -1,0 +1,665 @@
+"""The ZooKeeper path guard against a real ZooKeeper (and a real sshd for the tunnel).
+
+ZooKeeper comes from the shared session fixture `zookeeper_server`
+(tests/conftest.py); every test works under its own cluster name, so tests do
+not see each other's nodes. The SSH tests start their own sshd (Debian package
+openssh-server) on 127.0.0.1 with generated keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pulumi
+import pytest
+from kazoo.client import KazooClient
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime import rpc
+from pulumi.runtime._serialization import _serialize
+
+from components import ssh_tunnel as ssh_tunnel_module
+from components.ssh_tunnel import SshTunnelError, TunnelSpec, ssh_tunnel
+from components.zookeeper_path_guard import (
+    PathClaimRefused,
+    ZooKeeperPathGuard,
+    ZooKeeperPathGuardArgs,
+    ZooKeeperPathGuardProvider,
+    ZooKeeperUnreachable,
+    cluster_root,
+    ownership_stamp,
+    read_stamp,
+    zookeeper_session,
+)
+from tests.support.zookeeper_server import free_port
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+OWNER = "acme/pegasus/prod"
+OTHER_OWNER = "acme/pegasus/staging"
+SSHD = Path("/usr/sbin/sshd")
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+@pytest.fixture()
+def zk(zookeeper_server):
+    """A kazoo client of the test itself, to arrange and inspect nodes."""
+    client = KazooClient(hosts=zookeeper_server.hosts)
+    client.start(timeout=30)
+    yield client
+    client.stop()
+    client.close()
+
+
+@pytest.fixture()
+def cluster_name():
+    return f"c-{uuid.uuid4().hex[:10]}"
+
+
+def guard_props(cluster_name: str, servers: str, **overrides) -> dict:
+    """Properties as the engine hands them to the provider (plain values)."""
+    props = {
+        "cluster_name": cluster_name,
+        "servers": servers,
+        "owner": OWNER,
+        "retain": False,
+        "adopt": False,
+        "tunnel": None,
+        "timeout_seconds": 30,
+        "path": None,
+        "claim_id": None,
+    }
+    props.update(overrides)
+    return props
+
+
+def create(props: dict):
+    return ZooKeeperPathGuardProvider().create(props)
+
+
+def delete(result, props: dict) -> None:
+    """Delete the way the engine does: with the outputs of create."""
+    ZooKeeperPathGuardProvider().delete(result.id, {**props, **result.outs})
+
+
+def stamp_of(zk: KazooClient, path: str):
+    data, _ = zk.get(path)
+    return read_stamp(data)
+
+
+# ---------------------------------------------------------------------------
+# create
+
+
+def test_create_on_absent_path_creates_node_with_owner_stamp(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    assert not zk.exists(path)
+
+    result = create(guard_props(cluster_name, zookeeper_server.hosts))
+
+    assert zk.exists(path)
+    stamp = stamp_of(zk, path)
+    assert stamp == {"owner": OWNER, "claim": result.id}
+    assert result.outs["path"] == path
+    assert result.outs["owner"] == OWNER
+
+
+def test_create_adopts_path_stamped_by_same_owner_and_keeps_its_contents(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    zk.create(path, ownership_stamp(OWNER, "earlier-claim"), makepath=True)
+    zk.create(f"{path}/apps/1", b"table", makepath=True)
+
+    result = create(guard_props(cluster_name, zookeeper_server.hosts))
+
+    assert stamp_of(zk, path) == {"owner": OWNER, "claim": result.id}
+    assert zk.get(f"{path}/apps/1")[0] == b"table"
+
+
+def test_create_stamps_an_empty_unstamped_path(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    zk.create(path, b"", makepath=True)
+
+    result = create(guard_props(cluster_name, zookeeper_server.hosts))
+
+    assert stamp_of(zk, path) == {"owner": OWNER, "claim": result.id}
+
+
+def test_create_refuses_a_path_of_another_owner_and_says_how_to_fix_it(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    foreign = ownership_stamp(OTHER_OWNER, "their-claim")
+    zk.create(path, foreign, makepath=True)
+    zk.create(f"{path}/apps", b"", makepath=True)
+
+    with pytest.raises(PathClaimRefused) as refused:
+        create(guard_props(cluster_name, zookeeper_server.hosts))
+
+    message = str(refused.value)
+    assert path in message
+    assert OTHER_OWNER in message
+    assert "stale" in message and "LIVE" not in message
+    assert "another clusterName" in message
+    assert "adoptExistingPath: true" in message and "pegasus:zookeeper" in message
+    assert f"zkCli.sh -server {zookeeper_server.hosts} deleteall {path}" in message
+    assert zk.get(path)[0] == foreign, "a refused claim must not touch the stamp"
+
+
+def test_create_refuses_an_unstamped_path_with_children_as_unknown_owner(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    zk.create(f"{path}/apps", b"", makepath=True)
+
+    with pytest.raises(PathClaimRefused) as refused:
+        create(guard_props(cluster_name, zookeeper_server.hosts))
+
+    assert "unknown owner" in str(refused.value)
+    assert zk.get(path)[0] == b""
+
+
+def test_refusal_says_live_when_a_metaserver_holds_the_lock(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    zk.create(path, ownership_stamp(OTHER_OWNER, "their-claim"), makepath=True)
+    zk.create(f"{path}/lock", b"", makepath=True)
+    meta = KazooClient(hosts=zookeeper_server.hosts)  # stands in for a running MetaServer
+    meta.start(timeout=30)
+    try:
+        meta.create(f"{path}/lock/meta-", b"10.0.0.5:34601", ephemeral=True, sequence=True)
+
+        with pytest.raises(PathClaimRefused) as refused:
+            create(guard_props(cluster_name, zookeeper_server.hosts))
+
+        assert "LIVE" in str(refused.value)
+        assert f"{path}/lock" in str(refused.value)
+    finally:
+        meta.stop()
+        meta.close()
+
+
+def test_adopt_takes_over_a_path_of_another_owner(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    zk.create(path, ownership_stamp(OTHER_OWNER, "their-claim"), makepath=True)
+    zk.create(f"{path}/apps/1", b"table", makepath=True)
+
+    result = create(guard_props(cluster_name, zookeeper_server.hosts, adopt=True))
+
+    assert stamp_of(zk, path) == {"owner": OWNER, "claim": result.id}
+    assert zk.get(f"{path}/apps/1")[0] == b"table", "taking over keeps the cluster state"
+
+
+def test_create_says_which_servers_never_answered():
+    servers = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+
+    with pytest.raises(ZooKeeperUnreachable) as unreachable:
+        create(guard_props("c-unreachable", servers, timeout_seconds=2))
+
+    assert servers in str(unreachable.value)
+    assert "did not answer within 2s" in str(unreachable.value)
+    assert time.monotonic() - started < 20
+
+
+# ---------------------------------------------------------------------------
+# delete
+
+
+def test_delete_removes_the_cluster_subtree_and_nothing_beside_it(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    props = guard_props(cluster_name, zookeeper_server.hosts)
+    result = create(props)
+    zk.create(f"{path}/apps/1/0", b"partition", makepath=True)
+    zk.create(f"{path}/lock", b"", makepath=True)
+    neighbours = [
+        f"/pegasus/other-{cluster_name}/apps",  # another cluster
+        f"/pegasus/{cluster_name}-suffix",  # a name that shares our prefix
+        f"/pegasus-{cluster_name}",  # a root node that shares the prefix of /pegasus
+    ]
+    for node in neighbours:
+        zk.create(node, b"keep", makepath=True)
+
+    delete(result, props)
+
+    assert not zk.exists(path)
+    for node in neighbours:
+        assert zk.get(node)[0] == b"keep", f"{node} must survive"
+    assert zk.exists("/pegasus") and zk.exists("/zookeeper")
+
+
+def test_delete_with_retain_keeps_the_path(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    props = guard_props(cluster_name, zookeeper_server.hosts, retain=True)
+    result = create(props)
+    zk.create(f"{path}/apps", b"", makepath=True)
+
+    delete(result, props)
+
+    assert zk.exists(f"{path}/apps")
+
+
+def test_delete_of_a_missing_path_is_fine(zookeeper_server, zk, cluster_name):
+    props = guard_props(cluster_name, zookeeper_server.hosts)
+    result = create(props)
+    zk.delete(f"/pegasus/{cluster_name}", recursive=True)
+
+    delete(result, props)  # no error
+
+    assert not zk.exists(f"/pegasus/{cluster_name}")
+
+
+def test_delete_after_a_replacement_keeps_the_path_the_new_claim_adopted(zookeeper_server, zk, cluster_name):
+    """Create-before-delete replacement: the old resource's delete runs last."""
+    path = f"/pegasus/{cluster_name}"
+    old_props = guard_props(cluster_name, zookeeper_server.hosts)
+    old = create(old_props)
+    new_props = guard_props(cluster_name, zookeeper_server.hosts, timeout_seconds=31)
+    new = create(new_props)  # same owner: adopted
+    zk.create(f"{path}/apps", b"", makepath=True)
+
+    delete(old, old_props)
+    assert zk.exists(f"{path}/apps"), "the old claim must not delete what the new one holds"
+
+    delete(new, new_props)
+    assert not zk.exists(path)
+
+
+def test_delete_keeps_a_path_another_stack_took_over(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    props = guard_props(cluster_name, zookeeper_server.hosts)
+    ours = create(props)
+    create(guard_props(cluster_name, zookeeper_server.hosts, owner=OTHER_OWNER, adopt=True))
+
+    delete(ours, props)
+
+    assert stamp_of(zk, path)["owner"] == OTHER_OWNER
+
+
+# ---------------------------------------------------------------------------
+# diff, update, check
+
+
+def outputs_of(cluster_name: str, **overrides) -> dict:
+    props = guard_props(cluster_name, "10.0.0.1:2181,10.0.0.2:2181", **overrides)
+    return {**props, "path": f"/pegasus/{cluster_name}", "claim_id": "abc"}
+
+
+def test_diff_replaces_on_cluster_name_or_servers_change():
+    provider = ZooKeeperPathGuardProvider()
+    olds = outputs_of("c1")
+
+    renamed = provider.diff("abc", olds, guard_props("c2", olds["servers"]))
+    moved = provider.diff("abc", olds, guard_props("c1", "10.0.0.9:2181"))
+
+    assert renamed.changes and renamed.replaces == ["cluster_name"]
+    assert moved.changes and moved.replaces == ["servers"]
+    assert renamed.delete_before_replace is False
+
+
+def test_diff_updates_in_place_on_retain_adopt_tunnel_or_timeout_change():
+    provider = ZooKeeperPathGuardProvider()
+    olds = outputs_of("c1")
+    tunnel = {"host": "1.2.3.4", "user": "admin", "port": 22, "private_key": "k", "bastion": None}
+    for change in ({"retain": True}, {"adopt": True}, {"tunnel": tunnel}, {"timeout_seconds": 60}):
+        result = provider.diff("abc", olds, guard_props("c1", olds["servers"], **change))
+        assert result.changes, change
+        assert result.replaces == [], change
+
+
+def test_diff_reports_no_change_when_inputs_match_outputs():
+    olds = outputs_of("c1")
+    news = guard_props("c1", olds["servers"], timeout_seconds=30.0)  # numbers come back as floats
+    assert ZooKeeperPathGuardProvider().diff("abc", olds, news).changes is False
+
+
+def test_update_changes_state_without_touching_zookeeper(zk, zookeeper_server, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    props = guard_props(cluster_name, zookeeper_server.hosts)
+    created = create(props)
+    before = zk.get(path)[1].mzxid
+
+    updated = ZooKeeperPathGuardProvider().update(
+        created.id, created.outs, guard_props(cluster_name, zookeeper_server.hosts, retain=True, adopt=True)
+    )
+
+    assert updated.outs["retain"] is True and updated.outs["path"] == path
+    assert updated.outs["claim_id"] == created.id
+    assert zk.get(path)[1].mzxid == before
+
+
+def test_update_of_owner_restamps_our_path(zk, zookeeper_server, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    created = create(guard_props(cluster_name, zookeeper_server.hosts))
+
+    ZooKeeperPathGuardProvider().update(
+        created.id, created.outs, guard_props(cluster_name, zookeeper_server.hosts, owner="acme/pegasus/renamed")
+    )
+
+    assert stamp_of(zk, path) == {"owner": "acme/pegasus/renamed", "claim": created.id}
+
+
+def test_check_reports_bad_names_servers_and_tunnels_by_property():
+    news = guard_props("bad/name", "10.0.0.1", tunnel={"host": "h", "user": "u", "private_key": "/path/key"})
+    failures = {f.property: f.reason for f in ZooKeeperPathGuardProvider().check({}, news).failures}
+
+    assert set(failures) == {"cluster_name", "servers", "tunnel"}
+    assert "bad/name" in failures["cluster_name"]
+    assert "'10.0.0.1'" in failures["servers"]
+    assert "private_key" in failures["tunnel"]
+
+
+def test_check_accepts_good_and_unknown_values():
+    news = guard_props("c1", rpc.UNKNOWN)
+    assert ZooKeeperPathGuardProvider().check({}, news).failures == []
+
+
+def test_cluster_root_rejects_names_that_would_escape_pegasus():
+    assert cluster_root("prod-1") == "/pegasus/prod-1"
+    for bad in ("", "..", "a/b", "../zookeeper", " x"):
+        with pytest.raises(ValueError):
+            cluster_root(bad)
+
+
+# ---------------------------------------------------------------------------
+# Pickling with the SDK's own serializer
+
+
+def test_provider_serializes_by_reference_to_this_module():
+    serialized, contains_secrets = _serialize(True, serialize_provider, ZooKeeperPathGuardProvider())
+    raw = base64.b64decode(serialized)
+
+    assert contains_secrets is False
+    assert b"components.zookeeper_path_guard" in raw and b"ZooKeeperPathGuardProvider" in raw
+    # Deterministic: the same provider serializes the same way (no diff noise).
+    assert serialize_provider(ZooKeeperPathGuardProvider()) == serialized
+
+
+def test_unpickled_provider_deletes_in_a_fresh_interpreter_like_the_dynamic_provider(
+    zookeeper_server, zk, cluster_name
+):
+    """The engine's dynamic provider process (python -m pulumi.dynamic, cwd = project) unpickles
+    the provider from the state and calls delete with the outputs."""
+    props = guard_props(cluster_name, zookeeper_server.hosts)
+    result = create(props)
+    serialized = serialize_provider(ZooKeeperPathGuardProvider())
+    outputs = {**props, **result.outs, "__provider": serialized}
+    script = textwrap.dedent(
+        """
+        import base64, json, sys
+        import dill
+        from pulumi.runtime._serialization import _deserialize
+        outputs = json.loads(sys.stdin.read())
+        provider = _deserialize(lambda: dill.loads(base64.b64decode(outputs["__provider"])))
+        provider.delete(outputs["claim_id"], outputs)
+        print(type(provider).__module__, type(provider).__name__)
+        """
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    finished = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(outputs),
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split() == ["components.zookeeper_path_guard", "ZooKeeperPathGuardProvider"]
+    assert not zk.exists(f"/pegasus/{cluster_name}")
+
+
+# ---------------------------------------------------------------------------
+# The resource registers the tunnel (private key included) as a secret
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.registered = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.registered.append(args)
+        return "id-1", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+@pulumi.runtime.test
+def test_resource_registers_tunnel_and_provider_as_secrets():
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="pegasus", stack="test", preview=False)
+    tunnel = {"host": "1.2.3.4", "user": "admin", "port": 22, "private_key": "-----BEGIN KEY-----", "bastion": None}
+    guard = ZooKeeperPathGuard(
+        "zk-path",
+        ZooKeeperPathGuardArgs(cluster_name="c1", servers="10.0.0.1:2181", owner=OWNER, tunnel=tunnel),
+    )
+
+    def check(values):
+        path, owner, urn = values
+        assert owner == OWNER
+        registered = [args for args in mocks.registered if args.name == "zk-path"]
+        assert len(registered) == 1
+        inputs = registered[0].inputs
+        assert registered[0].typ == "pulumi-python:dynamic/pegasus:ZooKeeperPathGuard"
+        assert rpc.is_rpc_secret(inputs["tunnel"])
+        assert rpc.unwrap_rpc_secret(inputs["tunnel"])["private_key"] == "-----BEGIN KEY-----"
+        assert rpc.is_rpc_secret(inputs["__provider"])
+        assert inputs["cluster_name"] == "c1" and not rpc.is_rpc_secret(inputs["cluster_name"])
+
+    return pulumi.Output.all(guard.path, guard.owner, guard.urn).apply(check)
+
+
+# ---------------------------------------------------------------------------
+# SSH tunnel through a real sshd
+
+
+class SshServer:
+    """sshd on 127.0.0.1 and 127.0.0.2:<port> that accepts one generated client key for the current user."""
+
+    def __init__(self, work_dir: Path, port: int | None = None):
+        self.work_dir = work_dir
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+        self.client_key_path = work_dir / "client_key"
+        self.config_path = work_dir / "sshd_config"
+        self.user = os.environ.get("USER") or "root"
+
+    def prepare(self) -> "SshServer":
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("host_key", "client_key"):
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.work_dir / name)], check=True
+            )
+        authorized = self.work_dir / "authorized_keys"
+        authorized.write_text((self.work_dir / "client_key.pub").read_text())
+        authorized.chmod(0o600)
+        self.config_path.write_text(
+            textwrap.dedent(
+                f"""\
+                ListenAddress 127.0.0.1
+                ListenAddress 127.0.0.2
+                Port {self.port}
+                HostKey {self.work_dir}/host_key
+                PidFile none
+                AuthorizedKeysFile {authorized}
+                StrictModes no
+                PubkeyAuthentication yes
+                PasswordAuthentication no
+                KbdInteractiveAuthentication no
+                PermitRootLogin prohibit-password
+                AllowTcpForwarding yes
+                UsePAM no
+                LogLevel VERBOSE
+                """
+            )
+        )
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+        return self
+
+    def start(self, wait: bool = True) -> "SshServer":
+        log = open(self.work_dir / "sshd.log", "ab")
+        self.process = subprocess.Popen(
+            [str(SSHD), "-D", "-e", "-f", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 20
+        while wait and time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"sshd exited: {(self.work_dir / 'sshd.log').read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    if sock.recv(64).startswith(b"SSH-2.0"):
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        if wait:
+            self.stop()
+            raise RuntimeError("sshd did not answer within 20s")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def accepted_logins(self) -> int:
+        return (self.work_dir / "sshd.log").read_text(errors="replace").count("Accepted publickey")
+
+    def tunnel(self, **overrides) -> dict:
+        value = {
+            "host": "127.0.0.1",
+            "user": self.user,
+            "port": self.port,
+            "private_key": self.client_key_path.read_text(),
+            "bastion": None,
+        }
+        value.update(overrides)
+        return value
+
+
+def _sshd_unavailable_reason() -> str | None:
+    if not SSHD.exists():
+        return f"{SSHD} is absent: install the Debian package openssh-server (apt-get install openssh-server)"
+    if shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        return "the OpenSSH client (ssh, ssh-keygen) is not installed"
+    if os.geteuid() != 0:
+        return "sshd needs root to authenticate a user on this machine"
+    return None
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    reason = _sshd_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = SshServer(tmp_path_factory.mktemp("sshd")).prepare()
+    try:
+        server.start()
+    except (RuntimeError, OSError) as error:
+        pytest.skip(f"sshd could not be started: {error}")
+    yield server
+    server.stop()
+
+
+def test_tunnel_forwards_to_zookeeper_and_cleans_up(sshd, zookeeper_server, monkeypatch):
+    made = []
+    real_mkdtemp = ssh_tunnel_module.tempfile.mkdtemp
+    monkeypatch.setattr(
+        ssh_tunnel_module.tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1]
+    )
+    target = ("127.0.0.1", zookeeper_server.port)
+
+    with ssh_tunnel(TunnelSpec.from_dict(sshd.tunnel()), [target], timeout_seconds=60) as local:
+        (local_host, local_port), = local
+        assert local_host == "127.0.0.1" and local_port != zookeeper_server.port
+        key_file = Path(made[0]) / "id_key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        with socket.create_connection((local_host, local_port), timeout=5) as sock:
+            sock.sendall(b"srvr")
+            assert b"Zookeeper version" in sock.recv(4096)
+
+    assert not Path(made[0]).exists(), "the key and known_hosts must be removed"
+    with pytest.raises(OSError):
+        socket.create_connection((local_host, local_port), timeout=2).close()
+
+
+def test_guard_claims_and_releases_through_the_tunnel(sshd, zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    props = guard_props(cluster_name, zookeeper_server.hosts, tunnel=sshd.tunnel())
+
+    result = create(props)
+    assert stamp_of(zk, path) == {"owner": OWNER, "claim": result.id}
+
+    delete(result, props)
+    assert not zk.exists(path)
+
+
+def test_guard_goes_through_a_bastion(sshd, zookeeper_server, zk, cluster_name):
+    # The same sshd plays the bastion (127.0.0.1) and the forwarding host (127.0.0.2):
+    # ssh refuses a jump host equal to the destination.
+    bastion = {"host": "127.0.0.1", "user": sshd.user, "port": sshd.port}
+    props = guard_props(
+        cluster_name, zookeeper_server.hosts, tunnel=sshd.tunnel(host="127.0.0.2", bastion=bastion)
+    )
+
+    logins_before = sshd.accepted_logins()
+
+    result = create(props)
+
+    assert stamp_of(zk, f"/pegasus/{cluster_name}")["claim"] == result.id
+    assert sshd.accepted_logins() - logins_before == 2, "one login on the bastion, one on the host"
+    delete(result, props)
+
+
+def test_tunnel_waits_for_a_host_that_is_still_booting(sshd, zookeeper_server, tmp_path):
+    late = SshServer(tmp_path / "late").prepare()
+    late.client_key_path = sshd.client_key_path  # authorize the same client key
+    (late.work_dir / "authorized_keys").write_text((sshd.work_dir / "client_key.pub").read_text())
+    starter = threading.Timer(4.0, late.start, kwargs={"wait": False})
+    starter.start()
+    try:
+        started = time.monotonic()
+        with zookeeper_session(zookeeper_server.hosts, late.tunnel(), timeout_seconds=60) as client:
+            assert client.exists("/zookeeper")
+        assert time.monotonic() - started >= 3.5
+    finally:
+        starter.cancel()
+        starter.join()
+        late.stop()
+
+
+def test_tunnel_with_an_unauthorized_key_fails_with_the_ssh_error(sshd, tmp_path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
+    spec = TunnelSpec.from_dict(sshd.tunnel(private_key=(tmp_path / "stranger").read_text()))
+
+    with pytest.raises(SshTunnelError) as failed:
+        with ssh_tunnel(spec, [("127.0.0.1", 2181)], timeout_seconds=5):
+            pass
+
+    assert f"@127.0.0.1:{sshd.port}" in str(failed.value)
+    assert "Permission denied" in str(failed.value)
+
+
+def test_tunnel_spec_errors_name_the_key():
+    with pytest.raises(ValueError, match=r"tunnel\.bastion\.user"):
+        TunnelSpec.from_dict(
+            {"host": "h", "user": "u", "private_key": "-----BEGIN OPENSSH PRIVATE KEY-----", "bastion": {"host": "b"}}
+        )
+    assert "PRIVATE KEY" not in repr(
+        TunnelSpec.from_dict({"host": "h", "user": "u", "private_key": "-----BEGIN OPENSSH PRIVATE KEY-----"})
+    )
