@@ -3,11 +3,13 @@
 A role is three remote commands with distinct jobs:
 - `<host>-<role>`: first start (create) and stop + cleanup (delete). Its
   scripts do not change with the config, so a config change never reruns it.
-- `<host>-<role>-roll`: triggered by the package's sha256 and the rendered
-  config.ini and unit hashes. Its create is a no-op (the first start is the
-  service's job, in parallel); its update activates the new files, restarts
-  this one server and waits until the cluster is healthy. The cluster chains
-  the rolls of a role, so on a change they run one at a time.
+- `<host>-<role>-roll`: its create only records the package's sha256 and the
+  rendered config.ini and unit hashes (the first start is the service's job,
+  in parallel); when one of them changes, Pulumi runs its update, which
+  activates the new files, restarts this one server and waits until the
+  cluster is healthy. The cluster chains the rolls, so they run one at a time.
+  (Not `triggers`: pulumi-command replaces a resource whose triggers change,
+  even when it has an update command, pulumi/pulumi-command#855.)
 - `<host>-meta-roll-leader` (MetaServers only): the leader defers its restart
   during the roll; this second pass restarts it last.
 """
@@ -24,7 +26,12 @@ from .host import HostHandle
 from .host_preparation import HostPreparation
 from .spec import ClusterSpec
 
-NOTHING_TO_DO = "echo 'first start is done by the service; this resource rolls later changes'"
+
+
+def roll_record(package_sha256: str, restart_hashes: list[str]) -> str:
+    """The roll's create: a no-op whose text changes exactly when a restart is due."""
+    config_hash, unit_hash = restart_hashes
+    return (f"echo 'rolls on change: package {package_sha256[:16]} config {config_hash} unit {unit_hash}'")
 
 
 class PegasusPackage(pulumi.ComponentResource):
@@ -71,14 +78,14 @@ class PegasusRole(pulumi.ComponentResource):
             f"{host.name}-{role}", connection=host.connection,
             create=role_files.apply(lambda f: f.start), delete=role_files.apply(lambda f: f.stop),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[package.installed, staged, *wiring.start_after]))
-        triggers = role_files.apply(lambda f: [spec.package.sha256, *f.restart_triggers])
+        record = role_files.apply(lambda f: roll_record(spec.package.sha256, f.restart_hashes))
         roll_deps = [self.service, staged, package.installed] + ([wiring.roll_after] if wiring.roll_after else [])
         self.roll = command.remote.Command(
-            f"{host.name}-{role}-roll", connection=host.connection, triggers=triggers,
-            create=NOTHING_TO_DO, update=role_files.apply(lambda f: f.roll),
+            f"{host.name}-{role}-roll", connection=host.connection,
+            create=record, update=role_files.apply(lambda f: f.roll),
             opts=pulumi.ResourceOptions(parent=self, depends_on=roll_deps))
         self._files = role_files
-        self._triggers = triggers
+        self._record = record
         self._host = host
         self.config_hash = config_hash
         self.register_outputs({"configHash": config_hash})
@@ -86,6 +93,6 @@ class PegasusRole(pulumi.ComponentResource):
     def leader_pass(self, after: pulumi.Resource) -> command.remote.Command:
         """The second pass of the MetaServer roll: restarts a deferred leader, last."""
         return command.remote.Command(
-            f"{self._host.name}-meta-roll-leader", connection=self._host.connection, triggers=self._triggers,
-            create=NOTHING_TO_DO, update=self._files.apply(lambda f: f.deferred_roll),
+            f"{self._host.name}-meta-roll-leader", connection=self._host.connection,
+            create=self._record, update=self._files.apply(lambda f: f.deferred_roll),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after]))

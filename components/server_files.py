@@ -99,7 +99,7 @@ class RoleFiles:
     stop: str
 
     @property
-    def restart_triggers(self) -> list[str]:
+    def restart_hashes(self) -> list[str]:
         return [self.config_hash, content_hash(self.unit)]
 
 

@@ -364,7 +364,8 @@ def _disk(r: _Reader, raw: Mapping[str, Any], key: str, with_count: bool,
             low, high = limits["iops"]
             if not low <= iops <= high:
                 r.problem(f"{key}.iops", f"{iops} is outside what {vtype} allows ({low}..{high})", "pick a value in range")
-            elif iops > limits["iops_per_gib"] * max(size, 1):
+            elif iops > max(limits["iops"][0] if vtype == "gp3" else 0, limits["iops_per_gib"] * max(size, 1)):
+                # gp3 gives its 3000 IOPS baseline at any size; above it, 500 per GiB.
                 r.problem(f"{key}.iops", f"{iops} IOPS on {size} GiB exceeds {limits['iops_per_gib']} IOPS per GiB",
                           "lower iops or grow sizeGiB")
     if throughput is not None:

@@ -181,7 +181,8 @@ def _snapshot(d) -> dict:
 
 
 def _roll_triggers(d) -> dict:
-    return {r.name: r.inputs["triggers"] for r in d.of_type(COMMAND) if "-roll" in r.name}
+    """What makes Pulumi run a roll's update: its create text (the hashes it records)."""
+    return {r.name: r.inputs["create"] for r in d.of_type(COMMAND) if "-roll" in r.name}
 
 
 def _changed(before: dict, after: dict) -> set[str]:
@@ -238,3 +239,16 @@ def test_bad_config_creates_nothing(deploy, base_config):
     with pytest.raises(Exception) as error:
         deploy(with_(base_config, meta={"count": 4}))
     assert "pegasus:meta.count" in str(error.value)
+
+
+def test_rolls_update_in_place_instead_of_being_replaced(deploy, base_config):
+    # pulumi-command replaces a Command whose `triggers` change, even with an
+    # `update` (pulumi/pulumi-command#855): a roll must never use triggers.
+    d = deploy(base_config)
+    rolls = [r for r in d.of_type(COMMAND) if "-roll" in r.name]
+    assert rolls
+    for roll in rolls:
+        assert "triggers" not in roll.inputs, roll.name
+        assert roll.inputs["update"] and "restart" in roll.inputs["update"]
+        assert "delete" not in roll.inputs  # replacing a roll must not stop anything
+        assert "config" in roll.inputs["create"] and "package" in roll.inputs["create"]

@@ -102,6 +102,7 @@ BAD_CONFIGS = [
     ("replica.dataDisks.count", 17, "pegasus:replica.dataDisks.count", "outside 1..16"),
     ("replica.dataDisks.sizeGiB", 20000, "pegasus:replica.dataDisks.sizeGiB", "outside what gp3 allows"),
     ("replica.dataDisks.iops", 50000, "pegasus:replica.dataDisks.iops", "outside what gp3 allows"),
+    ("replica.dataDisks", {"sizeGiB": 10, "iops": 6000}, "pegasus:replica.dataDisks.iops", "exceeds 500 IOPS per GiB"),
     ("replica.dataDisks.throughput", 2000, "pegasus:replica.dataDisks.throughput", "outside what gp3 allows"),
     ("replica.dataDisks.throughput", 900, "pegasus:replica.dataDisks.throughput", "needs at least 3600 IOPS"),
     ("replica.dataDisks.type", "st1", "pegasus:replica.dataDisks.type", "not supported"),
@@ -155,6 +156,11 @@ def test_every_problem_is_reported_at_once(package):
         build_spec(raw, stack="dev", secret_keys=SECRET)
     keys = {p.split(":")[1] for p in error.value.problems}
     assert {"meta.count", "replica.count", "clusterName"} <= keys
+
+
+def test_small_gp3_disks_keep_the_baseline_iops(package):
+    raw = _set(minimal(package), "replica.dataDisks", {"sizeGiB": 1})
+    assert build_spec(raw, stack="dev", secret_keys=SECRET).replica.data_disks.iops == 3000
 
 
 def test_world_ssh_needs_an_explicit_opt_in(package):

@@ -215,6 +215,12 @@ class LocalCloud:
             volume.path.unlink(missing_ok=True)
             del self.volumes[volume_id]
 
+    def attached_loop_devices(self) -> list[str]:
+        """Loop devices on this host still backed by one of this cloud's volume files."""
+        listing = run(["losetup", "-n", "-O", "NAME,BACK-FILE", "-l"], check=False)
+        return [line.split()[0] for line in listing.splitlines()
+                if len(line.split()) > 1 and line.split()[1].startswith(str(self.run_dir))]
+
     # -- network interfaces -------------------------------------------------
     def allocate_ip(self) -> str:
         """Reserve an address on the cloud's subnet (for a NIC attached later)."""

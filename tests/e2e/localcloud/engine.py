@@ -24,8 +24,10 @@ Where it knowingly differs from Pulumi's engine:
   new starts, the state keeps what was done (Pulumi's partial state), and no
   deletes run. Replaced resources left undeleted are deleted by the next
   successful `up` or by `destroy`.
-- No refresh, no import, no `protect`/`retainOnDelete`/`deleteBeforeReplace`
-  options (mocks do not see options); replacements are create-before-delete,
+- Of the resource options only `retainOnDelete` is honoured (read from the
+  registration request, which mocks otherwise do not see): such a resource
+  leaves the state at delete and stays in the cloud. No refresh, no import, no
+  `protect`/`deleteBeforeReplace`; replacements are create-before-delete,
   except a dynamic provider asking for delete-before-replace.
 - `preview` returns the planned operations; new resources' outputs are
   placeholders where Pulumi would show "unknown" values.
@@ -36,10 +38,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+from pulumi.runtime.mocks import MockMonitor
 
 from .mock_cloud import CloudMocks, Operation, RunLog
-from .state import StackState
+from .state import StackState, resource_key
 
 
 class DeploymentError(Exception):
@@ -50,11 +54,20 @@ class DeploymentError(Exception):
         self.failures = failures
 
 
+class _OptionsAwareMonitor(MockMonitor):
+    """The SDK's mock monitor, also telling the mocks which resources are retainOnDelete."""
+
+    def RegisterResource(self, request):
+        if request.custom and request.retainOnDelete:
+            self.mocks.retained.add(resource_key(request.type, request.name))
+        return super().RegisterResource(request)
+
+
 def _run_program(mocks, config, *, program, project, stack, secret_keys, preview):
     from tests.support.pulumi_program import run_program
 
     return run_program(mocks, config, program=program, project=project, stack=stack,
-                       secret_keys=secret_keys, preview=preview)
+                       secret_keys=secret_keys, preview=preview, monitor=_OptionsAwareMonitor(mocks))
 
 
 class Engine:
@@ -110,7 +123,8 @@ class Engine:
         return log
 
     # -- destroy ------------------------------------------------------------
-    def destroy(self) -> None:
+    def destroy(self, before_delete: Callable[[dict], None] | None = None) -> None:
+        """Delete everything; `before_delete(record)` lets a test look before each delete."""
         log = RunLog("destroy")
         self.history.append(log)
         mocks = CloudMocks(self.cloud, self.state, log, machines=self.machines)
@@ -119,6 +133,8 @@ class Engine:
         for key in list(reversed(self.state.order)):
             record = self.state.get(key)
             if record is not None:
+                if before_delete is not None:
+                    before_delete(record)
                 self._delete(mocks, log, {**record, "key": key}, "delete")
 
     # -- deleting -----------------------------------------------------------
@@ -135,6 +151,11 @@ class Engine:
             self._delete(mocks, log, record, action)
 
     def _delete(self, mocks: CloudMocks, log: RunLog, record: dict, action: str) -> None:
+        if record.get("retain") and action == "delete":
+            now = time.time()
+            log.add(Operation(record["key"], record["type"], record["name"], "retain", now, now))
+            self.state.remove(record["key"])
+            return
         operation = Operation(record["key"], record["type"], record["name"], action, time.time())
         resource_type = mocks.type_for(record["type"])
         operation.detail = resource_type.describe(record["inputs"])

@@ -68,9 +68,6 @@ class RunLog:
         return [op.name for op in self.actions(action, type_)]
 
 
-COMMAND_TYPES = ("command:remote:Command", "command:remote:CopyToRemote", "command:local:Command")
-
-
 class SkippedAfterFailure(Exception):
     pass
 
@@ -85,6 +82,7 @@ class CloudMocks(pulumi.runtime.Mocks):
         # instance id -> Machine; shared across runs by the engine.
         self.machines: dict[str, Any] = machines if machines is not None else {}
         self.registered: list[str] = []  # in the order registrations completed
+        self.retained: set[str] = set()  # keys registered with retainOnDelete
         self._seen: set[str] = set()
         self._booting: set[str] = set()
         self.failed = threading.Event()
@@ -102,6 +100,8 @@ class CloudMocks(pulumi.runtime.Mocks):
             if token not in self._types:
                 if token in aws_resources.RESOURCE_TYPES:
                     self._types[token] = aws_resources.RESOURCE_TYPES[token]()
+                elif token.startswith("pulumi-python:dynamic"):  # also .../module:Name
+                    self._types[token] = DynamicResource()
                 elif token.startswith("aws:") or token.startswith("pulumi:providers:"):
                     self._types[token] = aws_resources.AwsGeneric(token)
                 else:
@@ -178,6 +178,7 @@ class CloudMocks(pulumi.runtime.Mocks):
             record = self._plan(key, args, resource_type, change, old, raw, inputs)
         else:
             record = self._apply(key, args, resource_type, change, old, raw, inputs)
+        record["retain"] = key in self.retained
         if not self.preview:
             self.state.put(key, record)
         with self._lock:

@@ -44,6 +44,9 @@ class StackState:
             record = self.resources.get(key)
             return copy.deepcopy(record) if record is not None else None
 
+    def get_by_name(self, type_: str, name: str) -> dict[str, Any] | None:
+        return self.get(resource_key(type_, name))
+
     def put(self, key: str, record: dict[str, Any]) -> None:
         with self.lock:
             self.resources[key] = copy.deepcopy(record)

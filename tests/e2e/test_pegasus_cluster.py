@@ -1,0 +1,271 @@
+"""End to end: the real program deploys, changes and destroys a cluster on local machines.
+
+The scenarios run in order on one cluster (each builds on the previous one's
+state), like an operator's week: up, a no-op up, a config change, a bad
+change, scale out, data safety, destroy. Every check looks from outside the
+program: over SSH on the machines, at the MetaServer's HTTP API, in ZooKeeper.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.localcloud.engine import DeploymentError, Engine
+from tests.e2e.localcloud.testing import local_cloud, skip_unless_local_cloud_possible  # noqa: F401
+from tests.support.package_builder import build_package
+from tests.support.pulumi_program import PROGRAM, stack_config
+
+pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
+
+CLUSTER = "e2e"
+COMMAND_TYPES = ("command:remote:Command", "command:remote:CopyToRemote")
+ROLE_UNITS = ("pegasus-meta.service", "pegasus-replica.service", "pegasus-collector.service")
+
+
+def timed(record: dict, name: str):
+    """Print and keep each scenario's wall time (the suite's budget is 15 minutes)."""
+    class _Timer:
+        def __enter__(self):
+            self.started = time.monotonic()
+
+        def __exit__(self, *exc):
+            record[name] = time.monotonic() - self.started
+            print(f"\nscenario {name}: {record[name]:.1f} s")
+    return _Timer()
+
+
+def cluster_config(package: Path, keys, **changes) -> dict:
+    config = {
+        "clusterName": CLUSTER,
+        "package": str(package),
+        "ssh": {"user": "root", "privateKey": keys.private_key, "publicKey": keys.public_key.strip()},
+        "meta": {"count": 2},
+        "replica": {"count": 3, "dataDisks": {"count": 2, "sizeGiB": 1}},
+        "collector": {"enabled": True, "colocate": True},
+        "zookeeper": {"count": 3, "access": "ssh"},
+        "network": {"adminCidr": "10.0.0.0/8", "extraNics": 1},
+        "timeouts": {"startSeconds": 90, "healthSeconds": 120, "zookeeperSeconds": 180},
+    }
+    for key, value in changes.items():
+        config[key] = value
+    return config
+
+
+class Cluster:
+    """The deployment under test and the ways to look at it."""
+
+    def __init__(self, cloud, tmp: Path) -> None:
+        self.cloud = cloud
+        self.package = build_package(tmp / "package")
+        self.engine = Engine(cloud, tmp / "state.json", PROGRAM, project="pegasus", stack="e2e",
+                             secret_keys=("pegasus:ssh",))
+        self.config = cluster_config(self.package, cloud.keys)
+        self.exports: dict = {}
+        self.times: dict[str, float] = {}
+
+    def up(self, config: dict | None = None) -> dict:
+        self.config = copy.deepcopy(config or self.config)
+        self.exports = self.engine.up(stack_config("pegasus", self.config))
+        return self.exports
+
+    def machine(self, name: str):
+        return self.cloud.machines[name]
+
+    def hosts(self, prefix: str) -> list:
+        return [m for n, m in sorted(self.cloud.machines.items()) if n.startswith(prefix)]
+
+    def meta_get(self, path: str) -> dict:
+        meta = self.exports["metaServers"].split(",")[0]
+        with urllib.request.urlopen(f"http://{meta}{path}", timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def zookeeper(self):
+        from kazoo.client import KazooClient
+
+        client = KazooClient(hosts=self.exports["zookeeperServers"], timeout=10)
+        client.start(timeout=30)
+        return client
+
+    def unit_started(self, machine, unit: str) -> float:
+        """When the unit last entered 'active', in seconds since the epoch."""
+        out = machine.check(f"systemctl show -p ActiveEnterTimestamp --value {unit} | xargs -I{{}} date -d '{{}}' +%s.%N")
+        return float(out.strip())
+
+    def commands_run(self) -> list:
+        return [op for op in self.engine.last_run.operations if op.type in COMMAND_TYPES]
+
+
+@pytest.fixture(scope="module")
+def cluster(local_cloud, tmp_path_factory):  # noqa: F811
+    deployed = Cluster(local_cloud, tmp_path_factory.mktemp("cluster"))
+    yield deployed
+    if deployed.engine.state.order:  # a scenario failed midway: leave nothing behind
+        try:
+            deployed.engine.destroy()
+        except DeploymentError as error:
+            print(f"cleanup destroy failed: {error}")
+    print("\nscenario times: " + ", ".join(f"{k} {v:.0f} s" for k, v in deployed.times.items()))
+
+
+def alive_replicas(cluster: Cluster) -> dict[str, str]:
+    nodes = cluster.meta_get("/meta/nodes")
+    return {address: node["status"] for address, node in nodes["details"].items()}
+
+
+def wait_for(predicate, what: str, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_1_up(cluster):
+    with timed(cluster.times, "up"):
+        exports = cluster.up()
+    assert exports["clusterRoot"] == f"/pegasus/{CLUSTER}"
+    # Every unit is active where it should be.
+    for machine in cluster.hosts("zk-"):
+        assert machine.check("systemctl is-active pegasus-zookeeper.service").strip() == "active"
+    meta0 = cluster.machine("meta-0")
+    for unit in ("pegasus-meta.service", "pegasus-collector.service"):
+        assert meta0.check(f"systemctl is-active {unit}").strip() == "active"
+    for machine in cluster.hosts("replica-"):
+        assert machine.check("systemctl is-active pegasus-replica.service").strip() == "active"
+    # The MetaServer sees 3 ALIVE replicas at their extra-NIC addresses.
+    replicas = exports["replicaServers"]
+    assert len(replicas) == 3
+    primary_ips = {m.ip for m in cluster.hosts("replica-")}
+    assert not {r.split(":")[0] for r in replicas} & primary_ips, "replicas should bind to the extra NIC"
+    assert alive_replicas(cluster) == {r: "ALIVE" for r in replicas}
+    # Data dirs sit on the mounted volumes and hold the server's files.
+    for machine in cluster.hosts("replica-"):
+        for disk in (1, 2):
+            data_dir = f"/home/work/ssd{disk}/pegasus/{CLUSTER}"
+            source = machine.check(f"findmnt -n -o SOURCE --target {data_dir}").strip()
+            assert source.startswith("/dev/loop"), f"{machine.name}: {data_dir} is on {source}"
+            assert machine.check(f"ls {data_dir}").count("standin-replica.") >= 1
+    # ZooKeeper holds the cluster root; no %{ is left in any deployed config.
+    client = cluster.zookeeper()
+    try:
+        assert client.exists(f"/pegasus/{CLUSTER}")
+        assert client.get_children(f"/pegasus/{CLUSTER}/lock")
+    finally:
+        client.stop()
+    for machine in cluster.hosts("meta-") + cluster.hosts("replica-"):
+        rc, out, _ = machine.ssh("grep -l '%{' /home/work/app/pegasus/*/config.ini")
+        assert rc == 1 and not out.strip(), f"{machine.name}: leftover %{{ in {out}"
+
+
+def test_2_noop_up_runs_no_command(cluster):
+    with timed(cluster.times, "no-op up"):
+        cluster.up()
+    assert cluster.commands_run() == []
+    assert cluster.engine.last_run.operations == []
+
+
+def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
+    metas_before = {m.name: cluster.unit_started(m, "pegasus-meta.service") for m in cluster.hosts("meta-")}
+    config = copy.deepcopy(cluster.config)
+    config["replica"]["configOverrides"] = {"replication": {"gc_interval_ms": "45000"}}
+    with timed(cluster.times, "config change"):
+        cluster.up(config)
+    ran = {op.name for op in cluster.commands_run()}
+    rolls = [op for op in cluster.commands_run() if op.name.endswith("-replica-roll")]
+    assert {op.name for op in rolls} == {f"replica-{i}-replica-roll" for i in range(3)}
+    assert ran == {op.name for op in rolls} | {f"replica-{i}-replica-config" for i in range(3)}
+    for a, b in zip(rolls, rolls[1:]):
+        assert not a.overlaps(b), f"{a.name} and {b.name} restarted at the same time"
+    # Each replica restarted once, in the roll's order, and the metas were not touched.
+    starts = [cluster.unit_started(m, "pegasus-replica.service") for m in cluster.hosts("replica-")]
+    assert starts == sorted(starts)
+    # (systemd reports whole seconds: allow one second of rounding)
+    assert all(op.started - 1 <= s <= op.ended for op, s in zip(sorted(rolls, key=lambda o: o.name), starts))
+    assert {m.name: cluster.unit_started(m, "pegasus-meta.service") for m in cluster.hosts("meta-")} == metas_before
+    for machine in cluster.hosts("replica-"):
+        assert "gc_interval_ms = 45000" in machine.check("cat /home/work/app/pegasus/replica/config.ini")
+    assert set(alive_replicas(cluster).values()) == {"ALIVE"}
+
+
+def test_4_bad_start_is_explained(cluster):
+    good = copy.deepcopy(cluster.config)
+    bad = copy.deepcopy(good)
+    bad["replica"]["configOverrides"] = {"network": {"io_service_worker_count": "zero"}}
+    with timed(cluster.times, "bad change"):
+        with pytest.raises(DeploymentError) as error:
+            cluster.up(bad)
+    message = str(error.value)
+    assert "replica-0-replica-roll" in message
+    assert "io_service_worker_count" in message  # the stand-in's refusal, from its log tail
+    assert "roll stopped at" in message
+    # The roll stopped at the first server: the others still run their old files.
+    for machine in cluster.hosts("replica-")[1:]:
+        assert "io_service_worker_count = zero" not in machine.check("cat /home/work/app/pegasus/replica/config.ini")
+        assert machine.check("systemctl is-active pegasus-replica.service").strip() == "active"
+    with timed(cluster.times, "recover"):
+        cluster.up(good)
+    wait_for(lambda: set(alive_replicas(cluster).values()) == {"ALIVE"}, "all replicas ALIVE again")
+
+
+def test_5_scale_out_creates_only_the_new_server(cluster):
+    config = copy.deepcopy(cluster.config)
+    config["replica"]["count"] = 4
+    with timed(cluster.times, "scale out"):
+        exports = cluster.up(config)
+    touched = {op.name for op in cluster.engine.last_run.operations}
+    assert touched - {"e2e-health"}, "nothing was created"
+    assert all(name.startswith("replica-3") or name == "e2e-health" for name in touched), touched
+    assert {op.action for op in cluster.engine.last_run.operations if op.name.startswith("replica-3")} == {"create"}
+    assert len(exports["replicaServers"]) == 4
+    assert alive_replicas(cluster) == {r: "ALIVE" for r in exports["replicaServers"]}
+
+
+def test_6_disk_preparation_keeps_existing_data(cluster):
+    replica = cluster.machine("replica-0")
+    replica.check("echo keep-me > /home/work/ssd1/sentinel && sync")
+    prepare = cluster.engine.state.get_by_name("command:remote:Command", "replica-0-disks")["inputs"]["create"]
+    rc, out, err = replica.ssh(prepare)
+    assert rc == 0, err
+    assert "formatted" not in out and "kept" in out
+    assert replica.check("cat /home/work/ssd1/sentinel").strip() == "keep-me"
+    assert replica.check("grep -c ' /home/work/ssd1 ' /etc/fstab").strip() == "1"
+
+
+def test_7_destroy_leaves_nothing(cluster):
+    pegasus_hosts = cluster.hosts("meta-") + cluster.hosts("replica-")
+    seen = {}
+
+    def before_delete(record: dict) -> None:
+        # Checked while ZooKeeper still runs: the first ZooKeeper removal is next.
+        if record["name"].endswith("-zookeeper") and record["name"].startswith("zk-") and not seen:
+            client = cluster.zookeeper()
+            try:
+                seen["path"] = client.exists(f"/pegasus/{CLUSTER}")
+                seen["pegasus"] = client.exists("/pegasus")
+            finally:
+                client.stop()
+            for machine in pegasus_hosts:
+                for unit in ROLE_UNITS:
+                    rc, _, _ = machine.ssh(f"systemctl cat {unit}")
+                    assert rc != 0, f"{unit} still installed on {machine.name}"
+                rc, out, _ = machine.ssh("ls -d /home/work/app/pegasus /home/work/ssd*/pegasus/* 2>/dev/null")
+                assert not out.strip(), f"{machine.name} keeps {out}"
+
+    volumes_before = set(cluster.cloud.volumes)
+    with timed(cluster.times, "destroy"):
+        cluster.engine.destroy(before_delete=before_delete)
+    assert seen, "ZooKeeper was never checked before it went"
+    assert seen["path"] is None, "the cluster's ZooKeeper path survived destroy"
+    assert seen["pegasus"] is not None, "destroy removed /pegasus itself"
+    assert cluster.engine.state.order == []
+    assert not cluster.cloud.machines
+    assert not volumes_before & set(cluster.cloud.volumes)
+    loops = cluster.cloud.attached_loop_devices()
+    assert not loops, f"loop devices left: {loops}"

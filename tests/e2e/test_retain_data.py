@@ -1,0 +1,75 @@
+"""End to end: `retainData` keeps the data volumes, the data directories and the ZooKeeper path."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.localcloud.engine import Engine
+from tests.e2e.localcloud.testing import local_cloud, skip_unless_local_cloud_possible  # noqa: F401
+from tests.support.package_builder import build_package
+from tests.support.pulumi_program import PROGRAM, stack_config
+
+pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
+
+CLUSTER = "kept"
+
+
+def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud, tmp_path):  # noqa: F811
+    started = time.monotonic()
+    keys = local_cloud.keys
+    config = {
+        "clusterName": CLUSTER,
+        "package": str(build_package(tmp_path / "package")),
+        "ssh": {"user": "root", "privateKey": keys.private_key, "publicKey": keys.public_key.strip()},
+        "meta": {"count": 2},
+        "replica": {"count": 3, "dataDisks": {"count": 1, "sizeGiB": 1}},
+        "collector": {"enabled": False},
+        "zookeeper": {"count": 1, "allowSingleNode": True, "access": "direct"},
+        "network": {"adminCidr": "10.0.0.0/8"},
+        "retainData": True,
+        "timeouts": {"startSeconds": 90, "healthSeconds": 120, "zookeeperSeconds": 180},
+    }
+    engine = Engine(local_cloud, tmp_path / "state.json", PROGRAM, stack="retain", secret_keys=("pegasus:ssh",))
+    exports = engine.up(stack_config("pegasus", config))
+    volumes = [r["id"] for r in engine.state.resources.values() if r["type"] == "aws:ebs/volume:Volume"]
+    assert len(volumes) == 3
+    checked = {}
+
+    def before_delete(record: dict) -> None:
+        if record["name"] == "zk-0-zookeeper" and not checked:
+            from kazoo.client import KazooClient
+
+            client = KazooClient(hosts=exports["zookeeperServers"], timeout=10)
+            client.start(timeout=30)
+            try:
+                checked["path"] = client.exists(f"/pegasus/{CLUSTER}")
+            finally:
+                client.stop()
+            for name in ("meta-0", "meta-1"):
+                rc, _, _ = local_cloud.machines[name].ssh("test -d /home/work/app/pegasus/meta")
+                checked[name] = rc == 0
+
+    engine.destroy(before_delete=before_delete)
+    assert checked["path"] is not None, "the ZooKeeper path was removed despite retainData"
+    assert checked["meta-0"] and checked["meta-1"], "the MetaServers' directories were removed"
+    assert engine.state.order == [] and not local_cloud.machines
+    retained = {op.name for op in engine.last_run.operations if op.action == "retain"}
+    assert {f"replica-{i}-data1" for i in range(3)} <= retained
+    for volume_id in volumes:
+        assert volume_id in local_cloud.volumes, f"{volume_id} was deleted"
+        with_files = _files_on_volume(local_cloud.volumes[volume_id].path, tmp_path / volume_id)
+        assert any(name.startswith("standin-replica.") for name in with_files), with_files
+    print(f"\nscenario retain data: {time.monotonic() - started:.1f} s")
+
+
+def _files_on_volume(image, mount_point) -> list[str]:
+    """Mount a retained volume's backing file read-only and list its cluster data dir."""
+    mount_point.mkdir()
+    subprocess.run(["mount", "-o", "ro,loop", str(image), str(mount_point)], check=True)
+    try:
+        return [p.name for p in (mount_point / "pegasus" / CLUSTER).iterdir()]
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
