@@ -5,8 +5,9 @@ The layout (documented in the README, "Files on a host"):
 
     <appDir>/packages/<tarball>          uploaded server package
     <appDir>/releases/<release>/bin/     unpacked package, one directory per release
-    <appDir>/current -> releases/<rel>   the release the units run
+    <appDir>/current -> releases/<rel>   the newest installed release
     <appDir>/<role>/                     %{app.dir} of a role: config.ini, log/, state
+    <appDir>/<role>/release -> ...       the release this role runs (switched at its restart)
     <appDir>/staged/<role>.config.ini    uploaded config, activated at (re)start
     <homeDir>/ssd<N>/                    mount point of data disk N (1-based)
     <homeDir>/ssd<N>/pegasus/<cluster>   data dir N of the ReplicaServer
@@ -58,9 +59,12 @@ class HostLayout:
     def current_link(self) -> str:
         return f"{self.app_dir}/current"
 
-    @property
-    def bin_dir(self) -> str:
-        return f"{self.current_link}/bin"
+    def release_link(self, role: str) -> str:
+        """The release a role runs: moved to `current` only when that role restarts."""
+        return f"{self.role_dir(role)}/release"
+
+    def bin_dir(self, role: str) -> str:
+        return f"{self.release_link(role)}/bin"
 
     def release_dir(self, release: str) -> str:
         return f"{self.releases_dir}/{release}"

@@ -146,14 +146,15 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
                zk_servers: str) -> RoleFiles:
     lay = layout(spec)
     config = role_config(spec, role, interface, meta_ips, zk_servers)
-    unit = render("pegasus.service", role=role, cluster_name=spec.cluster_name, bin_dir=lay.bin_dir,
+    unit = render("pegasus.service", role=role, cluster_name=spec.cluster_name, bin_dir=lay.bin_dir(role),
                   config_path=lay.config_path(role))
     dirs = role_dirs(spec, role)
     common = dict(
         role=role, unit_name=hl.role_unit(role), unit_text=unit,
         unit_path=f"{hl.SYSTEMD_DIR}/{hl.role_unit(role)}", role_dir=lay.role_dir(role),
         dirs=dirs + [lay.log_dir(role)], staged_config=lay.staged_config_path(role),
-        config_path=lay.config_path(role), address=address, port=hl.ROLE_PORTS[role],
+        config_path=lay.config_path(role), release_link=lay.release_link(role), current_link=lay.current_link,
+        address=address, port=hl.ROLE_PORTS[role],
         meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
         wait_seconds=spec.timeouts.start_seconds, log_dir=lay.log_dir(role),
     )

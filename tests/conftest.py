@@ -18,3 +18,15 @@ def zookeeper_server(tmp_path_factory):
                     "(apt-get install zookeeper)")
     with ZooKeeperServer(tmp_path_factory.mktemp("zookeeper")) as server:
         yield server
+
+
+@pytest.fixture
+def zookeeper_client(zookeeper_server):
+    """A kazoo client of the test itself, to arrange and inspect nodes."""
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=zookeeper_server.hosts)
+    client.start(timeout=30)
+    yield client
+    client.stop()
+    client.close()

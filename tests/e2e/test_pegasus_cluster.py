@@ -239,31 +239,36 @@ def test_6_disk_preparation_keeps_existing_data(cluster):
 
 
 def test_7_destroy_leaves_nothing(cluster):
-    pegasus_hosts = cluster.hosts("meta-") + cluster.hosts("replica-")
-    seen = {}
+    pegasus_hosts = {m.name for m in cluster.hosts("meta-") + cluster.hosts("replica-")}
+    seen: dict = {"hosts": set()}
 
     def before_delete(record: dict) -> None:
-        # Checked while ZooKeeper still runs: the first ZooKeeper removal is next.
-        if record["name"].endswith("-zookeeper") and record["name"].startswith("zk-") and not seen:
+        # ZooKeeper, checked while it still runs: the first ZooKeeper removal is next.
+        if record["name"].startswith("zk-") and record["name"].endswith("-zookeeper") and "path" not in seen:
             client = cluster.zookeeper()
             try:
                 seen["path"] = client.exists(f"/pegasus/{CLUSTER}")
                 seen["pegasus"] = client.exists("/pegasus")
             finally:
                 client.stop()
-            for machine in pegasus_hosts:
-                for unit in ROLE_UNITS:
-                    rc, _, _ = machine.ssh(f"systemctl cat {unit}")
-                    assert rc != 0, f"{unit} still installed on {machine.name}"
-                rc, out, _ = machine.ssh("ls -d /home/work/app/pegasus /home/work/ssd*/pegasus/* 2>/dev/null")
-                assert not out.strip(), f"{machine.name} keeps {out}"
+        # Each Pegasus host, checked just before its instance goes.
+        if record["type"] == "aws:ec2/instance:Instance" and record["name"] in pegasus_hosts:
+            machine = cluster.machine(record["name"])
+            for unit in ROLE_UNITS:
+                rc, _, _ = machine.ssh(f"systemctl cat {unit}")
+                assert rc != 0, f"{unit} still installed on {machine.name}"
+            rc, out, _ = machine.ssh("ls -d /home/work/app/pegasus /home/work/ssd*/pegasus 2>/dev/null")
+            assert not out.strip(), f"{machine.name} keeps {out}"
+            assert not machine.check("grep -c ' /home/work/' /etc/fstab || true").strip().strip("0")
+            seen["hosts"].add(record["name"])
 
     volumes_before = set(cluster.cloud.volumes)
     with timed(cluster.times, "destroy"):
         cluster.engine.destroy(before_delete=before_delete)
-    assert seen, "ZooKeeper was never checked before it went"
+    assert "path" in seen, "ZooKeeper was never checked before it went"
     assert seen["path"] is None, "the cluster's ZooKeeper path survived destroy"
     assert seen["pegasus"] is not None, "destroy removed /pegasus itself"
+    assert seen["hosts"] == pegasus_hosts
     assert cluster.engine.state.order == []
     assert not cluster.cloud.machines
     assert not volumes_before & set(cluster.cloud.volumes)

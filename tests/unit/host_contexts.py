@@ -39,7 +39,7 @@ def unit_context(role: str) -> dict:
     return {
         "role": role,
         "cluster_name": LAYOUT.cluster_name,
-        "bin_dir": LAYOUT.bin_dir,
+        "bin_dir": LAYOUT.bin_dir(role),
         "config_path": LAYOUT.config_path(role),
     }
 
@@ -60,6 +60,8 @@ def role_context(role: str) -> dict:
         "dirs": dirs,
         "staged_config": LAYOUT.staged_config_path(role),
         "config_path": LAYOUT.config_path(role),
+        "release_link": LAYOUT.release_link(role),
+        "current_link": LAYOUT.current_link,
         "address": address,
         "port": host_layout.ROLE_PORTS[role],
         "meta_addresses": META_ADDRESSES,

@@ -293,12 +293,27 @@ def replica_port():
     listener.close()
 
 
+def install_release(tmp_path: Path, name: str) -> Path:
+    """An unpacked release with an executable server, made `current`."""
+    release = tmp_path / "app" / "releases" / name
+    (release / "bin").mkdir(parents=True, exist_ok=True)
+    server = release / "bin" / "pegasus_server"
+    server.write_text("#!/bin/sh\nexit 0\n")
+    server.chmod(0o755)
+    current = tmp_path / "app" / "current"
+    if current.is_symlink():
+        current.unlink()
+    current.symlink_to(release)
+    return release
+
+
 def role_files(tmp_path: Path, role: str, address: str, port: int, metas: list[str], **extra) -> dict:
     role_dir = tmp_path / "app" / role
     role_dir.mkdir(parents=True, exist_ok=True)
     (role_dir / "config.ini.staged").write_text(f"; config of {role} v1\n")
     unit_name = host_layout.role_unit(role)
-    unit = dict(unit_context(role), bin_dir=str(tmp_path / "app" / "current" / "bin"),
+    install_release(tmp_path, "r1")
+    unit = dict(unit_context(role), bin_dir=str(role_dir / "release" / "bin"),
                 config_path=str(role_dir / "config.ini"))
     return {
         "role": role,
@@ -309,6 +324,8 @@ def role_files(tmp_path: Path, role: str, address: str, port: int, metas: list[s
         "dirs": [str(role_dir), str(role_dir / "log"), str(tmp_path / "ssd1" / "pegasus" / "c")],
         "staged_config": str(role_dir / "config.ini.staged"),
         "config_path": str(role_dir / "config.ini"),
+        "release_link": str(role_dir / "release"),
+        "current_link": str(tmp_path / "app" / "current"),
         "address": address,
         "port": port,
         "meta_addresses": metas,
@@ -445,6 +462,30 @@ def test_restart_role_stops_the_roll_when_a_node_is_unalive(tmp_path, systemd, m
     assert result.returncode == 1
     assert "the roll stopped at 127.0.0.1" in result.stderr
     assert "127.0.0.1:2" in result.stderr
+
+
+def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, systemd, meta, replica_port):
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes = {me: "ALIVE"}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], wait_seconds=5)
+    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    config, release = Path(context["config_path"]), Path(context["release_link"])
+    assert release.resolve() == (tmp_path / "app" / "releases" / "r1").resolve()
+    # A new release and config arrive; after the restart a node stays UNALIVE.
+    install_release(tmp_path, "r2")
+    Path(context["staged_config"]).write_text("; config of replica v2\n")
+    meta.nodes = {me: "ALIVE", "127.0.0.1:2": "UNALIVE"}
+    result = run_script(host_files.render("restart_role.sh", phase="roll", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "rolled back to its previous config and release" in result.stderr
+    assert config.read_text() == "; config of replica v1\n"
+    assert release.resolve() == (tmp_path / "app" / "releases" / "r1").resolve()
+    # Once healthy, the same roll goes through and switches both.
+    meta.nodes = {me: "ALIVE"}
+    result = run_script(host_files.render("restart_role.sh", phase="roll", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 0, result.stderr
+    assert config.read_text() == "; config of replica v2\n"
+    assert release.resolve() == (tmp_path / "app" / "releases" / "r2").resolve()
 
 
 def test_restart_role_refuses_an_unknown_phase(tmp_path, systemd, meta):

@@ -23,7 +23,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kazoo.client import KazooClient
 
 from tests.support.package_builder import STANDIN, build_package
 
@@ -351,12 +350,8 @@ def stop(process: subprocess.Popen) -> int:
 
 
 @pytest.fixture
-def zk_client(zookeeper_server):
-    client = KazooClient(hosts=zookeeper_server.hosts)
-    client.start(timeout=15)
-    yield client
-    client.stop()
-    client.close()
+def zk_client(zookeeper_client):
+    return zookeeper_client
 
 
 @pytest.fixture

@@ -55,13 +55,8 @@ SSHD = Path("/usr/sbin/sshd")
 
 
 @pytest.fixture()
-def zk(zookeeper_server):
-    """A kazoo client of the test itself, to arrange and inspect nodes."""
-    client = KazooClient(hosts=zookeeper_server.hosts)
-    client.start(timeout=30)
-    yield client
-    client.stop()
-    client.close()
+def zk(zookeeper_client):
+    return zookeeper_client
 
 
 @pytest.fixture()
