@@ -23,7 +23,7 @@ from . import server_files as files
 from .host import AwsHost
 from .host_preparation import HostPreparation
 from .network import Network
-from .pegasus_server import PegasusPackage, PegasusRole, RoleWiring
+from .pegasus_server import PegasusServer, RoleCommands, RoleWiring
 from .spec import ClusterSpec
 from .topology import ROLE_ORDER, plan_hosts
 from .zookeeper import ZooKeeperEnsemble
@@ -54,9 +54,9 @@ class PegasusCluster(pulumi.ComponentResource):
                                  zk_hosts[0][1] if zk_hosts else preps[metas[0]])
 
         meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
-        packages = {p.name: PegasusPackage(hosts[p.name], preps[p.name], spec, opts=child)
-                    for p in plans if p.roles}
-        servers: dict[str, list[PegasusRole]] = {role: [] for role in ROLE_ORDER}
+        pegasus = {p.name: PegasusServer(hosts[p.name], preps[p.name], spec, meta_ips, zookeeper.servers, opts=child)
+                   for p in plans if p.roles}
+        servers: dict[str, list[RoleCommands]] = {role: [] for role in ROLE_ORDER}
         last_roll: pulumi.Resource | None = None
         for role in ROLE_ORDER:
             start_after = {"meta": [guard], "replica": [r.service for r in servers["meta"]],
@@ -64,13 +64,12 @@ class PegasusCluster(pulumi.ComponentResource):
             for plan in plans:
                 if role not in plan.roles:
                     continue
-                server = PegasusRole(hosts[plan.name], preps[plan.name], packages[plan.name], role, spec,
-                                     meta_ips, zookeeper.servers, RoleWiring(start_after, last_roll), opts=child)
+                server = pegasus[plan.name].add_role(role, RoleWiring(start_after, last_roll))
                 servers[role].append(server)
                 last_roll = server.roll
             if role == "meta":
-                for server in servers["meta"]:
-                    last_roll = server.leader_pass(after=last_roll)
+                for plan, server in zip([p for p in plans if "meta" in p.roles], servers["meta"]):
+                    last_roll = pegasus[plan.name].add_leader_pass(server, after=last_roll)
 
         health = command.remote.Command(
             f"{name}-health", connection=hosts[metas[0]].connection,

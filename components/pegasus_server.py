@@ -1,4 +1,4 @@
-"""Pegasus on one server: the package (once per host) and each role it runs.
+"""Pegasus on one server: the package (uploaded once per host) and each role it runs.
 
 A role is three remote commands with distinct jobs:
 - `<host>-<role>`: first start (create) and stop + cleanup (delete). Its
@@ -34,12 +34,15 @@ def roll_record(package_sha256: str, restart_hashes: list[str]) -> str:
     return (f"echo 'rolls on change: package {package_sha256[:16]} config {config_hash} unit {unit_hash}'")
 
 
-class PegasusPackage(pulumi.ComponentResource):
-    """Uploads the server package once per host and unpacks it into its release directory."""
+class PegasusServer(pulumi.ComponentResource):
+    """The package on one host, and the roles the cluster adds to it in start order."""
 
     def __init__(self, host: HostHandle, prep: HostPreparation, spec: ClusterSpec,
+                 meta_ips: pulumi.Output[list[str]], zk_servers: pulumi.Output[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("pegasus:cluster:PegasusPackage", f"{host.name}-package", None, opts)
+        super().__init__("pegasus:cluster:PegasusServer", f"{host.name}-pegasus", None, opts)
+        self._host, self._prep, self._spec = host, prep, spec
+        self._meta_ips, self._zk_servers = meta_ips, zk_servers
         layout = files.layout(spec)
         upload = command.remote.CopyToRemote(
             f"{host.name}-package-upload", connection=host.connection,
@@ -52,47 +55,48 @@ class PegasusPackage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[upload]))
         self.register_outputs({"release": spec.package.release})
 
+    def add_role(self, role: str, wiring: "RoleWiring") -> "RoleCommands":
+        host, spec = self._host, self._spec
+        role_files = pulumi.Output.all(host.cluster_ip, self._prep.interface, self._meta_ips,
+                                       self._zk_servers).apply(
+            lambda v: files.role_files(spec, role, v[0], v[1], v[2], v[3]))
+        staged = command.remote.CopyToRemote(
+            f"{host.name}-{role}-config", connection=host.connection,
+            source=role_files.apply(lambda f: pulumi.StringAsset(f.config)),
+            remote_path=files.layout(spec).staged_config_path(role),
+            triggers=[role_files.apply(lambda f: f.config_hash)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._prep.done))
+        service = command.remote.Command(
+            f"{host.name}-{role}", connection=host.connection,
+            create=role_files.apply(lambda f: f.start), delete=role_files.apply(lambda f: f.stop),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.installed, staged, *wiring.start_after]))
+        record = role_files.apply(lambda f: roll_record(spec.package.sha256, f.restart_hashes))
+        roll_deps = [service, staged, self.installed] + ([wiring.roll_after] if wiring.roll_after else [])
+        roll = command.remote.Command(
+            f"{host.name}-{role}-roll", connection=host.connection,
+            create=record, update=role_files.apply(lambda f: f.roll),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=roll_deps))
+        return RoleCommands(service=service, roll=roll, record=record, files=role_files)
+
+    def add_leader_pass(self, meta: "RoleCommands", after: pulumi.Resource) -> command.remote.Command:
+        """The second pass of the MetaServer roll: restarts a deferred leader, last."""
+        return command.remote.Command(
+            f"{self._host.name}-meta-roll-leader", connection=self._host.connection,
+            create=meta.record, update=meta.files.apply(lambda f: f.deferred_roll),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[after]))
+
 
 @dataclass
 class RoleWiring:
     """Where a role sits in the cluster's order."""
 
     start_after: list[pulumi.Resource]
-    roll_after: pulumi.Resource | None  # the previous server's roll in this role's chain
+    roll_after: pulumi.Resource | None  # the previous server's roll in the chain
 
 
-class PegasusRole(pulumi.ComponentResource):
-    def __init__(self, host: HostHandle, prep: HostPreparation, package: PegasusPackage, role: str,
-                 spec: ClusterSpec, meta_ips: pulumi.Output[list[str]], zk_servers: pulumi.Output[str],
-                 wiring: RoleWiring, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("pegasus:cluster:PegasusRole", f"{host.name}-{role}", None, opts)
-        role_files = pulumi.Output.all(host.cluster_ip, prep.interface, meta_ips, zk_servers).apply(
-            lambda v: files.role_files(spec, role, v[0], v[1], v[2], v[3]))
-        config_hash = role_files.apply(lambda f: f.config_hash)
-        staged = command.remote.CopyToRemote(
-            f"{host.name}-{role}-config", connection=host.connection,
-            source=role_files.apply(lambda f: pulumi.StringAsset(f.config)),
-            remote_path=files.layout(spec).staged_config_path(role), triggers=[config_hash],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=prep.done))
-        self.service = command.remote.Command(
-            f"{host.name}-{role}", connection=host.connection,
-            create=role_files.apply(lambda f: f.start), delete=role_files.apply(lambda f: f.stop),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[package.installed, staged, *wiring.start_after]))
-        record = role_files.apply(lambda f: roll_record(spec.package.sha256, f.restart_hashes))
-        roll_deps = [self.service, staged, package.installed] + ([wiring.roll_after] if wiring.roll_after else [])
-        self.roll = command.remote.Command(
-            f"{host.name}-{role}-roll", connection=host.connection,
-            create=record, update=role_files.apply(lambda f: f.roll),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=roll_deps))
-        self._files = role_files
-        self._record = record
-        self._host = host
-        self.config_hash = config_hash
-        self.register_outputs({"configHash": config_hash})
-
-    def leader_pass(self, after: pulumi.Resource) -> command.remote.Command:
-        """The second pass of the MetaServer roll: restarts a deferred leader, last."""
-        return command.remote.Command(
-            f"{self._host.name}-meta-roll-leader", connection=self._host.connection,
-            create=self._record, update=self._files.apply(lambda f: f.deferred_roll),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[after]))
+@dataclass
+class RoleCommands:
+    service: command.remote.Command  # first start, and stop + cleanup at destroy
+    roll: command.remote.Command  # restart on change
+    record: pulumi.Output[str]
+    files: pulumi.Output[files.RoleFiles]

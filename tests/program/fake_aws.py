@@ -54,11 +54,13 @@ class FakeCloud(pulumi.runtime.Mocks):
         self._lock = threading.Lock()
         self.resources: dict[str, Registration] = {}
         self.raw_inputs: dict[str, dict] = {}
+        self.custom_count = 0  # resources a provider would create (components excluded)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = _unwrap(args.inputs)
         with self._lock:
             self.raw_inputs[args.name] = args.inputs
+            self.custom_count += bool(args.custom)
         state = dict(inputs)
         n = _stable_number(args.name, 1 << 48)
         kind = args.typ
