@@ -83,10 +83,6 @@ def _compile(template_text: str) -> jinja2.Template:
     return _ENV.from_string(template_text)
 
 
-def template_variables(template_text: str) -> set[str]:
-    return {name.strip() for name in VARIABLE.findall(template_text)}
-
-
 def _check_known(template_text: str, known: Iterable[str]) -> None:
     known = set(known)
     for number, line in enumerate(template_text.splitlines(), start=1):

@@ -91,7 +91,6 @@ class AwsHost(pulumi.ComponentResource):
                 f"{plan.name}-nic1-attach", instance_id=instance.id, network_interface_id=nic.id, device_index=1,
                 opts=child))
             cluster_ip, nic_mac = nic.private_ip, nic.mac_address
-        self.instance = instance
         self.handle = HostHandle(name=plan.name, connection=connection_args(spec, ssh_address),
                                  cluster_ip=cluster_ip, ssh_address=ssh_address, data_devices=data_devices,
                                  slog_device=slog_device, nic_mac=nic_mac, ready=ready)

@@ -38,7 +38,6 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         net = spec.network
         tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack}
-        self._vpc_cidr = net.vpc_cidr
         if net.vpc_id:
             self.vpc_id = pulumi.Output.from_input(net.vpc_id)
             self.subnet_id = pulumi.Output.from_input(net.subnet_id)
