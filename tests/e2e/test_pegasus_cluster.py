@@ -175,6 +175,10 @@ def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
     metas_before = {m.name: cluster.unit_started(m, "pegasus-meta.service") for m in cluster.hosts("meta-")}
     config = copy.deepcopy(cluster.config)
     config["replica"]["configOverrides"] = {"replication": {"gc_interval_ms": "45000"}}
+    # The preview names exactly what the change touches: the replicas' configs and restarts.
+    planned = {op.name: op.action for op in cluster.engine.preview(stack_config("pegasus", config)).operations}
+    assert planned == {**{f"replica-{i}-replica-roll": "update" for i in range(3)},
+                       **{f"replica-{i}-replica-config": "replace" for i in range(3)}}
     with timed(cluster.times, "config change"):
         cluster.up(config)
     ran = {op.name for op in cluster.commands_run()}
