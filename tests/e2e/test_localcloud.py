@@ -16,7 +16,7 @@ from tests.e2e.localcloud import LocalCloud, by_id_path, sweep_leftovers
 from tests.e2e.localcloud.leftovers import loops_backed_under, processes_in_netns, runs_root
 from tests.e2e.localcloud.network import PREFIX, list_links, list_netns
 from tests.e2e.localcloud.ssh import run_over_ssh
-from tests.e2e.localcloud.testing import local_cloud, skip_unless_local_cloud_possible  # noqa: F401
+from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 
 pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 

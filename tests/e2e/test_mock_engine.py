@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.localcloud.engine import DeploymentError, Engine
-from tests.e2e.localcloud.testing import local_cloud, skip_unless_local_cloud_possible  # noqa: F401
+from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 
 pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 

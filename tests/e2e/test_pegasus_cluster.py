@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.localcloud.engine import DeploymentError, Engine
-from tests.e2e.localcloud.testing import local_cloud, skip_unless_local_cloud_possible  # noqa: F401
+from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 
@@ -102,7 +102,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(local_cloud, tmp_path_factory):  # noqa: F811
+def cluster(local_cloud, tmp_path_factory):
     deployed = Cluster(local_cloud, tmp_path_factory.mktemp("cluster"))
     yield deployed
     if deployed.engine.state.order:  # a scenario failed midway: leave nothing behind

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.e2e.localcloud.engine import Engine
-from tests.e2e.localcloud.testing import local_cloud, skip_unless_local_cloud_possible  # noqa: F401
+from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 CLUSTER = "kept"
 
 
-def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud, tmp_path):  # noqa: F811
+def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud, tmp_path):
     started = time.monotonic()
     keys = local_cloud.keys
     config = {
