@@ -27,11 +27,10 @@ from .host_preparation import HostPreparation
 from .spec import ClusterSpec
 
 
-
 def roll_record(package_sha256: str, restart_hashes: list[str]) -> str:
     """The roll's create: a no-op whose text changes exactly when a restart is due."""
     config_hash, unit_hash = restart_hashes
-    return (f"echo 'rolls on change: package {package_sha256[:16]} config {config_hash} unit {unit_hash}'")
+    return f"echo 'rolls on change: package {package_sha256[:16]} config {config_hash} unit {unit_hash}'"
 
 
 class PegasusServer(pulumi.ComponentResource):
