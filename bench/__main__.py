@@ -1,8 +1,9 @@
 """`make bench`: how long rendering and program evaluation take at production scale.
 
 Shape (the one the issues set): 3 MetaServers (the Collector on the first) +
-100 ReplicaServers x 4 data disks + 3 ZooKeeper. Prints one line per measurement with its
-target; exits non-zero if a target is missed, so a regression is visible.
+100 ReplicaServers x 4 data disks + 3 ZooKeeper. Prints one line per
+measurement with its target; exits non-zero if a target is missed, so a
+regression is visible.
 """
 
 from __future__ import annotations

@@ -48,12 +48,16 @@ OWNED_KEYS = {
 }
 OWNED_SECTIONS = {"pegasus.clusters": "it maps clusterName to the MetaServer list"}
 
-# EBS limits per volume type: size GiB, IOPS, throughput MiB/s, IOPS per GiB.
+# EBS limits per volume type: size GiB, IOPS, throughput MiB/s, IOPS per GiB
+# (above a baseline every size gets: gp3 gives 3000 IOPS even to 1 GiB).
 VOLUME_LIMITS = {
-    "gp3": {"size": (1, 16384), "iops": (3000, 16000), "throughput": (125, 1000), "iops_per_gib": 500},
-    "io2": {"size": (4, 16384), "iops": (100, 64000), "throughput": None, "iops_per_gib": 500},
-    "io1": {"size": (4, 16384), "iops": (100, 64000), "throughput": None, "iops_per_gib": 50},
-    "gp2": {"size": (1, 16384), "iops": None, "throughput": None, "iops_per_gib": None},
+    "gp3": {"size": (1, 16384), "iops": (3000, 16000), "throughput": (125, 1000), "iops_per_gib": 500,
+            "baseline_iops": 3000},
+    "io2": {"size": (4, 16384), "iops": (100, 64000), "throughput": None, "iops_per_gib": 500,
+            "baseline_iops": 0},
+    "io1": {"size": (4, 16384), "iops": (100, 64000), "throughput": None, "iops_per_gib": 50,
+            "baseline_iops": 0},
+    "gp2": {"size": (1, 16384), "iops": None, "throughput": None, "iops_per_gib": None, "baseline_iops": 0},
 }
 MAX_DATA_DISKS = 16
 
@@ -364,8 +368,7 @@ def _disk(r: _Reader, raw: Mapping[str, Any], key: str, with_count: bool,
             low, high = limits["iops"]
             if not low <= iops <= high:
                 r.problem(f"{key}.iops", f"{iops} is outside what {vtype} allows ({low}..{high})", "pick a value in range")
-            elif iops > max(limits["iops"][0] if vtype == "gp3" else 0, limits["iops_per_gib"] * max(size, 1)):
-                # gp3 gives its 3000 IOPS baseline at any size; above it, 500 per GiB.
+            elif iops > max(limits["baseline_iops"], limits["iops_per_gib"] * max(size, 1)):
                 r.problem(f"{key}.iops", f"{iops} IOPS on {size} GiB exceeds {limits['iops_per_gib']} IOPS per GiB",
                           "lower iops or grow sizeGiB")
     if throughput is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from components.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 from tests.support.package_builder import build_package
@@ -40,8 +41,8 @@ def timed(record: dict, name: str):
     return _Timer()
 
 
-def cluster_config(package: Path, keys, **changes) -> dict:
-    config = {
+def cluster_config(package: Path, keys) -> dict:
+    return {
         "clusterName": CLUSTER,
         "package": str(package),
         "ssh": {"user": "root", "privateKey": keys.private_key, "publicKey": keys.public_key.strip()},
@@ -52,9 +53,6 @@ def cluster_config(package: Path, keys, **changes) -> dict:
         "network": {"adminCidr": "10.0.0.0/8", "extraNics": 1},
         "timeouts": {"startSeconds": 90, "healthSeconds": 120, "zookeeperSeconds": 180},
     }
-    for key, value in changes.items():
-        config[key] = value
-    return config
 
 
 class Cluster:
@@ -86,11 +84,8 @@ class Cluster:
             return json.loads(answer.read())
 
     def zookeeper(self):
-        from kazoo.client import KazooClient
-
-        client = KazooClient(hosts=self.exports["zookeeperServers"], timeout=10)
-        client.start(timeout=30)
-        return client
+        """A kazoo session on the cluster's ensemble, reached directly from this host."""
+        return zookeeper_session(self.exports["zookeeperServers"], None, 30)
 
     def unit_started(self, machine, unit: str) -> float:
         """When the unit last entered 'active', in seconds since the epoch."""
@@ -153,12 +148,9 @@ def test_1_up(cluster):
             assert source.startswith("/dev/loop"), f"{machine.name}: {data_dir} is on {source}"
             assert machine.check(f"ls {data_dir}").count("standin-replica.") >= 1
     # ZooKeeper holds the cluster root; no %{ is left in any deployed config.
-    client = cluster.zookeeper()
-    try:
+    with cluster.zookeeper() as client:
         assert client.exists(f"/pegasus/{CLUSTER}")
         assert client.get_children(f"/pegasus/{CLUSTER}/lock")
-    finally:
-        client.stop()
     for machine in cluster.hosts("meta-") + cluster.hosts("replica-"):
         rc, out, _ = machine.ssh("grep -l '%{' /home/work/app/pegasus/*/config.ini")
         assert rc == 1 and not out.strip(), f"{machine.name}: leftover %{{ in {out}"
@@ -249,12 +241,9 @@ def test_7_destroy_leaves_nothing(cluster):
     def before_delete(record: dict) -> None:
         # ZooKeeper, checked while it still runs: the first ZooKeeper removal is next.
         if record["name"].startswith("zk-") and record["name"].endswith("-zookeeper") and "path" not in seen:
-            client = cluster.zookeeper()
-            try:
+            with cluster.zookeeper() as client:
                 seen["path"] = client.exists(f"/pegasus/{CLUSTER}")
                 seen["pegasus"] = client.exists("/pegasus")
-            finally:
-                client.stop()
         # Each Pegasus host, checked just before its instance goes.
         if record["type"] == "aws:ec2/instance:Instance" and record["name"] in pegasus_hosts:
             machine = cluster.machine(record["name"])

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from components.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import Engine
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 from tests.support.package_builder import build_package
@@ -40,14 +41,8 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
 
     def before_delete(record: dict) -> None:
         if record["name"] == "zk-0-zookeeper" and not checked:
-            from kazoo.client import KazooClient
-
-            client = KazooClient(hosts=exports["zookeeperServers"], timeout=10)
-            client.start(timeout=30)
-            try:
+            with zookeeper_session(exports["zookeeperServers"], None, 30) as client:
                 checked["path"] = client.exists(f"/pegasus/{CLUSTER}")
-            finally:
-                client.stop()
             for name in ("meta-0", "meta-1"):
                 rc, _, _ = local_cloud.machines[name].ssh("test -d /home/work/app/pegasus/meta")
                 checked[name] = rc == 0
