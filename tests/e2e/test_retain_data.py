@@ -16,6 +16,7 @@ from tests.support.pulumi_program import PROGRAM, stack_config
 pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 
 CLUSTER = "kept"
+INSTANCE = "aws:ec2/instance:Instance"
 
 
 def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud, tmp_path):
@@ -40,14 +41,18 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
     checked = {}
 
     def before_delete(record: dict) -> None:
-        if record["name"] == "zk-0-zookeeper" and not checked:
+        # Look at each piece of retained state just before the last thing it lives on goes:
+        # the ZooKeeper path before ZooKeeper stops, a MetaServer's directory before its
+        # machine. Deletes of unrelated resources may come in any order.
+        if record["name"] == "zk-0-zookeeper":
             with zookeeper_session(exports["zookeeperServers"], None, 30) as client:
                 checked["path"] = client.exists(f"/pegasus/{CLUSTER}")
-            for name in ("meta-0", "meta-1"):
-                rc, _, _ = local_cloud.machines[name].ssh("test -d /home/work/app/pegasus/meta")
-                checked[name] = rc == 0
+        elif record["type"] == INSTANCE and record["name"] in ("meta-0", "meta-1"):
+            rc, _, _ = local_cloud.machines[record["name"]].ssh("test -d /home/work/app/pegasus/meta")
+            checked[record["name"]] = rc == 0
 
     engine.destroy(before_delete=before_delete)
+    assert checked.keys() == {"path", "meta-0", "meta-1"}, f"destroy never reached {checked.keys()}"
     assert checked["path"] is not None, "the ZooKeeper path was removed despite retainData"
     assert checked["meta-0"] and checked["meta-1"], "the MetaServers' directories were removed"
     assert engine.state.order == [] and not local_cloud.machines
