@@ -10,6 +10,8 @@ Down (Pulumi deletes in reverse): Collector, ReplicaServers, MetaServers
 Changes: the `-roll` commands of each role form one chain (MetaServers, then
 the deferred leader, then ReplicaServers, then the Collector), so a change
 restarts one server at a time and waits for a healthy cluster in between.
+Checks: after all that, every server's `-check` and the cluster's `-health`
+run side by side.
 """
 
 from __future__ import annotations
@@ -68,20 +70,26 @@ class PegasusCluster(pulumi.ComponentResource):
                 servers[role].append(server)
                 last_roll = server.roll
             if role == "meta":
-                for plan, server in zip([p for p in plans if "meta" in p.roles], servers["meta"]):
-                    last_roll = pegasus[plan.name].add_leader_pass(server, after=last_roll)
+                for server in servers["meta"]:
+                    last_roll = pegasus[server.host].add_leader_pass(server, after=last_roll)
 
+        # Once every server has started (and any roll is done): each server checks
+        # itself, so a failure shows that server's logs, and a MetaServer host checks
+        # the cluster as a whole.
+        everything = [*[s.service for role in ROLE_ORDER for s in servers[role]], last_roll]
+        for server in (s for role in ROLE_ORDER for s in servers[role]):
+            pegasus[server.host].add_check(server, after=everything)
+        replica_ips = pulumi.Output.all(*[hosts[p.name].cluster_ip for p in plans if p.kind == "replica"])
         health = command.remote.Command(
             f"{name}-health", connection=hosts[metas[0]].connection,
-            create=meta_ips.apply(lambda ips: files.health_check_script(spec, ips)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[
-                *[s.service for role in ROLE_ORDER for s in servers[role]], last_roll]))
+            create=pulumi.Output.all(meta_ips, replica_ips).apply(
+                lambda v: files.health_check_script(spec, v[0], v[1])),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=everything))
 
         self.meta_servers = meta_ips.apply(lambda ips: files.address_list(ips, hl.ROLE_PORTS["meta"]))
         self.zookeeper_servers = zookeeper.servers
         self.cluster_root = guard.path
-        self.replica_servers = pulumi.Output.all(*[hosts[p.name].cluster_ip for p in plans if p.kind == "replica"]) \
-            .apply(lambda ips: [f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in ips])
+        self.replica_servers = replica_ips.apply(lambda ips: [f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in ips])
         collector_host = next((p.name for p in plans if "collector" in p.roles), None)
         self.collector = (hosts[collector_host].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['collector']}")
                           if collector_host else pulumi.Output.from_input(""))

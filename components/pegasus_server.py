@@ -12,6 +12,8 @@ A role is three remote commands with distinct jobs:
   even when it has an update command, pulumi/pulumi-command#855.)
 - `<host>-meta-roll-leader` (MetaServers only): the leader defers its restart
   during the roll; this second pass restarts it last.
+- `<host>-<role>-check`: once the whole cluster is up, waits until this
+  server serves and is ALIVE; on timeout it prints this server's logs.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class PegasusServer(pulumi.ComponentResource):
             f"{host.name}-{role}-roll", connection=host.connection,
             create=record, update=role_files.apply(lambda f: f.roll),
             opts=pulumi.ResourceOptions(parent=self, depends_on=roll_deps))
-        return RoleCommands(service=service, roll=roll, record=record, files=role_files)
+        return RoleCommands(host=host.name, role=role, service=service, roll=roll, record=record, files=role_files)
 
     def add_leader_pass(self, meta: "RoleCommands", after: pulumi.Resource) -> command.remote.Command:
         """The second pass of the MetaServer roll: restarts a deferred leader, last."""
@@ -83,6 +85,14 @@ class PegasusServer(pulumi.ComponentResource):
             f"{self._host.name}-meta-roll-leader", connection=self._host.connection,
             create=meta.record, update=meta.files.apply(lambda f: f.deferred_roll),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after]))
+
+
+    def add_check(self, server: "RoleCommands", after: list[pulumi.Resource]) -> command.remote.Command:
+        """The server's self-check, run once the whole cluster has started."""
+        return command.remote.Command(
+            f"{self._host.name}-{server.role}-check", connection=self._host.connection,
+            create=server.files.apply(lambda f: f.check),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after))
 
 
 @dataclass
@@ -95,6 +105,8 @@ class RoleWiring:
 
 @dataclass
 class RoleCommands:
+    host: str  # the host's name
+    role: str
     service: command.remote.Command  # first start, and stop + cleanup at destroy
     roll: command.remote.Command  # restart on change
     record: pulumi.Output[str]

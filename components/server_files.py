@@ -97,6 +97,7 @@ class RoleFiles:
     roll: str
     deferred_roll: str
     stop: str
+    check: str
 
     @property
     def restart_hashes(self) -> list[str]:
@@ -169,14 +170,15 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
         stop=as_root(render("stop_role.sh", role=role, unit_name=hl.role_unit(role),
                             unit_path=f"{hl.SYSTEMD_DIR}/{hl.role_unit(role)}", remove_dirs=dirs,
                             retain_data=spec.retain_data)),
+        check=as_root(render("check_role.sh", **{**common, "wait_seconds": spec.timeouts.health_seconds})),
     )
 
 
-def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str]) -> str:
+def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: Sequence[str]) -> str:
     return as_root(render(
         "health_check.sh",
         meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
-        expected_replicas=spec.replica.count,
+        replica_addresses=[f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in replica_ips],
         default_table=default_table(spec.package.name.version_tuple),
         wait_seconds=spec.timeouts.health_seconds,
         log_dir=layout(spec).log_dir("meta"),

@@ -126,6 +126,13 @@ def test_1_up(cluster):
     with timed(cluster.times, "up"):
         exports = cluster.up()
     assert exports["clusterRoot"] == f"/pegasus/{CLUSTER}"
+    # Each server checked itself once the last server had started.
+    ops = {op.name: op for op in cluster.engine.last_run.operations}
+    checks = {name for name in ops if name.endswith("-check")}
+    assert checks == {"meta-0-meta-check", "meta-1-meta-check", "meta-0-collector-check",
+                      *(f"replica-{i}-replica-check" for i in range(3))}
+    all_started = max(ops[name].ended for name in ("meta-0-collector", *(f"replica-{i}-replica" for i in range(3))))
+    assert all(ops[name].started >= all_started and not ops[name].error for name in checks)
     # Every unit is active where it should be.
     for machine in cluster.hosts("zk-"):
         assert machine.check("systemctl is-active pegasus-zookeeper.service").strip() == "active"

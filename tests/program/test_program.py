@@ -61,6 +61,7 @@ def test_resource_counts(deploy, base_config, shape):
     rolls = [r for r in d.of_type(COMMAND) if r.name.endswith("-roll")]
     assert len(rolls) == roles
     assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-meta-roll-leader")]) == metas
+    assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-check")]) == roles
     zk_ready = [r for r in d.of_type(COMMAND) if r.name == "c1-zookeeper-ready"]
     assert len(zk_ready) == (0 if "servers" in raw.get("zookeeper", {}) else 1)
 
@@ -109,6 +110,13 @@ def test_start_and_destroy_order(deploy, base_config):
     services = {r.name for r in d.of_type(COMMAND) if r.name.split("-")[-1] in ("meta", "replica", "collector")}
     assert services <= health
     assert {r.name for r in d.of_type(COMMAND) if "-roll" in r.name} <= health
+    # Every server checks itself after the same point, side by side with the cluster check.
+    checks = {r.name for r in d.of_type(COMMAND) if r.name.endswith("-check")}
+    assert checks == {f"meta-{i}-meta-check" for i in range(3)} | {f"replica-{i}-replica-check" for i in range(3)} \
+        | {"meta-0-collector-check"}
+    for check in checks:
+        assert d.ancestors(check) >= services | {"meta-2-meta-roll-leader", "meta-0-collector-roll"}, check
+        assert not checks & d.ancestors(check) and check not in health
     # Destroy runs in reverse: MetaServers go before the guard, the guard before ZooKeeper.
     assert guard not in d.ancestors("c1-zookeeper-ready")
     assert all(f"meta-{i}-meta" not in d.ancestors(guard) for i in range(3))
@@ -214,7 +222,9 @@ def test_scale_out_keeps_every_existing_server(deploy, base_config):
     assert _changed(snap_before, snap_after) == {"c1-health"}
     new = set(snap_after) - set(snap_before)
     assert new and all(n.startswith(("replica-3", "replica-4")) for n in new)
-    assert "5" in after.resources["c1-health"].inputs["create"]
+    health = after.resources["c1-health"].inputs["create"]
+    assert all(replica in health for replica in after.exports["replicaServers"])
+    assert len(after.exports["replicaServers"]) == 5
 
 
 def test_outputs(deploy, base_config):

@@ -120,6 +120,7 @@ def script_contexts() -> dict[str, dict]:
         "pegasus.service": unit_context("replica"),
         "start_role.sh": role_context("replica"),
         "restart_role.sh": {**role_context("meta"), "phase": "roll", "defer_if_leader": True},
+        "check_role.sh": role_context("replica"),
         "stop_role.sh": {
             "role": "replica",
             "unit_name": host_layout.role_unit("replica"),
@@ -155,7 +156,7 @@ def script_contexts() -> dict[str, dict]:
         },
         "health_check.sh": {
             "meta_addresses": META_ADDRESSES,
-            "expected_replicas": 3,
+            "replica_addresses": [f"{REPLICA_IP}:{host_layout.ROLE_PORTS['replica']}", "10.0.1.22:34801"],
             "default_table": "stat",
             "wait_seconds": 300,
             "log_dir": LAYOUT.log_dir("meta"),

@@ -550,10 +550,13 @@ def test_stop_role_refuses_dangerous_dirs_before_removing_any(tmp_path, systemd,
 # --- health_check -------------------------------------------------------------------
 
 
+REPLICAS = [f"10.0.0.{i}:34801" for i in (1, 2, 3)]
+
+
 def health_context(meta, **extra):
     return {
         "meta_addresses": [meta.address],
-        "expected_replicas": 3,
+        "replica_addresses": REPLICAS,
         "default_table": "stat",
         "wait_seconds": 2,
         "log_dir": "/nonexistent/meta/log",
@@ -562,22 +565,34 @@ def health_context(meta, **extra):
 
 
 def test_health_check_passes_on_a_healthy_cluster(tmp_path, meta):
-    meta.nodes = {f"10.0.0.{i}:34801": "ALIVE" for i in (1, 2, 3)}
+    meta.nodes = {r: "ALIVE" for r in REPLICAS}
     meta.tables = ["stat"]
     result = run_script(host_files.render("health_check.sh", **health_context(meta)), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "3 ReplicaServers ALIVE" in result.stdout and "stat" in result.stdout
+    assert "does not know" not in result.stdout
+
+
+def test_health_check_reports_nodes_it_does_not_know_without_waiting_for_them(tmp_path, meta):
+    meta.nodes = {r: "ALIVE" for r in REPLICAS} | {"10.0.0.9:34801": "UNALIVE"}
+    meta.tables = ["stat"]
+    result = run_script(host_files.render("health_check.sh", **health_context(meta)), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "nodes this cluster does not know: 10.0.0.9:34801 (UNALIVE)" in result.stdout
 
 
 @pytest.mark.parametrize(
     ("nodes", "tables", "expected"),
     [
-        ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE"}, ["stat"], "2 of 3 expected"),
-        ({f"10.0.0.{i}:34801": "ALIVE" for i in (1, 2, 3)} | {"10.0.0.4:34801": "UNALIVE"},
-         ["stat"], "not ALIVE: 10.0.0.4:34801"),
-        ({f"10.0.0.{i}:34801": "ALIVE" for i in (1, 2, 3)}, ["temp"], "table stat missing (tables: temp)"),
+        ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE"}, ["stat"], "10.0.0.3:34801 is not listed"),
+        ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE", "10.0.0.3:34801": "UNALIVE"},
+         ["stat"], "10.0.0.3:34801 is UNALIVE"),
+        # Enough ALIVE nodes, but not this cluster's: a count would pass, the addresses do not.
+        ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE", "10.0.0.4:34801": "ALIVE"},
+         ["stat"], "10.0.0.3:34801 is not listed"),
+        ({r: "ALIVE" for r in REPLICAS}, ["temp"], "table stat missing (tables: temp)"),
     ],
-    ids=["too-few", "unalive", "no-table"],
+    ids=["missing", "unalive", "wrong-node", "no-table"],
 )
 def test_health_check_times_out_naming_the_problem(tmp_path, meta, nodes, tables, expected):
     meta.nodes, meta.tables = nodes, tables
@@ -594,8 +609,54 @@ def test_health_check_times_out_naming_the_problem(tmp_path, meta, nodes, tables
 
 def test_health_check_reports_when_no_meta_answers(tmp_path):
     nobody_listens = f"127.0.0.1:{free_port()}"
-    context = {"meta_addresses": [nobody_listens], "expected_replicas": 1,
+    context = {"meta_addresses": [nobody_listens], "replica_addresses": REPLICAS[:1],
                "default_table": "stat", "wait_seconds": 1, "log_dir": str(tmp_path)}
     result = run_script(host_files.render("health_check.sh", **context), tmp_path)
     assert result.returncode == 1
     assert f"no MetaServer answered ({nobody_listens})" in result.stderr
+
+
+# --- check_role -----------------------------------------------------------------
+
+
+def started_replica(tmp_path, systemd, meta, replica_port, **extra) -> dict:
+    """A replica brought up by start_role, as the check finds it after `up`."""
+    meta.nodes = {f"127.0.0.1:{replica_port.port}": "ALIVE"}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], **extra)
+    started = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert started.returncode == 0, started.stderr
+    systemd.clear_calls()
+    return context
+
+
+def test_check_role_passes_and_changes_nothing(tmp_path, systemd, meta, replica_port):
+    context = started_replica(tmp_path, systemd, meta, replica_port)
+    config_before = Path(context["config_path"]).read_text()
+    result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 0, result.stderr
+    assert f"replica server on 127.0.0.1:{replica_port.port} is ready" in result.stdout
+    calls = systemd.calls()
+    assert not any(c.startswith(("restart", "start", "stop", "enable", "daemon-reload")) for c in calls), calls
+    assert Path(context["config_path"]).read_text() == config_before
+
+
+def test_check_role_fails_with_this_servers_logs_when_it_died_after_start(tmp_path, systemd, meta, replica_port):
+    context = started_replica(tmp_path, systemd, meta, replica_port, wait_seconds=2)
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes = {me: "UNALIVE"}  # it stopped beating after its start
+    log_dir = Path(context["log_dir"])
+    (log_dir / "log.2.txt").write_text("replica: disk error on ssd1\n")
+    result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "replica: disk error on ssd1" in result.stderr
+    assert "fake journal of -u pegasus-replica.service" in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("check-role: ERROR: replica server on " + me)
+
+
+def test_check_role_fails_while_another_node_is_unalive(tmp_path, systemd, meta, replica_port):
+    context = started_replica(tmp_path, systemd, meta, replica_port, wait_seconds=2)
+    meta.nodes[f"127.0.0.1:{free_port()}"] = "UNALIVE"
+    result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "every node ALIVE" in result.stderr
