@@ -477,7 +477,8 @@ def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, 
     meta.nodes = {me: "ALIVE", "127.0.0.1:2": "UNALIVE"}
     result = run_script(host_files.render("restart_role.sh", phase="roll", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
-    assert "rolled back to its previous config and release" in result.stderr
+    assert "it goes back to its previous config and release" in result.stderr
+    assert "rolled back: " in result.stdout
     assert config.read_text() == "; config of replica v1\n"
     assert release.resolve() == (tmp_path / "app" / "releases" / "r1").resolve()
     # Once healthy, the same roll goes through and switches both.
@@ -486,6 +487,45 @@ def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, 
     assert result.returncode == 0, result.stderr
     assert config.read_text() == "; config of replica v2\n"
     assert release.resolve() == (tmp_path / "app" / "releases" / "r2").resolve()
+
+
+def started_for_roll(tmp_path, systemd, meta, replica_port) -> dict:
+    """A replica running r1 with config v1; config v2 is staged for a roll."""
+    meta.nodes = {f"127.0.0.1:{replica_port.port}": "ALIVE"}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
+                         phase="roll", wait_seconds=5)
+    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    Path(context["staged_config"]).write_text("; config of replica v2\n")
+    systemd.clear_calls()
+    return context
+
+
+def test_restart_role_changes_nothing_when_the_new_release_is_broken(tmp_path, systemd, meta, replica_port):
+    context = started_for_roll(tmp_path, systemd, meta, replica_port)
+    broken = install_release(tmp_path, "r2")
+    (broken / "bin" / "pegasus_server").unlink()
+    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "r2/bin/pegasus_server is missing or not executable" in result.stderr
+    assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
+    assert Path(context["release_link"]).resolve().name == "r1"
+    assert not any(c.startswith("restart") for c in systemd.calls())
+
+
+def test_a_step_failing_midway_puts_the_previous_files_back(tmp_path, systemd, meta, replica_port):
+    context = started_for_roll(tmp_path, systemd, meta, replica_port)
+    install_release(tmp_path, "r2")
+    unit = Path(context["unit_path"])
+    context["unit_text"] += "# v2\n"
+    # Writing the new unit fails after the config and the release link were switched.
+    Path(f"{unit}.new").mkdir()
+    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode != 0
+    assert "rolled back: " in result.stdout
+    assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
+    assert Path(context["release_link"]).resolve().name == "r1"
+    assert "# v2" not in unit.read_text()
+    assert not Path(f"{context['config_path']}.previous").exists()
 
 
 def test_restart_role_refuses_an_unknown_phase(tmp_path, systemd, meta):
