@@ -18,10 +18,12 @@ guard runs between "ZooKeeper is ready" and "MetaServers start":
 The provider is a Pulumi dynamic provider. The SDK pickles it with dill, and
 dill pickles a class that lives in an importable module *by reference*
 (`components.zookeeper_path_guard.ZooKeeperPathGuardProvider`): the dynamic
-provider process imports this module from the project directory at create,
-update and destroy, so destroy runs the code checked out then. Keep the module
-importable under this name, free of side effects at import, and tolerant of
-outputs written by older versions.
+provider process imports this module at create, update, refresh and destroy,
+so destroy runs the code checked out then. It finds it because the engine
+starts that process (`python -m pulumi.dynamic`) in the program directory,
+which `-m` puts first on sys.path; that holds while Pulumi.yaml sets no `main`
+and PYTHONSAFEPATH is unset. Keep the module importable under this name, free
+of side effects at import, and tolerant of outputs written by older versions.
 """
 
 from __future__ import annotations
