@@ -275,7 +275,9 @@ def network_config(primary_interface: str = ""):
 
 @pytest.mark.parametrize("interfaces, chosen", [
     ({"lo": "127.0.0.1", "eth0": "203.0.113.5", "eth1": "10.1.2.3"}, "10.1.2.3"),       # skips public and loopback
-    ({"ens6": "192.168.0.9", "ens5": "172.20.0.4"}, "172.20.0.4"),                      # sorted by interface name
+    ({"ens6": "192.168.0.9", "ens5": "172.20.0.4"}, "192.168.0.9"),                     # the kernel's (index) order
+    ({"docker0": "172.17.0.1", "eth0": "10.0.0.5"}, "10.0.0.5"),                        # Docker's bridge by name
+    ({"br0": "172.17.42.1", "eth0": "10.0.0.5"}, "10.0.0.5"),                           # ...or by its old address
     ({"eth0": None, "eth1": "172.31.255.1", "eth2": "10.0.0.1"}, "172.31.255.1"),       # no address: skipped
 ])
 def test_empty_primary_interface_takes_the_first_private_address(monkeypatch, interfaces, chosen):

@@ -201,9 +201,11 @@ def binding_address(config: configparser.ConfigParser) -> str:
             raise Refusal(f"[network] primary_interface {named!r} has no IPv4 address on this host")
         return address
     seen = []
-    for _, name in sorted(socket.if_nameindex(), key=lambda item: item[1]):
+    # Like the real server: the kernel's order, no loopback, no Docker bridge
+    # (a name with "docker", or Docker's old default 172.17.42.1).
+    for _, name in sorted(socket.if_nameindex()):
         address = interface_ipv4(name)
-        if address is None or is_loopback(name):
+        if address is None or is_loopback(name) or "docker" in name or address == "172.17.42.1":
             continue
         seen.append(f"{name}={address}")
         if any(ipaddress.IPv4Address(address) in net for net in PRIVATE_NETWORKS):
