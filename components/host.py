@@ -69,7 +69,10 @@ class AwsHost(pulumi.ComponentResource):
                                                                  http_put_response_hop_limit=1),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(encrypted=True, volume_type="gp3",
                                                                   volume_size=ROOT_VOLUME_GIB),
-            tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}"}, opts=child)
+            tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}"},
+            # A newer AMI (the lookup moves monthly) must never replace a running
+            # server and with it its data: new images apply to new servers only.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]))
         ssh_address = instance.public_ip if spec.network.public_addresses else instance.private_ip
         ready: list[pulumi.Resource] = [instance]
         letters = iter(DEVICE_LETTERS)

@@ -35,6 +35,7 @@ class Registration:
     urn: str
     inputs: dict
     dependencies: set[str] = field(default_factory=set)
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 def _unwrap(value):
@@ -110,5 +111,5 @@ class RecordingMonitor(MockMonitor):
             assert request.name not in self.cloud.resources, f"two resources named {request.name}"
             self.cloud.resources[request.name] = Registration(
                 type=request.type, name=request.name, urn=response.urn, inputs=_unwrap(inputs),
-                dependencies=deps)
+                dependencies=deps, ignore_changes=list(request.ignoreChanges))
         return response

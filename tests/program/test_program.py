@@ -74,6 +74,7 @@ def test_security_baseline(deploy, base_config):
         assert {"pegasus:cluster", "pegasus:role", "pegasus:node", "pegasus:disk"} <= set(volume.inputs["tags"])
     for instance in d.of_type(INSTANCE):
         assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.name
+        assert instance.ignore_changes == ["ami"], "a newer AMI would replace the server and its data"
         assert instance.inputs["rootBlockDevice"]["encrypted"] is True
         assert instance.inputs["associatePublicIpAddress"] is False
     rules = d.of_type(INGRESS)
