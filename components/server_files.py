@@ -39,6 +39,7 @@ def prepare_host_script(spec: ClusterSpec) -> str:
     lay = layout(spec)
     return as_root(render("prepare_host.sh", home_dir=spec.home_dir, app_dir=spec.app_dir,
                           app_subdirs=[lay.packages_dir, lay.releases_dir, lay.staged_dir],
+                          upload_dirs=[lay.packages_dir, lay.staged_dir], upload_owner=spec.ssh.user,
                           marker=hl.CREATED_MARKER, required_commands=list(REQUIRED_COMMANDS)))
 
 

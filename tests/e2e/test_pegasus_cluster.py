@@ -45,7 +45,9 @@ def cluster_config(package: Path, keys) -> dict:
     return {
         "clusterName": CLUSTER,
         "package": str(package),
-        "ssh": {"user": "root", "privateKey": keys.private_key, "publicKey": keys.public_key.strip()},
+        # No ssh.user: the image's login user (admin, as on Debian's AMIs), so every
+        # script runs through sudo and uploads land as that user. (retainData logs in as root.)
+        "ssh": {"privateKey": keys.private_key, "publicKey": keys.public_key.strip()},
         "meta": {"count": 2},
         "replica": {"count": 3, "dataDisks": {"count": 2, "sizeGiB": 1}},
         "collector": {"enabled": True, "colocate": True},

@@ -106,6 +106,8 @@ def script_contexts() -> dict[str, dict]:
             "marker": host_layout.CREATED_MARKER,
             "required_commands": ["curl", "python3", "systemctl", "tar", "sha256sum", "mkfs.ext4"],
             "app_subdirs": [LAYOUT.packages_dir, LAYOUT.releases_dir, LAYOUT.staged_dir],
+            "upload_dirs": [LAYOUT.packages_dir, LAYOUT.staged_dir],
+            "upload_owner": "admin",
         },
         "remove_app_dir.sh": {
             "app_dir": LAYOUT.app_dir,

@@ -79,6 +79,8 @@ def prepare_host(tmp_path, **overrides):
         "marker": MARKER,
         "required_commands": ["bash", "tar", "python3"],
         "app_subdirs": [str(tmp_path / "home" / "pegasus" / "app" / "packages")],
+        "upload_dirs": [],
+        "upload_owner": "root",
         **overrides,
     }
     return run_script(host_files.render("prepare_host.sh", **context), tmp_path), context
@@ -105,6 +107,23 @@ def test_prepare_host_makes_the_upload_dirs_inside_the_app_dir(tmp_path):
     outside, _ = prepare_host(tmp_path, app_subdirs=[str(tmp_path / "elsewhere")])
     assert outside.returncode != 0 and "is not inside" in outside.stderr
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_prepare_host_gives_the_upload_dirs_to_the_ssh_user(tmp_path):
+    app = tmp_path / "home" / "pegasus" / "app"
+    dirs = [str(app / "packages"), str(app / "releases")]
+    result, _ = prepare_host(tmp_path, app_subdirs=dirs, upload_dirs=dirs[:1], upload_owner="nobody")
+    assert result.returncode == 0, result.stderr
+    assert (app / "packages").owner() == "nobody"
+    assert (app / "releases").owner() == "root"  # what runs stays root's
+    again, _ = prepare_host(tmp_path, app_subdirs=dirs, upload_dirs=dirs[:1], upload_owner="nobody")
+    assert again.returncode == 0 and "now belongs to" not in again.stdout
+
+
+def test_prepare_host_refuses_an_ssh_user_the_host_does_not_have(tmp_path):
+    result, _ = prepare_host(tmp_path, upload_owner="no-such-user-here")
+    assert result.returncode == 1
+    assert "the SSH user no-such-user-here does not exist on this host" in result.stderr
 
 
 def test_prepare_host_does_not_mark_an_existing_app_dir(tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .leftovers import kill_processes, processes_in_netns
+from .rootfs import LOGIN_USER
 from .shell import run
 from .ssh import run_over_ssh
 
@@ -109,15 +110,32 @@ def prepare_root(base: Path, directory: Path) -> Path:
 
 
 def personalize(root: Path, name: str, authorized_keys: list[str]) -> None:
-    """Host name and root's authorized_keys for this machine."""
+    """Host name, and the authorized_keys of root and of the image's login user."""
     (root / "etc" / "hostname").write_text(f"{name}\n")
     hosts = root / "etc" / "hosts"
     hosts.write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n::1 localhost\n")
-    ssh_dir = root / "root" / ".ssh"
+    text = "".join(k.strip() + "\n" for k in authorized_keys)
+    _install_keys(root / "root" / ".ssh", text, 0, 0)
+    uid, gid, home = _passwd_entry(root, LOGIN_USER)
+    _install_keys(root / home.lstrip("/") / ".ssh", text, uid, gid)
+
+
+def _install_keys(ssh_dir: Path, text: str, uid: int, gid: int) -> None:
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     keys = ssh_dir / "authorized_keys"
-    keys.write_text("".join(k.strip() + "\n" for k in authorized_keys))
+    keys.write_text(text)
     os.chmod(keys, 0o600)
+    for path in (ssh_dir, keys):
+        os.chown(path, uid, gid)
+
+
+def _passwd_entry(root: Path, user: str) -> tuple[int, int, str]:
+    """uid, gid and home of `user` in the machine's own /etc/passwd (not the host's)."""
+    for line in (root / "etc" / "passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2]), int(fields[3]), fields[5]
+    raise RuntimeError(f"the root file system has no user {user!r}: rebuild it (bump rootfs.PREPARE_VERSION)")
 
 
 def start_nspawn(root: Path, name: str, netns: str, log_path: Path) -> subprocess.Popen:

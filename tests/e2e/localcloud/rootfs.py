@@ -46,7 +46,10 @@ PACKAGES = (
 )
 
 # Bump when `_prepare` changes, so cached trees made the old way are not reused.
-PREPARE_VERSION = "1"
+PREPARE_VERSION = "2"
+
+# The login user of Debian's cloud images: passwordless sudo, the key pair's key.
+LOGIN_USER = "admin"
 
 
 def cache_root() -> Path:
@@ -139,6 +142,11 @@ def _prepare(tree: Path) -> None:
     )
     ssh_dir = tree / "root" / ".ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    subprocess.run(["chroot", str(tree), "useradd", "--create-home", "--shell", "/bin/bash", LOGIN_USER],
+                   check=True, capture_output=True)
+    sudoers = tree / "etc" / "sudoers.d" / f"90-{LOGIN_USER}"
+    _write(sudoers, f"{LOGIN_USER} ALL=(ALL) NOPASSWD:ALL\n")
+    sudoers.chmod(0o440)
     # No apt timers or other periodic work competing with the tests.
     for unit in ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
                  "fstrim.timer", "man-db.timer", "dpkg-db-backup.timer"):
