@@ -606,8 +606,18 @@ def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
     elif ssh.bastion is None:
         r.problem("network.adminCidr", "is required when no ssh.bastion is set (nothing else may reach SSH)",
                   "set the range your operators connect from, or an ssh.bastion")
+    public_addresses = r.boolean(d, "network.publicAddresses", False)
+    if ssh.bastion is not None and vpc_id is None:
+        # A VPC this stack creates has no bastion inside it and nothing peers it.
+        if not public_addresses:
+            r.problem("ssh.bastion", "cannot reach servers on private addresses in the VPC this stack creates "
+                      "(the bastion is not inside it)",
+                      "set network.vpcId and network.subnetId to the VPC your bastion serves")
+        elif admin is None:
+            r.problem("network.adminCidr", "is required with a bastion outside the VPC this stack creates "
+                      "(SSH is otherwise open only from inside it)", "set it to the bastion's public address range")
     return NetworkSpec(
         vpc_id=vpc_id, subnet_id=subnet_id, availability_zone=r.string(d, "network.availabilityZone", None),
         vpc_cidr=vpc_cidr, extra_nics=extra, primary_interface=primary, admin_cidr=admin,
-        public_addresses=r.boolean(d, "network.publicAddresses", False),
+        public_addresses=public_addresses,
     )

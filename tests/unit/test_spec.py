@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.spec import SpecError, build_spec
 from tests.support.package_builder import build_package
@@ -120,6 +121,7 @@ BAD_CONFIGS = [
     ("network.adminCidr", "not-a-cidr", "pegasus:network.adminCidr", "not an IPv4 CIDR"),
     ("network.adminCidr", DELETE, "pegasus:network.adminCidr", "required when no ssh.bastion"),
     ("network.extraNics", 2, "pegasus:network.extraNics", "use 0 or 1"),
+    ("ssh.bastion", {"host": "10.0.0.9"}, "pegasus:ssh.bastion", "in the VPC this stack creates"),
     ("network.vpcId", "vpc-0123456789abcdef0", "pegasus:network.subnetId", "go together"),
     ("network.subnetId", "sub-1", "pegasus:network.subnetId", "not an AWS subnet id"),
     ("network.primaryInterface", "eth0; reboot", "pegasus:network.primaryInterface", "not an interface name"),
@@ -214,3 +216,28 @@ def test_package_is_read_once_per_run(package, monkeypatch):
         build_spec(minimal(package), stack="dev", secret_keys=SECRET)
     pkg.release_config_template(build_spec(minimal(package), stack="dev", secret_keys=SECRET).package)
     assert len(reads) == 1
+
+
+def test_a_bastion_outside_a_new_vpc_needs_public_addresses_and_an_admin_range(package):
+    raw = _set(minimal(package), "ssh.bastion", {"host": "bastion.example.com"})
+    raw["network"] = {"publicAddresses": True}
+    with pytest.raises(SpecError) as error:
+        build_spec(raw, stack="dev", secret_keys=SECRET)
+    assert any(p.startswith("pegasus:network.adminCidr:") and "bastion outside" in p for p in error.value.problems)
+    raw["network"]["adminCidr"] = "198.51.100.7/32"
+    assert build_spec(raw, stack="dev", secret_keys=SECRET).ssh.bastion.host == "bastion.example.com"
+    in_vpc = _set(minimal(package), "ssh.bastion", {"host": "10.0.0.9"})
+    in_vpc["network"] = {"vpcId": "vpc-0123456789abcdef0", "subnetId": "subnet-0123456789abcdef0"}
+    assert build_spec(in_vpc, stack="dev", secret_keys=SECRET).network.admin_cidr is None
+
+
+@pytest.mark.parametrize("stack_file", sorted((Path(__file__).parents[2] / "stacks").glob("Pulumi.*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_stacks_are_valid(package, stack_file):
+    """The shipped stack files pass validation once the user's key and package are in."""
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    raw = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("pegasus:")}
+    raw["package"] = str(package)
+    raw["ssh"] = {**raw.get("ssh", {}), **minimal(package)["ssh"]}
+    stack = stack_file.name.split(".")[1]
+    assert build_spec(raw, stack=stack, secret_keys=SECRET).cluster_name == raw["clusterName"]
