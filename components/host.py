@@ -70,9 +70,10 @@ class AwsHost(pulumi.ComponentResource):
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(encrypted=True, volume_type="gp3",
                                                                   volume_size=ROOT_VOLUME_GIB),
             tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}"},
-            # A newer AMI (the lookup moves monthly) must never replace a running
-            # server and with it its data: new images apply to new servers only.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]))
+            # A newer AMI (the lookup moves monthly) or a rotated key pair (read at
+            # first boot only) must never replace a running server and its data.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name"],
+                                        depends_on=network.egress_ready))
         ssh_address = instance.public_ip if spec.network.public_addresses else instance.private_ip
         ready: list[pulumi.Resource] = [instance]
         letters = iter(DEVICE_LETTERS)
@@ -92,7 +93,7 @@ class AwsHost(pulumi.ComponentResource):
                                            opts=child)
             ready.append(aws.ec2.NetworkInterfaceAttachment(
                 f"{plan.name}-nic1-attach", instance_id=instance.id, network_interface_id=nic.id, device_index=1,
-                opts=child))
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True)))
             cluster_ip, nic_mac = nic.private_ip, nic.mac_address
         self.handle = HostHandle(name=plan.name, connection=connection_args(spec, ssh_address),
                                  cluster_ip=cluster_ip, ssh_address=ssh_address, data_devices=data_devices,
@@ -108,7 +109,8 @@ class AwsHost(pulumi.ComponentResource):
             iops=disk_spec.iops, throughput=disk_spec.throughput, encrypted=True,
             tags={**self.tags, "pegasus:disk": disk, "Name": f"{spec.cluster_name}-{name}"},
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=spec.retain_data))
+        # A volume attaches to one instance at a time: detach before attaching anew.
         ready.append(aws.ec2.VolumeAttachment(f"{name}-attach", instance_id=instance.id, volume_id=volume.id,
                                               device_name=f"/dev/sd{letter}",
-                                              opts=pulumi.ResourceOptions(parent=self)))
+                                              opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True)))
         return volume.id.apply(ebs_stable_path)

@@ -32,12 +32,14 @@ class Network(pulumi.ComponentResource):
     subnet_id: pulumi.Output[str]
     availability_zone: pulumi.Output[str]
     security_groups: dict[str, pulumi.Output[str]]
+    egress_ready: list[pulumi.Resource]  # servers wait for these: their first commands install packages
 
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         net = spec.network
         tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack}
+        self.egress_ready = []
         if net.vpc_id:
             self.vpc_id = pulumi.Output.from_input(net.vpc_id)
             self.subnet_id = pulumi.Output.from_input(net.subnet_id)
@@ -68,8 +70,8 @@ class Network(pulumi.ComponentResource):
                                 opts=child)
         public_routes = aws.ec2.RouteTable(f"{name}-public-routes", vpc_id=vpc.id, tags=tags, routes=[
             aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)], opts=child)
-        aws.ec2.RouteTableAssociation(f"{name}-public-subnet-routes", subnet_id=public.id,
-                                      route_table_id=public_routes.id, opts=child)
+        self.egress_ready.append(aws.ec2.RouteTableAssociation(f"{name}-public-subnet-routes", subnet_id=public.id,
+                                                               route_table_id=public_routes.id, opts=child))
         if net.public_addresses:
             # Servers get public addresses (SSH from adminCidr only): no NAT needed.
             self.subnet_id = public.id
@@ -82,8 +84,9 @@ class Network(pulumi.ComponentResource):
                                      opts=child)
             private_routes = aws.ec2.RouteTable(f"{name}-private-routes", vpc_id=vpc.id, tags=tags, routes=[
                 aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)], opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-private-subnet-routes", subnet_id=private.id,
-                                          route_table_id=private_routes.id, opts=child)
+            self.egress_ready.append(aws.ec2.RouteTableAssociation(
+                f"{name}-private-subnet-routes", subnet_id=private.id, route_table_id=private_routes.id,
+                opts=child))
             self.subnet_id = private.id
         self.vpc_id = vpc.id
         self.availability_zone = zone

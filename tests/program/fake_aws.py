@@ -36,6 +36,7 @@ class Registration:
     inputs: dict
     dependencies: set[str] = field(default_factory=set)
     ignore_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
 
 
 def _unwrap(value):
@@ -111,5 +112,6 @@ class RecordingMonitor(MockMonitor):
             assert request.name not in self.cloud.resources, f"two resources named {request.name}"
             self.cloud.resources[request.name] = Registration(
                 type=request.type, name=request.name, urn=response.urn, inputs=_unwrap(inputs),
-                dependencies=deps, ignore_changes=list(request.ignoreChanges))
+                dependencies=deps, ignore_changes=list(request.ignoreChanges),
+                delete_before_replace=request.deleteBeforeReplace)
         return response

@@ -16,6 +16,7 @@ NIC = "aws:ec2/networkInterface:NetworkInterface"
 COMMAND = "command:remote:Command"
 COPY = "command:remote:CopyToRemote"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+NIC_ATTACHMENT = "aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment"
 
 
 def with_(raw: dict, **changes) -> dict:
@@ -52,7 +53,7 @@ def test_resource_counts(deploy, base_config, shape):
     assert d.count(VOLUME) == volumes
     assert d.count(ATTACHMENT) == volumes
     assert d.count(NIC) == nics
-    assert d.count("aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment") == nics
+    assert d.count(NIC_ATTACHMENT) == nics
     collector_runs = raw.get("collector", {}).get("enabled", True)
     metas, replicas = raw.get("meta", {}).get("count", 3), raw.get("replica", {}).get("count", 3)
     roles = metas + replicas + (1 if collector_runs else 0)
@@ -74,7 +75,12 @@ def test_security_baseline(deploy, base_config):
         assert {"pegasus:cluster", "pegasus:role", "pegasus:node", "pegasus:disk"} <= set(volume.inputs["tags"])
     for instance in d.of_type(INSTANCE):
         assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.name
-        assert instance.ignore_changes == ["ami"], "a newer AMI would replace the server and its data"
+        # A newer AMI or a rotated key pair would otherwise replace the server and its data.
+        assert set(instance.ignore_changes) == {"ami", "keyName"}, instance.ignore_changes
+        # Its first commands install packages: the private subnet's route (via the NAT) comes first.
+        assert "c1-private-subnet-routes" in d.ancestors(instance.name)
+    for attachment in d.of_type(ATTACHMENT) + d.of_type(NIC_ATTACHMENT):
+        assert attachment.delete_before_replace, f"{attachment.name} cannot attach anew while attached"
         assert instance.inputs["rootBlockDevice"]["encrypted"] is True
         assert instance.inputs["associatePublicIpAddress"] is False
     rules = d.of_type(INGRESS)
