@@ -16,7 +16,7 @@ from .config_ini import NodeValues, content_hash, render_config_ini
 from .host_files import as_root, render
 from .package import release_config_template
 from .spec import ClusterSpec
-from .topology import default_table, has_shared_log
+from .topology import ROLE_ORDER, default_table, has_shared_log
 
 REQUIRED_COMMANDS = ("systemctl", "journalctl", "tar", "sha256sum", "blkid", "mkfs.ext4",
                      "mountpoint", "findmnt", "curl", "python3")
@@ -80,8 +80,9 @@ def install_package_script(spec: ClusterSpec) -> str:
 
 def remove_package_script(spec: ClusterSpec) -> str:
     lay, pkg = layout(spec), spec.package
-    return as_root(render("remove_package.sh", tarball=lay.package_path(pkg.file_name), release=pkg.release,
-                          releases_dir=lay.releases_dir, current_link=lay.current_link))
+    return as_root(render("remove_package.sh", tarball=lay.package_path(pkg.file_name), sha256=pkg.sha256,
+                          release=pkg.release, releases_dir=lay.releases_dir, current_link=lay.current_link,
+                          role_links=[lay.release_link(role) for role in ROLE_ORDER]))
 
 
 # ------------------------------------------------------------ Pegasus roles

@@ -267,7 +267,7 @@ def test_install_package_switches_between_releases_and_remove_keeps_the_other(tm
     assert os.readlink(new["current_link"]) == str(new_dir)
 
     # Removing the old release leaves `current` (pointing at the new one) alone.
-    remove_old = {k: v for k, v in old.items() if k != "sha256"}
+    remove_old = remove_context(old, tmp_path)
     result = run_script(host_files.render("remove_package.sh", **remove_old), tmp_path)
     assert result.returncode == 0, result.stderr
     assert not old_dir.exists() and not os.path.exists(old["tarball"])
@@ -275,15 +275,59 @@ def test_install_package_switches_between_releases_and_remove_keeps_the_other(tm
     assert "kept" in result.stdout
 
     # Removing the current one removes the link too, and nothing else.
-    remove_new = {k: v for k, v in new.items() if k != "sha256"}
+    remove_new = remove_context(new, tmp_path)
     result = run_script(host_files.render("remove_package.sh", **remove_new), tmp_path)
     assert result.returncode == 0, result.stderr
     assert not new_dir.exists() and not os.path.lexists(new["current_link"])
     assert Path(new["releases_dir"]).is_dir() and (tmp_path / "app" / "packages").is_dir()
 
 
+def remove_context(installed: dict, tmp_path: Path) -> dict:
+    return {**installed, "role_links": [str(tmp_path / "app" / role / "release") for role in ("meta", "replica")]}
+
+
+def test_a_rebuild_under_the_same_name_is_installed_and_survives_the_old_builds_removal(tmp_path):
+    first = upload(tmp_path)
+    assert run_script(host_files.render("install_package.sh", **first), tmp_path).returncode == 0
+    # pack_server run again on the same commit: same name, other bytes.
+    tarball = Path(first["tarball"])
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, data, mode in (("bin/pegasus_server", b"#!/bin/sh\necho rebuilt\n", 0o755),
+                                 ("bin/config.ini", b"[core]\n", 0o644)):
+            info = tarfile.TarInfo(f"{RELEASE}/{name}")
+            info.size, info.mode = len(data), mode
+            archive.addfile(info, io.BytesIO(data))
+    second = {**first, "sha256": hashlib.sha256(tarball.read_bytes()).hexdigest()}
+    result = run_script(host_files.render("install_package.sh", **second), tmp_path)
+    assert result.returncode == 0, result.stderr
+    release_dir = Path(first["releases_dir"]) / RELEASE
+    assert "rebuilt" in (release_dir / "bin" / "pegasus_server").read_text()
+    assert "replaced" in result.stdout
+    # Pulumi then deletes the replaced resource: the first build's removal keeps the second.
+    result = run_script(host_files.render("remove_package.sh", **remove_context(first, tmp_path)), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "another build" in result.stdout
+    assert (release_dir / "bin" / "pegasus_server").is_file() and tarball.is_file()
+    assert os.readlink(first["current_link"]) == str(release_dir)
+
+
+def test_remove_package_keeps_a_release_a_role_still_runs(tmp_path):
+    old = upload(tmp_path, release="pegasus-server-2.4.0-aaaaaaa-glibc2.17-release")
+    new = upload(tmp_path)
+    for context in (old, new):
+        assert run_script(host_files.render("install_package.sh", **context), tmp_path).returncode == 0
+    old_dir = Path(old["releases_dir"]) / old["release"]
+    role = tmp_path / "app" / "replica"
+    role.mkdir(parents=True)
+    (role / "release").symlink_to(old_dir)  # this server was not rolled yet
+    result = run_script(host_files.render("remove_package.sh", **remove_context(old, tmp_path)), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"still run by {role / 'release'}" in result.stdout
+    assert (old_dir / "bin" / "pegasus_server").is_file() and Path(old["tarball"]).is_file()
+
+
 def test_remove_package_refuses_a_release_name_with_a_slash(tmp_path):
-    context = {k: v for k, v in package_context(tmp_path, "x").items() if k != "sha256"}
+    context = remove_context(package_context(tmp_path, "x"), tmp_path)
     context["release"] = "../../etc"
     result = run_script(host_files.render("remove_package.sh", **context), tmp_path)
     assert result.returncode == 1
