@@ -75,14 +75,21 @@ def resolve_nic_script(mac: str) -> str:
 def install_package_script(spec: ClusterSpec) -> str:
     lay, pkg = layout(spec), spec.package
     return as_root(render("install_package.sh", tarball=lay.package_path(pkg.file_name), sha256=pkg.sha256,
-                          release=pkg.release, releases_dir=lay.releases_dir, current_link=lay.current_link))
+                          release=installed_release(spec), releases_dir=lay.releases_dir,
+                          current_link=lay.current_link))
 
 
 def remove_package_script(spec: ClusterSpec) -> str:
     lay, pkg = layout(spec), spec.package
     return as_root(render("remove_package.sh", tarball=lay.package_path(pkg.file_name), sha256=pkg.sha256,
-                          release=pkg.release, releases_dir=lay.releases_dir, current_link=lay.current_link,
-                          role_links=[lay.release_link(role) for role in ROLE_ORDER]))
+                          release=installed_release(spec), releases_dir=lay.releases_dir,
+                          current_link=lay.current_link, role_links=[lay.release_link(role) for role in ROLE_ORDER]))
+
+
+def installed_release(spec: ClusterSpec) -> str:
+    """The release's directory name: the build, not only the commit (pack_server
+    names two builds of one commit alike)."""
+    return f"{spec.package.release}-{spec.package.sha256[:12]}"
 
 
 # ------------------------------------------------------------ Pegasus roles

@@ -286,10 +286,12 @@ def remove_context(installed: dict, tmp_path: Path) -> dict:
     return {**installed, "role_links": [str(tmp_path / "app" / role / "release") for role in ("meta", "replica")]}
 
 
-def test_a_rebuild_under_the_same_name_is_installed_and_survives_the_old_builds_removal(tmp_path):
+def test_a_rebuild_of_one_commit_gets_its_own_directory_and_survives_the_old_builds_removal(tmp_path):
+    # The program names release directories <release>-<sha256 prefix> (server_files.installed_release).
     first = upload(tmp_path)
+    first["release"] = f"{RELEASE}-{first['sha256'][:12]}"
     assert run_script(host_files.render("install_package.sh", **first), tmp_path).returncode == 0
-    # pack_server run again on the same commit: same name, other bytes.
+    # pack_server run again on the same commit: same file name, other bytes.
     tarball = Path(first["tarball"])
     with tarfile.open(tarball, "w:gz") as archive:
         for name, data, mode in (("bin/pegasus_server", b"#!/bin/sh\necho rebuilt\n", 0o755),
@@ -297,18 +299,19 @@ def test_a_rebuild_under_the_same_name_is_installed_and_survives_the_old_builds_
             info = tarfile.TarInfo(f"{RELEASE}/{name}")
             info.size, info.mode = len(data), mode
             archive.addfile(info, io.BytesIO(data))
-    second = {**first, "sha256": hashlib.sha256(tarball.read_bytes()).hexdigest()}
+    sha256 = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    second = {**first, "sha256": sha256, "release": f"{RELEASE}-{sha256[:12]}"}
     result = run_script(host_files.render("install_package.sh", **second), tmp_path)
     assert result.returncode == 0, result.stderr
-    release_dir = Path(first["releases_dir"]) / RELEASE
-    assert "rebuilt" in (release_dir / "bin" / "pegasus_server").read_text()
-    assert "replaced" in result.stdout
-    # Pulumi then deletes the replaced resource: the first build's removal keeps the second.
+    first_dir, second_dir = (Path(c["releases_dir"]) / c["release"] for c in (first, second))
+    assert "rebuilt" in (second_dir / "bin" / "pegasus_server").read_text()
+    assert "rebuilt" not in (first_dir / "bin" / "pegasus_server").read_text()  # unrolled servers keep it
+    # Pulumi then deletes the replaced resource: the first build goes, the second stays.
     result = run_script(host_files.render("remove_package.sh", **remove_context(first, tmp_path)), tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "another build" in result.stdout
-    assert (release_dir / "bin" / "pegasus_server").is_file() and tarball.is_file()
-    assert os.readlink(first["current_link"]) == str(release_dir)
+    assert not first_dir.exists()
+    assert "kept" in result.stdout and tarball.is_file()  # the upload is the second build's now
+    assert os.readlink(first["current_link"]) == str(second_dir)
 
 
 def test_remove_package_keeps_a_release_a_role_still_runs(tmp_path):

@@ -63,6 +63,31 @@ def test_prints_only_the_interface_name_and_brings_it_up(netns, tmp_path):
     assert "brought data0 up" in result.stderr and "192.0.2.10/24" in result.stderr
 
 
+def test_traffic_from_its_address_leaves_through_it_and_a_rerun_adds_nothing(netns, tmp_path):
+    ns_ip(netns, "link", "add", "main0", "type", "veth", "peer", "name", "mainpeer0")
+    for link in ("main0", "mainpeer0", "peer0"):
+        ns_ip(netns, "link", "set", link, "up")
+    ns_ip(netns, "addr", "add", "192.0.2.5/24", "dev", "main0")
+    ns_ip(netns, "route", "add", "default", "via", "192.0.2.1", "dev", "main0")
+    ns_ip(netns, "addr", "add", "192.0.2.10/24", "dev", "data0")  # the same subnet, as on AWS
+    script = host_files.render("resolve_nic.sh", mac=MAC, wait_seconds=15)
+    for _ in range(2):
+        result = run_in(netns, script, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "data0\n"
+    rules = ns_out(netns, "-4", "rule", "show")
+    assert rules.count("from 192.0.2.10 lookup") == 1, rules
+    # Replies from the extra address go out of data0; everything else keeps the main table.
+    assert "dev data0" in ns_out(netns, "route", "get", "198.51.100.1", "from", "192.0.2.10")
+    assert "dev data0" in ns_out(netns, "route", "get", "192.0.2.77", "from", "192.0.2.10")
+    assert "dev main0" in ns_out(netns, "route", "get", "198.51.100.1", "from", "192.0.2.5")
+
+
+def ns_out(netns: str, *args: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", netns, "ip", *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
 def test_fails_naming_the_mac_when_no_interface_has_it(netns, tmp_path):
     script = host_files.render("resolve_nic.sh", mac="02:00:5e:99:99:99", wait_seconds=1)
     result = run_in(netns, script, tmp_path)
