@@ -196,6 +196,35 @@ def test_a_disk_with_another_signature_is_refused(tmp_path, disks, fstab, signat
     assert fstab.read_text() == FSTAB_HEADER
 
 
+def test_data_without_a_signature_is_never_formatted(tmp_path, disks, fstab):
+    disk = disks("0e7")
+    with open(disk.image, "r+b") as image:  # e.g. a wiped signature over old data
+        image.seek(5 * 1024 * 1024)
+        image.write(b"customer data" * 100)
+    before = disk.image.read_bytes()[:8 * 1024 * 1024]
+    result = prepare(tmp_path, fstab, [entry(tmp_path, disk, "ssd1", "pegasus-ssd1")])
+    assert result.returncode == 1
+    assert "hold data" in result.stderr and "Nothing was changed" in result.stderr
+    assert disk.image.read_bytes()[:8 * 1024 * 1024] == before
+    assert fstab.read_text() == FSTAB_HEADER
+
+
+def test_a_disk_blkid_cannot_read_is_never_formatted(tmp_path, disks, fstab):
+    disk = disks("0e8")
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    blkid = fake_bin / "blkid"  # blkid exits 2 on a read error too, as on "nothing found"
+    blkid.write_text("#!/bin/sh\necho \"blkid: error: $4: Input/output error\" >&2\nexit 2\n")
+    blkid.chmod(0o755)
+    script = host_files.render("prepare_disks.sh", disks=[entry(tmp_path, disk, "ssd1", "pegasus-ssd1")],
+                               wait_seconds=3, fstab=str(fstab))
+    result = run_script(script, tmp_path, fake_bin=fake_bin, name="prepare_disks.sh")
+    assert result.returncode == 1
+    assert "blkid could not read" in result.stderr and "Input/output error" in result.stderr
+    assert "formatting" not in result.stdout
+    assert disk.image.read_bytes()[:1024 * 1024] == bytes(1024 * 1024)
+
+
 def test_another_uuid_in_fstab_for_the_mount_point_fails_clearly(tmp_path, disks, fstab):
     disk = disks("0f6")
     item = entry(tmp_path, disk, "ssd1", "pegasus-ssd1")
