@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -594,6 +596,47 @@ def test_a_step_failing_midway_puts_the_previous_files_back(tmp_path, systemd, m
     assert not Path(f"{context['config_path']}.previous").exists()
 
 
+def test_a_restart_stopped_by_a_signal_puts_the_previous_files_back(tmp_path, systemd, meta, replica_port):
+    context = started_for_roll(tmp_path, systemd, meta, replica_port)
+    install_release(tmp_path, "r2")
+    meta.nodes["127.0.0.1:2"] = "UNALIVE"  # the restart waits...
+    path = tmp_path / "restart_role.sh"
+    path.write_text(host_files.render("restart_role.sh", **{**context, "wait_seconds": 60}))
+    env = {**os.environ, "PATH": f"{systemd.bin}:{os.environ['PATH']}"}
+    process = subprocess.Popen(["bash", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    waited = 0.0
+    while not any(c.startswith("restart") for c in systemd.calls()) and waited < 20:
+        time.sleep(0.2)
+        waited += 0.2
+    time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGTERM)  # ...and the session is stopped meanwhile
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "rolled back" in out
+    assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
+    assert Path(context["release_link"]).resolve().name == "r1"
+    assert not list(Path(context["role_dir"]).glob("*.previous"))
+
+
+def test_a_rerun_after_a_killed_restart_goes_back_to_the_files_before_it(tmp_path, systemd, meta, replica_port):
+    context = started_for_roll(tmp_path, systemd, meta, replica_port)
+    config, release = Path(context["config_path"]), Path(context["release_link"])
+    # A restart killed outright: v2 and r2 half-activated, its .previous copies left.
+    Path(f"{config}.previous").write_text(config.read_text())
+    Path(f"{release}.previous").symlink_to(release.resolve())
+    install_release(tmp_path, "r2")
+    config.write_text("; config of replica v2\n")
+    release.unlink()
+    release.symlink_to(tmp_path / "app" / "releases" / "r2")
+    meta.nodes["127.0.0.1:2"] = "UNALIVE"
+    result = run_script(host_files.render("restart_role.sh", **{**context, "wait_seconds": 2}), tmp_path,
+                        fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert config.read_text() == "; config of replica v1\n"
+    assert release.resolve().name == "r1"
+
+
 def test_restart_role_refuses_an_unknown_phase(tmp_path, systemd, meta):
     context = meta_roll_context(tmp_path, meta, "sideways")
     result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
@@ -711,6 +754,19 @@ def test_health_check_times_out_naming_the_problem(tmp_path, meta, nodes, tables
     assert result.returncode == 1
     assert expected in result.stderr.strip().splitlines()[-1]
     assert "last /meta/nodes answer" in result.stderr and "meta log line" in result.stderr
+
+
+def test_health_check_error_survives_a_log_dir_of_thousands_of_files(tmp_path, meta):
+    # `head` closes its pipe early: under pipefail that must not end the script before its error.
+    log_dir = tmp_path / "meta-log"
+    log_dir.mkdir()
+    for i in range(3000):
+        (log_dir / f"log.{i}.txt").write_text(f"line of log {i}\n")
+    result = run_script(host_files.render("health_check.sh", **health_context(meta, log_dir=str(log_dir))),
+                        tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("health-check: ERROR: the cluster is not healthy")
+    assert result.stderr.count("===== last 50 lines of") == 5
 
 
 def test_health_check_reports_when_no_meta_answers(tmp_path):
