@@ -59,6 +59,16 @@ class HostLayout:
     def current_link(self) -> str:
         return f"{self.app_dir}/current"
 
+    @property
+    def jvm_lib_link(self) -> str:
+        """Where the host's libjvm.so lives (a link made at package install; Pegasus 2.4+ loads it)."""
+        return f"{self.app_dir}/jvm-lib"
+
+    @property
+    def jvm_home_link(self) -> str:
+        """The JAVA_HOME of that runtime (a link, like jvm_lib_link)."""
+        return f"{self.app_dir}/jvm-home"
+
     def release_link(self, role: str) -> str:
         """The release a role runs: moved to `current` only when that role restarts."""
         return f"{self.role_dir(role)}/release"

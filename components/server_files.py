@@ -76,7 +76,17 @@ def install_package_script(spec: ClusterSpec) -> str:
     lay, pkg = layout(spec), spec.package
     return as_root(render("install_package.sh", tarball=lay.package_path(pkg.file_name), sha256=pkg.sha256,
                           release=installed_release(spec), releases_dir=lay.releases_dir,
-                          current_link=lay.current_link))
+                          current_link=lay.current_link, needs_jvm=needs_jvm(spec), jvm_root=JVM_ROOT,
+                          jvm_lib_link=lay.jvm_lib_link, jvm_home_link=lay.jvm_home_link))
+
+
+# Where Debian and Ubuntu install Java runtimes.
+JVM_ROOT = "/usr/lib/jvm"
+
+
+def needs_jvm(spec: ClusterSpec) -> bool:
+    """pegasus_server links libjvm.so (for HDFS) from 2.4 on; pack_server does not ship it."""
+    return spec.package.name.version_tuple >= (2, 4, 0)
 
 
 def remove_package_script(spec: ClusterSpec) -> str:
@@ -156,8 +166,9 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
                zk_servers: str) -> RoleFiles:
     lay = layout(spec)
     config = role_config(spec, role, interface, meta_ips, zk_servers)
+    jvm = dict(jvm_lib_dir=lay.jvm_lib_link, java_home=lay.jvm_home_link) if needs_jvm(spec) else {}
     unit = render("pegasus.service", role=role, cluster_name=spec.cluster_name, bin_dir=lay.bin_dir(role),
-                  config_path=lay.config_path(role))
+                  config_path=lay.config_path(role), **jvm)
     dirs = role_dirs(spec, role)
     common = dict(
         role=role, unit_name=hl.role_unit(role), unit_text=unit,

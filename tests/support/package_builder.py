@@ -96,6 +96,9 @@ def build_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str = "8f3
         f"{top}/bin/libpegasus_standin.so": (0o755, FAKE_LIBRARY),
         f"{top}/bin/pegasus_server": (0o755, server_binary(server)),
     }
+    if tuple(int(part) for part in version.split(".")[:2]) >= (2, 4):
+        # What the real binary's ELF header asks the loader for beyond bin/ (the stand-in reads it).
+        files[f"{top}/bin/NEEDED"] = (0o644, b"libjvm.so\n")
     entries = [_entry(f"{top}/", 0o755), _entry(f"{top}/bin/", 0o755)]
     entries += [_entry(name, mode, data) for name, (mode, data) in sorted(files.items())]
 

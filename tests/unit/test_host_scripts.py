@@ -211,6 +211,10 @@ def package_context(tmp_path: Path, sha256: str, release: str = RELEASE) -> dict
         "release": release,
         "releases_dir": str(app / "releases"),
         "current_link": str(app / "current"),
+        "needs_jvm": False,
+        "jvm_root": str(tmp_path / "usr-lib-jvm"),
+        "jvm_lib_link": str(app / "jvm-lib"),
+        "jvm_home_link": str(app / "jvm-home"),
     }
 
 
@@ -329,6 +333,55 @@ def test_remove_package_keeps_a_release_a_role_still_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"still run by {role / 'release'}" in result.stdout
     assert (old_dir / "bin" / "pegasus_server").is_file() and Path(old["tarball"]).is_file()
+
+
+def fake_command(tmp_path: Path, name: str, body: str) -> Path:
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir(exist_ok=True)
+    command = fake_bin / name
+    command.write_text(f"#!/bin/sh\n{body}\n")
+    command.chmod(0o755)
+    return fake_bin
+
+
+def test_a_release_that_loads_libjvm_gets_the_hosts_java_runtime(tmp_path):
+    context = {**upload(tmp_path), "needs_jvm": True}
+    server_dir = Path(context["jvm_root"]) / "java-17-openjdk-amd64" / "lib" / "server"
+    server_dir.mkdir(parents=True)
+    (server_dir / "libjvm.so").touch()
+    fake_bin = fake_command(tmp_path, "apt-get", "echo apt-get must not run >&2; exit 1")
+    result = run_script(host_files.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(context["jvm_lib_link"]) == str(server_dir)
+    assert os.readlink(context["jvm_home_link"]) == str(server_dir.parent.parent)
+
+
+def test_a_host_without_java_gets_one_from_apt(tmp_path):
+    context = {**upload(tmp_path), "needs_jvm": True}
+    runtime = Path(context["jvm_root"]) / "java-8-openjdk-amd64"
+    calls = tmp_path / "apt-calls"
+    fake_bin = fake_command(tmp_path, "apt-get", f'echo "$@" >>{calls}\n'
+                            f'mkdir -p {runtime}/jre/lib/amd64/server && touch {runtime}/jre/lib/amd64/server/libjvm.so')
+    result = run_script(host_files.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
+    assert result.returncode == 0, result.stderr
+    assert "default-jre-headless" in calls.read_text()
+    assert os.readlink(context["jvm_home_link"]) == str(runtime)  # Java 8's layout too
+
+
+def test_a_host_without_java_and_without_apt_is_told_what_to_install(tmp_path):
+    context = {**upload(tmp_path), "needs_jvm": True}
+    fake_bin = fake_command(tmp_path, "apt-get", "exit 100")
+    result = run_script(host_files.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
+    assert result.returncode == 1
+    assert "could not install default-jre-headless" in result.stderr
+
+
+def test_a_server_whose_libraries_do_not_all_load_is_refused_at_install(tmp_path):
+    context = upload(tmp_path)
+    fake_bin = fake_command(tmp_path, "ldd", "printf '\\tlibc.so.6 => /lib/libc.so.6\\n\\tlibssl.so.1.1 => not found\\n'")
+    result = run_script(host_files.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
+    assert result.returncode == 1
+    assert "needs shared libraries this host lacks: libssl.so.1.1" in result.stderr
 
 
 def test_remove_package_refuses_a_release_name_with_a_slash(tmp_path):

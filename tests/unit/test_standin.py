@@ -69,6 +69,10 @@ class Host:
         self.bin_dir = unpack(tmp_path, version) if not (tmp_path / "releases").exists() else next(
             (tmp_path / "releases").iterdir()) / "bin"
         self.home = tmp_path / "home"
+        # A Java runtime's library dir, as a host's would be (the loader only needs the file).
+        self.jvm_lib_dir = tmp_path / "jvm" / "lib" / "server"
+        self.jvm_lib_dir.mkdir(parents=True, exist_ok=True)
+        (self.jvm_lib_dir / "libjvm.so").touch()
         self.app_dir = tmp_path / "app" / role
         self.data_dirs = [self.home / f"ssd{i}" / "pegasus" / cluster for i in (1, 2)]
         self.slog_dir = self.home / "slog" / "pegasus" / cluster
@@ -106,7 +110,7 @@ class Host:
     def env(self, ld_library_path: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
         env["PATH"] = f"{PYTHON_DIR}:{env.get('PATH', '/usr/bin:/bin')}"
-        env["LD_LIBRARY_PATH"] = str(self.bin_dir) if ld_library_path is None else ld_library_path
+        env["LD_LIBRARY_PATH"] = f"{self.bin_dir}:{self.jvm_lib_dir}" if ld_library_path is None else ld_library_path
         return env
 
     def command(self, config: Path) -> list[str]:
@@ -236,6 +240,13 @@ def test_refuses_without_its_bin_directory_in_ld_library_path(replica_host, tmp_
     result = replica_host.run(config, ld_library_path=ld_library_path.format(tmp=tmp_path))
     assert_refused(result, "libpegasus_standin.so: cannot open shared object file",
                    f"LD_LIBRARY_PATH must contain {replica_host.bin_dir}")
+
+
+def test_refuses_without_libjvm_like_a_2_4_server(replica_host):
+    replica_host.make_data_dirs()
+    config = replica_host.write_config(replica_host.rendered())
+    result = replica_host.run(config, ld_library_path=str(replica_host.bin_dir))
+    assert_refused(result, "libjvm.so: cannot open shared object file")
 
 
 def test_refuses_an_unknown_role(replica_host):

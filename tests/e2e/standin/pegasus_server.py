@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 
 ROLE_PORTS = {"meta": 34601, "replica": 34801, "collector": 34101}
 LIBRARY = "libpegasus_standin.so"  # stands for the shared libraries the package ships in bin/
+SYSTEM_LIBRARY_DIRS = ["/lib", "/usr/lib", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+                       "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]
 NODE_ALIVE_SECONDS = 6.0
 PRIVATE_NETWORKS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 IPV4_PORT = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$")
@@ -62,7 +64,22 @@ def check_invocation(argv: list[str]) -> tuple[str, str]:
     if not any(os.path.realpath(e) == bin_dir for e in entries) or not os.path.isfile(os.path.join(bin_dir, LIBRARY)):
         raise Refusal(f"error while loading shared libraries: {LIBRARY}: cannot open shared object file; "
                       f"LD_LIBRARY_PATH must contain {bin_dir} (it is {os.environ.get('LD_LIBRARY_PATH', '')!r})")
+    # Like the dynamic loader: every library the binary needs from outside the
+    # package (NEEDED stands for its ELF header; 2.4+ needs libjvm.so) must be in
+    # a directory of LD_LIBRARY_PATH or the system's library path.
+    for library in needed_libraries(bin_dir):
+        if not any(os.path.isfile(os.path.join(d, library)) for d in entries + SYSTEM_LIBRARY_DIRS):
+            raise Refusal(f"error while loading shared libraries: {library}: cannot open shared object file: "
+                          f"No such file or directory (LD_LIBRARY_PATH is {os.environ.get('LD_LIBRARY_PATH', '')!r})")
     return argv[0], argv[2]
+
+
+def needed_libraries(bin_dir: str) -> list[str]:
+    try:
+        with open(os.path.join(bin_dir, "NEEDED"), encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
 
 
 def read_config(path: str) -> configparser.ConfigParser:
