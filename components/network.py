@@ -93,14 +93,18 @@ class Network(pulumi.ComponentResource):
 
     def _security_groups(self, name: str, spec: ClusterSpec, tags: dict,
                          child: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:
+        # Rules are resources of their own, never inline: the provider warns that
+        # mixing the two makes them overwrite each other.
         groups = {
             kind: aws.ec2.SecurityGroup(
                 f"{name}-{kind}", vpc_id=self.vpc_id, description=f"Pegasus {spec.cluster_name} {kind} servers",
-                egress=[aws.ec2.SecurityGroupEgressArgs(protocol="-1", from_port=0, to_port=0,
-                                                        cidr_blocks=["0.0.0.0/0"])],
                 tags={**tags, "Name": f"{spec.cluster_name}-{kind}"}, opts=child)
             for kind in GROUPS
         }
+        for kind in GROUPS:  # servers install packages and reach each other
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-{kind}-egress", security_group_id=groups[kind].id, cidr_ipv4="0.0.0.0/0",
+                ip_protocol="-1", description="all outbound traffic", opts=child)
         for target, port, sources in PEER_RULES:
             for source in sources:
                 aws.vpc.SecurityGroupIngressRule(

@@ -94,6 +94,11 @@ def test_security_baseline(deploy, base_config):
             assert rule.inputs["referencedSecurityGroupId"], rule.name
     ports = {(r.inputs["fromPort"]) for r in rules}
     assert ports == {22, 2181, 2888, 3888, 34601, 34801, 34101}
+    # Rules live in rule resources only (mixing in inline rules makes the provider overwrite them).
+    groups = d.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert groups and not any(g.inputs.get("egress") or g.inputs.get("ingress") for g in groups)
+    egress = d.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+    assert len(egress) == len(groups) and all(e.inputs["cidrIpv4"] == "0.0.0.0/0" for e in egress)
 
 
 def test_world_ssh_only_when_allowed(deploy, base_config):
