@@ -21,6 +21,10 @@ NAMESPACE = "pegasus"
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+# Families on the older Xen hypervisor: their EBS volumes are /dev/xvd* devices,
+# not the NVMe devices (found by volume id) that disk preparation relies on.
+XEN_FAMILIES = frozenset({"t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", "r3", "r4", "i2", "i3", "d2",
+                          "x1", "x1e", "g2", "g3", "g3s", "p2", "p3", "h1", "f1", "cc2", "cr1", "hs1"})
 INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 AWS_ID = {"vpcId": re.compile(r"^vpc-[0-9a-f]{8,17}$"), "subnetId": re.compile(r"^subnet-[0-9a-f]{8,17}$")}
 AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
@@ -276,6 +280,15 @@ class _Reader:
         return value
 
 
+def _nitro_instance_type(r: _Reader, raw: Mapping[str, Any], key: str, default: str) -> str:
+    value = r.instance_type(raw, key, default)
+    family, _, size = value.partition(".")
+    if family in XEN_FAMILIES and size != "metal":
+        r.problem(key, f"{value} is not on the Nitro system: its EBS volumes are not NVMe devices, "
+                  "which disk preparation finds by volume id", "use a current family, e.g. m6i, r6i or i4i")
+    return value
+
+
 def _check_path(r: _Reader, key: str, value: str) -> bool:
     if not SAFE_PATH.match(value):
         r.problem(key, f"{value!r} must be an absolute path of letters, digits and . _ - / only "
@@ -529,7 +542,7 @@ def _replica(r: _Reader, raw) -> ReplicaSpec:
     slog = _disk(r, d, "replica.slogDisk", with_count=False, default_count=1) if d.get("slogDisk") is not None else None
     return ReplicaSpec(
         count=count,
-        instance_type=r.instance_type(d, "replica.instanceType", "m6i.2xlarge"),
+        instance_type=_nitro_instance_type(r, d, "replica.instanceType", "m6i.2xlarge"),
         config_overrides=_overrides(r, d.get("configOverrides"), "replica.configOverrides"),
         data_disks=data,
         slog_disk=slog,

@@ -128,6 +128,7 @@ BAD_CONFIGS = [
     ("ssh.privateKey", DELETE, "pegasus:ssh.privateKey", "required"),
     ("ssh.publicKey", "not a key", "pegasus:ssh.publicKey", "OpenSSH public key"),
     ("meta.instanceType", "huge", "pegasus:meta.instanceType", "not an EC2 instance type"),
+    ("replica.instanceType", "r4.2xlarge", "pegasus:replica.instanceType", "not on the Nitro system"),
     ("collector.enabled", "maybe", "pegasus:collector.enabled", "true or false"),
     ("retainData", "yes", "pegasus:retainData", "true or false"),
     ("image.distribution", "centos-7", "pegasus:image.distribution", "not supported"),
