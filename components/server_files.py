@@ -66,7 +66,16 @@ def cleanup_disks_script(disks: list[dict]) -> str:
 
 
 def resolve_nic_script(mac: str) -> str:
-    return as_root(render("resolve_nic.sh", mac=mac.lower(), wait_seconds=NIC_WAIT_SECONDS))
+    """Sets the extra NIC up now and at every boot; prints its interface name."""
+    script_path = "/usr/local/sbin/pegasus-extra-nic"
+    return as_root(render(
+        "install_extra_nic.sh",
+        script_text=render("resolve_nic.sh", mac=mac.lower(), wait_seconds=NIC_WAIT_SECONDS),
+        script_path=script_path, unit_text=render("extra_nic.service", mac=mac.lower(), script_path=script_path),
+        unit_path=f"{hl.SYSTEMD_DIR}/{EXTRA_NIC_UNIT}", unit_name=EXTRA_NIC_UNIT))
+
+
+EXTRA_NIC_UNIT = "pegasus-extra-nic.service"
 
 
 # ------------------------------------------------------------ package

@@ -149,6 +149,13 @@ def test_1_up(cluster):
     primary_ips = {m.ip for m in cluster.hosts("replica-")}
     assert not {r.split(":")[0] for r in replicas} & primary_ips, "replicas should bind to the extra NIC"
     assert alive_replicas(cluster) == {r: "ALIVE" for r in replicas}
+    # Replies from the extra NIC's address leave through it, now and after a reboot (the boot unit).
+    replica0, nic_ip = cluster.machine("replica-0"), replicas[0].split(":")[0]
+    assert replica0.check("systemctl is-enabled pegasus-extra-nic.service").strip() == "enabled"
+    assert f"from {nic_ip} lookup" in replica0.check("ip -4 rule show")
+    replica0.check(f"ip -4 rule del from {nic_ip}")  # what a reboot forgets
+    replica0.check("systemctl restart pegasus-extra-nic.service")
+    assert f"from {nic_ip} lookup" in replica0.check("ip -4 rule show")
     # Data dirs sit on the mounted volumes and hold the server's files.
     for machine in cluster.hosts("replica-"):
         for disk in (1, 2):

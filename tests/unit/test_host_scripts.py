@@ -392,6 +392,32 @@ def test_remove_package_refuses_a_release_name_with_a_slash(tmp_path):
     assert "plain directory name" in result.stderr
 
 
+# --- install_extra_nic ---------------------------------------------------------------
+
+
+def test_the_extra_nic_is_set_up_now_and_at_every_boot(tmp_path):
+    systemd = FakeSystemd(tmp_path)
+    context = {
+        "script_text": "#!/bin/sh\necho 'resolve-nic: found it' >&2\necho data0\n",
+        "script_path": str(tmp_path / "sbin" / "pegasus-extra-nic"),
+        "unit_text": "[Service]\nExecStart=/x\n",
+        "unit_path": str(tmp_path / "pegasus-extra-nic.service"),
+        "unit_name": "pegasus-extra-nic.service",
+    }
+    script = host_files.render("install_extra_nic.sh", **context)
+    first = run_script(script, tmp_path, fake_bin=systemd.bin)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "data0\n"  # the interface name, and nothing else
+    assert os.access(context["script_path"], os.X_OK)
+    assert Path(context["unit_path"]).read_text() == context["unit_text"]
+    assert "enable --quiet -- pegasus-extra-nic.service" in systemd.calls()
+    assert "daemon-reload" in systemd.calls()
+    systemd.clear_calls()
+    again = run_script(script, tmp_path, fake_bin=systemd.bin)
+    assert again.returncode == 0 and again.stdout == "data0\n"
+    assert "daemon-reload" not in systemd.calls()
+
+
 # --- start_role / restart_role (stand-in systemctl, fake MetaServer) ------------
 
 
