@@ -86,7 +86,6 @@ class PegasusServer(pulumi.ComponentResource):
             create=meta.record, update=meta.files.apply(lambda f: f.deferred_roll),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after]))
 
-
     def add_check(self, server: "RoleCommands", after: list[pulumi.Resource]) -> command.remote.Command:
         """The server's self-check, run once the whole cluster has started."""
         return command.remote.Command(

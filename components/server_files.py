@@ -22,6 +22,9 @@ REQUIRED_COMMANDS = ("systemctl", "journalctl", "tar", "sha256sum", "blkid", "mk
                      "mountpoint", "findmnt", "curl", "python3")
 DEVICE_WAIT_SECONDS = 300
 NIC_WAIT_SECONDS = 120
+EXTRA_NIC_SCRIPT = "/usr/local/sbin/pegasus-extra-nic"
+EXTRA_NIC_UNIT = "pegasus-extra-nic.service"
+JVM_ROOT = "/usr/lib/jvm"  # where Debian and Ubuntu install Java runtimes
 
 
 def layout(spec: ClusterSpec) -> hl.HostLayout:
@@ -67,15 +70,12 @@ def cleanup_disks_script(disks: list[dict]) -> str:
 
 def resolve_nic_script(mac: str) -> str:
     """Sets the extra NIC up now and at every boot; prints its interface name."""
-    script_path = "/usr/local/sbin/pegasus-extra-nic"
     return as_root(render(
         "install_extra_nic.sh",
         script_text=render("resolve_nic.sh", mac=mac.lower(), wait_seconds=NIC_WAIT_SECONDS),
-        script_path=script_path, unit_text=render("extra_nic.service", mac=mac.lower(), script_path=script_path),
+        script_path=EXTRA_NIC_SCRIPT,
+        unit_text=render("extra_nic.service", mac=mac.lower(), script_path=EXTRA_NIC_SCRIPT),
         unit_path=f"{hl.SYSTEMD_DIR}/{EXTRA_NIC_UNIT}", unit_name=EXTRA_NIC_UNIT))
-
-
-EXTRA_NIC_UNIT = "pegasus-extra-nic.service"
 
 
 # ------------------------------------------------------------ package
@@ -87,10 +87,6 @@ def install_package_script(spec: ClusterSpec) -> str:
                           release=installed_release(spec), releases_dir=lay.releases_dir,
                           current_link=lay.current_link, needs_jvm=needs_jvm(spec), jvm_root=JVM_ROOT,
                           jvm_lib_link=lay.jvm_lib_link, jvm_home_link=lay.jvm_home_link))
-
-
-# Where Debian and Ubuntu install Java runtimes.
-JVM_ROOT = "/usr/lib/jvm"
 
 
 def needs_jvm(spec: ClusterSpec) -> bool:
