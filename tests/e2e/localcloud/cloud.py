@@ -84,21 +84,19 @@ class LocalCloud:
 
     # -- machines ----------------------------------------------------------
     @staticmethod
-    def _retry_failed_units(machine: Machine) -> str:
-        """Restart, once, the units that failed at boot; return the system state after.
+    def _permit_logins(machine: Machine) -> None:
+        """Make sure the image's login user may log in, as on a cloud server.
 
         On a loaded build machine systemd inside a container now and then fails a
-        unit while setting up its cgroup (exit 219/CGROUP). A cloud server boots
-        clean, and one such unit matters: systemd-user-sessions, whose failure
-        leaves /run/nologin behind, and pam_nologin then refuses every login but
-        root's (the image's login user, as the program uses it)."""
-        machine.ssh("for unit in $(systemctl list-units --state=failed --plain --no-legend | awk '{ print $1 }'); "
-                    "do systemctl restart \"$unit\" || true; done")
-        rc, _, _ = machine.ssh("test ! -e /run/nologin")
-        if rc != 0:
-            raise RuntimeError(f"{machine.name}: /run/nologin is still there after its units were retried: "
-                               "logins other than root's are refused")
-        return machine.ssh("systemctl is-system-running")[1]
+        unit while setting up its cgroup (exit 219/CGROUP). When that unit is
+        systemd-user-sessions, /run/nologin stays and pam_nologin refuses every
+        login but root's. The rootfs restarts that unit on failure; this is the
+        last resort, and touches nothing else (restarting other units can cut
+        SSH sessions)."""
+        machine.ssh("test ! -e /run/nologin || systemctl restart systemd-user-sessions.service")
+        if machine.ssh("test ! -e /run/nologin")[0] != 0:
+            raise RuntimeError(f"{machine.name}: /run/nologin is still there after restarting "
+                               "systemd-user-sessions: logins other than root's are refused")
     def boot_machine(self, name: str, authorized_keys: list[str] = (), *,
                      timeout: float = BOOT_TIMEOUT) -> Machine:
         """Boot a machine; return once root can log in over SSH at `machine.ip`."""
@@ -131,7 +129,7 @@ class LocalCloud:
             # "degraded" is fine here: the state is printed in the log for a reader.
             _, state, _ = machine.ssh("systemctl is-system-running --wait", timeout=timeout)
             if state.strip() != "running":
-                state = self._retry_failed_units(machine)
+                self._permit_logins(machine)
             self.log(f"localcloud: {name} up at {machine.ip} in "
                      f"{time.monotonic() - started:.1f}s (systemd: {state.strip()})")
         except BaseException as error:

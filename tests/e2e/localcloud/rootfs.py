@@ -46,7 +46,7 @@ PACKAGES = (
 )
 
 # Bump when `_prepare` changes, so cached trees made the old way are not reused.
-PREPARE_VERSION = "2"
+PREPARE_VERSION = "3"
 
 # The login user of Debian's cloud images: passwordless sudo, the key pair's key.
 LOGIN_USER = "admin"
@@ -147,6 +147,11 @@ def _prepare(tree: Path) -> None:
     sudoers = tree / "etc" / "sudoers.d" / f"90-{LOGIN_USER}"
     _write(sudoers, f"{LOGIN_USER} ALL=(ALL) NOPASSWD:ALL\n")
     sudoers.chmod(0o440)
+    # In a container on a loaded machine systemd sometimes fails this unit while
+    # setting up its cgroup (219/CGROUP); /run/nologin would then lock out every
+    # user but root. A cloud server boots clean: retry it like one would.
+    _write(tree / "etc" / "systemd" / "system" / "systemd-user-sessions.service.d" / "retry.conf",
+           "[Service]\nRestart=on-failure\nRestartSec=1\n")
     # No apt timers or other periodic work competing with the tests.
     for unit in ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
                  "fstrim.timer", "man-db.timer", "dpkg-db-backup.timer"):
