@@ -46,7 +46,7 @@ PACKAGES = (
 )
 
 # Bump when `_prepare` changes, so cached trees made the old way are not reused.
-PREPARE_VERSION = "3"
+PREPARE_VERSION = "4"
 
 # The login user of Debian's cloud images: passwordless sudo, the key pair's key.
 LOGIN_USER = "admin"
@@ -128,6 +128,8 @@ def _prepare(tree: Path) -> None:
         "[Service]\n"
         "Type=oneshot\n"
         "ExecStart=/usr/bin/ssh-keygen -A\n"
+        "Restart=on-failure\n"  # see systemd-user-sessions below
+        "RestartSec=1\n"
         "[Install]\n"
         "WantedBy=multi-user.target\n",
     )
@@ -147,9 +149,10 @@ def _prepare(tree: Path) -> None:
     sudoers = tree / "etc" / "sudoers.d" / f"90-{LOGIN_USER}"
     _write(sudoers, f"{LOGIN_USER} ALL=(ALL) NOPASSWD:ALL\n")
     sudoers.chmod(0o440)
-    # In a container on a loaded machine systemd sometimes fails this unit while
-    # setting up its cgroup (219/CGROUP); /run/nologin would then lock out every
-    # user but root. A cloud server boots clean: retry it like one would.
+    # In a container on a loaded machine systemd sometimes fails a boot unit while
+    # setting up its cgroup (219/CGROUP). A cloud server boots clean, so the
+    # oneshots that logins depend on retry: this one (or /run/nologin locks out
+    # every user but root) and ssh-host-keys above (or sshd never starts).
     _write(tree / "etc" / "systemd" / "system" / "systemd-user-sessions.service.d" / "retry.conf",
            "[Service]\nRestart=on-failure\nRestartSec=1\n")
     # No apt timers or other periodic work competing with the tests.
