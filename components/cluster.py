@@ -78,15 +78,15 @@ class PegasusCluster(pulumi.ComponentResource):
         # the cluster as a whole. The last roll stands for all that: every roll waits
         # for its server's start and for the roll before it. (Naming every start as
         # well would cost the SDK's cycle check about a second per 100 servers.)
-        everything = [last_roll]
+        all_started = [last_roll]
         for server in (s for role in ROLE_ORDER for s in servers[role]):
-            pegasus[server.host].add_check(server, after=everything)
+            pegasus[server.host].add_check(server, after=all_started)
         replica_ips = pulumi.Output.all(*[hosts[p.name].cluster_ip for p in plans if p.kind == "replica"])
         health = command.remote.Command(
             f"{name}-health", connection=hosts[metas[0]].connection,
             create=pulumi.Output.all(meta_ips, replica_ips).apply(
                 lambda v: files.health_check_script(spec, v[0], v[1])),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=everything))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=all_started))
 
         self.meta_servers = meta_ips.apply(lambda ips: files.address_list(ips, hl.ROLE_PORTS["meta"]))
         self.zookeeper_servers = zookeeper.servers

@@ -76,9 +76,6 @@ class HostLayout:
     def bin_dir(self, role: str) -> str:
         return f"{self.release_link(role)}/bin"
 
-    def release_dir(self, release: str) -> str:
-        return f"{self.releases_dir}/{release}"
-
     def package_path(self, file_name: str) -> str:
         return f"{self.packages_dir}/{file_name}"
 
