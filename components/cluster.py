@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_command as command
 
 from . import host_layout as hl
 from . import server_files as files
@@ -30,6 +29,7 @@ from .spec import ClusterSpec
 from .topology import ROLE_ORDER, plan_hosts
 from .zookeeper import ZooKeeperEnsemble
 from .zookeeper_path_guard import ZooKeeperPathGuard, ZooKeeperPathGuardArgs, default_owner_id
+from .remote_command import remote_command
 
 
 class PegasusCluster(pulumi.ComponentResource):
@@ -82,7 +82,7 @@ class PegasusCluster(pulumi.ComponentResource):
         for server in (s for role in ROLE_ORDER for s in servers[role]):
             pegasus[server.host].add_check(server, after=all_started)
         replica_ips = pulumi.Output.all(*[hosts[p.name].cluster_ip for p in plans if p.kind == "replica"])
-        health = command.remote.Command(
+        health = remote_command(
             f"{name}-health", connection=hosts[metas[0]].connection,
             create=pulumi.Output.all(meta_ips, replica_ips).apply(
                 lambda v: files.health_check_script(spec, v[0], v[1])),

@@ -157,6 +157,32 @@ def render_config_ini(
     return rendered
 
 
+def read_sections(text: str) -> dict[str, dict[str, str]]:
+    """{section: {key: value}} of a config.ini; the last of duplicate keys wins
+    (rDSN's parser keeps one value per key). Comments start with ; or #."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        header = SECTION.match(line)
+        if header:
+            current = sections.setdefault(header.group(1).strip(), {})
+            continue
+        entry = KEY.match(line)
+        if entry and current is not None:
+            value = line[entry.end():]
+            for mark in (";", "#"):
+                value = value.split(mark, 1)[0]
+            current[entry.group(2).strip()] = value.strip()
+    return sections
+
+
+def declared_tables(text: str) -> list[str]:
+    """Tables a fresh MetaServer creates: the `[meta_server.apps.*]` sections
+    (first in v2.5.0's src/server/config.ini, `stat`; v2.4.0 declares none)."""
+    return [entries.get("app_name") or section.split(".", 2)[2]
+            for section, entries in read_sections(text).items() if section.startswith("meta_server.apps.")]
+
+
 def content_hash(text: str) -> str:
     """The short hash that names a rendered file in triggers and outputs."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -33,6 +33,9 @@ def ebs_stable_path(volume_id: str) -> str:
 class HostHandle:
     name: str
     connection: command.remote.ConnectionArgs
+    # Changes exactly when the machine is a new one (an instance replaced): what
+    # was copied onto the old machine must be copied again.
+    identity: pulumi.Output[str]
     cluster_ip: pulumi.Output[str]  # the address Pegasus binds to (extra NIC when present)
     ssh_address: pulumi.Output[str]
     data_devices: list[pulumi.Output[str]] = field(default_factory=list)
@@ -51,6 +54,20 @@ def connection_args(spec: ClusterSpec, host: pulumi.Input[str]) -> command.remot
     # A freshly booted instance refuses SSH for a while: keep dialling.
     return command.remote.ConnectionArgs(host=host, user=spec.ssh.user, private_key=key, proxy=proxy,
                                          dial_error_limit=60, per_dial_timeout=15)
+
+
+def refuse_instance_type_change(plan: HostPlan, running: str | None) -> None:
+    """An existing server keeps its instance type: the provider would change every
+    server of the role at once, ZooKeeper and all MetaServers included."""
+    if running and running != plan.instance_type:
+        key = plan.kind  # the spec's key of the role: zookeeper, meta, replica, collector
+        raise pulumi.RunError(
+            f"{key}.instanceType: {plan.name} runs {running}, the stack asks for {plan.instance_type}; "
+            "changing it would stop and start every such server at once. Change one server at a time "
+            "instead: stop it (aws ec2 stop-instances), change its type (aws ec2 modify-instance-attribute "
+            "--instance-type), start it, wait until `pulumi up` reports the cluster healthy, then the next; "
+            f"when all run {plan.instance_type}, the stack may ask for it. Or set {key}.instanceType back "
+            f"to {running}.")
 
 
 class AwsHost(pulumi.ComponentResource):
@@ -72,8 +89,11 @@ class AwsHost(pulumi.ComponentResource):
             tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}"},
             # A newer AMI (the lookup moves monthly) or a rotated key pair (read at
             # first boot only) must never replace a running server and its data.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name"],
+            # A new instance type would be applied in place to every server of the
+            # role at once (stop, modify, start): refused below instead.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name", "instance_type"],
                                         depends_on=network.egress_ready))
+        instance.instance_type.apply(lambda running: refuse_instance_type_change(plan, running))
         ssh_address = instance.public_ip if spec.network.public_addresses else instance.private_ip
         ready: list[pulumi.Resource] = [instance]
         letters = iter(DEVICE_LETTERS)
@@ -95,7 +115,7 @@ class AwsHost(pulumi.ComponentResource):
                 f"{plan.name}-nic1-attach", instance_id=instance.id, network_interface_id=nic.id, device_index=1,
                 opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True)))
             cluster_ip, nic_mac = nic.private_ip, nic.mac_address
-        self.handle = HostHandle(name=plan.name, connection=connection_args(spec, ssh_address),
+        self.handle = HostHandle(name=plan.name, connection=connection_args(spec, ssh_address), identity=instance.id,
                                  cluster_ip=cluster_ip, ssh_address=ssh_address, data_devices=data_devices,
                                  slog_device=slog_device, nic_mac=nic_mac, ready=ready)
         self.register_outputs({"instanceId": instance.id, "privateIp": instance.private_ip,
@@ -110,7 +130,9 @@ class AwsHost(pulumi.ComponentResource):
             tags={**self.tags, "pegasus:disk": disk, "Name": f"{spec.cluster_name}-{name}"},
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=spec.retain_data))
         # A volume attaches to one instance at a time: detach before attaching anew.
+        # Detaching a volume that a running server has mounted loses writes in
+        # flight: the instance is stopped first (the provider's documented option).
         ready.append(aws.ec2.VolumeAttachment(f"{name}-attach", instance_id=instance.id, volume_id=volume.id,
-                                              device_name=f"/dev/sd{letter}",
+                                              device_name=f"/dev/sd{letter}", stop_instance_before_detaching=True,
                                               opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True)))
         return volume.id.apply(ebs_stable_path)

@@ -9,11 +9,11 @@ lines but never wipes a disk.
 from __future__ import annotations
 
 import pulumi
-import pulumi_command as command
 
 from . import server_files as files
 from .host import HostHandle
 from .spec import ClusterSpec
+from .remote_command import remote_command
 
 
 class HostPreparation(pulumi.ComponentResource):
@@ -24,7 +24,7 @@ class HostPreparation(pulumi.ComponentResource):
 
     def __init__(self, host: HostHandle, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:HostPreparation", host.name, None, opts)
-        base = command.remote.Command(
+        base = remote_command(
             f"{host.name}-prepare", connection=host.connection,
             create=files.prepare_host_script(spec), delete=files.remove_app_dir_script(spec),
             opts=pulumi.ResourceOptions(parent=self, depends_on=host.ready))
@@ -33,14 +33,14 @@ class HostPreparation(pulumi.ComponentResource):
             devices = pulumi.Output.all(pulumi.Output.all(*host.data_devices),
                                         pulumi.Output.from_input(host.slog_device))
             disks = devices.apply(lambda d: files.disk_entries(spec, d[0], d[1]))
-            self.done.append(command.remote.Command(
+            self.done.append(remote_command(
                 f"{host.name}-disks", connection=host.connection,
                 create=disks.apply(files.prepare_disks_script), delete=disks.apply(files.cleanup_disks_script),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[base])))
         if spec.network.primary_interface:
             self.interface = pulumi.Output.from_input(spec.network.primary_interface)
         elif host.nic_mac is not None:
-            nic = command.remote.Command(
+            nic = remote_command(
                 f"{host.name}-nic", connection=host.connection, create=host.nic_mac.apply(files.resolve_nic_script),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[base]))
             self.done.append(nic)

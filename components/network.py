@@ -13,16 +13,25 @@ import pulumi
 import pulumi_aws as aws
 
 from . import host_layout as hl
+from . import server_files as files
 from .spec import ClusterSpec
 
-# (to group, port, from groups): who may open a connection to whom.
+# (to group, protocol, port, from groups): who may send to whom.
 PEER_RULES = (
-    ("zookeeper", hl.ZOOKEEPER_CLIENT_PORT, ("zookeeper", "meta", "replica", "collector")),
-    ("zookeeper", hl.ZOOKEEPER_PEER_PORT, ("zookeeper",)),
-    ("zookeeper", hl.ZOOKEEPER_ELECTION_PORT, ("zookeeper",)),
-    ("meta", hl.ROLE_PORTS["meta"], ("meta", "replica", "collector")),
-    ("replica", hl.ROLE_PORTS["replica"], ("meta", "replica", "collector")),
-    ("collector", hl.ROLE_PORTS["collector"], ("meta", "collector")),
+    ("zookeeper", "tcp", hl.ZOOKEEPER_CLIENT_PORT, ("zookeeper", "meta", "replica", "collector")),
+    ("zookeeper", "tcp", hl.ZOOKEEPER_PEER_PORT, ("zookeeper",)),
+    ("zookeeper", "tcp", hl.ZOOKEEPER_ELECTION_PORT, ("zookeeper",)),
+    ("meta", "tcp", hl.ROLE_PORTS["meta"], ("meta", "replica", "collector")),
+    ("replica", "tcp", hl.ROLE_PORTS["replica"], ("meta", "replica", "collector")),
+    ("collector", "tcp", hl.ROLE_PORTS["collector"], ("meta", "collector")),
+    # Failure detection is UDP in every release's config.ini
+    # ([task.RPC_FD_FAILURE_DETECTOR_PING] rpc_call_channel = RPC_CHANNEL_UDP,
+    # src/server/config.ini at v2.4.0, v2.5.0, master): a ReplicaServer pings
+    # the MetaServer's port from its own port, the MetaServer answers to it.
+    # MetaServers also ping through the same channel when a follower forwards.
+    # The Collector takes part in no failure detection.
+    ("meta", "udp", hl.ROLE_PORTS["meta"], ("meta", "replica")),
+    ("replica", "udp", hl.ROLE_PORTS["replica"], ("meta",)),
 )
 GROUPS = ("zookeeper", "meta", "replica", "collector")
 
@@ -65,9 +74,12 @@ class Network(pulumi.ComponentResource):
         vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=net.vpc_cidr, enable_dns_hostnames=True,
                           enable_dns_support=True, tags={**tags, "Name": f"{spec.cluster_name}-vpc"}, opts=child)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=child)
+        # The zone is read once: a later answer of the zone lookup (or a zone that
+        # became unavailable) must never move the subnets and so every server.
+        pinned = pulumi.ResourceOptions(parent=self, ignore_changes=["availability_zone"])
         public = aws.ec2.Subnet(f"{name}-public", vpc_id=vpc.id, cidr_block=public_cidr, availability_zone=zone,
                                 map_public_ip_on_launch=False, tags={**tags, "Name": f"{spec.cluster_name}-public"},
-                                opts=child)
+                                opts=pinned)
         public_routes = aws.ec2.RouteTable(f"{name}-public-routes", vpc_id=vpc.id, tags=tags, routes=[
             aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)], opts=child)
         self.egress_ready.append(aws.ec2.RouteTableAssociation(f"{name}-public-subnet-routes", subnet_id=public.id,
@@ -75,21 +87,22 @@ class Network(pulumi.ComponentResource):
         if net.public_addresses:
             # Servers get public addresses (SSH from adminCidr only): no NAT needed.
             self.subnet_id = public.id
+            self.availability_zone = public.availability_zone
         else:
             nat_ip = aws.ec2.Eip(f"{name}-nat-ip", domain="vpc", tags=tags, opts=child)
             nat = aws.ec2.NatGateway(f"{name}-nat", subnet_id=public.id, allocation_id=nat_ip.id, tags=tags,
                                      opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]))
             private = aws.ec2.Subnet(f"{name}-private", vpc_id=vpc.id, cidr_block=private_cidr,
                                      availability_zone=zone, tags={**tags, "Name": f"{spec.cluster_name}-private"},
-                                     opts=child)
+                                     opts=pinned)
             private_routes = aws.ec2.RouteTable(f"{name}-private-routes", vpc_id=vpc.id, tags=tags, routes=[
                 aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)], opts=child)
             self.egress_ready.append(aws.ec2.RouteTableAssociation(
                 f"{name}-private-subnet-routes", subnet_id=private.id, route_table_id=private_routes.id,
                 opts=child))
             self.subnet_id = private.id
+            self.availability_zone = private.availability_zone
         self.vpc_id = vpc.id
-        self.availability_zone = zone
 
     def _security_groups(self, name: str, spec: ClusterSpec, tags: dict,
                          child: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:
@@ -105,15 +118,32 @@ class Network(pulumi.ComponentResource):
             aws.vpc.SecurityGroupEgressRule(
                 f"{name}-{kind}-egress", security_group_id=groups[kind].id, cidr_ipv4="0.0.0.0/0",
                 ip_protocol="-1", description="all outbound traffic", opts=child)
-        for target, port, sources in PEER_RULES:
+        for target, protocol, port, sources in PEER_RULES:
             for source in sources:
+                # TCP rules keep their first names, so existing stacks do not replace them.
+                suffix = "" if protocol == "tcp" else f"-{protocol}"
                 aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-{target}-{port}-from-{source}", security_group_id=groups[target].id,
-                    referenced_security_group_id=groups[source].id, ip_protocol="tcp", from_port=port,
-                    to_port=port, description=f"{source} to {target} on {port}", opts=child)
+                    f"{name}-{target}-{port}{suffix}-from-{source}", security_group_id=groups[target].id,
+                    referenced_security_group_id=groups[source].id, ip_protocol=protocol, from_port=port,
+                    to_port=port, description=f"{source} to {target} on {port}{suffix.replace('-', '/')}", opts=child)
         ssh_from = spec.network.admin_cidr or self._vpc_cidr_output
         for kind in GROUPS:
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-{kind}-ssh", security_group_id=groups[kind].id, cidr_ipv4=ssh_from, ip_protocol="tcp",
                 from_port=22, to_port=22, description="SSH for the deployment's remote commands", opts=child)
+        # Prometheus scrapes (2.4/2.5 with perf_counter_sink = prometheus) come
+        # from the operators' range only, like SSH.
+        for kind, roles in group_roles(spec).items():
+            for port in sorted({p for p in (files.metrics_port(spec, role) for role in roles) if p}):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-{kind}-metrics-{port}", security_group_id=groups[kind].id, cidr_ipv4=ssh_from,
+                    ip_protocol="tcp", from_port=port, to_port=port,
+                    description="Prometheus metrics for the operators", opts=child)
         return {kind: group.id for kind, group in groups.items()}
+
+
+def group_roles(spec: ClusterSpec) -> dict[str, list[str]]:
+    """The Pegasus roles whose servers sit in each security group."""
+    colocated = ["collector"] if spec.collector.enabled and spec.collector.colocate else []
+    return {"meta": ["meta", *colocated], "replica": ["replica"],
+            "collector": ["collector"] if spec.collector.own_host else []}

@@ -27,6 +27,7 @@ from . import server_files as files
 from .host import HostHandle
 from .host_preparation import HostPreparation
 from .spec import ClusterSpec
+from .remote_command import remote_command
 
 
 def roll_record(package_sha256: str, restart_hashes: list[str]) -> str:
@@ -45,12 +46,15 @@ class PegasusServer(pulumi.ComponentResource):
         self._host, self._prep, self._spec = host, prep, spec
         self._meta_ips, self._zk_servers = meta_ips, zk_servers
         layout = files.layout(spec)
+        # pulumi-command 1.2.1 re-copies only when the file or the remote path
+        # changes, not when the connection points at a new machine: the
+        # instance's identity in the triggers makes a replaced server get it.
         upload = command.remote.CopyToRemote(
             f"{host.name}-package-upload", connection=host.connection,
             source=pulumi.FileAsset(spec.package.path),
-            remote_path=layout.package_path(spec.package.file_name), triggers=[spec.package.sha256],
+            remote_path=layout.package_path(spec.package.file_name), triggers=[spec.package.sha256, host.identity],
             opts=pulumi.ResourceOptions(parent=self, depends_on=prep.done))
-        self.installed = command.remote.Command(
+        self.installed = remote_command(
             f"{host.name}-package", connection=host.connection, triggers=[spec.package.sha256],
             create=files.install_package_script(spec), delete=files.remove_package_script(spec),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[upload]))
@@ -61,19 +65,22 @@ class PegasusServer(pulumi.ComponentResource):
         role_files = pulumi.Output.all(host.cluster_ip, self._prep.interface, self._meta_ips,
                                        self._zk_servers).apply(
             lambda v: files.role_files(spec, role, v[0], v[1], v[2], v[3]))
-        staged = command.remote.CopyToRemote(
-            f"{host.name}-{role}-config", connection=host.connection,
-            source=role_files.apply(lambda f: pulumi.StringAsset(f.config)),
-            remote_path=files.layout(spec).staged_config_path(role),
-            triggers=[role_files.apply(lambda f: f.config_hash)],
+        # The config travels inside the command, not as a CopyToRemote: its text
+        # depends on addresses the cloud assigns, unknown at preview, and
+        # pulumi-command 1.2.1 refuses an unknown CopyToRemote source (fixed
+        # upstream in #1184, unreleased). Secret overrides keep it secret.
+        stage = role_files.apply(lambda f: f.stage)
+        staged = remote_command(
+            f"{host.name}-{role}-config", host.connection,
+            create=pulumi.Output.secret(stage) if spec.config_has_secrets else stage,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._prep.done))
-        service = command.remote.Command(
+        service = remote_command(
             f"{host.name}-{role}", connection=host.connection,
             create=role_files.apply(lambda f: f.start), delete=role_files.apply(lambda f: f.stop),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.installed, staged, *wiring.start_after]))
         record = role_files.apply(lambda f: roll_record(spec.package.sha256, f.restart_hashes))
         roll_deps = [service, staged, self.installed] + ([wiring.roll_after] if wiring.roll_after else [])
-        roll = command.remote.Command(
+        roll = remote_command(
             f"{host.name}-{role}-roll", connection=host.connection,
             create=record, update=role_files.apply(lambda f: f.roll),
             opts=pulumi.ResourceOptions(parent=self, depends_on=roll_deps))
@@ -81,14 +88,14 @@ class PegasusServer(pulumi.ComponentResource):
 
     def add_leader_pass(self, meta: "RoleCommands", after: pulumi.Resource) -> command.remote.Command:
         """The second pass of the MetaServer roll: restarts a deferred leader, last."""
-        return command.remote.Command(
+        return remote_command(
             f"{self._host.name}-meta-roll-leader", connection=self._host.connection,
             create=meta.record, update=meta.files.apply(lambda f: f.deferred_roll),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after]))
 
     def add_check(self, server: "RoleCommands", after: list[pulumi.Resource]) -> command.remote.Command:
         """The server's self-check, run once the whole cluster has started."""
-        return command.remote.Command(
+        return remote_command(
             f"{self._host.name}-{server.role}-check", connection=self._host.connection,
             create=server.files.apply(lambda f: f.check),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after))

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from . import host_layout as hl
-from .config_ini import NodeValues, content_hash, render_config_ini
+from .config_ini import (NodeValues, apply_overrides, content_hash, declared_tables, read_sections,
+                         render_config_ini)
 from .host_files import as_root, render
 from .package import release_config_template
 from .spec import ClusterSpec
-from .topology import ROLE_ORDER, default_table, has_shared_log
+from .topology import ROLE_ORDER, has_shared_log
 
 REQUIRED_COMMANDS = ("systemctl", "journalctl", "tar", "sha256sum", "blkid", "mkfs.ext4",
                      "mountpoint", "findmnt", "curl", "python3")
@@ -25,6 +26,8 @@ NIC_WAIT_SECONDS = 120
 EXTRA_NIC_SCRIPT = "/usr/local/sbin/pegasus-extra-nic"
 EXTRA_NIC_UNIT = "pegasus-extra-nic.service"
 JVM_ROOT = "/usr/lib/jvm"  # where Debian and Ubuntu install Java runtimes
+METRICS_SECTION = "pegasus.server"
+DEFAULT_PROMETHEUS_PORT = 9091
 
 
 def layout(spec: ClusterSpec) -> hl.HostLayout:
@@ -117,6 +120,7 @@ class RoleFiles:
     config: str
     config_hash: str
     unit: str
+    stage: str
     start: str
     roll: str
     deferred_roll: str
@@ -139,6 +143,18 @@ def role_dirs(spec: ClusterSpec, role: str) -> list[str]:
     return dirs
 
 
+def role_mounts(spec: ClusterSpec, role: str) -> list[str]:
+    """Disks a role must not run without: a ReplicaServer started while a data
+    disk is missing would create its data directory on the root disk."""
+    if role != "replica":
+        return []
+    lay = layout(spec)
+    mounts = [lay.data_mount(i) for i in range(spec.replica.data_disks.count)]
+    if spec.replica.slog_disk is not None:
+        mounts.append(lay.slog_mount)
+    return mounts
+
+
 def node_values(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence[str],
                 zk_servers: str) -> NodeValues:
     lay = layout(spec)
@@ -158,9 +174,41 @@ def node_values(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence
 
 
 def role_config(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence[str], zk_servers: str) -> str:
-    overrides = [spec.config_overrides, _role_overrides(spec, role)]
+    overrides = [spec.config_overrides, _role_overrides(spec, role), _metrics_port_override(spec, role)]
     return render_config_ini(release_config_template(spec.package),
                              node_values(spec, role, interface, meta_ips, zk_servers), overrides)
+
+
+def _role_settings(spec: ClusterSpec, role: str, section: str) -> dict[str, str]:
+    """One section of a role's config as the release and the overrides make it."""
+    text = apply_overrides(release_config_template(spec.package), [spec.config_overrides, _role_overrides(spec, role)])
+    return read_sections(text).get(section, {})
+
+
+def _metrics_port_override(spec: ClusterSpec, role: str) -> dict[str, dict[str, str]]:
+    """With `perf_counter_sink = prometheus` every role binds `[pegasus.server]
+    prometheus_port` on 0.0.0.0 (pegasus_counter_reporter.cpp, v2.4.0/v2.5.0):
+    a Collector on a MetaServer's host takes the next port, unless set."""
+    if role != "collector" or not spec.collector.colocate or "prometheus_port" in \
+            spec.collector.config_overrides.get(METRICS_SECTION, {}):
+        return {}
+    meta = _role_settings(spec, "meta", METRICS_SECTION)
+    if meta.get("perf_counter_sink") != "prometheus":
+        return {}
+    return {METRICS_SECTION: {"prometheus_port": str(_port(meta.get("prometheus_port")) + 1)}}
+
+
+def metrics_port(spec: ClusterSpec, role: str) -> int | None:
+    """The Prometheus port a role binds, None when it exports no Prometheus metrics."""
+    settings = {**_role_settings(spec, role, METRICS_SECTION),
+                **_metrics_port_override(spec, role).get(METRICS_SECTION, {})}
+    if settings.get("perf_counter_sink") != "prometheus":
+        return None
+    return _port(settings.get("prometheus_port"))
+
+
+def _port(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else DEFAULT_PROMETHEUS_PORT
 
 
 def _role_overrides(spec: ClusterSpec, role: str):
@@ -173,7 +221,8 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
     config = role_config(spec, role, interface, meta_ips, zk_servers)
     jvm = dict(jvm_lib_dir=lay.jvm_lib_link, java_home=lay.jvm_home_link) if needs_jvm(spec) else {}
     unit = render("pegasus.service", role=role, cluster_name=spec.cluster_name, bin_dir=lay.bin_dir(role),
-                  config_path=lay.config_path(role), **jvm)
+                  role_dir=lay.role_dir(role), config_path=lay.config_path(role), mounts=role_mounts(spec, role),
+                  **jvm)
     dirs = role_dirs(spec, role)
     common = dict(
         role=role, unit_name=hl.role_unit(role), unit_text=unit,
@@ -183,12 +232,14 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
         address=address, port=hl.ROLE_PORTS[role],
         meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
         wait_seconds=spec.timeouts.start_seconds, log_dir=lay.log_dir(role),
+        needs_reverse_name=spec.package.name.version_tuple >= (2, 6, 0),
     )
     leader_last = role == "meta" and len(meta_ips) > 1
     return RoleFiles(
         config=config,
         config_hash=content_hash(config),
         unit=unit,
+        stage=as_root(render("stage_config.sh", staged_config=lay.staged_config_path(role), config=config)),
         start=as_root(render("start_role.sh", **common)),
         roll=as_root(render("restart_role.sh", phase="roll", defer_if_leader=leader_last, **common)),
         deferred_roll=as_root(render("restart_role.sh", phase="deferred", defer_if_leader=leader_last, **common)),
@@ -204,7 +255,8 @@ def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips:
         "health_check.sh",
         meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
         replica_addresses=[f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in replica_ips],
-        default_table=default_table(spec.package.name.version_tuple),
+        tables=declared_tables(apply_overrides(release_config_template(spec.package),
+                                               [spec.config_overrides, spec.meta.config_overrides])),
         wait_seconds=spec.timeouts.health_seconds,
         log_dir=layout(spec).log_dir("meta"),
     ))

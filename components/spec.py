@@ -208,6 +208,8 @@ class ClusterSpec:
     hdfs_service_args: str
     retain_data: bool
     timeouts: Timeouts
+    # Some override was set with --secret: every rendered config.ini stays secret.
+    config_has_secrets: bool = False
 
     @property
     def cluster_root(self) -> str:
@@ -479,8 +481,13 @@ def build_spec(
         zookeeper_seconds=r.integer(timeouts_raw, "timeouts.zookeeperSeconds", 300) or 300,
     )
     hdfs_args = r.string(raw, "hdfsServiceArgs", "") or ""
-    if "\n" in hdfs_args or "%{" in hdfs_args:
-        r.problem("hdfsServiceArgs", "must be one line with no %{...}", "write the HDFS block service arguments literally")
+    if hdfs_args:
+        # The HDFS block service runs in the JVM pegasus_server starts, which needs
+        # Hadoop's CLASSPATH and LIBHDFS_OPTS (as Pegasus's own config_hdfs.sh sets
+        # them); this program installs no Hadoop client yet.
+        r.problem("hdfsServiceArgs", "is not supported yet: the servers would need a Hadoop client "
+                  "(its CLASSPATH and LIBHDFS_OPTS=-Xrs) that this program does not install",
+                  "remove the key; set up cold backup to HDFS by hand until this program supports it")
     retain = r.boolean(raw, "retainData", False)
 
     if r.problems:
@@ -492,6 +499,8 @@ def build_spec(
         collector=collector, zookeeper=zookeeper, network=network,
         config_overrides=overrides, hdfs_service_args=hdfs_args, retain_data=retain,
         timeouts=timeouts,
+        config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
+                               for key in ("configOverrides", "meta", "replica", "collector")),
     )
 
 

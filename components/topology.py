@@ -44,11 +44,6 @@ def plan_hosts(spec: ClusterSpec) -> list[HostPlan]:
     return hosts
 
 
-def default_table(version: tuple[int, int, int]) -> str:
-    """The table a fresh cluster's meta creates: `temp` up to 2.4, `stat` from 2.5."""
-    return "temp" if version < (2, 5, 0) else "stat"
-
-
 def has_shared_log(config_template: str) -> bool:
     """Releases up to 2.5 keep a shared log (`%{slog.dir}`); 2.6 dropped it."""
     return "%{slog.dir}" in config_template

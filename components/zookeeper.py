@@ -8,12 +8,12 @@ leader and fails with the tail of the ZooKeeper log when none forms.
 from __future__ import annotations
 
 import pulumi
-import pulumi_command as command
 
 from . import server_files as files
 from .host import HostHandle
 from .host_preparation import HostPreparation
 from .spec import ClusterSpec
+from .remote_command import remote_command
 
 
 class ZooKeeperEnsemble(pulumi.ComponentResource):
@@ -33,13 +33,13 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
         ips = pulumi.Output.all(*[host.cluster_ip for host, _ in hosts])
         installs = []
         for index, (host, prep) in enumerate(hosts):
-            installs.append(command.remote.Command(
+            installs.append(remote_command(
                 f"{host.name}-zookeeper", connection=host.connection,
                 create=ips.apply(lambda all_ips, i=index: files.install_zookeeper_script(all_ips, i)),
                 delete=files.remove_zookeeper_script(),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=prep.done)))
         first = hosts[0][0]
-        check = command.remote.Command(
+        check = remote_command(
             f"{name}-ready", connection=first.connection,
             create=ips.apply(lambda all_ips: files.zookeeper_ready_script(all_ips, spec.timeouts.zookeeper_seconds)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=installs))

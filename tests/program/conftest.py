@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.program.fake_aws import FakeCloud, RecordingMonitor
+from tests.program.fake_aws import FakeCloud, PreviewCloud, RecordingMonitor
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import run_program, stack_config
 
@@ -38,10 +38,11 @@ def base_config(package) -> dict:
 class Deployment:
     """One program run: the exports and every registered resource."""
 
-    def __init__(self, raw: dict) -> None:
+    def __init__(self, raw: dict, *, secret_keys: tuple[str, ...] = ("pegasus:ssh",),
+                 cloud: FakeCloud | None = None) -> None:
         self.raw = copy.deepcopy(raw)
-        self.cloud = FakeCloud()
-        self.exports = run_program(self.cloud, stack_config("pegasus", raw), secret_keys=["pegasus:ssh"],
+        self.cloud = cloud or FakeCloud()
+        self.exports = run_program(self.cloud, stack_config("pegasus", raw), secret_keys=list(secret_keys),
                                    monitor=RecordingMonitor(self.cloud))
         self.resources = self.cloud.resources
         self._by_urn = {r.urn: r for r in self.resources.values()}
@@ -68,3 +69,18 @@ class Deployment:
 @pytest.fixture
 def deploy():
     return Deployment
+
+
+class Preview:
+    """`pulumi preview` of a new stack: the program with the cloud's outputs unknown."""
+
+    def __init__(self, raw: dict) -> None:
+        self.cloud = PreviewCloud()
+        run_program(self.cloud, stack_config("pegasus", raw), secret_keys=["pegasus:ssh"], preview=True,
+                    monitor=RecordingMonitor(self.cloud))
+        self.resources = self.cloud.resources
+
+
+@pytest.fixture
+def preview():
+    return Preview

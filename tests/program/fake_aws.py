@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 
 import pulumi
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
 PRIMARY_NET = "10.42"
@@ -51,8 +53,10 @@ def _unwrap(value):
 
 
 class FakeCloud(pulumi.runtime.Mocks):
-    def __init__(self, nic_name: str = "ens6") -> None:
+    def __init__(self, nic_name: str = "ens6", existing: dict[str, dict] | None = None) -> None:
         self.nic_name = nic_name
+        # name -> outputs a resource already has in the stack (an earlier `up`).
+        self.existing = existing or {}
         self._lock = threading.Lock()
         self.resources: dict[str, Registration] = {}
         self.raw_inputs: dict[str, dict] = {}
@@ -78,6 +82,7 @@ class FakeCloud(pulumi.runtime.Mocks):
             state.update(stdout=f"{self.nic_name}\n" if args.name.endswith("-nic") else "ok", stderr="")
         elif kind.startswith("pulumi-python:dynamic"):
             state.update(path=f"/pegasus/{inputs.get('cluster_name')}", owner=inputs.get("owner"))
+        state.update(self.existing.get(args.name, {}))
         resource_id = f"{args.name}-{n:017x}" if not kind.startswith("aws:ebs/volume") else f"vol-{n:017x}"
         return resource_id, state
 
@@ -91,6 +96,33 @@ class FakeCloud(pulumi.runtime.Mocks):
         if args.token == "aws:ec2/getVpc:getVpc":
             return {"id": args.args.get("id"), "cidrBlock": "10.9.0.0/16"}
         return {}
+
+
+def _is_unknown(value) -> bool:
+    return isinstance(value, Unknown) or value == rpc.UNKNOWN
+
+
+class PreviewCloud(FakeCloud):
+    """`pulumi preview` of a new stack, as the engine runs it: every value the
+    cloud assigns (ids, addresses, MACs, a command's stdout) is unknown, and
+    so is every input derived from one. The providers' input checks run on
+    what is known, as pulumi-command 1.2.1 runs CopyToRemote's."""
+
+    def __init__(self, nic_name: str = "ens6") -> None:
+        super().__init__(nic_name)
+        self.unknown_inputs: dict[str, set[str]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        unknown = {k for k, v in args.inputs.items() if _is_unknown(v)}
+        with self._lock:
+            self.unknown_inputs[args.name] = unknown
+        if args.typ == "command:remote:CopyToRemote" and not isinstance(args.inputs.get("source"),
+                                                                        (pulumi.Asset, pulumi.Archive)):
+            # provider/pkg/provider/remote/copyController.go (Check), pulumi-command v1.2.1
+            raise ValueError(f"{args.name}: CopyToRemote check failed: either asset or archive must be set")
+        _, state = super().new_resource(args)
+        given = {k for k in args.inputs if k not in unknown}
+        return "", {k: (v if k in given else rpc.UNKNOWN) for k, v in state.items()}
 
 
 class RecordingMonitor(MockMonitor):

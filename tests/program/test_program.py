@@ -58,7 +58,9 @@ def test_resource_counts(deploy, base_config, shape):
     metas, replicas = raw.get("meta", {}).get("count", 3), raw.get("replica", {}).get("count", 3)
     roles = metas + replicas + (1 if collector_runs else 0)
     pegasus_hosts = instances - (0 if "servers" in raw.get("zookeeper", {}) else raw.get("zookeeper", {}).get("count", 3))
-    assert d.count(COPY) == roles + pegasus_hosts  # one config per role, one package upload per host
+    assert d.count(COPY) == pegasus_hosts  # one package upload per host
+    # One staged config per role, written by a command (its text is unknown at preview).
+    assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-config")]) == roles
     rolls = [r for r in d.of_type(COMMAND) if r.name.endswith("-roll")]
     assert len(rolls) == roles
     assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-meta-roll-leader")]) == metas
@@ -76,11 +78,15 @@ def test_security_baseline(deploy, base_config):
     for instance in d.of_type(INSTANCE):
         assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.name
         # A newer AMI or a rotated key pair would otherwise replace the server and its data.
-        assert set(instance.ignore_changes) == {"ami", "keyName"}, instance.ignore_changes
+        # A new instance type would stop every server of the role at once: refused instead.
+        assert set(instance.ignore_changes) == {"ami", "keyName", "instanceType"}, instance.ignore_changes
         # Its first commands install packages: the private subnet's route (via the NAT) comes first.
         assert "c1-private-subnet-routes" in d.ancestors(instance.name)
     for attachment in d.of_type(ATTACHMENT) + d.of_type(NIC_ATTACHMENT):
         assert attachment.delete_before_replace, f"{attachment.name} cannot attach anew while attached"
+    for attachment in d.of_type(ATTACHMENT):
+        # A volume is never pulled from under a running server's mounted file system.
+        assert attachment.inputs["stopInstanceBeforeDetaching"] is True, attachment.name
         assert instance.inputs["rootBlockDevice"]["encrypted"] is True
         assert instance.inputs["associatePublicIpAddress"] is False
     rules = d.of_type(INGRESS)
@@ -92,8 +98,9 @@ def test_security_baseline(deploy, base_config):
             assert rule.inputs["cidrIpv4"] == "203.0.113.0/24"
         else:
             assert rule.inputs["referencedSecurityGroupId"], rule.name
-    ports = {(r.inputs["fromPort"]) for r in rules}
-    assert ports == {22, 2181, 2888, 3888, 34601, 34801, 34101}
+    ports = {(r.inputs["ipProtocol"], r.inputs["fromPort"]) for r in rules}
+    assert ports == {("tcp", p) for p in (22, 2181, 2888, 3888, 34601, 34801, 34101)} | {
+        ("udp", 34601), ("udp", 34801)}
     # Rules live in rule resources only (mixing in inline rules makes the provider overwrite them).
     groups = d.of_type("aws:ec2/securityGroup:SecurityGroup")
     assert groups and not any(g.inputs.get("egress") or g.inputs.get("ingress") for g in groups)
@@ -253,8 +260,8 @@ def test_outputs(deploy, base_config):
 
 def test_extra_nic_interface_reaches_the_config(deploy, base_config):
     d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1}))
-    config = d.resources["replica-0-replica-config"].inputs["source"]
-    assert "primary_interface = ens6" in config.text
+    config = d.resources["replica-0-replica-config"].inputs["create"]
+    assert "primary_interface = ens6" in config
 
 
 def test_bad_config_creates_nothing(deploy, base_config):

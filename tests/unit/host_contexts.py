@@ -40,7 +40,9 @@ def unit_context(role: str) -> dict:
         "role": role,
         "cluster_name": LAYOUT.cluster_name,
         "bin_dir": LAYOUT.bin_dir(role),
+        "role_dir": LAYOUT.role_dir(role),
         "config_path": LAYOUT.config_path(role),
+        "mounts": [LAYOUT.data_mount(0), LAYOUT.data_mount(1)] if role == "replica" else [],
     }
 
 
@@ -67,6 +69,7 @@ def role_context(role: str) -> dict:
         "meta_addresses": META_ADDRESSES,
         "wait_seconds": 300,
         "log_dir": LAYOUT.log_dir(role),
+        "needs_reverse_name": True,
     }
 
 
@@ -134,6 +137,8 @@ def script_contexts() -> dict[str, dict]:
         "start_role.sh": role_context("replica"),
         "restart_role.sh": {**role_context("meta"), "phase": "roll", "defer_if_leader": True},
         "check_role.sh": role_context("replica"),
+        "stage_config.sh": {"staged_config": LAYOUT.staged_config_path("replica"),
+                            "config": "[core]\n  data_dir = /home/work/app/pegasus/replica\n"},
         "stop_role.sh": {
             "role": "replica",
             "unit_name": host_layout.role_unit("replica"),
@@ -170,7 +175,7 @@ def script_contexts() -> dict[str, dict]:
         "health_check.sh": {
             "meta_addresses": META_ADDRESSES,
             "replica_addresses": [f"{REPLICA_IP}:{host_layout.ROLE_PORTS['replica']}", "10.0.1.22:34801"],
-            "default_table": "stat",
+            "tables": ["stat"],
             "wait_seconds": 300,
             "log_dir": LAYOUT.log_dir("meta"),
         },

@@ -460,7 +460,7 @@ def role_files(tmp_path: Path, role: str, address: str, port: int, metas: list[s
     (role_dir / "config.ini.staged").write_text(f"; config of {role} v1\n")
     unit_name = host_layout.role_unit(role)
     install_release(tmp_path, "r1")
-    unit = dict(unit_context(role), bin_dir=str(role_dir / "release" / "bin"),
+    unit = dict(unit_context(role), bin_dir=str(role_dir / "release" / "bin"), role_dir=str(role_dir),
                 config_path=str(role_dir / "config.ini"))
     return {
         "role": role,
@@ -478,6 +478,7 @@ def role_files(tmp_path: Path, role: str, address: str, port: int, metas: list[s
         "meta_addresses": metas,
         "wait_seconds": 10,
         "log_dir": str(role_dir / "log"),
+        "needs_reverse_name": False,
         **extra,
     }
 
@@ -574,6 +575,53 @@ def test_restart_role_defers_the_leading_meta_then_restarts_it_last(tmp_path, sy
     assert nothing.returncode == 0, nothing.stderr
     assert "no restart was deferred" in nothing.stdout
     assert not any(c.startswith("restart") for c in systemd.calls())
+
+
+def test_a_rerun_of_the_roll_restarts_nothing_when_the_server_runs_the_newest_files(
+        tmp_path, systemd, meta, replica_port):
+    # A new SSH key or connection reruns every roll's update: only a change of
+    # what the server runs may restart it.
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes = {me: "ALIVE"}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], phase="roll")
+    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    systemd.clear_calls()
+    rerun = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not any(c.startswith("restart") for c in systemd.calls()), systemd.calls()
+    assert "no restart" in rerun.stdout
+    Path(context["staged_config"]).write_text("; config of replica v2\n")
+    changed = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert changed.returncode == 0, changed.stderr
+    assert "restart -- pegasus-replica.service" in systemd.calls()
+
+
+def test_a_running_server_keeps_its_unit_until_its_roll(tmp_path, systemd, meta, replica_port):
+    # Were the start (rerun on a new connection) to write the new unit, the roll
+    # would find nothing to apply and the change would never take effect.
+    meta.nodes = {f"127.0.0.1:{replica_port.port}": "ALIVE"}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address])
+    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    old_unit = Path(context["unit_path"]).read_text()
+    context["unit_text"] = old_unit + "# changed\n"
+    again = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert again.returncode == 0, again.stderr
+    assert Path(context["unit_path"]).read_text() == old_unit
+
+
+@pytest.mark.parametrize(("address", "starts"), [("127.0.0.1", True), ("192.0.2.77", False)])
+def test_releases_that_need_a_reverse_name_refuse_to_start_without_one(tmp_path, systemd, meta, address, starts):
+    # 2.6+ aborts at start when its address has no reverse name (rpc_host_port.cpp, master).
+    meta.nodes = {}
+    context = role_files(tmp_path, "meta", address, free_port(), [meta.address], needs_reverse_name=True,
+                         wait_seconds=1)
+    result = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    if starts:
+        assert "127.0.0.1 resolves to" in result.stdout
+    else:
+        assert result.returncode == 1
+        assert "192.0.2.77 has no reverse DNS name" in result.stderr and "enableDnsHostnames" in result.stderr
+        assert not any("--now" in c for c in systemd.calls())
 
 
 def test_restart_role_restarts_a_follower_meta_at_once(tmp_path, systemd, meta):
@@ -785,7 +833,7 @@ def health_context(meta, **extra):
     return {
         "meta_addresses": [meta.address],
         "replica_addresses": REPLICAS,
-        "default_table": "stat",
+        "tables": ["stat"],
         "wait_seconds": 2,
         "log_dir": "/nonexistent/meta/log",
         **extra,
@@ -799,6 +847,25 @@ def test_health_check_passes_on_a_healthy_cluster(tmp_path, meta):
     assert result.returncode == 0, result.stderr
     assert "3 ReplicaServers ALIVE" in result.stdout and "stat" in result.stdout
     assert "does not know" not in result.stdout
+
+
+def test_health_check_matches_nodes_named_by_host_name(tmp_path, meta):
+    # 2.6+ keys /meta/nodes by host:port (meta_http_service.cpp, master); the stack knows IPs.
+    meta.nodes = {"localhost:34801": "ALIVE"}
+    meta.tables = ["stat"]
+    context = health_context(meta, replica_addresses=["127.0.0.1:34801"])
+    result = run_script(host_files.render("health_check.sh", **context), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 ReplicaServers ALIVE (127.0.0.1:34801)" in result.stdout
+
+
+def test_health_check_waits_for_no_table_when_the_release_declares_none(tmp_path, meta):
+    # 2.4.0's config.ini has no [meta_server.apps.*]: its MetaServer creates no table.
+    meta.nodes = {r: "ALIVE" for r in REPLICAS}
+    meta.tables = []
+    result = run_script(host_files.render("health_check.sh", **health_context(meta, tables=[])), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "tables: none" in result.stdout
 
 
 def test_health_check_reports_nodes_it_does_not_know_without_waiting_for_them(tmp_path, meta):
@@ -851,7 +918,7 @@ def test_health_check_error_survives_a_log_dir_of_thousands_of_files(tmp_path, m
 def test_health_check_reports_when_no_meta_answers(tmp_path):
     nobody_listens = f"127.0.0.1:{free_port()}"
     context = {"meta_addresses": [nobody_listens], "replica_addresses": REPLICAS[:1],
-               "default_table": "stat", "wait_seconds": 1, "log_dir": str(tmp_path)}
+               "tables": ["stat"], "wait_seconds": 1, "log_dir": str(tmp_path)}
     result = run_script(host_files.render("health_check.sh", **context), tmp_path)
     assert result.returncode == 1
     assert f"no MetaServer answered ({nobody_listens})" in result.stderr

@@ -1,0 +1,146 @@
+"""What a first real deploy and its updates need, read at the source of Pegasus,
+pulumi-command and AWS (issue 7): each test fails on the program before it."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config_ini import declared_tables
+from tests.program.conftest import PRIVATE_KEY
+from tests.program.fake_aws import FakeCloud
+from tests.program.test_program import COMMAND, COPY, INGRESS, INSTANCE, with_
+from tests.support.package_builder import build_package, fixture_for_version
+
+SUBNET = "aws:ec2/subnet:Subnet"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("releases")
+    return {v: str(build_package(root / v, version=v, server="placeholder")) for v in ("2.4.0", "2.5.0", "2.6.0")}
+
+
+def test_failure_detector_udp_flows_are_open_and_nothing_wider(deploy, base_config):
+    d = deploy(base_config)
+    udp = {(r.name, r.inputs["fromPort"], r.inputs["toPort"]) for r in d.of_type(INGRESS)
+           if r.inputs["ipProtocol"] == "udp"}
+    # A ReplicaServer pings the MetaServer's port; the MetaServer answers to the replica's port.
+    assert udp == {("c1-meta-34601-udp-from-meta", 34601, 34601), ("c1-meta-34601-udp-from-replica", 34601, 34601),
+                   ("c1-replica-34801-udp-from-meta", 34801, 34801)}
+    for rule in d.of_type(INGRESS):
+        assert rule.inputs["ipProtocol"] in ("tcp", "udp"), rule.name  # never "-1" (all traffic)
+
+
+def test_preview_of_a_new_stack_passes_the_providers_checks(preview, base_config):
+    # pulumi-command 1.2.1 fails CopyToRemote.Check when its source is unknown at
+    # preview: every upload's source must be known before the cloud answers.
+    p = preview(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1}))
+    copies = [r for r in p.resources.values() if r.type == COPY]
+    assert copies and all("source" not in p.cloud.unknown_inputs[r.name] for r in copies)
+    # The double is strict: the staged configs really are unknown at preview.
+    assert "create" in p.cloud.unknown_inputs["replica-0-replica-config"]
+
+
+def test_preview_of_a_scale_out_passes_the_providers_checks(preview, base_config):
+    p = preview(with_(base_config, replica={"count": 4}))
+    assert "replica-3-package-upload" in p.resources
+
+
+def test_default_tables_come_from_the_release(deploy, base_config, packages):
+    expected = {"2.4.0": [], "2.5.0": ["stat"], "2.6.0": ["stat"]}
+    for version, tables in expected.items():
+        assert declared_tables(fixture_for_version(version).read_text()) == tables
+        health = deploy(with_(base_config, package=packages[version])).resources["c1-health"].inputs["create"]
+        assert f"tables=({' '.join(tables)})" in health, version
+
+
+def test_releases_from_2_6_check_the_reverse_name(deploy, base_config, packages):
+    for version, required in (("2.5.0", "false"), ("2.6.0", "true")):
+        start = deploy(with_(base_config, package=packages[version])).resources["replica-0-replica"].inputs["create"]
+        assert f"needs_reverse_name={required}" in start, version
+
+
+def test_the_vpc_gives_private_addresses_their_names(deploy, base_config):
+    vpc = deploy(base_config).of_type("aws:ec2/vpc:Vpc")[0]
+    assert vpc.inputs["enableDnsHostnames"] is True and vpc.inputs["enableDnsSupport"] is True
+
+
+def test_uploads_follow_the_instance_they_land_on(deploy, base_config):
+    # CopyToRemote re-copies only on a new file or path: a replaced instance
+    # (a new id) must be in its triggers, or the new machine never gets the package.
+    d = deploy(base_config)
+    upload = d.resources["replica-0-package-upload"]
+    instance_id = next(t for t in upload.inputs["triggers"] if str(t).startswith("replica-0-"))
+    assert instance_id.startswith("replica-0-")
+
+
+def test_no_command_sends_its_previous_output_to_sshd(deploy, base_config):
+    for r in deploy(base_config).of_type(COMMAND):
+        assert r.inputs.get("addPreviousOutputInEnv") is False, r.name
+
+
+def test_an_existing_server_keeps_its_instance_type(deploy, base_config):
+    cloud = FakeCloud(existing={"replica-1": {"instanceType": "m6i.xlarge"}})
+    with pytest.raises(Exception) as error:
+        deploy(base_config, cloud=cloud)
+    message = str(error.value)
+    assert "replica.instanceType: replica-1 runs m6i.xlarge, the stack asks for m6i.2xlarge" in message
+    assert "one server at a time" in message
+
+
+def test_the_availability_zone_is_pinned_by_the_subnets(deploy, base_config):
+    # The subnet was made in eu-west-1b; the zone lookup now answers eu-west-1a first.
+    cloud = FakeCloud(existing={"c1-private": {"availabilityZone": "eu-west-1b"},
+                                "c1-public": {"availabilityZone": "eu-west-1b"}})
+    d = deploy(base_config, cloud=cloud)
+    for subnet in d.of_type(SUBNET):
+        assert subnet.ignore_changes == ["availabilityZone"], subnet.name
+    for instance in d.of_type(INSTANCE):
+        assert instance.inputs["availabilityZone"] == "eu-west-1b", instance.name
+
+
+def test_secret_overrides_stay_secret(deploy, base_config):
+    raw = with_(base_config, replica={"configOverrides": {"pegasus.server": {"rocksdb_password": "hunter2"}}})
+    d = deploy(raw, secret_keys=("pegasus:ssh", "pegasus:replica"))
+    staged = d.cloud.raw_inputs["replica-0-replica-config"]["create"]
+    assert SECRET_SIG in str(staged)
+    for r in d.of_type(COMMAND) + d.of_type(COPY):
+        raw_inputs = d.cloud.raw_inputs[r.name]
+        for field in ("create", "update", "delete", "triggers"):
+            value = raw_inputs.get(field)
+            assert "hunter2" not in str(value) or SECRET_SIG in str(value), (r.name, field)
+
+
+def test_units_as_the_real_server_needs_them(deploy, base_config):
+    d = deploy(with_(base_config, replica={"dataDisks": {"count": 2}, "slogDisk": {"type": "gp3", "sizeGiB": 50}}))
+    replica = d.resources["replica-0-replica"].inputs["create"]
+    for mount in ("/home/work/ssd1", "/home/work/ssd2", "/home/work/slog"):
+        assert f"RequiresMountsFor={mount}" in replica
+    assert "WorkingDirectory=/home/work/app/pegasus/replica\n" in replica
+    assert "StartLimitBurst=4" in replica and "StartLimitIntervalSec=600" in replica
+    meta = d.resources["meta-0-meta"].inputs["create"]
+    assert "WorkingDirectory=/home/work/app/pegasus/meta\n" in meta and "RequiresMountsFor" not in meta
+    zookeeper = d.resources["zk-0-zookeeper"].inputs["create"]
+    assert "SuccessExitStatus=143" in zookeeper
+
+
+def test_a_colocated_collector_gets_its_own_prometheus_port(deploy, base_config):
+    raw = with_(base_config, configOverrides={"pegasus.server": {"perf_counter_sink": "prometheus"}})
+    d = deploy(raw)
+    assert "prometheus_port = 9091" in d.resources["meta-0-meta-config"].inputs["create"]
+    assert "prometheus_port = 9092" in d.resources["meta-0-collector-config"].inputs["create"]
+    metrics = {(r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in d.of_type(INGRESS) if "metrics" in r.name}
+    assert metrics == {(9091, "203.0.113.0/24"), (9092, "203.0.113.0/24")}
+    assert not [r for r in deploy(base_config).of_type(INGRESS) if "metrics" in r.name]
+
+
+def test_hdfs_service_args_are_refused_until_supported(deploy, base_config):
+    with pytest.raises(Exception) as error:
+        deploy(with_(base_config, hdfsServiceArgs="hdfs://nn:8020 /backup"))
+    assert "pegasus:hdfsServiceArgs" in str(error.value) and "Hadoop" in str(error.value)
+
+
+def test_private_key_never_reaches_a_staged_config(deploy, base_config):
+    d = deploy(base_config)
+    assert PRIVATE_KEY.splitlines()[1] not in d.resources["meta-0-meta-config"].inputs["create"]
