@@ -5,11 +5,15 @@ from pathlib import Path
 import pulumi
 
 from components.cluster import PegasusCluster
-from components.spec import build_spec
+from components.spec import SpecError, build_spec
 from components.stack_config import read_stack_config
 
 values, secret_keys = read_stack_config()
-spec = build_spec(values, stack=pulumi.get_stack(), secret_keys=secret_keys, project_dir=Path(__file__).parent)
+try:
+    spec = build_spec(values, stack=pulumi.get_stack(), secret_keys=secret_keys, project_dir=Path(__file__).parent)
+except SpecError as error:
+    # RunError: Pulumi prints the message alone, without a Python traceback.
+    raise pulumi.RunError(str(error)) from None
 if spec.retain_data:
     pulumi.log.warn("retainData is on: `pulumi destroy` keeps the data volumes, the data directories "
                     f"and the ZooKeeper path {spec.cluster_root}")

@@ -65,7 +65,7 @@ class Network(pulumi.ComponentResource):
 
     def _create_vpc(self, name: str, spec: ClusterSpec, tags: dict, child: pulumi.ResourceOptions) -> None:
         net = spec.network
-        private_cidr, public_cidr = [str(s) for s in list(ipaddress.IPv4Network(net.vpc_cidr).subnets(new_prefix=24))[:2]]
+        private_cidr, public_cidr = subnet_ranges(net.vpc_cidr)
         if net.availability_zone:
             zone = pulumi.Output.from_input(net.availability_zone)
         else:
@@ -140,6 +140,13 @@ class Network(pulumi.ComponentResource):
                     ip_protocol="tcp", from_port=port, to_port=port,
                     description="Prometheus metrics for the operators", opts=child)
         return {kind: group.id for kind, group in groups.items()}
+
+
+def subnet_ranges(vpc_cidr: str) -> tuple[str, str]:
+    """(private, public): the first two /24s of a /23 or larger range, the two halves of a /24."""
+    vpc_range = ipaddress.IPv4Network(vpc_cidr)
+    private, public = list(vpc_range.subnets(new_prefix=max(24, vpc_range.prefixlen + 1)))[:2]
+    return str(private), str(public)
 
 
 def group_roles(spec: ClusterSpec) -> dict[str, list[str]]:

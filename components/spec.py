@@ -8,12 +8,13 @@ resources here: this runs (and fails) before anything is created.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .package import PackageError, PackageInfo, inspect_package
 
@@ -237,8 +238,7 @@ class _Reader:
                          f"write it as a YAML mapping with keys {', '.join(allowed)}")
             return {}
         for unknown in sorted(set(value) - set(allowed)):
-            self.problem(f"{key}.{unknown}", "is not a known key",
-                         f"remove it or use one of {', '.join(allowed)}")
+            self.problem(f"{key}.{unknown}", "is not a known key", _known_keys_fix(unknown, allowed))
         return dict(value)
 
     def integer(self, raw: Mapping[str, Any], key: str, default: int | None) -> int | None:
@@ -276,10 +276,19 @@ class _Reader:
         return value
 
     def instance_type(self, raw: Mapping[str, Any], key: str, default: str) -> str:
-        value = self.string(raw, key, default) or default
+        value = self.string(raw, key, default)
+        if value is None:
+            return default
         if not INSTANCE_TYPE.match(value):
             self.problem(key, f"{value!r} is not an EC2 instance type", "use a name such as m6i.large")
         return value
+
+
+def _known_keys_fix(unknown: str, allowed: Sequence[str]) -> str:
+    close = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6) or \
+        [k for k in allowed if k.lower() == unknown.lower()]
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"{hint}remove it or use one of {', '.join(allowed)}"
 
 
 def _nitro_instance_type(r: _Reader, raw: Mapping[str, Any], key: str, default: str) -> str:
@@ -427,8 +436,15 @@ def build_spec(
 ) -> ClusterSpec:
     """Validate the `pegasus:*` config (keys without the namespace) into a ClusterSpec."""
     r = _Reader()
-    for unknown in sorted(set(raw) - set(TOP_LEVEL_KEYS)):
-        r.problem(unknown, "is not a known key", f"remove it or use one of {', '.join(TOP_LEVEL_KEYS)}")
+    # `pulumi config set pegasus:ssh.privateKey` (no --path) stores one key named
+    # "ssh.privateKey" rather than privateKey inside ssh.
+    flat = {k for k in raw if "." in k and k.split(".", 1)[0] in TOP_LEVEL_KEYS}
+    for key in sorted(flat):
+        r.problem(key, "was set as one key named with a dot, not as a path",
+                  f"set it again with --path: pulumi config rm {NAMESPACE}:{key} && "
+                  f"pulumi config set --path {NAMESPACE}:{key} <value> (add --secret for secrets)")
+    for unknown in sorted(set(raw) - set(TOP_LEVEL_KEYS) - flat):
+        r.problem(unknown, "is not a known key", _known_keys_fix(unknown, TOP_LEVEL_KEYS))
 
     cluster_name = r.string(raw, "clusterName", None)
     if cluster_name is None:
@@ -465,7 +481,7 @@ def build_spec(
     if image.ami is not None and not AMI_ID.match(image.ami):
         r.problem("image.ami", f"{image.ami!r} is not an AMI id", "use ami-<hex> or leave it out to look one up")
 
-    ssh = _ssh(r, raw, image, secret_keys)
+    ssh = _ssh(r, raw, image, secret_keys, flat)
     meta = _role(r, raw, "meta", default_count=3, default_type="m6i.large")
     if meta.count not in (2, 3):
         r.problem("meta.count", f"{meta.count} MetaServers is not supported", "use 2 or 3 (3 survives a loss)")
@@ -504,19 +520,26 @@ def build_spec(
     )
 
 
-def _ssh(r: _Reader, raw: Mapping[str, Any], image: ImageSpec, secret_keys) -> SshSpec:
+def _ssh(r: _Reader, raw: Mapping[str, Any], image: ImageSpec, secret_keys, flat: set[str]) -> SshSpec:
     s = r.obj(raw, "ssh", ("user", "privateKey", "publicKey", "bastion"))
     user = r.string(s, "ssh.user", DISTRIBUTIONS[image.distribution][0]) or "admin"
     private_key = r.string(s, "ssh.privateKey", None)
     if private_key is None:
-        r.problem("ssh.privateKey", "is required (the remote commands log in with it)",
-                  "pulumi config set --secret --path pegasus:ssh.privateKey < key")
+        if "ssh.privateKey" not in flat:
+            r.problem("ssh.privateKey", "is required (the remote commands log in with it)",
+                      "pulumi config set --secret --path pegasus:ssh.privateKey < key")
+    elif "PRIVATE KEY-----" not in private_key:
+        looks_like = " (it looks like a file path)" if private_key.strip().startswith(("/", "~", ".")) else ""
+        r.problem("ssh.privateKey", f"is not a private key{looks_like}",
+                  "give the key's content, not its path: pulumi config set --secret --path "
+                  "pegasus:ssh.privateKey < ~/.ssh/your_key")
     elif f"{NAMESPACE}:ssh" not in secret_keys:
         r.problem("ssh.privateKey", "is stored in plain text in the stack file",
                   "set it again with --secret: pulumi config set --secret --path pegasus:ssh.privateKey < key")
     public_key = r.string(s, "ssh.publicKey", None)
     if public_key is None:
-        r.problem("ssh.publicKey", "is required (installed on every server)", "set it to the key's .pub line")
+        if "ssh.publicKey" not in flat:
+            r.problem("ssh.publicKey", "is required (installed on every server)", "set it to the key's .pub line")
     elif not PUBLIC_KEY.match(public_key.strip()):
         r.problem("ssh.publicKey", "is not an OpenSSH public key line", "paste the content of the .pub file")
     bastion = None
@@ -592,6 +615,21 @@ def _zookeeper(r: _Reader, raw) -> ZooKeeperSpec:
                          external_servers=(), adopt_existing_path=adopt, access=access)
 
 
+def _cidr(r: _Reader, key: str, value: str, example: str) -> ipaddress.IPv4Network | None:
+    """An IPv4 range, or None after recording what is wrong with it."""
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        r.problem(key, f"{value!r} is not an IPv4 CIDR", f"write it as address/prefix, e.g. {example}")
+        return None
+    r.problem(key, f"{value!r} has host bits set", f"did you mean {network}?")
+    return None
+
+
 def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
     d = r.obj(raw, "network", ("vpcId", "subnetId", "availabilityZone", "vpcCidr", "extraNics",
                                 "primaryInterface", "adminCidr", "allowWorldSsh", "publicAddresses"))
@@ -603,11 +641,8 @@ def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
     if (vpc_id is None) != (subnet_id is None):
         r.problem("network.subnetId", "vpcId and subnetId go together", "set both to use an existing network, or neither")
     vpc_cidr = r.string(d, "network.vpcCidr", "10.42.0.0/16") or "10.42.0.0/16"
-    try:
-        net = ipaddress.IPv4Network(vpc_cidr)
-        if not net.is_private or net.prefixlen > 24:
-            raise ValueError
-    except ValueError:
+    net = _cidr(r, "network.vpcCidr", vpc_cidr, "10.42.0.0/16")
+    if net is not None and (not net.is_private or net.prefixlen > 24):
         r.problem("network.vpcCidr", f"{vpc_cidr!r} is not a private IPv4 range of /24 or larger",
                   "use e.g. 10.42.0.0/16 (Pegasus picks private addresses)")
     extra = r.integer(d, "network.extraNics", 0) or 0
@@ -618,13 +653,10 @@ def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
         r.problem("network.primaryInterface", f"{primary!r} is not an interface name", "e.g. ens6, or leave it empty")
     admin = r.string(d, "network.adminCidr", None)
     if admin is not None:
-        try:
-            admin_net = ipaddress.IPv4Network(admin, strict=True)
-            if admin_net.prefixlen == 0 and not r.boolean(d, "network.allowWorldSsh", False):
-                r.problem("network.adminCidr", "0.0.0.0/0 opens SSH to the whole internet",
-                          "use your office or VPN range, or set network.allowWorldSsh: true knowingly")
-        except ValueError:
-            r.problem("network.adminCidr", f"{admin!r} is not an IPv4 CIDR", "write it as 203.0.113.0/24")
+        admin_net = _cidr(r, "network.adminCidr", admin, "203.0.113.0/24")
+        if admin_net is not None and admin_net.prefixlen == 0 and not r.boolean(d, "network.allowWorldSsh", False):
+            r.problem("network.adminCidr", "0.0.0.0/0 opens SSH to the whole internet",
+                      "use your office or VPN range, or set network.allowWorldSsh: true knowingly")
     elif ssh.bastion is None:
         r.problem("network.adminCidr", "is required when no ssh.bastion is set (nothing else may reach SSH)",
                   "set the range your operators connect from, or an ssh.bastion")

@@ -265,7 +265,7 @@ def test_extra_nic_interface_reaches_the_config(deploy, base_config):
 
 
 def test_bad_config_creates_nothing(deploy, base_config):
-    with pytest.raises(Exception) as error:
+    with pytest.raises(pulumi.RunError) as error:  # Pulumi prints its message, no traceback
         deploy(with_(base_config, meta={"count": 4}))
     assert "pegasus:meta.count" in str(error.value)
 

@@ -133,6 +133,13 @@ BAD_CONFIGS = [
     ("retainData", "yes", "pegasus:retainData", "true or false"),
     ("image.distribution", "centos-7", "pegasus:image.distribution", "not supported"),
     ("replicas", 5, "pegasus:replicas", "not a known key"),
+    ("clustername", "c2", "pegasus:clustername", "did you mean clusterName?"),
+    ("replica.dataDisk", {"count": 1}, "pegasus:replica.dataDisk", "did you mean dataDisks?"),
+    ("meta.instanceType", "", "pegasus:meta.instanceType", "not an EC2 instance type"),
+    ("ssh.privateKey", "~/.ssh/pegasus_dev", "pegasus:ssh.privateKey", "looks like a file path"),
+    ("network.vpcCidr", "10.42.0.1/16", "pegasus:network.vpcCidr", "did you mean 10.42.0.0/16?"),
+    ("network.adminCidr", "203.0.113.7/24", "pegasus:network.adminCidr", "did you mean 203.0.113.0/24?"),
+    ("hdfsServiceArgs", "hdfs://nn:8020 /backup", "pegasus:hdfsServiceArgs", "not supported yet"),
 ]
 
 
@@ -242,3 +249,23 @@ def test_example_stacks_are_valid(package, stack_file):
     raw["ssh"] = {**raw.get("ssh", {}), **minimal(package)["ssh"]}
     stack = stack_file.name.split(".")[1]
     assert build_spec(raw, stack=stack, secret_keys=SECRET).cluster_name == raw["clusterName"]
+
+
+def test_a_key_set_without_path_gets_the_path_hint_alone(package):
+    # `pulumi config set pegasus:ssh.privateKey` (no --path) makes one key with a dot in its name.
+    raw = minimal(package)
+    raw["ssh.privateKey"] = raw["ssh"].pop("privateKey")
+    with pytest.raises(SpecError) as error:
+        build_spec(raw, stack="dev", secret_keys=SECRET)
+    assert error.value.problems == [
+        "pegasus:ssh.privateKey: was set as one key named with a dot, not as a path; set it again with --path: "
+        "pulumi config rm pegasus:ssh.privateKey && pulumi config set --path pegasus:ssh.privateKey <value> "
+        "(add --secret for secrets)"]
+
+
+def test_a_slash_24_vpc_is_split_in_two(package):
+    from components.network import subnet_ranges
+    raw = _set(minimal(package), "network.vpcCidr", "10.42.0.0/24")
+    spec = build_spec(raw, stack="dev", secret_keys=SECRET)
+    assert subnet_ranges(spec.network.vpc_cidr) == ("10.42.0.0/25", "10.42.0.128/25")
+    assert subnet_ranges("10.42.0.0/16") == ("10.42.0.0/24", "10.42.1.0/24")  # as before: no replacement
