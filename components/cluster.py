@@ -7,9 +7,10 @@ Down (Pulumi deletes in reverse): Collector, ReplicaServers, MetaServers
      stopped and their directories removed -> ZooKeeper path removed ->
      ZooKeeper stopped -> disks unmounted, package and appDir removed ->
      instances, volumes, NICs, groups, network.
-Changes: the `-roll` commands of each role form one chain (MetaServers, then
-the deferred leader, then ReplicaServers, then the Collector), so a change
-restarts one server at a time and waits for a healthy cluster in between.
+Changes: the `-roll` commands form one chain in Pegasus's rolling-update
+order (ReplicaServers, then MetaServers, then the deferred leader, then the
+Collector), so a change restarts one server at a time, each only in a healthy
+cluster, and waits until every table is fully healthy again.
 Checks: after all that, every server's `-check` and the cluster's `-health`
 run side by side.
 """
@@ -24,9 +25,9 @@ from . import server_files as files
 from .host import AwsHost
 from .host_preparation import HostPreparation
 from .network import Network
-from .pegasus_server import PegasusServer, RoleCommands, RoleWiring
+from .pegasus_server import PegasusServer, RoleCommands
 from .spec import ClusterSpec
-from .topology import ROLE_ORDER, plan_hosts
+from .topology import ROLE_ORDER, ROLL_ORDER, plan_hosts
 from .zookeeper import ZooKeeperEnsemble
 from .zookeeper_path_guard import ZooKeeperPathGuard, ZooKeeperPathGuardArgs, default_owner_id
 from .remote_command import remote_command
@@ -59,16 +60,24 @@ class PegasusCluster(pulumi.ComponentResource):
         pegasus = {p.name: PegasusServer(hosts[p.name], preps[p.name], spec, meta_ips, zookeeper.servers, opts=child)
                    for p in plans if p.roles}
         servers: dict[str, list[RoleCommands]] = {role: [] for role in ROLE_ORDER}
-        last_roll: pulumi.Resource | None = None
-        for role in ROLE_ORDER:
+        for role in ROLE_ORDER:  # first starts: MetaServers, ReplicaServers, Collector
             start_after = {"meta": [guard], "replica": [r.service for r in servers["meta"]],
                            "collector": [r.service for r in servers["replica"]]}[role]
             for plan in plans:
-                if role not in plan.roles:
-                    continue
-                server = pegasus[plan.name].add_role(role, RoleWiring(start_after, last_roll))
-                servers[role].append(server)
-                last_roll = server.roll
+                if role in plan.roles:
+                    servers[role].append(pegasus[plan.name].add_role(role, start_after))
+        # Restarts on change, one server at a time in Pegasus's rolling-update
+        # order: ReplicaServers, then MetaServers (the leader last), then the Collector.
+        pulumi.log.warn(
+            "a rolling restart (a config, unit or package change) restarts each ReplicaServer without moving "
+            "its primaries away first (that needs Pegasus's admin shell, which this program does not drive "
+            "yet): clients get errors on those partitions until the MetaServer reassigns them (up to "
+            "fd_grace_seconds). To avoid them, move the primaries off each ReplicaServer with the Pegasus "
+            "shell before its turn, or roll at a quiet time.", resource=self)
+        last_roll: pulumi.Resource | None = None
+        for role in ROLL_ORDER:
+            for server in servers[role]:
+                last_roll = pegasus[server.host].add_roll(server, after=last_roll)
             if role == "meta":
                 for server in servers["meta"]:
                     last_roll = pegasus[server.host].add_leader_pass(server, after=last_roll)

@@ -60,7 +60,8 @@ class PegasusServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[upload]))
         self.register_outputs({"release": spec.package.release})
 
-    def add_role(self, role: str, wiring: "RoleWiring") -> "RoleCommands":
+    def add_role(self, role: str, start_after: list[pulumi.Resource]) -> "RoleCommands":
+        """The role's staged config and first start; its roll comes with add_roll."""
         host, spec = self._host, self._spec
         role_files = pulumi.Output.all(host.cluster_ip, self._prep.interface, self._meta_ips,
                                        self._zk_servers).apply(
@@ -77,14 +78,19 @@ class PegasusServer(pulumi.ComponentResource):
         service = remote_command(
             f"{host.name}-{role}", connection=host.connection,
             create=role_files.apply(lambda f: f.start), delete=role_files.apply(lambda f: f.stop),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.installed, staged, *wiring.start_after]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.installed, staged, *start_after]))
         record = role_files.apply(lambda f: roll_record(spec.package.sha256, f.restart_hashes))
-        roll_deps = [service, staged, self.installed] + ([wiring.roll_after] if wiring.roll_after else [])
-        roll = remote_command(
-            f"{host.name}-{role}-roll", connection=host.connection,
-            create=record, update=role_files.apply(lambda f: f.roll),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=roll_deps))
-        return RoleCommands(host=host.name, role=role, service=service, roll=roll, record=record, files=role_files)
+        return RoleCommands(host=host.name, role=role, service=service, staged=staged, record=record,
+                            files=role_files)
+
+    def add_roll(self, server: "RoleCommands", after: pulumi.Resource | None) -> command.remote.Command:
+        """The role's restart on change, after the previous server's in the cluster's roll order."""
+        deps = [server.service, server.staged, self.installed] + ([after] if after else [])
+        server.roll = remote_command(
+            f"{self._host.name}-{server.role}-roll", self._host.connection,
+            create=server.record, update=server.files.apply(lambda f: f.roll),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deps))
+        return server.roll
 
     def add_leader_pass(self, meta: "RoleCommands", after: pulumi.Resource) -> command.remote.Command:
         """The second pass of the MetaServer roll: restarts a deferred leader, last."""
@@ -102,18 +108,11 @@ class PegasusServer(pulumi.ComponentResource):
 
 
 @dataclass
-class RoleWiring:
-    """Where a role sits in the cluster's order."""
-
-    start_after: list[pulumi.Resource]
-    roll_after: pulumi.Resource | None  # the previous server's roll in the chain
-
-
-@dataclass
 class RoleCommands:
     host: str  # the host's name
     role: str
     service: command.remote.Command  # first start, and stop + cleanup at destroy
-    roll: command.remote.Command  # restart on change
+    staged: command.remote.Command  # the newest rendered config.ini, staged on the host
     record: pulumi.Output[str]
     files: pulumi.Output[files.RoleFiles]
+    roll: command.remote.Command | None = None  # restart on change (add_roll)

@@ -235,14 +235,17 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
         needs_reverse_name=spec.package.name.version_tuple >= (2, 6, 0),
     )
     leader_last = role == "meta" and len(meta_ips) > 1
+    pause = spec.timeouts.meta_pause_seconds if role == "meta" else 0
     return RoleFiles(
         config=config,
         config_hash=content_hash(config),
         unit=unit,
         stage=as_root(render("stage_config.sh", staged_config=lay.staged_config_path(role), config=config)),
         start=as_root(render("start_role.sh", **common)),
-        roll=as_root(render("restart_role.sh", phase="roll", defer_if_leader=leader_last, **common)),
-        deferred_roll=as_root(render("restart_role.sh", phase="deferred", defer_if_leader=leader_last, **common)),
+        roll=as_root(render("restart_role.sh", phase="roll", defer_if_leader=leader_last, pause_seconds=pause,
+                            **common)),
+        deferred_roll=as_root(render("restart_role.sh", phase="deferred", defer_if_leader=leader_last,
+                                     pause_seconds=pause, **common)),
         stop=as_root(render("stop_role.sh", role=role, unit_name=hl.role_unit(role),
                             unit_path=f"{hl.SYSTEMD_DIR}/{hl.role_unit(role)}", remove_dirs=dirs,
                             retain_data=spec.retain_data)),

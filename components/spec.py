@@ -189,6 +189,7 @@ class Timeouts:
     start_seconds: int
     health_seconds: int
     zookeeper_seconds: int
+    meta_pause_seconds: int = 30  # between two MetaServers of a roll
 
 
 @dataclass(frozen=True)
@@ -490,11 +491,12 @@ def build_spec(
     zookeeper = _zookeeper(r, raw)
     network = _network(r, raw, ssh)
     overrides = _overrides(r, raw.get("configOverrides"), "configOverrides")
-    timeouts_raw = r.obj(raw, "timeouts", ("startSeconds", "healthSeconds", "zookeeperSeconds"))
+    timeouts_raw = r.obj(raw, "timeouts", ("startSeconds", "healthSeconds", "zookeeperSeconds", "metaPauseSeconds"))
     timeouts = Timeouts(
         start_seconds=r.integer(timeouts_raw, "timeouts.startSeconds", 180) or 180,
         health_seconds=r.integer(timeouts_raw, "timeouts.healthSeconds", 600) or 600,
         zookeeper_seconds=r.integer(timeouts_raw, "timeouts.zookeeperSeconds", 300) or 300,
+        meta_pause_seconds=r.integer(timeouts_raw, "timeouts.metaPauseSeconds", 30) or 0,
     )
     hdfs_args = r.string(raw, "hdfsServiceArgs", "") or ""
     if hdfs_args:

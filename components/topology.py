@@ -12,6 +12,9 @@ from .spec import ClusterSpec, DiskSpec
 
 # Start order of the roles; destroy runs it backwards.
 ROLE_ORDER = ("meta", "replica", "collector")
+# Restart order of a rolling update (admin_tools/pegasus_rolling_update.sh):
+# ReplicaServers first, MetaServers next (the leader last), the Collector last.
+ROLL_ORDER = ("replica", "meta", "collector")
 
 
 @dataclass(frozen=True)

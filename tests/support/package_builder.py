@@ -52,22 +52,28 @@ def package_name(version: str, git_sha: str, platform: str, build_type: str) -> 
 
 
 def fixture_for_version(version: str) -> Path:
-    """config.ini fixture of a release: 2.4 and 2.5 share a layout; 2.6 and later differ."""
+    """config.ini fixture of a release: 2.4, 2.5, or 2.6 (master) for 2.6 and later."""
     match = re.match(r"^(\d+)\.(\d+)", version)
     if not match:
         raise ValueError(f"version {version!r} does not start with major.minor")
     major_minor = (int(match.group(1)), int(match.group(2)))
     if major_minor < (2, 4):
         raise ValueError(f"version {version!r}: only Pegasus 2.4 and later are modelled")
-    return FIXTURES / ("config-2.5.ini" if major_minor < (2, 6) else "config-2.6.ini")
+    return FIXTURES / {(2, 4): "config-2.4.ini", (2, 5): "config-2.5.ini"}.get(major_minor, "config-2.6.ini")
 
 
-def server_binary(server: str) -> bytes:
+def server_binary(server: str, version: str = "2.5.0", git_sha: str = "0000000") -> bytes:
+    """The stand-in with its RELEASE and GIT_COMMIT stamped (it models the release it is)."""
     if server == "placeholder":
         return PLACEHOLDER_SERVER
     if server == "standin":
-        source = STANDIN.read_bytes()
-        return source if source.startswith(SHEBANG) else SHEBANG + source
+        source = STANDIN.read_text(encoding="utf-8")
+        for name, val in (("RELEASE", version), ("GIT_COMMIT", git_sha)):
+            source, count = re.subn(rf'^{name} = "[^"]*"', f'{name} = "{val}"', source, count=1, flags=re.MULTILINE)
+            if count != 1:
+                raise ValueError(f"the stand-in has no {name} line to stamp")
+        data = source.encode("utf-8")
+        return data if data.startswith(SHEBANG) else SHEBANG + data
     raise ValueError(f"server {server!r} must be 'standin' or 'placeholder'")
 
 
@@ -94,7 +100,7 @@ def build_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str = "8f3
         f"{top}/bin/config.ini": (0o644, config.encode("utf-8")),
         f"{top}/bin/config.min.ini": (0o644, CONFIG_MIN.encode("utf-8")),
         f"{top}/bin/libpegasus_standin.so": (0o755, FAKE_LIBRARY),
-        f"{top}/bin/pegasus_server": (0o755, server_binary(server)),
+        f"{top}/bin/pegasus_server": (0o755, server_binary(server, version, git_sha)),
     }
     if tuple(int(part) for part in version.split(".")[:2]) >= (2, 4):
         # What the real binary's ELF header asks the loader for beyond bin/ (the stand-in reads it).

@@ -76,7 +76,8 @@ case $verb in
   is-failed) [[ -e $state/$unit.failed ]] ;;
   enable) touch "$state/$unit.enabled"; if [[ $now == true ]]; then touch "$state/$unit.active"; fi ;;
   disable) rm -f "$state/$unit.enabled"; if [[ $now == true ]]; then rm -f "$state/$unit.active"; fi ;;
-  start|restart) touch "$state/$unit.active" ;;
+  start) touch "$state/$unit.active" ;;
+  restart) touch "$state/$unit.active" "$state/$unit.restarted" ;;
   stop) rm -f "$state/$unit.active" ;;
   show) cat "$state/$unit.nrestarts" 2>/dev/null || echo 0 ;;
   status) echo "fake status of $unit"; [[ -e $state/$unit.active ]] || exit 3 ;;
@@ -136,7 +137,12 @@ class FakeMeta:
     def __init__(self, host: str = "127.0.0.1"):
         self.nodes: dict[str, str] = {}  # "ip:port" -> ALIVE | UNALIVE
         self.tables: list[str] = []
+        self.partitions = 8  # per table
+        self.unhealthy: dict[str, int] = {}  # table -> partitions that are not fully healthy
         self.primary = ""
+        # Once this file exists (FakeSystemd writes <unit>.restarted at a restart),
+        # answer with these nodes and unhealthy tables instead.
+        self.after: tuple[Path, dict[str, str], dict[str, int]] | None = None
         self.redirect_to: str | None = None
         self.requests: list[str] = []
         fake = self
@@ -169,7 +175,22 @@ class FakeMeta:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
+    def degrade_after_restart(self, systemd: "FakeSystemd", unit: str, nodes: dict[str, str],
+                              unhealthy: dict[str, int] | None = None) -> None:
+        (systemd.state / f"{unit}.restarted").unlink(missing_ok=True)
+        self.after = (systemd.state / f"{unit}.restarted", nodes, unhealthy or {})
+
     def answer(self, path: str):
+        if self.after and self.after[0].exists():
+            saved = self.nodes, self.unhealthy
+            self.nodes, self.unhealthy = self.after[1], self.after[2]
+            try:
+                return self._answer(path)
+            finally:
+                self.nodes, self.unhealthy = saved
+        return self._answer(path)
+
+    def _answer(self, path: str):
         if path == "/meta/nodes":
             alive = sum(1 for s in self.nodes.values() if s == "ALIVE")
             return {
@@ -185,14 +206,26 @@ class FakeMeta:
             }
         if path == "/meta/cluster":
             return {"primary_meta_server": self.primary or self.address, "meta_function_level": "steady"}
-        if path == "/meta/apps":
-            return {
+        if path in ("/meta/apps", "/meta/apps?detail", "/meta/apps?detail="):
+            # Shapes as meta_http_service.cpp writes them (all values strings).
+            answer = {
                 "general_info": {
-                    str(i + 1): {"app_id": str(i + 1), "app_name": t, "status": "AVAILABLE"}
+                    str(i + 1): {"app_id": str(i + 1), "app_name": t, "status": "AVAILABLE",
+                                 "partition_count": str(self.partitions)}
                     for i, t in enumerate(self.tables)
                 },
                 "summary": {"total_app_count": str(len(self.tables))},
             }
+            if "detail" in path and self.tables:
+                answer["healthy_info"] = {
+                    str(i + 1): {"app_id": str(i + 1), "app_name": t, "partition_count": str(self.partitions),
+                                 "fully_healthy": str(self.partitions - self.unhealthy.get(t, 0)),
+                                 "unhealthy": str(self.unhealthy.get(t, 0)),
+                                 "write_unhealthy": "0", "read_unhealthy": "0"}
+                    for i, t in enumerate(self.tables)
+                }
+                answer["summary"]["unhealthy_app_count"] = str(sum(1 for t in self.tables if self.unhealthy.get(t)))
+            return answer
         return None
 
     def close(self) -> None:

@@ -648,15 +648,46 @@ def test_restart_role_follows_a_redirect_to_the_leader(tmp_path, systemd, meta, 
     assert "/meta/nodes" in meta.requests and "/meta/nodes" in follower.requests
 
 
-def test_restart_role_stops_the_roll_when_a_node_is_unalive(tmp_path, systemd, meta, replica_port):
+def test_restart_role_stops_the_roll_when_a_node_that_was_alive_is_not(tmp_path, systemd, meta, replica_port):
     me = f"127.0.0.1:{replica_port.port}"
-    meta.nodes = {me: "ALIVE", "127.0.0.1:2": "UNALIVE"}
+    meta.nodes = {me: "ALIVE", "127.0.0.1:2": "ALIVE", "127.0.0.1:3": "UNALIVE"}
+    meta.degrade_after_restart(systemd, "pegasus-replica.service",
+                               {me: "ALIVE", "127.0.0.1:2": "UNALIVE", "127.0.0.1:3": "UNALIVE"})
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
                          phase="roll", wait_seconds=2)
+    systemd.set_active("pegasus-replica.service")
     result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     assert "the roll stopped at 127.0.0.1" in result.stderr
-    assert "127.0.0.1:2" in result.stderr
+    assert "127.0.0.1:2 is UNALIVE" in result.stderr
+    # A node that was down before the restart (a server removed from the stack) is not waited for.
+    assert "127.0.0.1:3 is UNALIVE" not in result.stderr
+
+
+def test_restart_role_waits_until_every_table_is_fully_healthy_again(tmp_path, systemd, meta, replica_port):
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes, meta.tables = {me: "ALIVE"}, ["stat"]
+    meta.degrade_after_restart(systemd, "pegasus-replica.service", {me: "ALIVE"}, {"stat": 3})
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
+                         phase="roll", wait_seconds=2)
+    systemd.set_active("pegasus-replica.service")
+    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "table stat (5 of 8 partitions fully healthy)" in result.stderr
+    assert "rolled back" in result.stdout
+
+
+def test_restart_role_does_not_restart_into_an_unhealthy_cluster(tmp_path, systemd, meta, replica_port):
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes, meta.tables, meta.unhealthy = {me: "ALIVE"}, ["stat"], {"stat": 1}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
+                         phase="roll", wait_seconds=2)
+    systemd.set_active("pegasus-replica.service")
+    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1
+    assert "the cluster is not healthy before" in result.stderr
+    assert not any(c.startswith("restart") for c in systemd.calls())
+    assert not Path(context["config_path"]).exists() and not Path(f"{context['release_link']}.previous").exists()
 
 
 def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, systemd, meta, replica_port):
@@ -666,10 +697,11 @@ def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, 
     assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
     config, release = Path(context["config_path"]), Path(context["release_link"])
     assert release.resolve() == (tmp_path / "app" / "releases" / "r1").resolve()
-    # A new release and config arrive; after the restart a node stays UNALIVE.
+    # A new release and config arrive; after the restart another node goes UNALIVE.
     install_release(tmp_path, "r2")
     Path(context["staged_config"]).write_text("; config of replica v2\n")
-    meta.nodes = {me: "ALIVE", "127.0.0.1:2": "UNALIVE"}
+    meta.nodes = {me: "ALIVE", "127.0.0.1:2": "ALIVE"}
+    meta.degrade_after_restart(systemd, "pegasus-replica.service", {me: "ALIVE", "127.0.0.1:2": "UNALIVE"})
     result = run_script(host_files.render("restart_role.sh", phase="roll", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     assert "it goes back to its previous config and release" in result.stderr
@@ -677,7 +709,7 @@ def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, 
     assert config.read_text() == "; config of replica v1\n"
     assert release.resolve() == (tmp_path / "app" / "releases" / "r1").resolve()
     # Once healthy, the same roll goes through and switches both.
-    meta.nodes = {me: "ALIVE"}
+    meta.nodes, meta.after = {me: "ALIVE"}, None
     result = run_script(host_files.render("restart_role.sh", phase="roll", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
     assert config.read_text() == "; config of replica v2\n"
@@ -726,7 +758,8 @@ def test_a_step_failing_midway_puts_the_previous_files_back(tmp_path, systemd, m
 def test_a_restart_stopped_by_a_signal_puts_the_previous_files_back(tmp_path, systemd, meta, replica_port):
     context = started_for_roll(tmp_path, systemd, meta, replica_port)
     install_release(tmp_path, "r2")
-    meta.nodes["127.0.0.1:2"] = "UNALIVE"  # the restart waits...
+    meta.degrade_after_restart(systemd, "pegasus-replica.service", dict(meta.nodes), {"stat": 1})
+    meta.tables = ["stat"]  # the restart waits for a healthy table...
     path = tmp_path / "restart_role.sh"
     path.write_text(host_files.render("restart_role.sh", **{**context, "wait_seconds": 60}))
     env = {**os.environ, "PATH": f"{systemd.bin}:{os.environ['PATH']}"}
@@ -756,7 +789,8 @@ def test_a_rerun_after_a_killed_restart_goes_back_to_the_files_before_it(tmp_pat
     config.write_text("; config of replica v2\n")
     release.unlink()
     release.symlink_to(tmp_path / "app" / "releases" / "r2")
-    meta.nodes["127.0.0.1:2"] = "UNALIVE"
+    meta.tables = ["stat"]
+    meta.degrade_after_restart(systemd, "pegasus-replica.service", dict(meta.nodes), {"stat": 1})
     result = run_script(host_files.render("restart_role.sh", **{**context, "wait_seconds": 2}), tmp_path,
                         fake_bin=systemd.bin)
     assert result.returncode == 1
@@ -962,9 +996,18 @@ def test_check_role_fails_with_this_servers_logs_when_it_died_after_start(tmp_pa
     assert last_line.startswith("check-role: ERROR: replica server on " + me)
 
 
-def test_check_role_fails_while_another_node_is_unalive(tmp_path, systemd, meta, replica_port):
+def test_check_role_fails_while_a_table_is_not_fully_healthy(tmp_path, systemd, meta, replica_port):
     context = started_replica(tmp_path, systemd, meta, replica_port, wait_seconds=2)
-    meta.nodes[f"127.0.0.1:{free_port()}"] = "UNALIVE"
+    meta.tables, meta.unhealthy = ["stat"], {"stat": 2}
     result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
-    assert "every node ALIVE" in result.stderr
+    assert "every table fully healthy" in result.stderr and "stat (6 of 8 partitions fully healthy)" in result.stderr
+
+
+def test_check_role_ignores_the_record_of_a_removed_node(tmp_path, systemd, meta, replica_port):
+    # The MetaServer lists a removed node UNALIVE until it restarts; its partitions moved long ago.
+    context = started_replica(tmp_path, systemd, meta, replica_port, wait_seconds=2)
+    meta.nodes[f"127.0.0.1:{free_port()}"] = "UNALIVE"
+    meta.tables = ["stat"]
+    result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 0, result.stderr

@@ -2,7 +2,9 @@
 
 Instances are machines, volumes are sparse files on loop devices, network
 interfaces are veths. Everything else under `aws:` (VPC, subnets, security
-groups, routes, gateways...) gets a plausible id and outputs and no side effect.
+groups, routes, gateways...) gets a plausible id and outputs; security groups
+and the VPC's DNS attributes take effect through network_policy.py (each
+instance's firewall, the private DNS names of private_dns.py).
 Changes: what the AWS provider updates in place (tags, instance type, security
 groups, volume size/type/iops...) is accepted without effect; what forces a new
 resource in AWS (an instance's AMI, subnet, key, private IP; a volume's zone or
@@ -16,9 +18,9 @@ import zlib
 
 from .resource_type import REPLACE, SAME, UPDATE, ResourceType, hex_id
 from .machines import random_mac
+from .private_dns import REGION, private_dns_name
 
 ZONE = "local-1a"
-REGION = "local-1"
 ACCOUNT = "000000000000"
 
 _ID_PREFIXES = {
@@ -89,7 +91,7 @@ class Instance(ResourceType):
         instance_id = hex_id("i")
         mocks.machines[instance_id] = machine
         return instance_id, {
-            "id": instance_id, "privateIp": machine.ip, "privateDns": f"{machine.name}.local",
+            "id": instance_id, "privateIp": machine.ip, "privateDns": private_dns_name(machine.ip),
             "publicIp": "", "primaryNetworkInterfaceId": hex_id("eni"),
             "availabilityZone": inputs.get("availabilityZone") or ZONE,
             "instanceState": "running", "arn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}",
@@ -155,7 +157,7 @@ class NetworkInterface(ResourceType):
         ip = mocks.cloud.allocate_ip()
         return eni_id, {"id": eni_id, "macAddress": random_mac(), "privateIp": ip,
                         "privateIps": [ip], "privateIpList": [ip],
-                        "privateDnsName": f"ip-{ip.replace('.', '-')}.local"}
+                        "privateDnsName": private_dns_name(ip)}
 
     def diff(self, mocks, old, raw, inputs):
         if old["inputs"] == inputs:

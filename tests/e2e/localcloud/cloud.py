@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import disks
+from . import coldplug, disks, private_dns
 from .disks import Volume
 from .leftovers import (
     OPEN_TAGS, RunRecord, remove_tree, runs_root, sweep_leftovers, sweep_run, unmount_all_under,
@@ -42,7 +42,7 @@ def missing_prerequisites() -> list[str]:
     reasons = []
     if os.geteuid() != 0:
         reasons.append("must run as root (netns, loop devices, systemd-nspawn)")
-    for tool in ("systemd-nspawn", "debootstrap", "losetup", "ip", "mount"):
+    for tool in ("systemd-nspawn", "debootstrap", "losetup", "ip", "mount", "nft"):
         if shutil.which(tool) is None:
             reasons.append(f"{tool} is not installed")
     return reasons
@@ -67,6 +67,7 @@ class LocalCloud:
         self._lock = threading.RLock()
         self.machines: dict[str, Machine] = {}
         self.volumes: dict[str, Volume] = {}
+        self.private_dns = True  # VPC DNS host names (see private_dns.py)
         self.closed = False
         try:
             self.keys = generate_key_pair(self.run_dir)
@@ -122,16 +123,12 @@ class LocalCloud:
             machine.primary_host_end = self.network.plug(
                 machine.netns, "eth0", machine.ip, mac=machine.mac, default_route=True)
             started = time.monotonic()
-            machine.process = start_nspawn(machine.root, name, machine.netns, machine.log_path)
-            self.record.add("pids", machine.process.pid)
-            wait_for_ssh(machine.ip, self.keys.private_key, timeout, machine.is_running)
-            # Let boot finish so units the tests start do not race early boot jobs.
-            # "degraded" is fine here: the state is printed in the log for a reader.
-            _, state, _ = machine.ssh("systemctl is-system-running --wait", timeout=timeout)
-            if state.strip() != "running":
-                self._permit_logins(machine)
+            # Boot finishes before we return so units the tests start do not race early
+            # boot jobs. "degraded" is fine: the state is printed in the log for a reader.
+            state = self._start(machine, timeout)
             self.log(f"localcloud: {name} up at {machine.ip} in "
                      f"{time.monotonic() - started:.1f}s (systemd: {state.strip()})")
+            self._refresh_dns()
         except BaseException as error:
             tail = machine.console_tail()
             self.terminate(machine)
@@ -141,6 +138,56 @@ class LocalCloud:
                 ) from error
             raise
         return machine
+
+    def _start(self, machine: Machine, timeout: float) -> str:
+        machine.process = start_nspawn(machine.root, machine.name, machine.netns, machine.log_path)
+        self.record.add("pids", machine.process.pid)
+        wait_for_ssh(machine.ip, self.keys.private_key, timeout, machine.is_running)
+        _, state, _ = machine.ssh("systemctl is-system-running --wait", timeout=timeout)
+        if state.strip() != "running":
+            self._permit_logins(machine)
+        return state.strip()
+
+    def reboot_machine(self, machine: Machine, *, timeout: float = BOOT_TIMEOUT) -> None:
+        """Reboot keeping disks, NICs, addresses and firewall (as `ec2 reboot-instances`).
+
+        The volumes go back to loop devices (numbers may change, as NVMe names do
+        on a VM); at boot the coldplug unit makes their nodes and by-id/by-uuid
+        links before fstab's mounts run (coldplug.py)."""
+        started = time.monotonic()
+        with machine.lock:
+            old_pid = machine.process.pid if machine.process is not None else None
+            power_off(machine)
+            if old_pid is not None:
+                self.record.remove("pids", old_pid)
+            for volume in machine.volumes.values():
+                old_loop = volume.loop
+                run(["losetup", "-d", old_loop], check=False)
+                self.record.remove("loops", old_loop)
+                volume.loop = run(["losetup", "-f", "--show", str(volume.path)]).strip()
+                self.record.add("loops", volume.loop)
+            coldplug.install(machine.root, list(machine.volumes.values()))
+            try:
+                state = self._start(machine, timeout)
+            except Exception as error:
+                raise RuntimeError(f"machine {machine.name} did not come back from a reboot: {error}\n"
+                                   f"console ({machine.log_path}):\n{machine.console_tail()}") from error
+        self.log(f"localcloud: {machine.name} rebooted in {time.monotonic() - started:.1f}s "
+                 f"(systemd: {state})")
+
+    # -- private DNS --------------------------------------------------------
+    def set_private_dns(self, enabled: bool) -> None:
+        """Turn the VPC's DNS host names on or off (off: names no longer resolve)."""
+        with self._lock:
+            self.private_dns = enabled
+        self._refresh_dns()
+
+    def _refresh_dns(self) -> None:
+        with self._lock:
+            machines = [m for m in self.machines.values() if m.root.exists()]
+            addresses = [a for m in machines for a in [m.ip, *(n.ip for n in m.nics.values())]]
+            for machine in machines:
+                private_dns.rewrite_hosts(machine.root, addresses if self.private_dns else None)
 
     def terminate(self, machine: Machine) -> None:
         """Power off and remove a machine; its attached volumes are detached, not deleted."""
@@ -164,6 +211,8 @@ class LocalCloud:
         with self._lock:
             if self.machines.get(machine.name) is machine:
                 del self.machines[machine.name]
+        if not self.closed:
+            self._refresh_dns()
 
     # -- volumes -----------------------------------------------------------
     def create_volume(self, volume_id: str, size_gib: int) -> Volume:
@@ -259,6 +308,7 @@ class LocalCloud:
                 index += 1
             host_end = self.network.plug(machine.netns, f"eth{index}", ip, mac=mac)
             machine.nics[mac] = Nic(mac, ip, f"eth{index}", host_end)
+        self._refresh_dns()
         return ip
 
     def detach_nic(self, machine: Machine, mac: str, release_ip: bool = False) -> None:
@@ -269,6 +319,7 @@ class LocalCloud:
             self.network.unplug(nic.host_end)
             if release_ip:
                 self.network.release_ip(nic.ip)
+        self._refresh_dns()
 
     # -- teardown ----------------------------------------------------------
     def close(self) -> None:

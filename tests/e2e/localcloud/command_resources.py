@@ -26,6 +26,11 @@ def _previous(inputs: dict, extras: dict) -> tuple[str, str] | None:
     return extras.get("stdout", ""), extras.get("stderr", "")
 
 
+def _host(inputs: dict):
+    connection = inputs.get("connection")  # unknown as a whole at preview when its host is
+    return connection.get("host") if isinstance(connection, dict) else connection
+
+
 def _triggers_diff(old: dict, inputs: dict) -> str:
     if old["inputs"] == inputs:
         return SAME
@@ -35,6 +40,8 @@ def _triggers_diff(old: dict, inputs: dict) -> str:
 
 
 class RemoteCommand(ResourceType):
+    computed_on_update = ("stdout", "stderr")
+
     def create(self, mocks, name, raw, inputs):
         extras = {"stdout": "", "stderr": ""}
         if inputs.get("create"):
@@ -63,7 +70,7 @@ class RemoteCommand(ResourceType):
                        previous=_previous(inputs, record["extras"]))
 
     def describe(self, inputs):
-        return {"host": (inputs.get("connection") or {}).get("host")}
+        return {"host": _host(inputs)}
 
 
 class CopyToRemote(ResourceType):
@@ -84,12 +91,14 @@ class CopyToRemote(ResourceType):
         return {}
 
     def describe(self, inputs):
-        return {"host": (inputs.get("connection") or {}).get("host"),
+        return {"host": _host(inputs),
                 "remotePath": inputs.get("remotePath")}
 
 
 class LocalCommand(ResourceType):
     """command:local:Command: runs on this machine (interpreter default: /bin/sh -c)."""
+
+    computed_on_update = ("stdout", "stderr")
 
     def _run(self, inputs: dict, script: str, previous: tuple[str, str] | None) -> dict:
         interpreter = inputs.get("interpreter") or ["/bin/sh", "-c"]

@@ -10,7 +10,7 @@ stable name AWS gives NVMe EBS volumes,
 from __future__ import annotations
 
 import os
-import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,15 +51,17 @@ def plug(volume: Volume, machine: "Machine") -> str:
     loop = run(["losetup", "-f", "--show", str(volume.path)]).strip()
     try:
         rdev = os.stat(loop).st_rdev
-        major, minor = os.major(rdev), os.minor(rdev)
-        node = f"/dev/{os.path.basename(loop)}"
-        link = volume.by_id
-        machine.check(
-            "set -eu; "
-            f"[ -e {node} ] || mknod {node} b {major} {minor}; "
-            f"mkdir -p {BY_ID_DIR}; "
-            f"ln -sfn {shlex.quote('../../' + os.path.basename(loop))} {shlex.quote(link)}"
-        )
+        # Hot-plug from the host side (as the hypervisor does), not over SSH: the
+        # machine's firewall must not stand between it and its disks.
+        root = machine.root_of_running()
+        node = root / "dev" / os.path.basename(loop)
+        if not node.exists():
+            os.mknod(node, stat.S_IFBLK | 0o660, os.makedev(os.major(rdev), os.minor(rdev)))
+        link = root / volume.by_id.lstrip("/")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(f"../../{os.path.basename(loop)}")
     except Exception:
         run(["losetup", "-d", loop], check=False)
         raise
@@ -72,8 +74,13 @@ def unplug(volume: Volume) -> None:
     """Remove the device from its machine (if still running) and free the loop."""
     machine, loop = volume.attached_to, volume.loop
     if machine is not None and loop is not None and machine.is_running():
-        node = f"/dev/{os.path.basename(loop)}"
-        machine.ssh(f"rm -f {shlex.quote(volume.by_id)} {node}", timeout=30)
+        try:
+            root = machine.root_of_running()
+            for path in (root / volume.by_id.lstrip("/"), root / "dev" / os.path.basename(loop)):
+                if path.is_symlink() or path.exists():
+                    path.unlink()
+        except (OSError, RuntimeError):
+            pass  # the machine is going down
     if loop is not None:
         # A loop still mounted inside a machine is detached by the kernel once
         # that mount goes away (losetup -d sets autoclear on busy devices).

@@ -2,72 +2,61 @@
 
     engine = Engine(cloud, tmp_path / "state.json", program=Path("__main__.py"),
                     project="pegasus", stack="e2e")
-    exports = engine.up(config)           # raises DeploymentError on failure
-    assert engine.last_run.operations == []   # after a second, unchanged up
+    exports = engine.up(config)                 # previews first; DeploymentError on failure
+    assert engine.last_run.operations == []     # after a second, unchanged up
+    engine.up(config, replace=["replica-0"])    # `pulumi up --replace <urn or name>`
+    engine.reboot("replica-0")                  # an instance, by resource name or id
     engine.destroy()
 
-`up` runs the real program in-process under CloudMocks (see mock_cloud.py):
-each registration is compared with the state and created, updated, replaced or
-left alone; afterwards resources the program no longer registers, and the old
-halves of replacements, are deleted in reverse registration order.
+`up` first runs a preview (as `pulumi up` does), then runs the real program
+in-process under CloudMocks (mock_cloud.py): each registration is checked
+(checks.py), compared with the state and created, updated, replaced or left
+alone; afterwards resources the program no longer registers, and the old halves
+of replacements, are deleted, dependents first, independent ones in parallel
+(deletes.py). `up` returns only when every operation it started has ended.
+
+State is keyed by URN (registration.py). Resource options honoured:
+`ignoreChanges`, `replaceOnChanges`, `deleteBeforeReplace`, `retainOnDelete`,
+`dependsOn`/`parent` (for delete order).
 
 Where it knowingly differs from Pulumi's engine:
-- State is keyed by type and resource name (mocks do not see parents), so two
-  resources of one type may not share a name anywhere in the program.
-- Dependencies are not recorded; the registration order stands in for them (the
-  SDK registers a resource only after its dependencies). Deletes run one at a
-  time in reverse of that order, where Pulumi runs independent deletes in
-  parallel. After a failed run, resources created in it are ordered after the
-  ones already in the state.
-- Creates and updates run as the program registers them (in parallel when the
-  program's dependencies allow, like Pulumi); after the first failure nothing
-  new starts, the state keeps what was done (Pulumi's partial state), and no
-  deletes run. Replaced resources left undeleted are deleted by the next
-  successful `up` or by `destroy`.
-- Of the resource options only `retainOnDelete` is honoured (read from the
-  registration request, which mocks otherwise do not see): such a resource
-  leaves the state at delete and stays in the cloud. No refresh, no import, no
-  `protect`/`deleteBeforeReplace`; replacements are create-before-delete,
-  except a dynamic provider asking for delete-before-replace.
-- `preview` returns the planned operations; new resources' outputs are
-  placeholders where Pulumi would show "unknown" values.
-- Secrets are kept in plain text in the state file.
+- deleteBeforeReplace deletes only the resource itself first; Pulumi also
+  replaces the dependents that would be left pointing at a deleted resource.
+- ignoreChanges works on top-level input names (`a.b` ignores all of `a`).
+- After the first failure nothing new starts and no deletes run; the state
+  keeps what was done (Pulumi's partial state). Replaced resources left
+  undeleted are deleted by the next successful `up` or by `destroy`.
+- No refresh, no import, no `protect`; secrets are plain text in the state file.
+- The firewall (security groups) and private DNS follow the state after each
+  change (network_policy.py), not the AWS API's eventual consistency.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from pulumi.runtime.mocks import MockMonitor
-
+from . import deletes
 from .mock_cloud import CloudMocks, Operation, RunLog
-from .state import StackState, resource_key
+from .network_policy import NetworkPolicy
+from .registration import OptionsAwareMonitor
+from .state import StackState
 
 
 class DeploymentError(Exception):
-    """`up` or `destroy` failed; `failures` lists the failed operations."""
+    """`up`, `preview` or `destroy` failed; `failures` lists the failed operations."""
 
     def __init__(self, message: str, failures: list[Operation]):
         super().__init__(message)
         self.failures = failures
 
 
-class _OptionsAwareMonitor(MockMonitor):
-    """The SDK's mock monitor, also telling the mocks which resources are retainOnDelete."""
-
-    def RegisterResource(self, request):
-        if request.custom and request.retainOnDelete:
-            self.mocks.retained.add(resource_key(request.type, request.name))
-        return super().RegisterResource(request)
-
-
 def _run_program(mocks, config, *, program, project, stack, secret_keys, preview):
     from tests.support.pulumi_program import run_program
 
     return run_program(mocks, config, program=program, project=project, stack=stack,
-                       secret_keys=secret_keys, preview=preview, monitor=_OptionsAwareMonitor(mocks))
+                       secret_keys=secret_keys, preview=preview, monitor=OptionsAwareMonitor(mocks))
 
 
 class Engine:
@@ -81,39 +70,60 @@ class Engine:
         self.secret_keys = list(secret_keys)
         self.machines: dict[str, Any] = {}  # instance id -> Machine, across runs
         self.history: list[RunLog] = []
+        self.policy = NetworkPolicy(cloud, self.state, self.machines)
 
     @property
     def last_run(self) -> RunLog:
         return self.history[-1]
 
+    def _mocks(self, log: RunLog, *, preview: bool = False, replace: Iterable[str] = ()) -> CloudMocks:
+        return CloudMocks(self.cloud, self.state, log, preview=preview, machines=self.machines,
+                          replace=replace, on_change=None if preview else self.policy.changed)
+
+    def _run(self, mocks: CloudMocks, config: Mapping[str, str], preview: bool):
+        return _run_program(mocks, dict(config), program=self.program, project=self.project,
+                            stack=self.stack, secret_keys=self.secret_keys, preview=preview)
+
     # -- up / preview -------------------------------------------------------
-    def up(self, config: Mapping[str, str]) -> dict:
+    def up(self, config: Mapping[str, str], replace: Iterable[str] = ()) -> dict:
+        """`pulumi up [--replace X ...]`: preview, then update. Returns the exports."""
+        replace = list(replace)
+        self.preview(config, replace=replace)
         log = RunLog("up")
         self.history.append(log)
         old_order = list(self.state.order)
-        mocks = CloudMocks(self.cloud, self.state, log, machines=self.machines)
+        mocks = self._mocks(log, replace=replace)
         program_error: Exception | None = None
         exports: dict = {}
         try:
-            exports = _run_program(mocks, dict(config), program=self.program, project=self.project,
-                                   stack=self.stack, secret_keys=self.secret_keys, preview=False)
+            exports = self._run(mocks, config, preview=False)
         except Exception as error:  # reported below together with failed operations
             program_error = error
+        finally:
+            mocks.wait_idle()  # the SDK may give up while other registrations still run
         if log.failures or program_error is not None:
             kept = [key for key in old_order if key in self.state.resources]
             self.state.set_order(kept + [k for k in mocks.registered if k not in kept])
             raise DeploymentError(self._failure_message("up", log, program_error), log.failures)
-        self._delete_leftovers(log, old_order, set(mocks.registered))
+        self._delete_leftovers(log, set(mocks.registered))
         self.state.set_order(mocks.registered)
         return exports
 
-    def preview(self, config: Mapping[str, str]) -> RunLog:
-        """What `up` would do, without doing it (deletes included)."""
+    def preview(self, config: Mapping[str, str], replace: Iterable[str] = ()) -> RunLog:
+        """What `up` would do, without doing it (deletes included); cloud-assigned
+        outputs are unknown. Raises DeploymentError when a check or the program fails."""
         log = RunLog("preview")
         self.history.append(log)
-        mocks = CloudMocks(self.cloud, self.state, log, preview=True, machines=self.machines)
-        _run_program(mocks, dict(config), program=self.program, project=self.project,
-                     stack=self.stack, secret_keys=self.secret_keys, preview=True)
+        replace = list(replace)
+        mocks = self._mocks(log, preview=True, replace=replace)
+        try:
+            log.exports = self._run(mocks, config, preview=True)
+        except Exception as error:
+            raise DeploymentError(self._failure_message("preview", log, error), log.failures) from error
+        missing = set(replace) - mocks.replace_matched
+        if missing:
+            raise DeploymentError(f"preview failed: --replace {sorted(missing)} matches no resource "
+                                  "of the program", [])
         registered = set(mocks.registered)
         for key in reversed(self.state.order):
             if key not in registered:
@@ -127,28 +137,48 @@ class Engine:
         """Delete everything; `before_delete(record)` lets a test look before each delete."""
         log = RunLog("destroy")
         self.history.append(log)
-        mocks = CloudMocks(self.cloud, self.state, log, machines=self.machines)
-        for record in list(reversed(self.state.pending_deletes)):
-            self._delete(mocks, log, record, "delete-replaced")
-        for key in list(reversed(self.state.order)):
-            record = self.state.get(key)
-            if record is not None:
-                if before_delete is not None:
-                    before_delete(record)
-                self._delete(mocks, log, {**record, "key": key}, "delete")
+        mocks = self._mocks(log)
+        work = [("delete-replaced", r) for r in self.state.pending_deletes]
+        work += [("delete", {**self.state.get(k), "key": k}) for k in self.state.order
+                 if k in self.state.resources]
+        self._delete_all(mocks, log, work, before_delete)
+
+    # -- machines -------------------------------------------------------------
+    def machine(self, instance: str):
+        """The Machine of an instance, by instance id or Instance resource name/URN."""
+        if instance in self.machines:
+            return self.machines[instance]
+        for urn in self.state.find(instance):
+            record = self.state.resources[urn]
+            if record["type"] == "aws:ec2/instance:Instance" and record["id"] in self.machines:
+                return self.machines[record["id"]]
+        raise KeyError(f"no running instance {instance!r} in this engine's state")
+
+    def reboot(self, instance: str) -> None:
+        """Reboot an instance (as `aws ec2 reboot-instances`): disks, NICs and firewall stay."""
+        self.cloud.reboot_machine(self.machine(instance))
 
     # -- deleting -----------------------------------------------------------
-    def _delete_leftovers(self, log: RunLog, old_order: list[str], registered: set[str]) -> None:
-        mocks = CloudMocks(self.cloud, self.state, log, machines=self.machines)
-        position = {key: i for i, key in enumerate(old_order)}
-        work = [(position.get(r["key"], -1), "delete-replaced", r) for r in self.state.pending_deletes]
-        for key in old_order:
-            if key not in registered and key in self.state.resources:
-                work.append((position[key], "delete", {**self.state.get(key), "key": key}))
-        # Reverse registration order; a replaced resource's old half goes where it stood.
-        work.sort(key=lambda item: item[0], reverse=True)
-        for _, action, record in work:
-            self._delete(mocks, log, record, action)
+    def _delete_leftovers(self, log: RunLog, registered: set[str]) -> None:
+        work = [("delete-replaced", r) for r in self.state.pending_deletes]
+        work += [("delete", {**self.state.get(k), "key": k}) for k in self.state.order
+                 if k not in registered and k in self.state.resources]
+        self._delete_all(self._mocks(log), log, work, None)
+
+    def _delete_all(self, mocks: CloudMocks, log: RunLog, work: list[tuple[str, dict]],
+                    before_delete: Callable[[dict], None] | None) -> None:
+        records = [{**record, "urn": record.get("urn") or record["key"], "_action": action}
+                   for action, record in work]
+
+        def delete(record: dict) -> None:
+            if before_delete is not None and record["_action"] == "delete":
+                before_delete({k: v for k, v in record.items() if k != "_action"})
+            self._delete(mocks, log, {k: v for k, v in record.items() if k != "_action"},
+                         record["_action"])
+
+        errors = deletes.run_layers(records, delete)
+        if errors:
+            raise DeploymentError(f"{log.kind}: {errors[0]}", log.failures) from errors[0]
 
     def _delete(self, mocks: CloudMocks, log: RunLog, record: dict, action: str) -> None:
         if record.get("retain") and action == "delete":
@@ -164,16 +194,16 @@ class Engine:
             resource_type.delete(mocks, record)
         except Exception as error:
             operation.error = str(error)
-            log.failures.append(operation)
-            raise DeploymentError(
-                f"{log.kind}: deleting {record['type']} {record['name']} failed: {error}",
-                log.failures) from error
+            with log.lock:
+                log.failures.append(operation)
+            raise RuntimeError(f"deleting {record['type']} {record['name']} failed: {error}") from error
         finally:
             operation.ended = time.time()
         if action == "delete-replaced":
             self.state.drop_pending_delete(record)
         else:
             self.state.remove(record["key"])
+        self.policy.changed(record["type"])
 
     @staticmethod
     def _failure_message(kind: str, log: RunLog, program_error: Exception | None) -> str:

@@ -88,6 +88,14 @@ class Machine:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def root_of_running(self) -> Path:
+        """The running system's / seen from the host (/proc/<its init>/root): the cloud's
+        own device plumbing goes through it, never through the machine's network."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        if not children:
+            raise RuntimeError(f"machine {self.name}: its init is not running")
+        return Path(f"/proc/{children[0]}/root")
+
     def stop(self) -> None:
         """Power off and remove the machine (like terminating an instance)."""
         self.cloud.terminate(self)

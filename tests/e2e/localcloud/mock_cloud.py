@@ -1,12 +1,18 @@
 """CloudMocks: a `pulumi.runtime.Mocks` that performs each registration for real.
 
 The SDK calls `new_resource` once per resource, from a thread pool, after the
-resource's dependencies were registered. Here each call compares the
-registration with the stack state and, like the engine's step generator, does
-nothing (same inputs), creates, updates, or replaces (create now; the old one is
-queued for deletion at the end of the run). The work itself (booting machines,
-SSH commands, dynamic providers) is done by the resource types in
-aws_resources.py, command_resources.py and dynamic_resources.py.
+resource's dependencies were registered. Here each call runs the provider's
+input check (checks.py), compares the registration with the stack state and,
+like the engine's step generator, does nothing (same inputs), creates, updates,
+or replaces (create now and delete the old one at the end of the run, or delete
+first with deleteBeforeReplace). The engine's part of the diff
+(replaceOnChanges, --replace, ignoreChanges) is read from the registration
+request (registration.py). The work itself (booting machines, SSH commands,
+dynamic providers) is done by the resource types in aws_resources.py,
+command_resources.py and dynamic_resources.py.
+
+In preview nothing is done: new resources get an empty id and their inputs as
+outputs, so whatever the cloud would assign is unknown to the program.
 
 After the first failed operation no further create/update/replace is started
 (as `pulumi up` stops scheduling new steps); registrations that need no work
@@ -22,12 +28,15 @@ from typing import Any
 
 import pulumi
 
-from . import aws_resources
+from pulumi.runtime.rpc import UNKNOWN
+
+from . import aws_resources, checks
 from .command_resources import CopyToRemote, LocalCommand, RemoteCommand
 from .dynamic_resources import DynamicResource
 from .resource_type import REPLACE, REPLACE_DELETE_FIRST, SAME, UPDATE, ResourceType
-from .state import StackState, resource_key
-from .values import normalize, unwrap_secrets
+from .registration import Registration, current_registration
+from .state import StackState
+from .values import normalize, unknown_paths, unwrap_secrets
 
 
 @dataclass
@@ -53,6 +62,9 @@ class RunLog:
     operations: list[Operation] = field(default_factory=list)
     invokes: list[tuple[str, dict]] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # urn -> input paths that were unknown (pulumi.output.Unknown) when registered
+    unknown_inputs: dict[str, list[str]] = field(default_factory=dict)
+    exports: dict = field(default_factory=dict)  # a preview's exports (None where unknown)
     failures: list[Operation] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -74,7 +86,7 @@ class SkippedAfterFailure(Exception):
 
 class CloudMocks(pulumi.runtime.Mocks):
     def __init__(self, cloud, state: StackState, log: RunLog, *, preview: bool = False,
-                 machines: dict | None = None):
+                 machines: dict | None = None, replace=(), on_change=None):
         self.cloud = cloud
         self.state = state
         self.log = log
@@ -82,7 +94,11 @@ class CloudMocks(pulumi.runtime.Mocks):
         # instance id -> Machine; shared across runs by the engine.
         self.machines: dict[str, Any] = machines if machines is not None else {}
         self.registered: list[str] = []  # in the order registrations completed
-        self.retained: set[str] = set()  # keys registered with retainOnDelete
+        self.replace = set(replace)  # URNs or names to replace (`pulumi up --replace`)
+        self.replace_matched: set[str] = set()
+        self.on_change = on_change  # called with a type token after a resource changed
+        self._running = 0
+        self._idle = threading.Condition()
         self._seen: set[str] = set()
         self._booting: set[str] = set()
         self.failed = threading.Event()
@@ -157,33 +173,81 @@ class CloudMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         if args.custom is False:  # a component resource: nothing to do
             return "", {}
-        key = resource_key(args.typ, args.name)
+        reg = current_registration() or Registration(urn=f"{args.typ}::{args.name}", parent="", custom=True)
+        urn = reg.urn
         resource_type = self.type_for(args.typ)
-        raw = unwrap_secrets(dict(args.inputs))
-        inputs = normalize(raw)
-        with self._lock:
-            if key in self._seen:
-                raise ValueError(
-                    f"two resources of type {args.typ} are named {args.name!r}; the local "
-                    "engine keys state by type and name, so names must be unique per type")
-            self._seen.add(key)
-        old = self.state.get(key)
-        change = "create" if old is None else resource_type.diff(self, old, raw, inputs)
-        if change == SAME:
-            record = old
-            record["inputs"] = inputs
+        raw = unwrap_secrets(dict(args.inputs))  # unknown inputs arrive as pulumi.output.Unknown
+        unknown = unknown_paths(raw)
+        if unknown:
             with self.log.lock:
-                self.log.unchanged.append(key)
-        elif self.preview:
-            record = self._plan(key, args, resource_type, change, old, raw, inputs)
-        else:
-            record = self._apply(key, args, resource_type, change, old, raw, inputs)
-        record["retain"] = key in self.retained
-        if not self.preview:
-            self.state.put(key, record)
+                self.log.unknown_inputs[urn] = unknown
         with self._lock:
-            self.registered.append(key)
-        return record["id"], resource_type.outputs(raw, record["extras"])
+            if urn in self._seen:
+                # The engine's words (pkg/resource/deploy/source_eval.go).
+                raise ValueError(f"Duplicate resource URN '{urn}'; try giving it a unique name")
+            self._seen.add(urn)
+        inputs = normalize(raw)
+        failures = checks.check(args.typ, inputs)
+        if failures:
+            self._fail(urn, args, "check", checks.failure_message(args.typ, args.name, failures))
+        old = self.state.get(urn)
+        if old is not None and reg.ignore_changes:
+            raw, inputs = ignore_changes(old, raw, inputs, reg.ignore_changes)
+        change = "create" if old is None else resource_type.diff(self, old, raw, inputs)
+        if old is not None:
+            change = self._engine_rules(urn, args.name, reg, old, inputs, change)
+        record_extra = {"urn": urn, "parent": reg.parent, "dependencies": reg.dependencies,
+                        "retain": reg.retain_on_delete}
+        if change == SAME:
+            record = {**old, "inputs": inputs, **record_extra}
+            with self.log.lock:
+                self.log.unchanged.append(urn)
+            outputs = resource_type.outputs(raw, record["extras"])
+            resource_id = record["id"]
+        elif self.preview:
+            resource_id, outputs = self._plan(urn, args, resource_type, change, old, raw, inputs)
+            record = None
+        else:
+            record = {**self._apply(urn, args, resource_type, change, old, raw, inputs), **record_extra}
+            outputs = resource_type.outputs(raw, record["extras"])
+            resource_id = record["id"]
+        if record is not None and not self.preview:
+            self.state.put(urn, record)
+            if change != SAME and self.on_change is not None:
+                self.on_change(args.typ)
+        with self._lock:
+            self.registered.append(urn)
+        return resource_id, outputs
+
+    def _engine_rules(self, urn, name, reg, old, inputs, change):
+        """What the engine adds to the provider's diff: replaceOnChanges, --replace,
+        deleteBeforeReplace (pkg/resource/deploy/step_generator.go)."""
+        if change == UPDATE and reg.replace_on_changes:
+            changed = {k for k in set(old["inputs"]) | set(inputs) if old["inputs"].get(k) != inputs.get(k)}
+            roots = {p.split(".")[0].split("[")[0] for p in reg.replace_on_changes}
+            if "*" in roots or changed & roots:
+                change = REPLACE
+        if urn in self.replace or name in self.replace:
+            with self._lock:
+                self.replace_matched.add(urn if urn in self.replace else name)
+            change = REPLACE
+        if change == REPLACE and reg.delete_before_replace:
+            change = REPLACE_DELETE_FIRST
+        return change
+
+    def _fail(self, urn, args, action, message):
+        now = time.time()
+        operation = Operation(urn, args.typ, args.name, action, now, now, error=message)
+        self.log.add(operation)
+        with self.log.lock:
+            self.log.failures.append(operation)
+        self.failed.set()
+        raise RuntimeError(message)
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Return once no operation started by this run is still going."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0, timeout)
 
     # -- doing the work ----------------------------------------------------
     def _apply(self, key, args, resource_type, change, old, raw, inputs) -> dict:
@@ -197,10 +261,14 @@ class CloudMocks(pulumi.runtime.Mocks):
             raise SkippedAfterFailure(
                 f"{args.typ} {args.name}: {action} not started because an earlier resource failed")
         self.log.add(operation)
+        with self._idle:
+            self._running += 1
         try:
             if change == REPLACE_DELETE_FIRST:
                 resource_type.delete(self, old)
                 self.state.remove(key)
+                if self.on_change is not None:
+                    self.on_change(args.typ)
             if change in ("create", REPLACE, REPLACE_DELETE_FIRST):
                 if change == REPLACE:
                     # The old one stays (in the state, pending deletion) until the run ends.
@@ -218,15 +286,42 @@ class CloudMocks(pulumi.runtime.Mocks):
             raise RuntimeError(f"{args.typ} {args.name}: {action} failed: {error}") from error
         finally:
             operation.ended = time.time()
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
         return {"type": args.typ, "name": args.name, "id": resource_id, "inputs": inputs,
                 "extras": extras, "custom": True}
 
-    def _plan(self, key, args, resource_type, change, old, raw, inputs) -> dict:
+    def _plan(self, key, args, resource_type, change, old, raw, inputs) -> tuple[str, dict]:
+        """Log the planned step; return the id and outputs a preview shows.
+
+        As the engine does in a dry run: a new resource (or the new half of a
+        replacement) gets an empty id and only its inputs as outputs, so every
+        output the cloud assigns is unknown (the SDK resolves missing outputs and
+        UNKNOWN as unknown in preview, pulumi/runtime/rpc.py resolve_properties);
+        an update keeps the old outputs except those the provider recomputes."""
         action = "create" if change == "create" else {UPDATE: "update"}.get(change, "replace")
         now = time.time()
         self.log.add(Operation(key, args.typ, args.name, action, now, now,
                                detail=resource_type.describe(inputs)))
-        if old is not None:
-            return {**old, "inputs": inputs}
-        return {"type": args.typ, "name": args.name, "id": f"preview-{args.name}",
-                "inputs": inputs, "extras": {}, "custom": True}
+        if change == UPDATE:
+            outputs = resource_type.outputs(raw, old["extras"])
+            outputs.update({k: UNKNOWN for k in resource_type.computed_on_update})
+            return old["id"], outputs
+        return "", {k: v for k, v in raw.items() if k != "__provider"}
+
+
+def ignore_changes(old: dict, raw: dict, inputs: dict, paths: list[str]) -> tuple[dict, dict]:
+    """The listed inputs keep their old values, in the diff and in the state (top-level
+    names; `a.b` and `a[0]` ignore all of `a`, coarser than the engine's property paths)."""
+    raw, inputs = dict(raw), dict(inputs)
+    for path in paths:
+        name = path.split(".")[0].split("[")[0]
+        if name == "*":
+            return dict(old["inputs"]), dict(old["inputs"])
+        if name in old["inputs"]:
+            raw[name] = inputs[name] = old["inputs"][name]
+        else:
+            raw.pop(name, None)
+            inputs.pop(name, None)
+    return raw, inputs

@@ -23,6 +23,10 @@ def hex_id(prefix: str, digits: int = 17) -> str:
 class ResourceType:
     """Default behaviour: outputs are the inputs plus what create computed."""
 
+    # Outputs a preview shows unknown for an update (the provider recomputes them):
+    # pulumi-command 1.2.1's Command.Update in preview returns its inputs only.
+    computed_on_update: tuple[str, ...] = ()
+
     def create(self, mocks: "CloudMocks", name: str, raw: dict, inputs: dict) -> tuple[str, dict]:
         raise NotImplementedError
 

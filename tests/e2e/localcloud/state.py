@@ -1,8 +1,13 @@
 """The stack's state between runs: one JSON file, like Pulumi's checkpoint, simplified.
 
-    {"resources": {"<type>::<name>": {"type", "name", "id", "inputs", "extras", "custom"}},
-     "order": ["<key>", ...],            # a valid dependency order (registration order)
+    {"version": 2,
+     "resources": {"<urn>": {"urn", "type", "name", "id", "inputs", "extras", "custom",
+                             "parent", "dependencies", "retain"}},
+     "order": ["<urn>", ...],            # registration order (a valid dependency order)
      "pending_deletes": [{...}, ...]}    # replaced resources whose delete has not run yet
+
+Keyed by URN as Pulumi's checkpoint is (parent chain and type, see
+registration.make_urn); `dependencies` and `parent` order the deletes.
 
 `inputs` are the registered inputs in a JSON form (assets become
 {"__asset": ..., "sha256": ...} so a changed file counts as a change); `extras`
@@ -23,8 +28,16 @@ from pathlib import Path
 from typing import Any
 
 
-def resource_key(type_: str, name: str) -> str:
-    return f"{type_}::{name}"
+STATE_VERSION = 2
+
+
+def _migrated(data: dict) -> dict:
+    """Version 1 keyed records by `<type>::<name>`; such state cannot be mapped to URNs
+    without the program, and lives for one test run only: refuse it clearly."""
+    if data.get("version") != STATE_VERSION and data.get("resources"):
+        raise RuntimeError("state file from the older (type::name keyed) engine: destroy it with "
+                           "that engine, or delete it; this engine keys state by URN")
+    return data
 
 
 class StackState:
@@ -32,7 +45,7 @@ class StackState:
         self.path = path
         self.lock = threading.RLock()
         if path.exists():
-            data = json.loads(path.read_text())
+            data = _migrated(json.loads(path.read_text()))
         else:
             data = {"resources": {}, "order": [], "pending_deletes": []}
         self.resources: dict[str, dict[str, Any]] = data["resources"]
@@ -45,7 +58,19 @@ class StackState:
             return copy.deepcopy(record) if record is not None else None
 
     def get_by_name(self, type_: str, name: str) -> dict[str, Any] | None:
-        return self.get(resource_key(type_, name))
+        """The one record of `type_` named `name` (names may repeat under other parents)."""
+        with self.lock:
+            found = [urn for urn, r in self.resources.items() if r["type"] == type_ and r["name"] == name]
+        if len(found) > 1:
+            raise KeyError(f"several {type_} named {name!r}: {found}; look up by URN")
+        return self.get(found[0]) if found else None
+
+    def find(self, urn_or_name: str) -> list[str]:
+        """URNs matching a URN, or a resource name."""
+        with self.lock:
+            if urn_or_name in self.resources:
+                return [urn_or_name]
+            return [urn for urn, r in self.resources.items() if r["name"] == urn_or_name]
 
     def put(self, key: str, record: dict[str, Any]) -> None:
         with self.lock:
@@ -81,7 +106,7 @@ class StackState:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(
-                {"resources": self.resources, "order": self.order,
+                {"version": STATE_VERSION, "resources": self.resources, "order": self.order,
                  "pending_deletes": self.pending_deletes},
                 indent=1, sort_keys=True, default=str))
             os.replace(tmp, self.path)

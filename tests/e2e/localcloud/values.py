@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.output import Unknown
+from pulumi.runtime.rpc import UNKNOWN
 
 
 def _file_digest(path: Path) -> str:
@@ -45,7 +47,9 @@ def unwrap_secrets(value: Any) -> Any:
 
 
 def normalize(value: Any) -> Any:
-    """Assets/archives -> dicts carrying a content hash; everything else JSON-able."""
+    """Assets/archives -> dicts carrying a content hash; unknowns -> UNKNOWN; the rest JSON-able."""
+    if isinstance(value, Unknown):  # an input not known at preview (the SDK hands mocks Unknown())
+        return UNKNOWN
     if isinstance(value, pulumi.StringAsset):
         return {"__asset": "string", "text": value.text,
                 "sha256": hashlib.sha256(value.text.encode()).hexdigest()}
@@ -68,3 +72,14 @@ def normalize(value: Any) -> Any:
 
 def without(mapping: dict, *keys: str) -> dict:
     return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def unknown_paths(value: Any, path: str = "") -> list[str]:
+    """Property paths (`connection.host`, `create`) holding a value unknown at preview."""
+    if isinstance(value, Unknown) or value == UNKNOWN:
+        return [path or "<root>"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in unknown_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in unknown_paths(v, f"{path}[{i}]")]
+    return []

@@ -1,72 +1,208 @@
 #!/usr/bin/env python3
 """pegasus_server stand-in: a test double of pegasus_server; the real binary cannot be built here.
 
-The package builder ships this file as `bin/pegasus_server`. It is as strict as the
-real server about how it is started and about its config.ini, and it does just
-enough of each role for deployment checks to mean something:
+The package builder ships this file as `bin/pegasus_server` and stamps RELEASE and
+GIT_COMMIT below with the package's version. It behaves per release as the real
+server of apache/incubator-pegasus at v2.4.0, v2.5.0 and master (2.6); each modelled
+behaviour names the upstream file and tag it comes from.
 
-  meta       contends for leadership in ZooKeeper, creates the declared default
-             tables, answers /meta/cluster, /meta/nodes, /meta/apps on port 34601
-             (non-leaders redirect to the leader) and takes replica beacons;
-  replica    listens on 34801, writes a file into every data dir, beacons to a meta;
-  collector  listens on 34101 and polls /meta/cluster.
+Usage (as the real one): pegasus_server <config.ini> -app_list meta|replica|collector
+Python 3.11 standard library plus kazoo only: it runs on bare Debian 12 test machines.
 
-Usage: cd <bin> && LD_LIBRARY_PATH=<bin> ./pegasus_server <config.ini> -app_list <role>
-Python 3.11 standard library plus kazoo only: it runs on bare test machines.
+HTTP, on each role's RPC port (`[apps.<role>] ports`), as meta_http_service.cpp and
+output_utils.cpp (table_printer, kJsonCompact) write it. Every value is a JSON string.
+NODE is "ip:port" up to 2.5 and "host:port" (reverse DNS name) on 2.6.
+
+  /meta/nodes[?detail]  {"details": {NODE: {"address": NODE, "status": "ALIVE"|"UNALIVE"
+                           [, "replica_count": "n", "primary_count": "n", "secondary_count": "n"]}},
+                         "summary": {"total_node_count": "n", "alive_node_count": "n",
+                                     "unalive_node_count": "n"}}
+  /meta/cluster         {"meta_servers": "a,b", "primary_meta_server": NODE, "zookeeper_hosts": "...",
+                         "zookeeper_root": "/pegasus/c", "meta_function_level": "steady",
+                         "balance_operation_count": "total=0" (<=2.5) | "{\"total\":0}" (2.6),
+                         "primary_replica_count_stddev": "0.00", "total_replica_count_stddev": "0.00"}
+                        meta_servers: resolved "ip:port" up to 2.5, entries as configured on 2.6.
+  /meta/apps[?detail]   {"general_info": {ID: {"app_id", "status": "AVAILABLE", "app_name", "app_type",
+                           "partition_count", "replica_count", "is_stateful": "true", "create_time":
+                           "YYYY-mm-dd HH:MM:SS", "drop_time": "-", "drop_expire": "-", "envs_count"}},
+                         with detail and at least one table also
+                         "healthy_info": {ID: {"app_id", "app_name", "partition_count", "fully_healthy",
+                           "unhealthy", "write_unhealthy", "read_unhealthy"}},
+                         "summary": {"total_app_count" [, "fully_healthy_app_count", "unhealthy_app_count",
+                           "write_unhealthy_app_count", "read_unhealthy_app_count"]}}
+  /meta/app?name=T[&detail]
+                        {"general": {"app_name", "app_id", "partition_count", "max_replica_count"}
+                         [, "replicas": {PIDX: {"pidx", "ballot", "replica_count": "2/3", "primary": NODE|"-",
+                                                "secondaries": "[NODE,NODE]"}},
+                            "nodes": {NODE: {"node", "primary", "secondary", "total"}, "total": {...}},
+                            "healthy": {"fully_healthy_partition_count", "unhealthy_partition_count",
+                                        "write_unhealthy_partition_count", "read_unhealthy_partition_count"}]}
+                        unknown table: 404 `table not found: "T"`; unknown query argument: 400.
+  /version              {"Version": RELEASE, "GitCommit": GIT_COMMIT}
+  A MetaServer that does not lead answers every /meta/ path with 307 and
+  Location: http://<leader>/<path>[?k=v&...] (redirect_if_not_primary).
+
+Test-double endpoints (not Pegasus's), on a ReplicaServer's port:
+  /standin/put?table=T&partition=P&key=K&value=V   200 {"ok": true} | 409/503 {"error": ...}
+  /standin/get?table=T&partition=P&key=K           200 {"ok": true, "value": V|null} | 409/503
+  A put needs this node to be the partition's primary and the partition to have
+  at least mutation_2pc_min_replica_count (2) replicas; a get needs the primary.
+
+Failure detection wire format (ours; upstream sends thrift over RPC_CHANNEL_UDP):
+one JSON object per UDP datagram.
+  ping  replica (from its replica port) -> meta port:
+        {"t": "ping", "from": NODE, "to": "meta entry", "time": ms, "start_time": ms}
+  ack   meta -> the datagram's source address (the replica's port):
+        {"t": "ack", "time": ms, "is_master": bool, "primary_node": "leader ip:port",
+         "allowed": true, "config": {"T.P": {"role": "primary"|"secondary", "ballot": n,
+                                            "replicas": n}}}
 """
 
 from __future__ import annotations
 
-import configparser
 import fcntl
 import http.client
 import ipaddress
 import json
 import logging
 import os
-import re
+import random
 import signal
 import socket
+import statistics
 import struct
 import sys
 import threading
 import time
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
-ROLE_PORTS = {"meta": 34601, "replica": 34801, "collector": 34101}
+RELEASE = "2.5.0"  # stamped by tests/support/package_builder.py
+GIT_COMMIT = "0000000"  # stamped by tests/support/package_builder.py
+
 LIBRARY = "libpegasus_standin.so"  # stands for the shared libraries the package ships in bin/
 SYSTEM_LIBRARY_DIRS = ["/lib", "/usr/lib", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
                        "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]
-NODE_ALIVE_SECONDS = 6.0
-PRIVATE_NETWORKS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
-IPV4_PORT = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$")
-HOST_PORT = re.compile(r"^([A-Za-z0-9.-]+):(\d{1,5})$")
+SITE_LOCAL = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 
 log = logging.getLogger("pegasus_server")
 
 
 class Refusal(Exception):
-    """A reason not to start; the message says what is wrong and where."""
+    """A reason not to start (the real server aborts); the message names the cause."""
+
+
+def release() -> tuple[int, int]:
+    major, minor = RELEASE.split(".")[:2]
+    return int(major), int(minor)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# ---------------------------------------------------------------- config.ini, as rDSN reads it
+
+class Config:
+    """rDSN's parser (src/utils/configuration.cpp, all three tags):
+    - leading spaces/tabs are skipped; `;` or `#` anywhere starts a comment, unless
+      escaped as `^;` / `^#`;
+    - `[name]` opens a section, a section defined twice is an error, a line with
+      both `[` first and `=` is an error, a key before any section is an error;
+    - a duplicate key keeps the first value (with a warning);
+    - a line without `=` is a key with an empty value; a value `%...%` reads as empty.
+    """
+
+    def __init__(self, path: str):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError as e:
+            raise Refusal(f"ERROR: read file '{path}' failed, err = {e.strerror}") from e
+        if not text:
+            raise Refusal(f"ERROR: file '{path}' is empty")
+        self.path = path
+        self.sections: dict[str, dict[str, tuple[str, int]]] = {}
+        self.warnings: list[str] = []
+        current = None
+        for number, raw in enumerate(text.split("\n"), start=1):
+            line = self._strip_comment(raw.lstrip(" \t\r"))
+            if not line.strip():
+                continue
+            if line.startswith("[") and "=" in line:
+                raise Refusal(f"ERROR: unexpected configuration in {path}(line {number}): {raw}")
+            if line.startswith("["):
+                if "]" not in line or not line[1:line.index("]")].strip():
+                    raise Refusal(f"ERROR: unexpected configuration in {path}(line {number}): {raw}")
+                name = line[1:line.index("]")].strip()
+                if name in self.sections:
+                    raise Refusal(f"ERROR: configuration section '[{name}]' is redefined (line {number})")
+                current = self.sections[name] = {}
+                continue
+            if current is None:
+                raise Refusal(f"ERROR: configuration section not defined ({path} line {number})")
+            key, sep, val = line.partition("=")
+            key, val = key.strip(), val.strip() if sep else ""
+            if not key:
+                raise Refusal(f"ERROR: unexpected configuration in {path}(line {number}): {raw}")
+            if len(val) > 2 and val.startswith("%") and val.endswith("%"):
+                val = ""
+            if key in current:
+                self.warnings.append(f"WARNING: skip redefinition of option {key} (line {number})")
+                continue
+            current[key] = (val, number)
+
+    @staticmethod
+    def _strip_comment(line: str) -> str:
+        out = []
+        for i, ch in enumerate(line):
+            if ch in "#;":
+                if out and out[-1] == "^":
+                    out[-1] = ch
+                    continue
+                break
+            out.append(ch)
+        return "".join(out)
+
+    def has(self, section: str, key: str) -> bool:
+        return key in self.sections.get(section, {})
+
+    def get(self, section: str, key: str, default: str | None = None) -> str:
+        if self.has(section, key):
+            return self.sections[section][key][0]
+        if default is None:
+            raise Refusal(f"config.ini has no [{section}] {key}")
+        return default
+
+    def integer(self, section: str, key: str, default: int) -> int:
+        text = self.get(section, key, str(default))
+        try:
+            return int(text)
+        except ValueError as e:
+            raise Refusal(f"[{section}] {key} = {text!r} is not an integer") from e
+
+    def check_no_variables(self) -> None:
+        # The server has no `%{...}` syntax: a leftover one reaches it as a literal and
+        # fails where the value is parsed (addresses, paths); refused here at once.
+        for section, keys in self.sections.items():
+            for key, (val, number) in keys.items():
+                if "%{" in val or "%{" in key:
+                    raise Refusal(f"{self.path} line {number}: [{section}] {key} = {val} still holds an "
+                                  "unreplaced %{...} variable")
 
 
 # ---------------------------------------------------------------- start-up checks
 
 def check_invocation(argv: list[str]) -> tuple[str, str]:
-    """Return (config path, role); refuse any other command line or environment."""
-    if len(argv) != 3 or argv[1] != "-app_list" or argv[2] not in ROLE_PORTS:
+    """`pegasus_server <config> -app_list <role>`; the loader's view of LD_LIBRARY_PATH."""
+    if len(argv) != 3 or argv[1] != "-app_list" or not argv[2]:
         raise Refusal(f"usage: pegasus_server <config.ini> -app_list meta|replica|collector (got {argv!r})")
     bin_dir = os.path.dirname(os.path.realpath(__file__))
-    if os.path.realpath(os.getcwd()) != bin_dir:
-        raise Refusal(f"must run from its bin directory {bin_dir} (working directory is {os.getcwd()})")
     entries = [e for e in os.environ.get("LD_LIBRARY_PATH", "").split(":") if e]
     if not any(os.path.realpath(e) == bin_dir for e in entries) or not os.path.isfile(os.path.join(bin_dir, LIBRARY)):
         raise Refusal(f"error while loading shared libraries: {LIBRARY}: cannot open shared object file; "
                       f"LD_LIBRARY_PATH must contain {bin_dir} (it is {os.environ.get('LD_LIBRARY_PATH', '')!r})")
-    # Like the dynamic loader: every library the binary needs from outside the
-    # package (NEEDED stands for its ELF header; 2.4+ needs libjvm.so) must be in
-    # a directory of LD_LIBRARY_PATH or the system's library path.
+    # NEEDED stands for the ELF header: libraries wanted from outside the package (libjvm.so).
     for library in needed_libraries(bin_dir):
         if not any(os.path.isfile(os.path.join(d, library)) for d in entries + SYSTEM_LIBRARY_DIRS):
             raise Refusal(f"error while loading shared libraries: {library}: cannot open shared object file: "
@@ -82,115 +218,21 @@ def needed_libraries(bin_dir: str) -> list[str]:
         return []
 
 
-def read_config(path: str) -> configparser.ConfigParser:
+def split_list(text: str) -> list[str]:
+    return [e.strip() for e in text.split(",") if e.strip()]
+
+
+def resolve_host_port(entry: str, where: str) -> tuple[str, int]:
+    """host:port -> (ipv4, port); host names are resolved as the real server does
+    (rpc_address::ipv4_from_host / host_port::resolve, all tags)."""
+    host, sep, port = entry.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise Refusal(f"{where}: {entry!r} is not host:port")
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        return socket.gethostbyname(host), int(port)
     except OSError as e:
-        raise Refusal(f"cannot read config file {path}: {e.strerror}") from e
-    for number, line in enumerate(text.splitlines(), start=1):
-        if "%{" in line:
-            raise Refusal(f"{path} line {number} still holds an unreplaced variable: {line.strip()}")
-    parser = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"),
-                                       inline_comment_prefixes=None, empty_lines_in_values=False, strict=True)
-    parser.optionxform = str  # keys are case-sensitive, as in the real server
-    try:
-        parser.read_string(text, source=path)
-    except configparser.Error as e:
-        raise Refusal(f"{path} is not a valid ini file: {e}") from e
-    return parser
+        raise Refusal(f"{where}: cannot resolve {host!r} of {entry!r}: {e}") from e
 
-
-def value(config: configparser.ConfigParser, section: str, key: str) -> str:
-    if not config.has_option(section, key):
-        raise Refusal(f"config.ini has no [{section}] {key}")
-    return config.get(section, key).strip()
-
-
-def parse_list(text: str, pattern: re.Pattern, where: str, what: str) -> list[str]:
-    entries = [e.strip() for e in text.split(",") if e.strip()]
-    if not entries:
-        raise Refusal(f"{where} is empty; it must list {what}")
-    for entry in entries:
-        match = pattern.match(entry)
-        if not match or not 0 < int(match.group(2)) < 65536:
-            raise Refusal(f"{where} entry {entry!r} is not {what}")
-        if pattern is IPV4_PORT:
-            try:
-                ipaddress.IPv4Address(match.group(1))
-            except ValueError as e:
-                raise Refusal(f"{where} entry {entry!r} is not {what}") from e
-    return entries
-
-
-def parse_data_dirs(text: str) -> list[tuple[str, str]]:
-    dirs = []
-    for entry in (e.strip() for e in text.split(",") if e.strip()):
-        name, sep, path = entry.partition(":")
-        if not sep or not name or not path.startswith("/"):
-            raise Refusal(f"[replication] data_dirs entry {entry!r} is not name:/absolute/path")
-        dirs.append((name, path))
-    if not dirs:
-        raise Refusal("[replication] data_dirs is empty; it must list name:/path entries")
-    return dirs
-
-
-def check_common(config: configparser.ConfigParser) -> dict:
-    facts = {
-        "meta_servers": parse_list(value(config, "meta_server", "server_list"), IPV4_PORT,
-                                   "[meta_server] server_list", "an IPv4 address:port (host names are refused)"),
-        "zookeeper": parse_list(value(config, "zookeeper", "hosts_list"), HOST_PORT,
-                                "[zookeeper] hosts_list", "host:port"),
-        "cluster_root": value(config, "meta_server", "cluster_root"),
-    }
-    if not facts["cluster_root"].startswith("/"):
-        raise Refusal(f"[meta_server] cluster_root {facts['cluster_root']!r} is not an absolute ZooKeeper path")
-    workers = config.get("network", "io_service_worker_count", fallback="1").strip()
-    if not workers.isdigit() or int(workers) < 1:
-        raise Refusal(f"[network] io_service_worker_count {workers!r} is not a positive integer")
-    return facts
-
-
-def check_meta(config: configparser.ConfigParser) -> dict:
-    lock_path = value(config, "meta_server", "distributed_lock_service_parameters")
-    if not lock_path.startswith("/"):
-        raise Refusal(f"[meta_server] distributed_lock_service_parameters {lock_path!r} is not an absolute path")
-    tables = []
-    for section in config.sections():
-        if section.startswith("meta_server.apps."):
-            name = value(config, section, "app_name")
-            counts = {k: config.get(section, k, fallback="").strip() for k in ("partition_count", "max_replica_count")}
-            for key, text in counts.items():
-                if not text.isdigit() or int(text) < 1:
-                    raise Refusal(f"[{section}] {key} {text!r} is not a positive integer")
-            tables.append({"app_name": name, **{k: int(v) for k, v in counts.items()}})
-    return {"lock_path": lock_path, "tables": tables}
-
-
-def prepare_replica_dirs(config: configparser.ConfigParser) -> None:
-    data_dirs = parse_data_dirs(value(config, "replication", "data_dirs"))
-    for name, path in data_dirs:  # check them all before writing to any
-        if not os.path.isdir(path):
-            raise Refusal(f"data dir {name}:{path} of [replication] data_dirs does not exist; mount or create it first")
-        if not os.access(path, os.W_OK):
-            raise Refusal(f"data dir {name}:{path} of [replication] data_dirs is not writable")
-    for name, path in data_dirs:
-        with open(os.path.join(path, f"standin-replica.{os.getpid()}"), "w", encoding="utf-8") as f:
-            f.write(f"written by the pegasus_server stand-in, pid {os.getpid()}\n")
-        log.info("data dir %s:%s ready", name, path)
-    if config.has_option("replication", "slog_dir"):
-        slog = config.get("replication", "slog_dir").strip()
-        if slog:  # empty means "under data_dir", as in the real server
-            if not slog.startswith("/"):
-                raise Refusal(f"[replication] slog_dir {slog!r} is not an absolute path")
-            try:
-                os.makedirs(slog, exist_ok=True)
-            except OSError as e:
-                raise Refusal(f"[replication] slog_dir {slog} cannot be created: {e.strerror}") from e
-            log.info("slog dir %s ready", slog)
-
-
-# ---------------------------------------------------------------- binding address
 
 def interface_ipv4(name: str) -> str | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -201,228 +243,613 @@ def interface_ipv4(name: str) -> str | None:
     return socket.inet_ntoa(answer[20:24])
 
 
-def is_loopback(name: str) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def is_docker(name: str, address: str) -> bool:
+    return "docker" in name or address == "172.17.42.1"
+
+
+def local_ipv4(config: Config) -> str:
+    """network::get_local_ipv4 (network.cpp, all tags): explicit_host_address, else the
+    named primary_interface (rpc_address::ipv4_from_network_interface), else the first
+    site-local non-docker address when it is empty; when that yields nothing, the
+    address of gethostname() (a named interface that is missing falls back too)."""
+    explicit = config.get("network", "explicit_host_address", "")
+    if explicit:
         try:
-            answer = fcntl.ioctl(s.fileno(), 0x8913, struct.pack("256s", name.encode()[:15]))  # SIOCGIFFLAGS
+            return socket.gethostbyname(explicit)
         except OSError:
-            return True  # gone since it was listed: never a candidate
-    return bool(struct.unpack("H", answer[16:18])[0] & 0x8)  # IFF_LOOPBACK
-
-
-def binding_address(config: configparser.ConfigParser) -> str:
-    named = config.get("network", "primary_interface", fallback="").strip()
-    if named:  # an interface named explicitly is used as is, loopback included
+            pass
+    named = config.get("network", "primary_interface", "")
+    if named:
         address = interface_ipv4(named)
-        if address is None:
-            raise Refusal(f"[network] primary_interface {named!r} has no IPv4 address on this host")
-        return address
-    seen = []
-    # Like the real server: the kernel's order, no loopback, no Docker bridge
-    # (a name with "docker", or Docker's old default 172.17.42.1).
-    for _, name in sorted(socket.if_nameindex()):
-        address = interface_ipv4(name)
-        if address is None or is_loopback(name) or "docker" in name or address == "172.17.42.1":
-            continue
-        seen.append(f"{name}={address}")
-        if any(ipaddress.IPv4Address(address) in net for net in PRIVATE_NETWORKS):
+        if address is not None:
             return address
-    raise Refusal("[network] primary_interface is empty and no interface has a private IPv4 address "
-                  f"(10/8, 172.16/12, 192.168/16); seen: {', '.join(seen) or 'none'}; name the interface to use")
-
-
-def listen(address: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        log.error("get ip address from network interface(%s) failed", named)
+    else:
+        for _, name in sorted(socket.if_nameindex()):
+            address = interface_ipv4(name)
+            if address and not is_docker(name, address) and any(
+                    ipaddress.IPv4Address(address) in net for net in SITE_LOCAL):
+                return address
+        log.error("get ip address from network interface() failed")
+    host = socket.gethostname()
     try:
-        sock.bind((address, port))
+        address = socket.gethostbyname(host)
+    except OSError as e:
+        raise Refusal(f"[network] primary_interface {named!r} gave no IPv4 address and ipv4_from_host for "
+                      f"'{host}' failed: {e}") from e
+    log.warning("using the address %s of host name %s", address, host)
+    return address
+
+
+def reverse_name(ip: str) -> str | None:
+    try:
+        return socket.getnameinfo((ip, 0), socket.NI_NAMEREQD)[0]
+    except OSError:
+        return None
+
+
+def node_name(ip: str, port: int) -> str:
+    """How a node is named: rpc_address "ip:port" up to 2.5; host_port "host:port" from
+    2.6 (rpc_host_port.cpp, master: host_port::from_address, NI_NAMEREQD)."""
+    if release() < (2, 6):
+        return f"{ip}:{port}"
+    host = reverse_name(ip)
+    return f"{host}:{port}" if host else f"{ip}:{port}"
+
+
+def role_port(config: Config, role: str) -> int:
+    section = f"apps.{role}"
+    if section not in config.sections:
+        raise Refusal(f"-app_list {role}: config.ini has no [{section}] section")
+    ports = split_list(config.get(section, "ports", ""))
+    if not ports or not ports[0].isdigit():
+        raise Refusal(f"[{section}] ports is not a port number")
+    return int(ports[0])
+
+
+def prepare_replica_dirs(config: Config) -> list[str]:
+    """data_dirs name:path entries; missing ones are created (fs_manager, all tags)."""
+    dirs = []
+    for entry in split_list(config.get("replication", "data_dirs")):
+        name, sep, path = entry.partition(":")
+        if not sep:
+            name, path = "default", entry
+        if not path.startswith("/"):
+            raise Refusal(f"[replication] data_dirs entry {entry!r} is not name:/absolute/path")
+        try:
+            os.makedirs(os.path.join(path, "reps"), exist_ok=True)
+        except OSError as e:
+            raise Refusal(f"[replication] data_dirs {name}:{path} cannot be created: {e.strerror}") from e
+        dirs.append(path)
+    if not dirs:
+        raise Refusal("[replication] data_dirs is empty")
+    if release() < (2, 6):
+        slog = config.get("replication", "slog_dir", "")
+        if slog:
+            try:
+                os.makedirs(slog, exist_ok=True)
+            except OSError as e:
+                raise Refusal(f"[replication] slog_dir {slog} cannot be created: {e.strerror}") from e
+    return dirs
+
+
+class FdOptions:
+    """[replication] fd_* (replication_common.cpp) and [meta_server] restart throttling
+    (meta_options.cpp at v2.4.0/v2.5.0, meta_server_failure_detector.cpp at master).
+    Code defaults: check 2, beacon 3, lease 9, grace 10 up to 2.5 and 20/22 on master;
+    the config.ini of every tag sets 2/3/20/22."""
+
+    def __init__(self, config: Config):
+        lease, grace = (9, 10) if release() < (2, 6) else (20, 22)
+        self.check = config.integer("replication", "fd_check_interval_seconds", 2)
+        self.beacon = config.integer("replication", "fd_beacon_interval_seconds", 3)
+        self.lease = config.integer("replication", "fd_lease_seconds", lease)
+        self.grace = config.integer("replication", "fd_grace_seconds", grace)
+        self.stable_seconds = config.integer("meta_server", "stable_rs_min_running_seconds", 600)
+        self.max_unstable = config.integer("meta_server", "max_succssive_unstable_restart", 5)
+        if release() >= (2, 6) and not self.grace > self.lease:  # meta_service.cpp, replica_stub.cpp (master)
+            raise Refusal(f"[replication] fd_grace_seconds ({self.grace}) must be greater than "
+                          f"fd_lease_seconds ({self.lease})")
+
+
+# ---------------------------------------------------------------- HTTP plumbing
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "pegasus_server_standin"
+    role = None  # set per server
+
+    def log_message(self, fmt, *args):
+        log.debug("http %s", fmt % args)
+
+    def send(self, status: int, body, location: str | None = None) -> None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body, separators=(",", ":")).encode()
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Type", "application/json" if not isinstance(body, str) else "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        parts = urlsplit(self.path)
+        args = parse_qsl(parts.query, keep_blank_values=True)
+        try:
+            if parts.path == "/version":
+                self.send(200, {"Version": RELEASE, "GitCommit": GIT_COMMIT})
+                return
+            status, body, location = self.role.http(parts.path, args)
+        except Exception as e:  # noqa: BLE001 - answer, log, keep serving
+            log.exception("http %s", self.path)
+            status, body, location = 500, str(e), None
+        self.send(status, body, location)
+
+
+def serve_http(port: int, role) -> ThreadingHTTPServer:
+    handler = type("RoleHandler", (Handler,), {"role": role})
+    try:
+        server = ThreadingHTTPServer(("0.0.0.0", port), handler)  # asio binds address_v4::any()
+    except OSError as e:
+        raise Refusal(f"cannot listen on port {port}: {e.strerror}; is another server running?") from e
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
+    return server
+
+
+def udp_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("0.0.0.0", port))
     except OSError as e:
         sock.close()
-        raise Refusal(f"cannot listen on {address}:{port}: {e.strerror}; is another server running?") from e
-    sock.listen(64)
+        raise Refusal(f"cannot bind udp port {port}: {e.strerror}") from e
     return sock
 
 
-def accept_and_close(sock: socket.socket) -> None:
-    while True:
+def http_json(address: str, path: str, timeout: float = 2.0) -> tuple[int, object]:
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        data = response.read()
         try:
-            conn, _ = sock.accept()
-        except OSError:
-            return  # socket closed at shutdown
+            return response.status, json.loads(data or b"null")
+        except ValueError:
+            return response.status, data.decode(errors="replace")
+    finally:
         conn.close()
-
-
-def request(method: str, address: str, path: str, body: dict | None = None, hops: int = 3) -> dict:
-    """HTTP request to a meta that follows redirects (for POST too, as the real client does)."""
-    for _ in range(hops + 1):
-        host, port = address.rsplit(":", 1)
-        conn = http.client.HTTPConnection(host, int(port), timeout=2)
-        try:
-            data = json.dumps(body).encode() if body is not None else None
-            conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
-            if response.status in (301, 302, 307):
-                address = urlsplit(response.getheader("Location", "")).netloc
-                continue
-            if response.status != 200:
-                raise OSError(f"HTTP {response.status} from {address}{path}")
-            return {"answered_by": address, "body": json.loads(payload or b"{}")}
-        finally:
-            conn.close()
-    raise OSError(f"too many redirects from {path}")
-
-
-def first_answer(metas: list[str], method: str, path: str, body: dict | None = None) -> str:
-    errors = []
-    for meta in metas:
-        try:
-            return f"{path} answered by {request(method, meta, path, body)['answered_by']}"
-        except (OSError, ValueError, http.client.HTTPException) as e:
-            errors.append(f"{meta}: {e}")
-    return f"no meta server answered {path} ({'; '.join(errors)})"
-
-
-def poll(stop: threading.Event, interval: float, attempt) -> None:
-    """Call attempt() every interval seconds; log only when its result changes."""
-    last = None
-    while not stop.is_set():
-        result = attempt()
-        if result != last:
-            log.info("%s", result)
-            last = result
-        stop.wait(interval)
 
 
 # ---------------------------------------------------------------- meta server
 
+def health(part: dict) -> tuple[int, bool, bool, bool]:
+    """(replica count, fully healthy, write unhealthy, read unhealthy), as meta_http_service.cpp."""
+    count = (1 if part["primary"] else 0) + len(part["secondaries"])
+    if part["primary"]:
+        return count, count >= part["max_replica_count"], count < 2 and count < part["max_replica_count"], False
+    return count, False, True, True
+
+
 class Meta:
-    def __init__(self, facts: dict, address: str, stop: threading.Event):
-        from kazoo.client import KazooClient, KazooState  # only the meta needs ZooKeeper
-        self.facts, self.address, self.stop = facts, address, stop
-        self.nodes: dict[str, float] = {}
-        self.nodes_lock = threading.Lock()
+    def __init__(self, config: Config, ip: str, port: int, stop: threading.Event):
+        from kazoo.client import KazooClient, KazooState
+        self.config, self.stop = config, stop
+        self.port, self.ip = port, ip
+        self.me = node_name(ip, port)
+        self.fd = FdOptions(config)
+        self.root = config.get("meta_server", "cluster_root")
+        self.lock_path = config.get("meta_server", "distributed_lock_service_parameters")
+        self.server_list = split_list(config.get("meta_server", "server_list"))
+        self.resolved = [resolve_host_port(e, "[meta_server] server_list") for e in self.server_list]
+        self.zk_hosts = config.get("zookeeper", "hosts_list")
+        self.min_live = config.integer("meta_server", "min_live_node_count_for_unfreeze", 3)
+        self.assign_delay = config.integer("meta_server", "replica_assign_delay_ms_for_dropouts", 600000) / 1000
+        self.level = config.get("meta_server", "meta_function_level_on_start", "steady")
+        self.tables = self.default_tables(config)
+        self.lock = threading.RLock()
+        self.workers: dict[str, dict] = {}  # node -> {last_recv, alive, addr}
+        self.stability: dict[str, dict] = {}  # node -> {start, unstable}
+        self.apps: dict[str, dict] = {}  # leader's view, persisted in ZooKeeper
         self.is_leader = False
         self.election = None
-        self.zk = KazooClient(hosts=",".join(facts["zookeeper"]), timeout=10)
+        self.zk = KazooClient(hosts=self.zk_hosts, timeout=config.integer("zookeeper", "timeout_ms", 10000) / 1000)
 
         def on_state(state):
             log.info("ZooKeeper connection state: %s", state)
-            if state == KazooState.LOST and not stop.is_set():  # the real meta exits when its session expires
-                log.error("ZooKeeper session lost; exiting")
+            if state == KazooState.LOST and not stop.is_set():
+                log.error("ZooKeeper session expired; exiting")
                 stop.exit_code = 1
                 stop.set()
         self.zk.add_listener(on_state)
 
+    @staticmethod
+    def default_tables(config: Config) -> list[dict]:
+        """[meta_server.apps.*] sections (meta_options.cpp / server_state.cpp): the
+        tables the leader creates at its first start."""
+        tables = []
+        for section in config.sections:
+            if section.startswith("meta_server.apps."):
+                tables.append({"app_name": config.get(section, "app_name"),
+                               "app_type": config.get(section, "app_type", "pegasus"),
+                               "partition_count": config.integer(section, "partition_count", 1),
+                               "max_replica_count": config.integer(section, "max_replica_count", 3),
+                               "is_stateful": config.get(section, "stateful", "true") == "true"})
+        return tables
+
     def start(self) -> None:
-        facts = self.facts
+        zoo_log = self.config.get("zookeeper", "logfile", "zoo.log")
+        try:  # relative to the working directory, like the real ZooKeeper C client's log
+            handler = logging.FileHandler(zoo_log, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s:%(levelname)s:%(message)s"))
+            logging.getLogger("kazoo").addHandler(handler)
+            logging.getLogger("kazoo").setLevel(logging.INFO)
+        except OSError as e:
+            raise Refusal(f"cannot open [zookeeper] logfile {zoo_log} in {os.getcwd()}: {e.strerror}") from e
         try:
             self.zk.start(timeout=20)
-        except Exception as e:  # kazoo raises its own timeout type
+        except Exception as e:  # noqa: BLE001 - kazoo raises its own timeout type
             self.zk.stop()
-            raise Refusal(f"cannot reach ZooKeeper [zookeeper] hosts_list {','.join(facts['zookeeper'])}: {e}") from e
-        self.zk.ensure_path(facts["cluster_root"])
-        self.zk.ensure_path(facts["lock_path"])
-        # Each contender is an ephemeral node under the lock path holding its address;
-        # the first one holds the lock, so every meta can tell who leads.
-        self.election = self.zk.Election(facts["lock_path"], identifier=self.address)
-        threading.Thread(target=self.election.run, args=(self.lead,), daemon=True).start()
+            raise Refusal(f"cannot reach ZooKeeper [zookeeper] hosts_list {self.zk_hosts}: {e}") from e
+        self.zk.ensure_path(self.root)
+        self.zk.ensure_path(self.lock_path)
+        self.election = self.zk.Election(self.lock_path, identifier=self.me)
+        threading.Thread(target=self.election.run, args=(self.lead,), daemon=True, name="election").start()
+        threading.Thread(target=self.check_loop, daemon=True, name="fd-check").start()
 
+    # -- leadership and state in ZooKeeper
     def lead(self) -> None:
-        log.info("became the leader meta server at %s", self.address)
-        apps = f"{self.facts['cluster_root']}/apps"
-        self.zk.ensure_path(apps)
-        for table in self.facts["tables"]:
-            path = f"{apps}/{table['app_name']}"
-            if not self.zk.exists(path):
-                app_id = len(self.zk.get_children(apps)) + 1
-                self.zk.create(path, json.dumps({**table, "app_id": app_id, "status": "AVAILABLE"}).encode())
-                log.info("created default table %s (app_id %d)", table["app_name"], app_id)
-        self.is_leader = True
+        log.info("became the leader meta server at %s", self.me)
+        apps_path = f"{self.root}/apps"
+        self.zk.ensure_path(apps_path)
+        with self.lock:
+            for child in self.zk.get_children(apps_path):
+                self.apps[child] = json.loads(self.zk.get(f"{apps_path}/{child}")[0])
+            for table in self.tables:
+                if table["app_name"] not in self.apps:
+                    app_id = max((a["app_id"] for a in self.apps.values()), default=0) + 1
+                    app = {**table, "app_id": app_id, "create_second": int(time.time()), "envs": {},
+                           "partitions": [{"pidx": i, "ballot": 0, "primary": "", "secondaries": [],
+                                           "max_replica_count": table["max_replica_count"], "dropped": {}}
+                                          for i in range(table["partition_count"])]}
+                    self.apps[table["app_name"]] = app
+                    self.save(app)
+                    log.info("created default table %s (app_id %d)", table["app_name"], app_id)
+            # Nodes named in the partition configs a new leader loads get one grace
+            # period to beacon before they are declared dead.
+            for app in self.apps.values():
+                for part in app["partitions"]:
+                    for node in [part["primary"], *part["secondaries"]]:
+                        if node and node not in self.workers:
+                            self.workers[node] = {"last_recv": time.monotonic(), "alive": True, "addr": None}
+            self.is_leader = True
+        threading.Thread(target=self.guardian_loop, daemon=True, name="guardian").start()
         self.stop.wait()
+
+    def save(self, app: dict) -> None:
+        path = f"{self.root}/apps/{app['app_name']}"
+        data = json.dumps(app).encode()
+        if self.zk.exists(path):
+            self.zk.set(path, data)
+        else:
+            self.zk.create(path, data, makepath=True)
 
     def leader(self) -> str | None:
         if self.is_leader:
-            return self.address
-        contenders = self.election.contenders()
+            return self.me
+        contenders = self.election.contenders() if self.election else []
         return contenders[0] if contenders else None
 
-    def cluster(self) -> dict:
-        return {"meta_servers": ",".join(self.facts["meta_servers"]), "primary_meta_server": self.address,
-                "zookeeper_hosts": ",".join(self.facts["zookeeper"]), "zookeeper_root": self.facts["cluster_root"]}
+    def leader_address(self) -> str | None:
+        """The leader as ip:port (for acks: the replica connects to it)."""
+        leader = self.leader()
+        if not leader:
+            return None
+        try:
+            ip, port = resolve_host_port(leader, "leader")
+        except Refusal:
+            return None
+        return f"{ip}:{port}"
 
-    def node_table(self) -> dict:
-        now = time.monotonic()
-        with self.nodes_lock:
-            details = {a: {"address": a, "status": "ALIVE" if now - t < NODE_ALIVE_SECONDS else "UNALIVE"}
-                       for a, t in sorted(self.nodes.items())}
-        alive = sum(1 for d in details.values() if d["status"] == "ALIVE")
-        return {"details": details, "summary": {"total_node_count": len(details), "alive_node_count": alive,
-                                                "unalive_node_count": len(details) - alive}}
+    # -- failure detection, master side (failure_detector.cpp, meta_server_failure_detector.cpp)
+    def stable(self, node: str, start_time: int) -> bool:
+        w = self.stability.get(node)
+        if w is None:
+            self.stability[node] = {"start": start_time, "unstable": 0}
+            return True
+        if start_time == w["start"]:
+            if now_ms() - w["start"] >= self.fd.stable_seconds * 1000 and w["unstable"] > 0:
+                w["unstable"] = 0
+        elif start_time > w["start"]:
+            if start_time - w["start"] < self.fd.stable_seconds * 1000:
+                w["unstable"] += 1
+                log.warning("%s encounter an unstable restart, total_count(%d)", node, w["unstable"])
+            else:
+                w["unstable"] = 0
+            w["start"] = start_time
+        return w["unstable"] < self.fd.max_unstable
 
-    def apps(self) -> dict:
-        root, info = f"{self.facts['cluster_root']}/apps", {}
-        for child in sorted(self.zk.get_children(root)) if self.zk.exists(root) else []:
-            app = json.loads(self.zk.get(f"{root}/{child}")[0] or b"{}")
-            info[str(app.get("app_id"))] = {k: app.get(k) for k in ("app_name", "app_id", "partition_count", "status")}
-        return {"general_info": info}
+    def on_ping(self, ping: dict, source) -> dict | None:
+        node = str(ping.get("from", ""))
+        with self.lock:
+            if "start_time" in ping and not self.stable(node, int(ping["start_time"])):
+                log.warning("%s is unstable, don't response to it's beacon", node)
+                return None
+            ack = {"t": "ack", "time": ping.get("time"), "allowed": True}
+            if not self.is_leader:
+                ack.update(is_master=False, primary_node=self.leader_address() or "")
+                return ack
+            ack.update(is_master=True, primary_node=f"{self.ip}:{self.port}")
+            w = self.workers.get(node)
+            if w is None or not w["alive"]:
+                log.info("worker %s connected", node)
+                self.workers[node] = {"last_recv": time.monotonic(), "alive": True, "addr": list(source)}
+            else:
+                w["last_recv"], w["addr"] = time.monotonic(), list(source)
+            ack["config"] = self.config_of(node)
+            return ack
 
-    def beacon(self, body) -> None:
-        address = str(body.get("address", "")) if isinstance(body, dict) else ""
-        if not IPV4_PORT.match(address):
-            raise ValueError(f"beacon address {address!r} is not ip:port")
-        with self.nodes_lock:
-            if address not in self.nodes:
-                log.info("replica server %s reported for the first time", address)
-            self.nodes[address] = time.monotonic()
+    def config_of(self, node: str) -> dict:
+        out = {}
+        for app in self.apps.values():
+            for part in app["partitions"]:
+                role = "primary" if part["primary"] == node else "secondary" if node in part["secondaries"] else None
+                if role:
+                    out[f"{app['app_name']}.{part['pidx']}"] = {
+                        "role": role, "ballot": part["ballot"],
+                        "replicas": (1 if part["primary"] else 0) + len(part["secondaries"]),
+                        "secondaries": [self.workers.get(s, {}).get("addr") for s in part["secondaries"]]}
+        return out
 
-    def handler(self):
-        meta = self
+    def check_loop(self) -> None:
+        while not self.stop.wait(self.fd.check):
+            if not self.is_leader:
+                continue
+            now = time.monotonic()
+            with self.lock:
+                for node, w in self.workers.items():
+                    if w["alive"] and now - w["last_recv"] > self.fd.grace:
+                        log.warning("worker %s disconnected, no beacon for %.1f s", node, now - w["last_recv"])
+                        w["alive"] = False
+                        self.on_node_dead(node)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt, *args):  # beacons every second: keep them out of the log
-                log.debug("http %s", fmt % args)
+    # -- partitions (server_state.cpp, partition_guardian.cpp)
+    def frozen(self) -> bool:
+        return sum(1 for w in self.workers.values() if w["alive"]) < self.min_live
 
-            def reply(self, status: int, body: dict | None = None, location: str | None = None) -> None:
-                data = json.dumps(body if body is not None else {}).encode()
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def on_node_dead(self, node: str) -> None:
+        """The dead node's replicas drop out at once (downgrade to inactive); a lost
+        primary is replaced by a secondary only by the guardian, and not when frozen."""
+        for app in self.apps.values():
+            changed = False
+            for part in app["partitions"]:
+                if part["primary"] == node or node in part["secondaries"]:
+                    if part["primary"] == node:
+                        part["primary"] = ""
+                    else:
+                        part["secondaries"].remove(node)
+                    part["dropped"][node] = time.time()
+                    part["ballot"] += 1
+                    changed = True
+            if changed:
+                self.save(app)
 
-            def redirected(self) -> bool:
-                """Answer non-leader requests with a redirect to the leader."""
-                if meta.is_leader:
+    def guardian_loop(self) -> None:
+        while not self.stop.wait(0.5):
+            with self.lock:
+                if self.frozen():
+                    continue
+                alive = [n for n, w in self.workers.items() if w["alive"]]
+                load = {n: 0 for n in alive}
+                for app in self.apps.values():
+                    for part in app["partitions"]:
+                        for n in [part["primary"], *part["secondaries"]]:
+                            if n in load:
+                                load[n] += 1
+                for app in self.apps.values():
+                    changed = False
+                    for part in app["partitions"]:
+                        changed |= self.cure(part, alive, load)
+                    if changed:
+                        self.save(app)
+
+    def cure(self, part: dict, alive: list[str], load: dict) -> bool:
+        if not part["primary"]:
+            if part["secondaries"]:
+                part["primary"] = min(part["secondaries"], key=lambda n: load[n])
+                part["secondaries"].remove(part["primary"])
+            else:
+                candidates = [n for n in part["dropped"] if n in alive] if part["dropped"] else alive
+                if not candidates:
                     return False
-                leader = meta.leader()
-                if leader and leader != meta.address:
-                    self.reply(302, {"leader": leader}, location=f"http://{leader}{self.path}")
-                else:
-                    self.reply(503, {"error": "no leader meta server yet"})
-                return True
+                part["primary"] = min(candidates, key=lambda n: (load[n], n))
+                load[part["primary"]] += 1
+            part["dropped"].pop(part["primary"], None)
+            part["ballot"] += 1
+            return True
+        if 1 + len(part["secondaries"]) >= part["max_replica_count"]:
+            return False
+        members = {part["primary"], *part["secondaries"]}
+        returning = [n for n in part["dropped"] if n in alive and n not in members]
+        waited = time.time() - max(part["dropped"].values(), default=0) >= self.assign_delay
+        others = [n for n in alive if n not in members] if (waited or not part["dropped"]) else []
+        candidates = returning or others
+        if not candidates:
+            return False
+        chosen = min(candidates, key=lambda n: (load[n], n))
+        part["secondaries"].append(chosen)
+        part["dropped"].pop(chosen, None)
+        load[chosen] += 1
+        part["ballot"] += 1
+        return True
 
-            def do_GET(self):
-                pages = {"/meta/cluster": meta.cluster, "/meta/nodes": meta.node_table, "/meta/apps": meta.apps}
-                if self.path not in pages:
-                    self.reply(404, {"error": f"unknown path {self.path}"})
-                elif not self.redirected():
-                    self.reply(200, pages[self.path]())
+    # -- HTTP
+    def http(self, path: str, args: list[tuple[str, str]]):
+        if not path.startswith("/meta/"):
+            return 404, "Not Found", None
+        names = [k for k, _ in args]
+        allowed = {"/meta/app": {"name", "detail"}}.get(path, {"detail"})
+        if any(k not in allowed for k in names):
+            return 400, "", None
+        if not self.is_leader:
+            leader = self.leader()
+            location = f"http://{leader}/{path.lstrip('/')}"
+            if args:
+                location += "?" + "&".join(f"{k}={v}" for k, v in args)
+            return 307, "", location
+        detail = "detail" in names
+        with self.lock:
+            if path == "/meta/nodes":
+                return 200, self.nodes_page(detail), None
+            if path == "/meta/cluster":
+                return 200, self.cluster_page(), None
+            if path == "/meta/apps":
+                return 200, self.apps_page(detail), None
+            if path == "/meta/app":
+                name = dict(args).get("name", "")
+                if not name and release() >= (2, 6):
+                    return 400, "app name shouldn't be empty", None
+                if name not in self.apps:
+                    return 404, f'table not found: "{name}"', None
+                return 200, self.app_page(self.apps[name], detail), None
+        return 404, "Not Found", None
 
-            def do_POST(self):
-                if self.path != "/meta/beacon":
-                    self.reply(404, {"error": f"unknown path {self.path}"})
-                elif not self.redirected():
-                    try:
-                        meta.beacon(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-                    except ValueError as e:
-                        self.reply(400, {"error": str(e)})
-                        return
-                    self.reply(200, {"status": "ok"})
+    def sort_key(self, node: str):
+        host, _, port = node.rpartition(":")
+        if release() < (2, 6):
+            try:
+                return (int(ipaddress.IPv4Address(host)), int(port))
+            except ValueError:
+                pass
+        return (host, int(port)) if release() >= (2, 6) else (0, node)
 
-        return Handler
+    def nodes_page(self, detail: bool) -> dict:
+        counts = {n: [0, 0] for n in self.workers}
+        for app in self.apps.values():
+            for part in app["partitions"]:
+                if part["primary"] in counts:
+                    counts[part["primary"]][0] += 1
+                for s in part["secondaries"]:
+                    if s in counts:
+                        counts[s][1] += 1
+        details = {}
+        for node in sorted(self.workers, key=self.sort_key):
+            row = {"address": node, "status": "ALIVE" if self.workers[node]["alive"] else "UNALIVE"}
+            if detail:
+                p, s = counts[node]
+                row.update(replica_count=str(p + s), primary_count=str(p), secondary_count=str(s))
+            details[node] = row
+        alive = sum(1 for w in self.workers.values() if w["alive"])
+        return {"details": details, "summary": {"total_node_count": str(len(self.workers)),
+                                                "alive_node_count": str(alive),
+                                                "unalive_node_count": str(len(self.workers) - alive)}}
+
+    def cluster_page(self) -> dict:
+        if release() < (2, 6):
+            metas = ",".join(f"{ip}:{port}" for ip, port in self.resolved)
+            zk = "".join(self.zk_hosts.split()) if release() < (2, 5) else self.zk_hosts
+            balance = "total=0"
+        else:
+            metas, zk, balance = ",".join(self.server_list), self.zk_hosts, json.dumps({"total": 0},
+                                                                                      separators=(",", ":"))
+        primaries, totals = {}, {}
+        for n, w in self.workers.items():
+            if w["alive"]:
+                primaries[n], totals[n] = 0, 0
+        for app in self.apps.values():
+            for part in app["partitions"]:
+                for n in [part["primary"], *part["secondaries"]]:
+                    if n in totals:
+                        totals[n] += 1
+                if part["primary"] in primaries:
+                    primaries[part["primary"]] += 1
+        std = lambda v: statistics.pstdev(v) if len(v) > 1 else 0.0  # noqa: E731
+        return {"meta_servers": metas, "primary_meta_server": self.me, "zookeeper_hosts": zk,
+                "zookeeper_root": self.root, "meta_function_level": self.level,
+                "balance_operation_count": balance,
+                "primary_replica_count_stddev": f"{std(list(primaries.values())):.2f}",
+                "total_replica_count_stddev": f"{std(list(totals.values())):.2f}"}
+
+    def apps_page(self, detail: bool) -> dict:
+        apps = sorted(self.apps.values(), key=lambda a: a["app_id"])
+        general = {}
+        for a in apps:
+            general[str(a["app_id"])] = {
+                "app_id": str(a["app_id"]), "status": "AVAILABLE", "app_name": a["app_name"],
+                "app_type": a["app_type"], "partition_count": str(a["partition_count"]),
+                "replica_count": str(a["max_replica_count"]), "is_stateful": "true" if a["is_stateful"] else "false",
+                "create_time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a["create_second"])),
+                "drop_time": "-", "drop_expire": "-", "envs_count": str(len(a["envs"]))}
+        page = {"general_info": general}
+        summary = {"total_app_count": str(len(apps))}
+        if detail and apps:
+            info, totals = {}, [0, 0, 0, 0]
+            for a in apps:
+                flags = [health(p) for p in a["partitions"]]
+                fully = sum(1 for f in flags if f[1])
+                wu = sum(1 for f in flags if f[2])
+                ru = sum(1 for f in flags if f[3])
+                info[str(a["app_id"])] = {"app_id": str(a["app_id"]), "app_name": a["app_name"],
+                                          "partition_count": str(a["partition_count"]),
+                                          "fully_healthy": str(fully), "unhealthy": str(a["partition_count"] - fully),
+                                          "write_unhealthy": str(wu), "read_unhealthy": str(ru)}
+                totals[0 if fully == a["partition_count"] else 1] += 1
+                totals[2] += wu > 0
+                totals[3] += ru > 0
+            page["healthy_info"] = info
+            summary.update(fully_healthy_app_count=str(totals[0]), unhealthy_app_count=str(totals[1]),
+                           write_unhealthy_app_count=str(totals[2]), read_unhealthy_app_count=str(totals[3]))
+        page["summary"] = summary
+        return page
+
+    def app_page(self, app: dict, detail: bool) -> dict:
+        parts = app["partitions"]
+        page = {"general": {"app_name": app["app_name"], "app_id": str(app["app_id"]),
+                            "partition_count": str(app["partition_count"]),
+                            "max_replica_count": str(parts[0]["max_replica_count"] if parts else 0)}}
+        if not detail:
+            return page
+        replicas, stats, fully, wu, ru = {}, {}, 0, 0, 0
+        for p in parts:
+            count, f, w, r = health(p)
+            fully, wu, ru = fully + f, wu + w, ru + r
+            replicas[str(p["pidx"])] = {"pidx": str(p["pidx"]), "ballot": str(p["ballot"]),
+                                        "replica_count": f"{count}/{p['max_replica_count']}",
+                                        "primary": p["primary"] or "-",
+                                        "secondaries": "[" + ",".join(p["secondaries"]) + "]"}
+            if p["primary"]:
+                stats.setdefault(p["primary"], [0, 0])[0] += 1
+            for s in p["secondaries"]:
+                stats.setdefault(s, [0, 0])[1] += 1
+        nodes = {}
+        for n in sorted(stats, key=self.sort_key):
+            pc, sc = stats[n]
+            nodes[n] = {"node": n, "primary": str(pc), "secondary": str(sc), "total": str(pc + sc)}
+        tp, ts = sum(v[0] for v in stats.values()), sum(v[1] for v in stats.values())
+        nodes["total"] = {"node": "total", "primary": str(tp), "secondary": str(ts), "total": str(tp + ts)}
+        page.update(replicas=replicas, nodes=nodes, healthy={
+            "fully_healthy_partition_count": str(fully),
+            "unhealthy_partition_count": str(app["partition_count"] - fully),
+            "write_unhealthy_partition_count": str(wu), "read_unhealthy_partition_count": str(ru)})
+        return page
+
+    def serve_udp(self, sock: socket.socket) -> None:
+        while not self.stop.is_set():
+            try:
+                data, source = sock.recvfrom(65536)
+                ping = json.loads(data)
+            except OSError:
+                return
+            except ValueError:
+                continue
+            if not isinstance(ping, dict) or ping.get("t") != "ping":
+                continue
+            ack = self.on_ping(ping, source)
+            if ack is not None:
+                try:
+                    sock.sendto(json.dumps(ack).encode(), source)
+                except OSError as e:
+                    log.warning("cannot answer %s: %s", source, e)
 
     def close(self) -> None:
         if self.election is not None:
@@ -431,19 +858,155 @@ class Meta:
         self.zk.close()
 
 
+# ---------------------------------------------------------------- replica server
+
+class Replica:
+    """Worker side of the failure detector (failure_detector.cpp): a beacon every
+    fd_beacon_interval_seconds to the current meta from the replica port over UDP; a
+    non-master ack points at the leader; no ack within 2/3 of the interval moves on
+    to the next meta of the list; without an ack for fd_lease_seconds the node
+    serves nothing (its replicas go inactive)."""
+
+    def __init__(self, config: Config, ip: str, port: int, data_dirs: list[str], stop: threading.Event):
+        self.config, self.stop, self.ip, self.port = config, stop, ip, port
+        self.me = node_name(ip, port)
+        self.fd = FdOptions(config)
+        self.metas = [f"{ip}:{p}" for ip, p in (resolve_host_port(e, "[meta_server] server_list")
+                                                for e in split_list(config.get("meta_server", "server_list")))]
+        self.current = random.randrange(len(self.metas))
+        self.target: str = self.metas[self.current]
+        self.start_time = now_ms()
+        self.last_ack = 0.0
+        self.lock = threading.Lock()
+        self.roles: dict[str, dict] = {}
+        self.min_replicas = config.integer("replication", "mutation_2pc_min_replica_count", 2)
+        self.store_path = os.path.join(data_dirs[0], "reps", "standin-data.json")
+        try:
+            with open(self.store_path, encoding="utf-8") as f:
+                self.data = json.load(f)
+        except (OSError, ValueError):
+            self.data = {}
+        self.sock: socket.socket | None = None
+
+    def run(self, sock: socket.socket) -> None:
+        self.sock = sock
+        threading.Thread(target=self.receive, daemon=True, name="fd-recv").start()
+        while not self.stop.is_set():
+            sent = time.monotonic()
+            ping = {"t": "ping", "from": self.me, "to": self.target, "time": now_ms(), "start_time": self.start_time}
+            host, port = self.target.rsplit(":", 1)
+            try:
+                sock.sendto(json.dumps(ping).encode(), (host, int(port)))
+            except OSError as e:
+                log.warning("ping master(%s) failed: %s", self.target, e)
+            self.stop.wait(self.fd.beacon * 2 / 3)
+            if self.last_ack < sent:  # beacon timeout: try the next meta server
+                log.warning("ping master(%s) failed, timeout", self.target)
+                self.current = (self.current + 1) % len(self.metas)
+                self.target = self.metas[self.current]
+            if time.monotonic() - self.last_ack > self.fd.lease and self.roles:
+                log.warning("lease expired: master %s disconnected, replicas go inactive", self.target)
+                with self.lock:
+                    self.roles = {}
+            self.stop.wait(max(0.0, self.fd.beacon - (time.monotonic() - sent)))
+
+    def receive(self) -> None:
+        while not self.stop.is_set():
+            try:
+                data, _ = self.sock.recvfrom(65536)
+                ack = json.loads(data)
+            except OSError:
+                return
+            except ValueError:
+                continue
+            if not isinstance(ack, dict) or ack.get("t") != "ack":
+                continue
+            if not ack.get("is_master"):
+                if ack.get("primary_node"):
+                    self.target = ack["primary_node"]
+                continue
+            self.last_ack = time.monotonic()
+            with self.lock:
+                self.roles = ack.get("config", {})
+
+    def http(self, path: str, args: list[tuple[str, str]]):
+        q = dict(args)
+        if path not in ("/standin/put", "/standin/get", "/standin/replicate"):
+            return 404, "Not Found", None
+        gpid = f"{q.get('table', '')}.{q.get('partition', '')}"
+        with self.lock:
+            role = self.roles.get(gpid)
+        if path == "/standin/replicate":
+            if not role or role["role"] != "secondary":
+                return 409, {"error": f"ERR_INVALID_STATE: {self.me} is not a secondary of {gpid}"}, None
+            self.write(gpid, q.get("key", ""), q.get("value", ""))
+            return 200, {"ok": True}, None
+        if not role or role["role"] != "primary":
+            return 409, {"error": f"ERR_INVALID_STATE: {self.me} is not the primary of {gpid}"}, None
+        if path == "/standin/get":
+            return 200, {"ok": True, "value": self.data.get(gpid, {}).get(q.get("key", ""))}, None
+        if role["replicas"] < self.min_replicas:
+            return 503, {"error": f"ERR_NOT_ENOUGH_MEMBER: {gpid} has {role['replicas']} replica(s), "
+                                  f"a write needs {self.min_replicas}"}, None
+        for addr in role.get("secondaries", []):
+            if addr:  # the secondary's TCP port is its replica port
+                try:
+                    http_json(f"{addr[0]}:{addr[1]}",
+                              f"/standin/replicate?table={quote(q['table'])}&partition={q['partition']}"
+                              f"&key={quote(q.get('key', ''))}&value={quote(q.get('value', ''))}", timeout=1)
+                except (OSError, http.client.HTTPException):
+                    pass
+        self.write(gpid, q.get("key", ""), q.get("value", ""))
+        return 200, {"ok": True}, None
+
+    def write(self, gpid: str, key: str, val: str) -> None:
+        with self.lock:
+            self.data.setdefault(gpid, {})[key] = val
+            tmp = self.store_path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.data, f)
+            os.replace(tmp, self.store_path)
+
+
+class Collector:
+    def __init__(self, config: Config, stop: threading.Event):
+        self.metas = split_list(config.get("meta_server", "server_list"))
+        self.stop = stop
+
+    def run(self) -> None:
+        last = None
+        while not self.stop.wait(2.0):
+            result = "no meta server answered /meta/cluster"
+            for meta in self.metas:
+                try:
+                    status, _ = http_json(meta, "/meta/cluster")
+                    result = f"/meta/cluster answered {status} by {meta}"
+                    break
+                except (OSError, http.client.HTTPException):
+                    continue
+            if result != last:
+                log.info("%s", result)
+                last = result
+
+    def http(self, path, args):
+        return 404, "Not Found", None
+
+
 # ---------------------------------------------------------------- main
 
-def setup_log(config: configparser.ConfigParser) -> None:
-    """Log to <data_dir>/log/pegasus.log; errors also go to stderr (the journal)."""
-    data_dir = value(config, "core", "data_dir")
-    if not data_dir.startswith("/"):
-        raise Refusal(f"[core] data_dir {data_dir!r} is not an absolute path")
+def setup_log(config: Config) -> None:
+    """simple_logger (simple_logger.cpp, all tags): log.<n>.txt under <[core] data_dir>/log;
+    errors also to stderr (the journal)."""
+    data_dir = config.get("core", "data_dir")
+    log_dir = os.path.join(data_dir, "log")
     try:
-        os.makedirs(os.path.join(data_dir, "log"), exist_ok=True)
-        handler = logging.FileHandler(os.path.join(data_dir, "log", "pegasus.log"), encoding="utf-8")
+        os.makedirs(log_dir, exist_ok=True)
+        index = 1 + max((int(n[4:-4]) for n in os.listdir(log_dir)
+                         if n.startswith("log.") and n.endswith(".txt") and n[4:-4].isdigit()), default=0)
+        handler = logging.FileHandler(os.path.join(log_dir, f"log.{index}.txt"), encoding="utf-8")
     except OSError as e:
         raise Refusal(f"cannot write logs under [core] data_dir {data_dir}: {e.strerror}") from e
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(threadName)s] %(message)s"))
+    handler.setFormatter(logging.Formatter("%(levelname).1s%(asctime)s [%(threadName)s] %(message)s"))
     log.addHandler(handler)
     errors = logging.StreamHandler(sys.stderr)
     errors.setLevel(logging.WARNING)
@@ -454,19 +1017,18 @@ def setup_log(config: configparser.ConfigParser) -> None:
 
 def run(argv: list[str]) -> int:
     config_path, role = check_invocation(argv)
-    config = read_config(config_path)
+    config = Config(config_path)
+    config.check_no_variables()
     setup_log(config)
-    facts = check_common(config)
-    if role == "meta":
-        facts.update(check_meta(config))
-    address = binding_address(config)
-    if role == "replica":
-        prepare_replica_dirs(config)
-    port = ROLE_PORTS[role]
-    endpoint = f"{address}:{port}"
-    log.info("pegasus_server stand-in starting: role=%s address=%s cluster_root=%s meta_servers=%s "
-             "zookeeper=%s pid=%d", role, endpoint, facts["cluster_root"], ",".join(facts["meta_servers"]),
-             ",".join(facts["zookeeper"]), os.getpid())
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    port = role_port(config, role)
+    ip = local_ipv4(config)
+    if release() >= (2, 6) and reverse_name(ip) is None:  # rpc_engine.cpp / rpc_host_port.cpp (master)
+        raise Refusal(f"'{ip}:{port}' can not be reverse resolved (getnameinfo NI_NAMEREQD found no name "
+                      "for this server's address)")
+    log.info("pegasus_server stand-in %s (%s) starting: role=%s primary_address=%s node=%s cwd=%s pid=%d",
+             RELEASE, GIT_COMMIT, role, f"{ip}:{port}", node_name(ip, port), os.getcwd(), os.getpid())
 
     stop = threading.Event()
     stop.exit_code = 0
@@ -479,26 +1041,24 @@ def run(argv: list[str]) -> int:
 
     closers = []
     if role == "meta":
-        meta = Meta(facts, endpoint, stop)
-        try:  # bind before ZooKeeper so that a busy port is reported at once
-            server = ThreadingHTTPServer((address, port), meta.handler())
-        except OSError as e:
-            raise Refusal(f"cannot listen on {endpoint}: {e.strerror}; is another server running?") from e
-        server.daemon_threads = True
-        closers += [server.shutdown, server.server_close, meta.close]
+        meta = Meta(config, ip, port, stop)
+        server = serve_http(port, meta)
+        sock = udp_socket(port)
+        closers += [server.shutdown, server.server_close, sock.close, meta.close]
         meta.start()
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=meta.serve_udp, args=(sock,), daemon=True, name="fd-udp").start()
+    elif role == "replica":
+        replica = Replica(config, ip, port, prepare_replica_dirs(config), stop)
+        server = serve_http(port, replica)
+        sock = udp_socket(port)
+        closers += [server.shutdown, server.server_close, sock.close]
+        threading.Thread(target=replica.run, args=(sock,), daemon=True, name="fd-beacon").start()
     else:
-        sock = listen(address, port)
-        closers.append(sock.close)
-        threading.Thread(target=accept_and_close, args=(sock,), daemon=True).start()
-        if role == "replica":  # beacon every second, as replicas report to the meta
-            interval, attempt = 1.0, partial(first_answer, facts["meta_servers"], "POST", "/meta/beacon",
-                                             {"address": endpoint})
-        else:
-            interval, attempt = 2.0, partial(first_answer, facts["meta_servers"], "GET", "/meta/cluster")
-        threading.Thread(target=poll, args=(stop, interval, attempt), daemon=True).start()
-    log.info("%s server ready on %s", role, endpoint)
+        collector = Collector(config, stop)
+        server = serve_http(port, collector)
+        closers += [server.shutdown, server.server_close]
+        threading.Thread(target=collector.run, daemon=True, name="collector").start()
+    log.info("%s server ready on port %d", role, port)
 
     while not stop.wait(0.5):
         pass
@@ -512,7 +1072,7 @@ def main() -> int:
     try:
         return run(sys.argv[1:])
     except Refusal as e:
-        if log.handlers:  # the log file and stderr
+        if log.handlers:
             log.error("refusing to start: %s", e)
         else:
             print(f"pegasus_server: refusing to start: {e}", file=sys.stderr)

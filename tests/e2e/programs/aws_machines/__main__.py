@@ -17,6 +17,9 @@ vpc = aws.ec2.Vpc("vpc", cidr_block="10.0.0.0/16")
 subnet = aws.ec2.Subnet("subnet", vpc_id=vpc.id, cidr_block="10.0.1.0/24",
                         availability_zone=zones.names[0])
 group = aws.ec2.SecurityGroup("group", vpc_id=vpc.id)
+# The local cloud enforces security groups: SSH from the host's bridge address.
+aws.vpc.SecurityGroupIngressRule("group-ssh", security_group_id=group.id, ip_protocol="tcp",
+                                 from_port=22, to_port=22, cidr_ipv4="10.0.0.0/8")
 key = aws.ec2.KeyPair("key", public_key=config.require("publicKey"))
 server = aws.ec2.Instance(
     "server-0", ami=ami.id, instance_type="t3.small", subnet_id=subnet.id,

@@ -1,0 +1,98 @@
+"""Client helper for the pegasus_server stand-in's test-double data endpoints.
+
+Not a Pegasus client: it drives the stand-in's `/standin/put` and `/standin/get`
+(see pegasus_server.py) on each partition's primary, as a Pegasus client would
+route requests, and counts failures. Usage:
+
+    client = StandinClient(["10.0.0.1:34601", "10.0.0.2:34601"], table="stat")
+    stats = client.run_load(seconds=30, interval=0.2)   # {"ok": n, "failed": n, "errors": {...}}
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from urllib.parse import quote, urlsplit
+
+
+def get(address: str, path: str, timeout: float = 2.0, hops: int = 3) -> tuple[int, object]:
+    """GET that follows the MetaServers' 307 redirects; (status, parsed JSON or text)."""
+    for _ in range(hops + 1):
+        host, port = address.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status == 307:
+                location = urlsplit(response.getheader("Location", ""))
+                address, path = location.netloc, location.path + (f"?{location.query}" if location.query else "")
+                continue
+            try:
+                return response.status, json.loads(body or b"null")
+            except ValueError:
+                return response.status, body.decode(errors="replace")
+        finally:
+            conn.close()
+    raise OSError(f"too many redirects for {path}")
+
+
+class StandinClient:
+    def __init__(self, metas: list[str], table: str = "stat"):
+        self.metas, self.table = list(metas), table
+        self.primaries: dict[int, str] = {}
+
+    def refresh(self) -> None:
+        """Partition -> primary from /meta/app?name=T&detail (any MetaServer; followers redirect)."""
+        errors = []
+        for meta in self.metas:
+            try:
+                status, body = get(meta, f"/meta/app?name={quote(self.table)}&detail")
+            except (OSError, http.client.HTTPException) as e:
+                errors.append(f"{meta}: {e}")
+                continue
+            if status == 200:
+                self.primaries = {int(p): r["primary"] for p, r in body["replicas"].items()}
+                return
+            errors.append(f"{meta}: HTTP {status} {body}")
+        raise OSError("; ".join(errors))
+
+    def call(self, op: str, partition: int, key: str, value: str = "") -> tuple[bool, str]:
+        if not self.primaries:
+            self.refresh()
+        primary = self.primaries.get(partition, "-")
+        if primary == "-":
+            return False, f"partition {partition} has no primary"
+        path = f"/standin/{op}?table={quote(self.table)}&partition={partition}&key={quote(key)}"
+        if op == "put":
+            path += f"&value={quote(value)}"
+        try:
+            status, body = get(primary, path)
+        except (OSError, http.client.HTTPException) as e:
+            return False, f"{primary}: {e}"
+        if status != 200:
+            return False, f"{primary}: {body.get('error') if isinstance(body, dict) else body}"
+        return True, ""
+
+    def run_load(self, seconds: float, interval: float = 0.2) -> dict:
+        """Write then read one key per partition every interval, for `seconds`."""
+        stats = {"ok": 0, "failed": 0, "errors": {}}
+        end, n = time.monotonic() + seconds, 0
+        while time.monotonic() < end:
+            try:
+                self.refresh()
+            except OSError as e:
+                stats["failed"] += 1
+                stats["errors"][str(e)] = stats["errors"].get(str(e), 0) + 1
+                time.sleep(interval)
+                continue
+            for partition in sorted(self.primaries):
+                for op in ("put", "get"):
+                    ok, why = self.call(op, partition, f"k{partition}", str(n))
+                    stats["ok" if ok else "failed"] += 1
+                    if not ok:
+                        stats["errors"][why] = stats["errors"].get(why, 0) + 1
+            n += 1
+            time.sleep(interval)
+        return stats
