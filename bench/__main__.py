@@ -44,7 +44,7 @@ def render_everything(spec) -> int:
     zk_ips = [f"10.0.0.{i + 1}" for i in range(spec.zookeeper.count)]
     meta_ips = [f"10.0.1.{i + 1}" for i in range(spec.meta.count)]
     zk_servers = files.zookeeper_servers(zk_ips)
-    replica_ips = [f"10.0.2.{n}" for n, plan in enumerate(plans) if plan.kind == "replica"]
+    replica_ips = {plan.name: f"10.0.2.{n}" for n, plan in enumerate(plans) if plan.kind == "replica"}
     rendered = []
     for n, plan in enumerate(plans):
         rendered += [files.prepare_host_script(spec), files.remove_app_dir_script(spec)]
@@ -59,7 +59,7 @@ def render_everything(spec) -> int:
         rendered += [files.install_package_script(spec), files.remove_package_script(spec)]
         for role in plan.roles:
             f = files.role_files(spec, role, f"10.0.2.{n}", "", meta_ips, zk_servers)
-            rendered += [f.config, f.unit, f.start, f.roll, f.deferred_roll, f.stop, f.check]
+            rendered += [f.config, f.unit, f.stage, f.start, f.roll, f.deferred_roll, f.stop, f.check]
     rendered += [files.zookeeper_ready_script(zk_ips, 300), files.health_check_script(spec, meta_ips, replica_ips)]
     return len(rendered)
 

@@ -17,6 +17,8 @@ run side by side.
 
 from __future__ import annotations
 
+import uuid
+
 import pulumi
 import pulumi_aws as aws
 
@@ -90,11 +92,16 @@ class PegasusCluster(pulumi.ComponentResource):
         all_started = [last_roll]
         for server in (s for role in ROLE_ORDER for s in servers[role]):
             pegasus[server.host].add_check(server, after=all_started)
-        replica_ips = pulumi.Output.all(*[hosts[p.name].cluster_ip for p in plans if p.kind == "replica"])
+        replica_names = [p.name for p in plans if p.kind == "replica"]
+        replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
+        # Runs at every `pulumi up`, changed or not (a new trigger each run: one
+        # line in the preview), so a server that died since the last up is
+        # reported rather than found by the next change.
         health = remote_command(
-            f"{name}-health", connection=hosts[metas[0]].connection,
+            f"{name}-health", hosts[metas[0]].connection,
             create=pulumi.Output.all(meta_ips, replica_ips).apply(
-                lambda v: files.health_check_script(spec, v[0], v[1])),
+                lambda v: files.health_check_script(spec, v[0], dict(zip(replica_names, v[1])))),
+            triggers=[uuid.uuid4().hex],
             opts=pulumi.ResourceOptions(parent=self, depends_on=all_started))
 
         self.meta_servers = meta_ips.apply(lambda ips: files.address_list(ips, hl.ROLE_PORTS["meta"]))

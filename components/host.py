@@ -92,7 +92,7 @@ class AwsHost(pulumi.ComponentResource):
             # A new instance type would be applied in place to every server of the
             # role at once (stop, modify, start): refused below instead.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name", "instance_type"],
-                                        depends_on=network.egress_ready))
+                                        depends_on=[*network.egress_ready, *network.group_rules[plan.kind]]))
         instance.instance_type.apply(lambda running: refuse_instance_type_change(plan, running))
         ssh_address = instance.public_ip if spec.network.public_addresses else instance.private_ip
         ready: list[pulumi.Resource] = [instance]

@@ -42,6 +42,7 @@ class Network(pulumi.ComponentResource):
     availability_zone: pulumi.Output[str]
     security_groups: dict[str, pulumi.Output[str]]
     egress_ready: list[pulumi.Resource]  # servers wait for these: their first commands install packages
+    group_rules: dict[str, list[pulumi.Resource]]  # each group's rules: its servers live within them
 
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:Network", name, None, opts)
@@ -114,31 +115,42 @@ class Network(pulumi.ComponentResource):
                 tags={**tags, "Name": f"{spec.cluster_name}-{kind}"}, opts=child)
             for kind in GROUPS
         }
+        # A server depends on its group's rules: created before it, deleted after
+        # it. Otherwise destroy removes the SSH rule side by side with the remote
+        # commands that stop the roles, which then cannot connect.
+        self.group_rules = {kind: [] for kind in GROUPS}
         for kind in GROUPS:  # servers install packages and reach each other
-            aws.vpc.SecurityGroupEgressRule(
+            self.group_rules[kind].append(aws.vpc.SecurityGroupEgressRule(
                 f"{name}-{kind}-egress", security_group_id=groups[kind].id, cidr_ipv4="0.0.0.0/0",
-                ip_protocol="-1", description="all outbound traffic", opts=child)
+                ip_protocol="-1", description="all outbound traffic", opts=child))
         for target, protocol, port, sources in PEER_RULES:
             for source in sources:
                 # TCP rules keep their first names, so existing stacks do not replace them.
                 suffix = "" if protocol == "tcp" else f"-{protocol}"
-                aws.vpc.SecurityGroupIngressRule(
+                self.group_rules[target].append(aws.vpc.SecurityGroupIngressRule(
                     f"{name}-{target}-{port}{suffix}-from-{source}", security_group_id=groups[target].id,
                     referenced_security_group_id=groups[source].id, ip_protocol=protocol, from_port=port,
-                    to_port=port, description=f"{source} to {target} on {port}{suffix.replace('-', '/')}", opts=child)
+                    to_port=port, description=f"{source} to {target} on {port}{suffix.replace('-', '/')}", opts=child))
         ssh_from = spec.network.admin_cidr or self._vpc_cidr_output
         for kind in GROUPS:
-            aws.vpc.SecurityGroupIngressRule(
+            self.group_rules[kind].append(aws.vpc.SecurityGroupIngressRule(
                 f"{name}-{kind}-ssh", security_group_id=groups[kind].id, cidr_ipv4=ssh_from, ip_protocol="tcp",
-                from_port=22, to_port=22, description="SSH for the deployment's remote commands", opts=child)
+                from_port=22, to_port=22, description="SSH for the deployment's remote commands", opts=child))
+        if spec.zookeeper.provisioned and spec.zookeeper.access == "direct":
+            # The path guard runs where `pulumi up` runs and reaches ZooKeeper directly.
+            self.group_rules["zookeeper"].append(aws.vpc.SecurityGroupIngressRule(
+                f"{name}-zookeeper-client-from-operators", security_group_id=groups["zookeeper"].id,
+                cidr_ipv4=ssh_from, ip_protocol="tcp", from_port=hl.ZOOKEEPER_CLIENT_PORT,
+                to_port=hl.ZOOKEEPER_CLIENT_PORT, description="the ZooKeeper path guard of pulumi up",
+                opts=child))
         # Prometheus scrapes (2.4/2.5 with perf_counter_sink = prometheus) come
         # from the operators' range only, like SSH.
         for kind, roles in group_roles(spec).items():
             for port in sorted({p for p in (files.metrics_port(spec, role) for role in roles) if p}):
-                aws.vpc.SecurityGroupIngressRule(
+                self.group_rules[kind].append(aws.vpc.SecurityGroupIngressRule(
                     f"{name}-{kind}-metrics-{port}", security_group_id=groups[kind].id, cidr_ipv4=ssh_from,
                     ip_protocol="tcp", from_port=port, to_port=port,
-                    description="Prometheus metrics for the operators", opts=child)
+                    description="Prometheus metrics for the operators", opts=child))
         return {kind: group.id for kind, group in groups.items()}
 
 

@@ -253,11 +253,13 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
     )
 
 
-def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: Sequence[str]) -> str:
+def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
+    """`replica_ips`: host name -> cluster address of every ReplicaServer of the stack."""
     return as_root(render(
         "health_check.sh",
         meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
-        replica_addresses=[f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in replica_ips],
+        replica_addresses=[f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in replica_ips.values()],
+        replica_hosts=list(replica_ips),
         tables=declared_tables(apply_overrides(release_config_template(spec.package),
                                                [spec.config_overrides, spec.meta.config_overrides])),
         wait_seconds=spec.timeouts.health_seconds,

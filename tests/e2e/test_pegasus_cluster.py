@@ -8,16 +8,18 @@ program: over SSH on the machines, at the MetaServer's HTTP API, in ZooKeeper.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import shlex
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from components.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import DeploymentError, Engine
+from tests.e2e.localcloud.sshkeys import generate_key_pair
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
@@ -27,6 +29,7 @@ pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 CLUSTER = "e2e"
 COMMAND_TYPES = ("command:remote:Command", "command:remote:CopyToRemote")
 ROLE_UNITS = ("pegasus-meta.service", "pegasus-replica.service", "pegasus-collector.service")
+STANDIN_CLIENT = Path(__file__).parent / "standin" / "standin_client.py"
 
 
 def timed(record: dict, name: str):
@@ -41,6 +44,16 @@ def timed(record: dict, name: str):
     return _Timer()
 
 
+# The release's failure detection (beacon 3 s, lease 20 s, grace 22 s) and
+# restart throttling (600 s) shortened, so that the suite's many restarts
+# take seconds: the same mechanisms, faster. Grace must exceed lease (2.6).
+FAST_FAILURE_DETECTION = {
+    "replication": {"fd_check_interval_seconds": "1", "fd_beacon_interval_seconds": "1",
+                    "fd_lease_seconds": "3", "fd_grace_seconds": "4"},
+    "meta_server": {"stable_rs_min_running_seconds": "5", "replica_assign_delay_ms_for_dropouts": "0"},
+}
+
+
 def cluster_config(package: Path, keys) -> dict:
     return {
         "clusterName": CLUSTER,
@@ -53,7 +66,8 @@ def cluster_config(package: Path, keys) -> dict:
         "collector": {"enabled": True, "colocate": True},
         "zookeeper": {"count": 3, "access": "ssh"},
         "network": {"adminCidr": "10.0.0.0/8", "extraNics": 1},
-        "timeouts": {"startSeconds": 90, "healthSeconds": 120, "zookeeperSeconds": 180},
+        "configOverrides": FAST_FAILURE_DETECTION,
+        "timeouts": {"startSeconds": 90, "healthSeconds": 60, "zookeeperSeconds": 180, "metaPauseSeconds": 2},
     }
 
 
@@ -69,25 +83,30 @@ class Cluster:
         self.exports: dict = {}
         self.times: dict[str, float] = {}
 
-    def up(self, config: dict | None = None) -> dict:
+    def up(self, config: dict | None = None, replace: tuple[str, ...] | list[str] = ()) -> dict:
         self.config = copy.deepcopy(config or self.config)
-        self.exports = self.engine.up(stack_config("pegasus", self.config))
+        self.exports = self.engine.up(stack_config("pegasus", self.config), replace=replace)
         return self.exports
 
     def machine(self, name: str):
-        return self.cloud.machines[name]
+        """The machine that runs the instance named `name` now (a replacement has its own)."""
+        return self.engine.machine(name)
 
     def hosts(self, prefix: str) -> list:
         return [m for n, m in sorted(self.cloud.machines.items()) if n.startswith(prefix)]
 
     def meta_get(self, path: str) -> dict:
+        """The MetaServer's answer, asked from a MetaServer host: the security groups
+        let nobody else in, as on AWS (a follower redirects to the leader)."""
         meta = self.exports["metaServers"].split(",")[0]
-        with urllib.request.urlopen(f"http://{meta}{path}", timeout=10) as answer:
-            return json.loads(answer.read())
+        return json.loads(self.machine("meta-0").check(f"curl -sfL --max-time 10 'http://{meta}{path}'"))
 
     def zookeeper(self):
-        """A kazoo session on the cluster's ensemble, reached directly from this host."""
-        return zookeeper_session(self.exports["zookeeperServers"], None, 30)
+        """A kazoo session on the cluster's ensemble, through an SSH tunnel via a
+        MetaServer host (only the cluster's groups may reach port 2181)."""
+        tunnel = {"host": self.machine("meta-0").ip, "user": "admin", "port": 22,
+                  "private_key": self.cloud.keys.private_key}
+        return zookeeper_session(self.exports["zookeeperServers"], tunnel, 30)
 
     def unit_started(self, machine, unit: str) -> float:
         """When the unit last entered 'active', in seconds since the epoch."""
@@ -162,7 +181,7 @@ def test_1_up(cluster):
             data_dir = f"/home/work/ssd{disk}/pegasus/{CLUSTER}"
             source = machine.check(f"findmnt -n -o SOURCE --target {data_dir}").strip()
             assert source.startswith("/dev/loop"), f"{machine.name}: {data_dir} is on {source}"
-            assert machine.check(f"ls {data_dir}").count("standin-replica.") >= 1
+            assert "reps" in machine.check(f"ls {data_dir}").split()  # the server's replica directory
     # ZooKeeper holds the cluster root; no %{ is left in any deployed config.
     with cluster.zookeeper() as client:
         assert client.exists(f"/pegasus/{CLUSTER}")
@@ -172,11 +191,16 @@ def test_1_up(cluster):
         assert rc == 1 and not out.strip(), f"{machine.name}: leftover %{{ in {out}"
 
 
-def test_2_noop_up_runs_no_command(cluster):
+def only_the_health_check_ran(cluster: Cluster) -> bool:
+    """An up with nothing to change still checks the cluster's health, and does nothing else."""
+    ran = sorted((op.name, op.action) for op in cluster.engine.last_run.operations)
+    return ran == [(f"{CLUSTER}-health", "delete-replaced"), (f"{CLUSTER}-health", "replace")]
+
+
+def test_2_noop_up_runs_only_the_health_check(cluster):
     with timed(cluster.times, "no-op up"):
         cluster.up()
-    assert cluster.commands_run() == []
-    assert cluster.engine.last_run.operations == []
+    assert only_the_health_check_ran(cluster), cluster.engine.last_run.operations
 
 
 def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
@@ -186,13 +210,14 @@ def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
     # The preview names exactly what the change touches: the replicas' configs and restarts.
     planned = {op.name: op.action for op in cluster.engine.preview(stack_config("pegasus", config)).operations}
     assert planned == {**{f"replica-{i}-replica-roll": "update" for i in range(3)},
-                       **{f"replica-{i}-replica-config": "replace" for i in range(3)}}
+                       **{f"replica-{i}-replica-config": "update" for i in range(3)},
+                       f"{CLUSTER}-health": "replace"}
     with timed(cluster.times, "config change"):
         cluster.up(config)
     ran = {op.name for op in cluster.commands_run()}
     rolls = [op for op in cluster.commands_run() if op.name.endswith("-replica-roll")]
     assert {op.name for op in rolls} == {f"replica-{i}-replica-roll" for i in range(3)}
-    assert ran == {op.name for op in rolls} | {f"replica-{i}-replica-config" for i in range(3)}
+    assert ran == {op.name for op in rolls} | {f"replica-{i}-replica-config" for i in range(3)} | {f"{CLUSTER}-health"}
     for a, b in zip(rolls, rolls[1:]):
         assert not a.overlaps(b), f"{a.name} and {b.name} restarted at the same time"
     # Each replica restarted once, in the roll's order, and the metas were not touched.
@@ -209,17 +234,17 @@ def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
 def test_4_bad_start_is_explained(cluster):
     good = copy.deepcopy(cluster.config)
     bad = copy.deepcopy(good)
-    bad["replica"]["configOverrides"] = {"network": {"io_service_worker_count": "zero"}}
+    bad["replica"]["configOverrides"] = {"replication": {"fd_beacon_interval_seconds": "three"}}
     with timed(cluster.times, "bad change"):
         with pytest.raises(DeploymentError) as error:
             cluster.up(bad)
     message = str(error.value)
     assert "replica-0-replica-roll" in message
-    assert "io_service_worker_count" in message  # the stand-in's refusal, from its log tail
+    assert "fd_beacon_interval_seconds" in message  # the server's refusal, from its log tail
     assert "roll stopped at" in message
     # The roll stopped at the first server: the others still run their old files.
     for machine in cluster.hosts("replica-")[1:]:
-        assert "io_service_worker_count = zero" not in machine.check("cat /home/work/app/pegasus/replica/config.ini")
+        assert "fd_beacon_interval_seconds = three" not in machine.check("cat /home/work/app/pegasus/replica/config.ini")
         assert machine.check("systemctl is-active pegasus-replica.service").strip() == "active"
     with timed(cluster.times, "recover"):
         cluster.up(good)
@@ -239,7 +264,141 @@ def test_5_scale_out_creates_only_the_new_server(cluster):
     assert alive_replicas(cluster) == {r: "ALIVE" for r in exports["replicaServers"]}
 
 
-def test_6_disk_preparation_keeps_existing_data(cluster):
+def role_starts(cluster: Cluster) -> dict[str, float]:
+    """When each Pegasus unit last became active, per host and role."""
+    starts = {}
+    for machine in cluster.hosts("meta-") + cluster.hosts("replica-"):
+        for unit in ROLE_UNITS:
+            rc, out, _ = machine.ssh(f"systemctl is-active {unit}")
+            if out.strip() == "active":
+                starts[f"{machine.name}/{unit}"] = cluster.unit_started(machine, unit)
+    return starts
+
+
+def cluster_healthy(cluster: Cluster) -> bool:
+    apps = cluster.meta_get("/meta/apps?detail")
+    return all(t["fully_healthy"] == t["partition_count"] for t in apps.get("healthy_info", {}).values()) and \
+        set(alive_replicas(cluster).values()) == {"ALIVE"}
+
+
+def machine_with_address(cluster: Cluster, prefix: str, address: str):
+    ip = address.split(":")[0]
+    return next(m for m in cluster.hosts(prefix) if f" {ip}/" in m.check("ip -o -4 addr show"))
+
+
+def test_6_reboots_come_back_and_change_nothing(cluster):
+    leader = machine_with_address(cluster, "meta-", cluster.meta_get("/meta/cluster")["primary_meta_server"])
+    with timed(cluster.times, "reboots"):
+        for name in ("replica-1", leader.name):
+            cluster.engine.reboot(name)
+            machine = cluster.machine(name)
+            for disk in ((1, 2) if name.startswith("replica") else ()):
+                source = machine.check(f"findmnt -n -o SOURCE /home/work/ssd{disk}").strip()
+                assert source.startswith("/dev/loop"), f"{name}: ssd{disk} is not mounted after the reboot"
+            wait_for(lambda: cluster_healthy(cluster), f"a healthy cluster after {name} rebooted", 90)
+        cluster.up()
+    assert only_the_health_check_ran(cluster), "an up after reboots must find nothing to do"
+
+
+def test_7_a_new_ssh_key_restarts_nothing(cluster, tmp_path):
+    before = role_starts(cluster)
+    new_key = generate_key_pair(tmp_path, comment="rotated")
+    # README's procedure: the new public key on every server first, then the stack.
+    for machine in cluster.cloud.machines.values():
+        machine.check(f"echo {shlex.quote(new_key.public_key)} >> /home/admin/.ssh/authorized_keys")
+    config = copy.deepcopy(cluster.config)
+    config["ssh"] = {"privateKey": new_key.private_key, "publicKey": new_key.public_key}
+    with timed(cluster.times, "key rotation"):
+        cluster.up(config)
+    assert cluster.commands_run(), "a new connection reruns the commands"
+    assert not [op for op in cluster.engine.last_run.operations if op.type == "aws:ec2/instance:Instance"]
+    assert role_starts(cluster) == before, "a new SSH key restarted a server"
+
+
+def run_load_on(cluster: Cluster, stop_file: str) -> None:
+    """Steady reads and writes on every partition from a MetaServer host (the groups
+    let nobody else reach the servers), until stop_file exists."""
+    meta0 = cluster.machine("meta-0")
+    client = base64.b64encode(STANDIN_CLIENT.read_bytes()).decode()
+    meta0.check(f"echo {client} | base64 -d > /root/standin_client.py && rm -f {stop_file} /root/load.json")
+    metas = cluster.exports["metaServers"]
+    meta0.check(f"nohup python3 /root/standin_client.py {metas} stat 600 {stop_file} "
+                ">/root/load.json 2>/root/load.err </dev/null &")
+
+
+def load_result(cluster: Cluster, stop_file: str, operation: str) -> dict:
+    meta0 = cluster.machine("meta-0")
+    meta0.check(f"touch {stop_file}")
+    wait_for(lambda: meta0.check("cat /root/load.json").strip(), "the client's figures", 30)
+    stats = json.loads(meta0.check("cat /root/load.json"))
+    total = stats["ok"] + stats["failed"]
+    print(f"\navailability during {operation}: {stats['failed']}/{total} requests failed, "
+          f"{len(stats['below_two'])} partitions ever below 2 replicas ({stats['errors']})")
+    assert total > 0
+    return stats
+
+
+def test_8_package_upgrade_rolls_every_server_and_removes_the_old_release(cluster, tmp_path):
+    new_package = build_package(tmp_path / "upgrade", version="2.5.1", git_sha="a1b2c3d")
+    config = copy.deepcopy(cluster.config)
+    config["package"] = str(new_package)
+    before = role_starts(cluster)
+    run_load_on(cluster, "/root/stop-load")
+    with timed(cluster.times, "upgrade"):
+        cluster.up(config)
+    stats = load_result(cluster, "/root/stop-load", "a rolling upgrade without admin tools")
+    rolls = [op for op in cluster.commands_run() if op.name.endswith(("-roll", "-roll-leader"))]
+    restarted = [op.name for op in sorted(rolls, key=lambda o: o.started) if op.name.endswith("-roll")]
+    # Pegasus's order: every ReplicaServer, then the MetaServers, then the Collector; one at a time.
+    kinds = [name.split("-")[2] for name in restarted]
+    assert kinds == sorted(kinds, key=["replica", "meta", "collector"].index), restarted
+    for a, b in zip(rolls, rolls[1:]):
+        assert not a.overlaps(b), f"{a.name} and {b.name} ran at the same time"
+    after = role_starts(cluster)
+    assert all(after[unit] > before[unit] for unit in before), "a server kept running the old release"
+    for machine in cluster.hosts("meta-") + cluster.hosts("replica-"):
+        releases = machine.check("ls /home/work/app/pegasus/releases").split()
+        assert len(releases) == 1 and releases[0].startswith("pegasus-server-2.5.1-a1b2c3d"), releases
+    assert cluster.meta_get("/version")["Version"] == "2.5.1"
+    # Without the admin tools, primaries are not moved first: the figure is what it is,
+    # but no partition ever drops below 2 replicas (one server at a time, health-gated).
+    assert stats["below_two"] == []
+
+
+def test_9_a_replaced_replica_keeps_its_data_and_rejoins(cluster):
+    machine = cluster.machine("replica-2")
+    machine.check("echo keep-me > /home/work/ssd1/pegasus/e2e/replace-sentinel && sync")
+    with timed(cluster.times, "replace"):
+        cluster.up(replace=["replica-2"])
+    replaced = cluster.machine("replica-2")
+    assert replaced.check("cat /home/work/ssd1/pegasus/e2e/replace-sentinel").strip() == "keep-me"
+    assert replaced.check("systemctl is-active pegasus-replica.service").strip() == "active"
+    assert replaced.check("ls /home/work/app/pegasus/releases").split()
+    wait_for(lambda: cluster_healthy(cluster), "a healthy cluster after the replacement", 90)
+
+
+def test_a_a_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(cluster):
+    volume_id = cluster.engine.state.get_by_name("aws:ebs/volume:Volume", "replica-3-data1")["id"]
+    machine = cluster.machine("replica-3")
+    machine.check("systemctl stop pegasus-replica.service && umount /home/work/ssd1")
+    cluster.cloud.detach_volume(volume_id)
+    with timed(cluster.times, "missing disk"):
+        cluster.engine.reboot("replica-3")
+        machine = cluster.machine("replica-3")
+        time.sleep(5)
+        assert machine.check("systemctl is-active pegasus-replica.service || true").strip() != "active"
+        rc, out, _ = machine.ssh("ls -A /home/work/ssd1")
+        assert rc != 0 or not out.strip(), f"the server wrote to the root disk: {out}"
+        with pytest.raises(DeploymentError) as error:
+            cluster.up()
+    assert "replica-3 (" in str(error.value) and f"{CLUSTER}-health" in str(error.value)
+    cluster.cloud.attach_volume(machine, volume_id)
+    cluster.engine.reboot("replica-3")
+    wait_for(lambda: cluster_healthy(cluster), "a healthy cluster once the disk is back", 120)
+    cluster.up()
+
+
+def test_b_disk_preparation_keeps_existing_data(cluster):
     replica = cluster.machine("replica-0")
     replica.check("echo keep-me > /home/work/ssd1/sentinel && sync")
     prepare = cluster.engine.state.get_by_name("command:remote:Command", "replica-0-disks")["inputs"]["create"]
@@ -250,7 +409,7 @@ def test_6_disk_preparation_keeps_existing_data(cluster):
     assert replica.check("grep -c ' /home/work/ssd1 ' /etc/fstab").strip() == "1"
 
 
-def test_7_destroy_leaves_nothing(cluster):
+def test_c_destroy_leaves_nothing(cluster):
     pegasus_hosts = {m.name for m in cluster.hosts("meta-") + cluster.hosts("replica-")}
     seen: dict = {"hosts": set()}
 

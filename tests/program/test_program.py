@@ -223,7 +223,8 @@ def test_role_override_restarts_only_that_role(deploy, base_config):
     changed = _changed(_roll_triggers(before), _roll_triggers(after))
     assert changed == {f"replica-{i}-replica-roll" for i in range(3)}
     changed_resources = _changed(_snapshot(before), _snapshot(after))
-    assert changed_resources == changed | {f"replica-{i}-replica-config" for i in range(3)}
+    # (the cluster's health check runs at every up: a new trigger each run)
+    assert changed_resources == changed | {f"replica-{i}-replica-config" for i in range(3)} | {"c1-health"}
 
 
 def test_shared_override_or_package_restarts_every_server(deploy, base_config, other_package):
@@ -282,3 +283,10 @@ def test_rolls_update_in_place_instead_of_being_replaced(deploy, base_config):
         assert roll.inputs["update"] and "restart" in roll.inputs["update"]
         assert "delete" not in roll.inputs  # replacing a roll must not stop anything
         assert "config" in roll.inputs["create"] and "package" in roll.inputs["create"]
+
+
+def test_the_health_check_runs_at_every_up(deploy, base_config):
+    first, second = deploy(base_config), deploy(base_config)
+    health = [d.resources["c1-health"].inputs for d in (first, second)]
+    assert health[0]["create"] == health[1]["create"] and health[0]["triggers"] != health[1]["triggers"]
+    assert "replica_hosts=(replica-0 replica-1 replica-2)" in health[0]["create"]

@@ -116,7 +116,7 @@ def test_units_as_the_real_server_needs_them(deploy, base_config):
     d = deploy(with_(base_config, replica={"dataDisks": {"count": 2}, "slogDisk": {"type": "gp3", "sizeGiB": 50}}))
     replica = d.resources["replica-0-replica"].inputs["create"]
     for mount in ("/home/work/ssd1", "/home/work/ssd2", "/home/work/slog"):
-        assert f"RequiresMountsFor={mount}" in replica
+        assert f"RequiresMountsFor={mount}" in replica and f"ExecStartPre=/bin/mountpoint -q {mount}\n" in replica
     assert "WorkingDirectory=/home/work/app/pegasus/replica\n" in replica
     assert "StartLimitBurst=4" in replica and "StartLimitIntervalSec=600" in replica
     meta = d.resources["meta-0-meta"].inputs["create"]
@@ -144,3 +144,23 @@ def test_hdfs_service_args_are_refused_until_supported(deploy, base_config):
 def test_private_key_never_reaches_a_staged_config(deploy, base_config):
     d = deploy(base_config)
     assert PRIVATE_KEY.splitlines()[1] not in d.resources["meta-0-meta-config"].inputs["create"]
+
+
+def test_direct_zookeeper_access_opens_the_client_port_to_the_operators_only(deploy, base_config):
+    # Found by the local cloud's security groups: the path guard runs where `pulumi up` runs.
+    direct = deploy(with_(base_config, zookeeper={"count": 3, "access": "direct"}))
+    rule = direct.resources["c1-zookeeper-client-from-operators"].inputs
+    assert (rule["fromPort"], rule["cidrIpv4"]) == (2181, "203.0.113.0/24")
+    tunnel = deploy(base_config)
+    assert "c1-zookeeper-client-from-operators" not in tunnel.resources
+
+
+def test_servers_live_within_their_groups_rules(deploy, base_config):
+    # Found by the local cloud's firewall: destroy removed the SSH rule side by side
+    # with the commands that stop the roles, which then could not connect.
+    d = deploy(base_config)
+    for instance in d.of_type(INSTANCE):
+        kind = instance.name.split("-")[0].replace("zk", "zookeeper")
+        ancestors = d.ancestors(instance.name)
+        assert {f"c1-{kind}-ssh", f"c1-{kind}-egress"} <= ancestors, instance.name
+    assert "c1-replica-34801-udp-from-meta" in d.ancestors("replica-0")

@@ -175,6 +175,7 @@ def script_contexts() -> dict[str, dict]:
         "health_check.sh": {
             "meta_addresses": META_ADDRESSES,
             "replica_addresses": [f"{REPLICA_IP}:{host_layout.ROLE_PORTS['replica']}", "10.0.1.22:34801"],
+            "replica_hosts": ["replica-0", "replica-1"],
             "tables": ["stat"],
             "wait_seconds": 300,
             "log_dir": LAYOUT.log_dir("meta"),

@@ -867,6 +867,7 @@ def health_context(meta, **extra):
     return {
         "meta_addresses": [meta.address],
         "replica_addresses": REPLICAS,
+        "replica_hosts": [f"replica-{i}" for i in range(len(REPLICAS))],
         "tables": ["stat"],
         "wait_seconds": 2,
         "log_dir": "/nonexistent/meta/log",
@@ -887,7 +888,7 @@ def test_health_check_matches_nodes_named_by_host_name(tmp_path, meta):
     # 2.6+ keys /meta/nodes by host:port (meta_http_service.cpp, master); the stack knows IPs.
     meta.nodes = {"localhost:34801": "ALIVE"}
     meta.tables = ["stat"]
-    context = health_context(meta, replica_addresses=["127.0.0.1:34801"])
+    context = health_context(meta, replica_addresses=["127.0.0.1:34801"], replica_hosts=["replica-0"])
     result = run_script(host_files.render("health_check.sh", **context), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "1 ReplicaServers ALIVE (127.0.0.1:34801)" in result.stdout
@@ -913,12 +914,12 @@ def test_health_check_reports_nodes_it_does_not_know_without_waiting_for_them(tm
 @pytest.mark.parametrize(
     ("nodes", "tables", "expected"),
     [
-        ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE"}, ["stat"], "10.0.0.3:34801 is not listed"),
+        ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE"}, ["stat"], "replica-2 (10.0.0.3:34801) is not listed"),
         ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE", "10.0.0.3:34801": "UNALIVE"},
-         ["stat"], "10.0.0.3:34801 is UNALIVE"),
+         ["stat"], "replica-2 (10.0.0.3:34801) is UNALIVE"),
         # Enough ALIVE nodes, but not this cluster's: a count would pass, the addresses do not.
         ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE", "10.0.0.4:34801": "ALIVE"},
-         ["stat"], "10.0.0.3:34801 is not listed"),
+         ["stat"], "replica-2 (10.0.0.3:34801) is not listed"),
         ({r: "ALIVE" for r in REPLICAS}, ["temp"], "table stat missing (tables: temp)"),
     ],
     ids=["missing", "unalive", "wrong-node", "no-table"],
@@ -951,7 +952,7 @@ def test_health_check_error_survives_a_log_dir_of_thousands_of_files(tmp_path, m
 
 def test_health_check_reports_when_no_meta_answers(tmp_path):
     nobody_listens = f"127.0.0.1:{free_port()}"
-    context = {"meta_addresses": [nobody_listens], "replica_addresses": REPLICAS[:1],
+    context = {"meta_addresses": [nobody_listens], "replica_addresses": REPLICAS[:1], "replica_hosts": ["replica-0"],
                "tables": ["stat"], "wait_seconds": 1, "log_dir": str(tmp_path)}
     result = run_script(host_files.render("health_check.sh", **context), tmp_path)
     assert result.returncode == 1

@@ -102,3 +102,17 @@ def test_fails_when_the_interface_never_gets_an_ipv4_address(netns, tmp_path):
     assert result.returncode == 1
     assert result.stdout == ""
     assert "data0" in result.stderr and "no IPv4 address" in result.stderr
+
+
+def test_a_stale_rule_of_a_renumbered_interface_is_replaced(netns, tmp_path):
+    # An interface that came back with another index (a re-plugged NIC) leaves a rule
+    # for its address pointing at the old table: the rerun must replace it, not fail.
+    for link in ("peer0",):
+        ns_ip(netns, "link", "set", link, "up")
+    ns_ip(netns, "addr", "add", "192.0.2.10/24", "dev", "data0")
+    ns_ip(netns, "-4", "rule", "add", "from", "192.0.2.10", "lookup", "10999", "priority", "10999")
+    script = host_files.render("resolve_nic.sh", mac=MAC, wait_seconds=15)
+    result = run_in(netns, script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    rules = ns_out(netns, "-4", "rule", "show")
+    assert "lookup 10999" not in rules and rules.count("from 192.0.2.10 lookup") == 1, rules

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import sys
 import time
 from urllib.parse import quote, urlsplit
 
@@ -42,6 +44,7 @@ class StandinClient:
     def __init__(self, metas: list[str], table: str = "stat"):
         self.metas, self.table = list(metas), table
         self.primaries: dict[int, str] = {}
+        self.replica_counts: dict[int, int] = {}  # partition -> replicas the MetaServer lists
 
     def refresh(self) -> None:
         """Partition -> primary from /meta/app?name=T&detail (any MetaServer; followers redirect)."""
@@ -54,6 +57,9 @@ class StandinClient:
                 continue
             if status == 200:
                 self.primaries = {int(p): r["primary"] for p, r in body["replicas"].items()}
+                # "replica_count": "2/3" (alive / max), as meta_http_service.cpp writes it
+                self.replica_counts = {int(p): int(str(r.get("replica_count", "0/0")).split("/")[0])
+                                       for p, r in body["replicas"].items()}
                 return
             errors.append(f"{meta}: HTTP {status} {body}")
         raise OSError("; ".join(errors))
@@ -75,18 +81,24 @@ class StandinClient:
             return False, f"{primary}: {body.get('error') if isinstance(body, dict) else body}"
         return True, ""
 
-    def run_load(self, seconds: float, interval: float = 0.2) -> dict:
-        """Write then read one key per partition every interval, for `seconds`."""
-        stats = {"ok": 0, "failed": 0, "errors": {}}
+    def run_load(self, seconds: float, interval: float = 0.2, stop_file: str | None = None) -> dict:
+        """Write then read one key per partition every interval, for `seconds` (or
+        until `stop_file` exists). Like a Pegasus client, it keeps the partition
+        table it has while no MetaServer answers. `below_two`: partitions seen
+        with fewer than 2 replicas at any time."""
+        stats: dict = {"ok": 0, "failed": 0, "errors": {}, "below_two": []}
+        below_two: set[int] = set()
         end, n = time.monotonic() + seconds, 0
-        while time.monotonic() < end:
+        while time.monotonic() < end and not (stop_file and os.path.exists(stop_file)):
             try:
                 self.refresh()
+                below_two |= {p for p, count in self.replica_counts.items() if count < 2}
             except OSError as e:
-                stats["failed"] += 1
-                stats["errors"][str(e)] = stats["errors"].get(str(e), 0) + 1
-                time.sleep(interval)
-                continue
+                if not self.primaries:
+                    stats["failed"] += 1
+                    stats["errors"][str(e)] = stats["errors"].get(str(e), 0) + 1
+                    time.sleep(interval)
+                    continue
             for partition in sorted(self.primaries):
                 for op in ("put", "get"):
                     ok, why = self.call(op, partition, f"k{partition}", str(n))
@@ -95,4 +107,17 @@ class StandinClient:
                         stats["errors"][why] = stats["errors"].get(why, 0) + 1
             n += 1
             time.sleep(interval)
+        stats["below_two"] = sorted(below_two)
         return stats
+
+
+def main(argv: list[str]) -> int:
+    """python3 standin_client.py META[,META...] TABLE SECONDS [STOP_FILE]: prints the stats as JSON."""
+    metas, table, seconds = argv[1].split(","), argv[2], float(argv[3])
+    stats = StandinClient(metas, table).run_load(seconds, stop_file=argv[4] if len(argv) > 4 else None)
+    print(json.dumps(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
