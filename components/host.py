@@ -32,7 +32,11 @@ def ebs_stable_path(volume_id: str) -> str:
 @dataclass
 class HostHandle:
     name: str
+    # Every command but the first: the host answered once, so a host that stops
+    # answering (gone for good) fails within a minute instead of a quarter hour.
     connection: command.remote.ConnectionArgs
+    # The first command on a new machine: it keeps dialling while the machine boots.
+    first_connection: command.remote.ConnectionArgs
     # Changes exactly when the machine is a new one (an instance replaced): what
     # was copied onto the old machine must be copied again.
     identity: pulumi.Output[str]
@@ -45,15 +49,19 @@ class HostHandle:
     ready: list[pulumi.Resource] = field(default_factory=list)
 
 
-def connection_args(spec: ClusterSpec, host: pulumi.Input[str]) -> command.remote.ConnectionArgs:
+BOOT_DIALS = 60  # x 15 s: a freshly booted instance refuses SSH for a while
+ANSWERED_DIALS = 4  # x 15 s: for a host that has answered before
+
+
+def connection_args(spec: ClusterSpec, host: pulumi.Input[str], dials: int = ANSWERED_DIALS
+                    ) -> command.remote.ConnectionArgs:
     key = pulumi.Output.secret(spec.ssh.private_key)
     proxy = None
     if spec.ssh.bastion:
         proxy = command.remote.ProxyConnectionArgs(host=spec.ssh.bastion.host, user=spec.ssh.bastion.user,
                                                    port=spec.ssh.bastion.port, private_key=key)
-    # A freshly booted instance refuses SSH for a while: keep dialling.
     return command.remote.ConnectionArgs(host=host, user=spec.ssh.user, private_key=key, proxy=proxy,
-                                         dial_error_limit=60, per_dial_timeout=15)
+                                         dial_error_limit=dials, per_dial_timeout=15)
 
 
 def refuse_instance_type_change(plan: HostPlan, running: str | None) -> None:
@@ -115,7 +123,8 @@ class AwsHost(pulumi.ComponentResource):
                 f"{plan.name}-nic1-attach", instance_id=instance.id, network_interface_id=nic.id, device_index=1,
                 opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True)))
             cluster_ip, nic_mac = nic.private_ip, nic.mac_address
-        self.handle = HostHandle(name=plan.name, connection=connection_args(spec, ssh_address), identity=instance.id,
+        self.handle = HostHandle(name=plan.name, connection=connection_args(spec, ssh_address),
+                                 first_connection=connection_args(spec, ssh_address, BOOT_DIALS), identity=instance.id,
                                  cluster_ip=cluster_ip, ssh_address=ssh_address, data_devices=data_devices,
                                  slog_device=slog_device, nic_mac=nic_mac, ready=ready)
         self.register_outputs({"instanceId": instance.id, "privateIp": instance.private_ip,

@@ -25,7 +25,7 @@ class HostPreparation(pulumi.ComponentResource):
     def __init__(self, host: HostHandle, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:HostPreparation", host.name, None, opts)
         base = remote_command(
-            f"{host.name}-prepare", connection=host.connection,
+            f"{host.name}-prepare", connection=host.first_connection,
             create=files.prepare_host_script(spec), delete=files.remove_app_dir_script(spec),
             opts=pulumi.ResourceOptions(parent=self, depends_on=host.ready))
         self.done = [base]

@@ -182,6 +182,8 @@ def test_1_up(cluster):
             source = machine.check(f"findmnt -n -o SOURCE --target {data_dir}").strip()
             assert source.startswith("/dev/loop"), f"{machine.name}: {data_dir} is on {source}"
             assert "reps" in machine.check(f"ls {data_dir}").split()  # the server's replica directory
+    # The MetaServer's ZooKeeper client log lands in its own directory (the unit's working directory).
+    assert cluster.machine("meta-0").check("test -f /home/work/app/pegasus/meta/zoo.log && echo yes").strip() == "yes"
     # ZooKeeper holds the cluster root; no %{ is left in any deployed config.
     with cluster.zookeeper() as client:
         assert client.exists(f"/pegasus/{CLUSTER}")

@@ -164,3 +164,11 @@ def test_servers_live_within_their_groups_rules(deploy, base_config):
         ancestors = d.ancestors(instance.name)
         assert {f"c1-{kind}-ssh", f"c1-{kind}-egress"} <= ancestors, instance.name
     assert "c1-replica-34801-udp-from-meta" in d.ancestors("replica-0")
+
+
+def test_only_the_first_command_on_a_host_waits_for_it_to_boot(deploy, base_config):
+    # A host gone for good must fail the next up within a minute, not a quarter hour.
+    d = deploy(base_config)
+    for r in d.of_type(COMMAND):
+        dials = r.inputs["connection"]["dialErrorLimit"]
+        assert dials == (60 if r.name.endswith("-prepare") else 4), (r.name, dials)
