@@ -104,6 +104,14 @@ class PegasusCluster(pulumi.ComponentResource):
             triggers=[uuid.uuid4().hex],
             opts=pulumi.ResourceOptions(parent=self, depends_on=all_started))
 
+        # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
+        # come last in a deployment), this refuses while it still holds replicas.
+        remote_command(
+            f"{name}-replica-removal", hosts[metas[0]].connection,
+            create=pulumi.Output.all(meta_ips, replica_ips).apply(
+                lambda v: files.replica_removal_guard_script(spec, v[0], dict(zip(replica_names, v[1])))),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=all_started))
+
         self.meta_servers = meta_ips.apply(lambda ips: files.address_list(ips, hl.ROLE_PORTS["meta"]))
         self.zookeeper_servers = zookeeper.servers
         self.cluster_root = guard.path

@@ -267,6 +267,17 @@ def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips:
     ))
 
 
+def replica_removal_guard_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
+    """`replica_ips`: host name -> cluster address of every ReplicaServer the stack keeps."""
+    lay = layout(spec)
+    min_alive = _role_settings(spec, "meta", "meta_server").get("min_live_node_count_for_unfreeze") or "3"
+    return as_root(render(
+        "replica_removal_guard.sh",
+        meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
+        members=[f"{name}={ip}:{hl.ROLE_PORTS['replica']}" for name, ip in replica_ips.items()],
+        record=f"{lay.staged_dir}/replica-servers", min_alive=min_alive if min_alive.isdigit() else "3"))
+
+
 # ------------------------------------------------------------ ZooKeeper
 
 

@@ -240,7 +240,7 @@ def test_scale_out_keeps_every_existing_server(deploy, base_config):
     after = deploy(with_(base_config, replica={"count": 5}))
     snap_before, snap_after = _snapshot(before), _snapshot(after)
     assert set(snap_before) <= set(snap_after)  # nothing renamed or removed
-    assert _changed(snap_before, snap_after) == {"c1-health"}
+    assert _changed(snap_before, snap_after) == {"c1-health", "c1-replica-removal"}
     new = set(snap_after) - set(snap_before)
     assert new and all(n.startswith(("replica-3", "replica-4")) for n in new)
     health = after.resources["c1-health"].inputs["create"]
@@ -290,3 +290,11 @@ def test_the_health_check_runs_at_every_up(deploy, base_config):
     health = [d.resources["c1-health"].inputs for d in (first, second)]
     assert health[0]["create"] == health[1]["create"] and health[0]["triggers"] != health[1]["triggers"]
     assert "replica_hosts=(replica-0 replica-1 replica-2)" in health[0]["create"]
+
+
+def test_scale_in_runs_the_removal_guard_before_any_delete(deploy, base_config):
+    # Pulumi deletes dropped resources last: the guard (an update) runs before them.
+    after = deploy(with_(base_config, replica={"count": 3}))
+    guard = after.resources["c1-replica-removal"].inputs["create"]
+    assert "replica-2=" in guard and "replica-3=" not in guard
+    assert {f"replica-{i}-replica" for i in range(3)} <= after.ancestors("c1-replica-removal")

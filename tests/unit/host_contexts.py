@@ -172,6 +172,12 @@ def script_contexts() -> dict[str, dict]:
             "data_dir": host_layout.ZOOKEEPER_DATA_DIR,
             "log_dir": host_layout.ZOOKEEPER_LOG_DIR,
         },
+        "replica_removal_guard.sh": {
+            "meta_addresses": META_ADDRESSES,
+            "members": [f"replica-0={REPLICA_IP}:{host_layout.ROLE_PORTS['replica']}"],
+            "record": f"{LAYOUT.staged_dir}/replica-servers",
+            "min_alive": "3",
+        },
         "health_check.sh": {
             "meta_addresses": META_ADDRESSES,
             "replica_addresses": [f"{REPLICA_IP}:{host_layout.ROLE_PORTS['replica']}", "10.0.1.22:34801"],

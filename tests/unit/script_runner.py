@@ -137,6 +137,7 @@ class FakeMeta:
     def __init__(self, host: str = "127.0.0.1"):
         self.nodes: dict[str, str] = {}  # "ip:port" -> ALIVE | UNALIVE
         self.tables: list[str] = []
+        self.replica_counts: dict[str, int] = {}  # "ip:port" -> replicas it holds (/meta/nodes?detail)
         self.partitions = 8  # per table
         self.unhealthy: dict[str, int] = {}  # table -> partitions that are not fully healthy
         self.primary = ""
@@ -191,11 +192,14 @@ class FakeMeta:
         return self._answer(path)
 
     def _answer(self, path: str):
-        if path == "/meta/nodes":
+        if path in ("/meta/nodes", "/meta/nodes?detail", "/meta/nodes?detail="):
             alive = sum(1 for s in self.nodes.values() if s == "ALIVE")
+            detail = "detail" in path
             return {
                 "details": {
-                    a: {"address": a, "status": s, "replica_count": "0"}
+                    a: {"address": a, "status": s,
+                        **({"replica_count": str(self.replica_counts.get(a, 0)), "primary_count": "0",
+                            "secondary_count": str(self.replica_counts.get(a, 0))} if detail else {})}
                     for a, s in self.nodes.items()
                 },
                 "summary": {

@@ -1012,3 +1012,41 @@ def test_check_role_ignores_the_record_of_a_removed_node(tmp_path, systemd, meta
     meta.tables = ["stat"]
     result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
+
+
+# --- replica_removal_guard ------------------------------------------------------------
+
+
+def removal_context(meta, tmp_path, members):
+    return {"meta_addresses": [meta.address], "members": [f"replica-{i}={a}" for i, a in members],
+            "record": str(tmp_path / "replica-servers"), "min_alive": "3"}
+
+
+FOUR = [(i, f"10.0.0.{i + 1}:34801") for i in range(4)]
+
+
+def test_scale_in_is_refused_while_a_dropped_replica_server_holds_replicas(tmp_path, meta):
+    meta.nodes = {a: "ALIVE" for _, a in FOUR}
+    meta.replica_counts = {FOUR[3][1]: 5}
+    first = run_script(host_files.render("replica_removal_guard.sh", **removal_context(meta, tmp_path, FOUR)),
+                       tmp_path)
+    assert first.returncode == 0, first.stderr  # the first run records the members
+    shrink = removal_context(meta, tmp_path, FOUR[:3])
+    refused = run_script(host_files.render("replica_removal_guard.sh", **shrink), tmp_path)
+    assert refused.returncode == 1
+    assert "replica-3 (10.0.0.4:34801) still holds 5 replicas" in refused.stderr
+    assert "Nothing was stopped" in refused.stderr and "pegasus_offline_node.sh" in refused.stderr
+    assert "replica-3=" in (tmp_path / "replica-servers").read_text()  # still a member until it goes
+    meta.replica_counts = {}  # drained
+    allowed = run_script(host_files.render("replica_removal_guard.sh", **shrink), tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "replica-3=" not in (tmp_path / "replica-servers").read_text()
+
+
+def test_scale_in_that_would_freeze_the_cluster_is_explained(tmp_path, meta):
+    meta.nodes = {a: "ALIVE" for _, a in FOUR} | {FOUR[2][1]: "UNALIVE"}
+    run_script(host_files.render("replica_removal_guard.sh", **removal_context(meta, tmp_path, FOUR)), tmp_path)
+    refused = run_script(host_files.render("replica_removal_guard.sh",
+                                           **removal_context(meta, tmp_path, FOUR[:3])), tmp_path)
+    assert refused.returncode == 1
+    assert "only 2 of the ReplicaServers left are ALIVE" in refused.stderr and "freezes" in refused.stderr
