@@ -30,12 +30,6 @@ from .spec import ClusterSpec
 from .remote_command import remote_command
 
 
-def roll_record(package_sha256: str, restart_hashes: list[str]) -> str:
-    """The roll's create: a no-op whose text changes exactly when a restart is due."""
-    config_hash, unit_hash = restart_hashes
-    return f"echo 'rolls on change: package {package_sha256[:16]} config {config_hash} unit {unit_hash}'"
-
-
 class PegasusServer(pulumi.ComponentResource):
     """The package on one host, and the roles the cluster adds to it in start order."""
 
@@ -79,7 +73,7 @@ class PegasusServer(pulumi.ComponentResource):
             f"{host.name}-{role}", connection=host.connection,
             create=role_files.apply(lambda f: f.start), delete=role_files.apply(lambda f: f.stop),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.installed, staged, *start_after]))
-        record = role_files.apply(lambda f: roll_record(spec.package.sha256, f.restart_hashes))
+        record = role_files.apply(lambda f: f.restart_record)
         return RoleCommands(host=host.name, role=role, service=service, staged=staged, record=record,
                             files=role_files)
 

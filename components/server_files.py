@@ -127,9 +127,15 @@ class RoleFiles:
     stop: str
     check: str
 
+    restart_reasons: tuple[str, ...]  # what the server runs with, one fact a line
+
     @property
-    def restart_hashes(self) -> list[str]:
-        return [self.config_hash, content_hash(self.unit)]
+    def restart_record(self) -> str:
+        """The roll's create: a no-op whose text changes exactly when a restart is due;
+        a preview's diff of it says in plain words what changed."""
+        lines = [*self.restart_reasons, f"unit {content_hash(self.unit)}", f"config.ini {self.config_hash}"]
+        return "# Restarts this server when a line below changes:\n" + \
+            "".join(f"#   {line}\n" for line in lines) + "true\n"
 
 
 def role_dirs(spec: ClusterSpec, role: str) -> list[str]:
@@ -141,6 +147,19 @@ def role_dirs(spec: ClusterSpec, role: str) -> list[str]:
         if spec.replica.slog_disk is not None and has_shared_log(release_config_template(spec.package)):
             dirs.append(lay.slog_dir(True))
     return dirs
+
+
+def restart_reasons(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence[str],
+                    zk_servers: str) -> tuple[str, ...]:
+    """What a role's server runs with, as a reviewer reads it (secret values hidden)."""
+    lines = [f"package {spec.package.release} (sha256 {spec.package.sha256[:12]})",
+             f"MetaServers {address_list(meta_ips, hl.ROLE_PORTS['meta'])}", f"ZooKeeper {zk_servers}",
+             f"interface {interface or '(Pegasus picks the first private address)'}"]
+    for layer in (spec.config_overrides, _role_overrides(spec, role), _metrics_port_override(spec, role)):
+        for section, entries in sorted(layer.items()):
+            for key, value in sorted(entries.items()):
+                lines.append(f"[{section}] {key} = {'[secret]' if spec.config_has_secrets else value}")
+    return tuple(lines)
 
 
 def role_mounts(spec: ClusterSpec, role: str) -> list[str]:
@@ -237,6 +256,7 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
     leader_last = role == "meta" and len(meta_ips) > 1
     pause = spec.timeouts.meta_pause_seconds if role == "meta" else 0
     return RoleFiles(
+        restart_reasons=restart_reasons(spec, role, interface, meta_ips, zk_servers),
         config=config,
         config_hash=content_hash(config),
         unit=unit,

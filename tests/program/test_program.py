@@ -298,3 +298,15 @@ def test_scale_in_runs_the_removal_guard_before_any_delete(deploy, base_config):
     guard = after.resources["c1-replica-removal"].inputs["create"]
     assert "replica-2=" in guard and "replica-3=" not in guard
     assert {f"replica-{i}-replica" for i in range(3)} <= after.ancestors("c1-replica-removal")
+
+
+def test_a_planned_restart_says_in_plain_words_what_changed(deploy, base_config, other_package):
+    before = _roll_triggers(deploy(base_config))["replica-0-replica-roll"].splitlines()
+    tuned = with_(base_config, replica={"configOverrides": {"pegasus.server": {"rocksdb_write_buffer_size": "134217728"}}})
+    after = _roll_triggers(deploy(tuned))["replica-0-replica-roll"].splitlines()
+    added = set(after) - set(before)
+    assert "#   [pegasus.server] rocksdb_write_buffer_size = 134217728" in added
+    upgraded = _roll_triggers(deploy(with_(base_config, package=str(other_package))))["replica-0-replica-roll"]
+    assert "#   package pegasus-server-2.5.1-1234abc-glibc2.17-release (sha256 " in upgraded
+    secret = deploy(tuned, secret_keys=("pegasus:ssh", "pegasus:replica"))
+    assert "rocksdb_write_buffer_size = [secret]" in _roll_triggers(secret)["replica-0-replica-roll"]
