@@ -648,15 +648,20 @@ def test_restart_role_follows_a_redirect_to_the_leader(tmp_path, systemd, meta, 
     assert "/meta/nodes" in meta.requests and "/meta/nodes" in follower.requests
 
 
+def roll_running_replica(tmp_path, systemd, meta, replica_port):
+    """A running ReplicaServer's roll against `meta` as the test set it up: (context, result)."""
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
+                         phase="roll", wait_seconds=2)
+    systemd.set_active("pegasus-replica.service")
+    return context, run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+
+
 def test_restart_role_stops_the_roll_when_a_node_that_was_alive_is_not(tmp_path, systemd, meta, replica_port):
     me = f"127.0.0.1:{replica_port.port}"
     meta.nodes = {me: "ALIVE", "127.0.0.1:2": "ALIVE", "127.0.0.1:3": "UNALIVE"}
     meta.degrade_after_restart(systemd, "pegasus-replica.service",
                                {me: "ALIVE", "127.0.0.1:2": "UNALIVE", "127.0.0.1:3": "UNALIVE"})
-    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
-                         phase="roll", wait_seconds=2)
-    systemd.set_active("pegasus-replica.service")
-    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    context, result = roll_running_replica(tmp_path, systemd, meta, replica_port)
     assert result.returncode == 1
     assert "the roll stopped at 127.0.0.1" in result.stderr
     assert "127.0.0.1:2 is UNALIVE" in result.stderr
@@ -668,10 +673,7 @@ def test_restart_role_waits_until_every_table_is_fully_healthy_again(tmp_path, s
     me = f"127.0.0.1:{replica_port.port}"
     meta.nodes, meta.tables = {me: "ALIVE"}, ["stat"]
     meta.degrade_after_restart(systemd, "pegasus-replica.service", {me: "ALIVE"}, {"stat": 3})
-    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
-                         phase="roll", wait_seconds=2)
-    systemd.set_active("pegasus-replica.service")
-    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    context, result = roll_running_replica(tmp_path, systemd, meta, replica_port)
     assert result.returncode == 1
     assert "table stat (5 of 8 partitions fully healthy)" in result.stderr
     assert "rolled back" in result.stdout
@@ -680,10 +682,7 @@ def test_restart_role_waits_until_every_table_is_fully_healthy_again(tmp_path, s
 def test_restart_role_does_not_restart_into_an_unhealthy_cluster(tmp_path, systemd, meta, replica_port):
     me = f"127.0.0.1:{replica_port.port}"
     meta.nodes, meta.tables, meta.unhealthy = {me: "ALIVE"}, ["stat"], {"stat": 1}
-    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
-                         phase="roll", wait_seconds=2)
-    systemd.set_active("pegasus-replica.service")
-    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    context, result = roll_running_replica(tmp_path, systemd, meta, replica_port)
     assert result.returncode == 1
     assert "the cluster is not healthy before" in result.stderr
     assert not any(c.startswith("restart") for c in systemd.calls())
