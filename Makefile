@@ -6,7 +6,7 @@ STACK ?= dev
 STATE_DIR ?= $(CURDIR)/.pulumi-state
 PY := $(VENV)/bin/python
 
-.PHONY: up preview destroy test unit e2e bench venv deps clean
+.PHONY: up preview destroy test unit e2e bench venv deps clean lint
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,13 @@ deps:
 # Everything: unit, program (mocks), kazoo against a real ZooKeeper, and the
 # end-to-end suite on local machines (it explains its skip where the machine
 # cannot host them: not root, no systemd-nspawn).
-test: deps venv
+test: deps venv lint
 	$(PY) -m pytest -ra tests
+
+# Code health (pyproject.toml): ruff everywhere, mypy on the program.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 unit: venv
 	$(PY) -m pytest -ra tests/unit tests/program

@@ -76,20 +76,22 @@ class PegasusCluster(pulumi.ComponentResource):
             "yet): clients get errors on those partitions until the MetaServer reassigns them (up to "
             "fd_grace_seconds). To avoid them, move the primaries off each ReplicaServer with the Pegasus "
             "shell before its turn, or roll at a quiet time.", resource=self)
-        last_roll: pulumi.Resource | None = None
+        # The first restart also waits for the package on every host: a package
+        # that failed to install anywhere stops the roll before any server restarts.
+        previous: list[pulumi.Resource] = [server.installed for server in pegasus.values()]
         for role in ROLL_ORDER:
             for server in servers[role]:
-                last_roll = pegasus[server.host].add_roll(server, after=last_roll)
+                previous = [pegasus[server.host].add_roll(server, after=previous)]
             if role == "meta":
                 for server in servers["meta"]:
-                    last_roll = pegasus[server.host].add_leader_pass(server, after=last_roll)
+                    previous = [pegasus[server.host].add_leader_pass(server, after=previous)]
 
         # Once every server has started (and any roll is done): each server checks
         # itself, so a failure shows that server's logs, and a MetaServer host checks
         # the cluster as a whole. The last roll stands for all that: every roll waits
         # for its server's start and for the roll before it. (Naming every start as
         # well would cost the SDK's cycle check about a second per 100 servers.)
-        all_started = [last_roll]
+        all_started = previous
         for server in (s for role in ROLE_ORDER for s in servers[role]):
             pegasus[server.host].add_check(server, after=all_started)
         replica_names = [p.name for p in plans if p.kind == "replica"]
@@ -142,5 +144,6 @@ class PegasusCluster(pulumi.ComponentResource):
 
     @staticmethod
     def _ssh_hint(spec: ClusterSpec, ip: str) -> str:
-        jump = f"-J {spec.ssh.bastion.user}@{spec.ssh.bastion.host}:{spec.ssh.bastion.port} " if spec.ssh.bastion else ""
+        bastion = spec.ssh.bastion
+        jump = f"-J {bastion.user}@{bastion.host}:{bastion.port} " if bastion else ""
         return f"ssh {jump}{spec.ssh.user}@{ip}"

@@ -50,7 +50,7 @@ class Network(pulumi.ComponentResource):
         net = spec.network
         tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack}
         self.egress_ready = []
-        if net.vpc_id:
+        if net.vpc_id and net.subnet_id:  # the spec allows both or neither
             self.vpc_id = pulumi.Output.from_input(net.vpc_id)
             self.subnet_id = pulumi.Output.from_input(net.subnet_id)
             subnet = aws.ec2.get_subnet_output(id=net.subnet_id, opts=pulumi.InvokeOutputOptions(parent=self))

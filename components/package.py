@@ -14,6 +14,7 @@ import tarfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import IO, cast
 
 # pegasus-server-{version}-{gitSHA7}-{platform}-{buildType}.tar.gz
 PACKAGE_NAME = re.compile(
@@ -110,7 +111,7 @@ def _scan(path: str, size: int, mtime_ns: int) -> tuple[str, frozenset[str], str
     with open(path, "rb") as raw:
         reader = _HashingReader(raw)
         try:
-            with tarfile.open(fileobj=reader, mode="r|gz") as tar:
+            with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|gz") as tar:  # reads only
                 for member in tar:
                     key = _member_key(member.name)
                     if key in REQUIRED_MEMBERS:

@@ -77,21 +77,21 @@ class PegasusServer(pulumi.ComponentResource):
         return RoleCommands(host=host.name, role=role, service=service, staged=staged, record=record,
                             files=role_files)
 
-    def add_roll(self, server: "RoleCommands", after: pulumi.Resource | None) -> command.remote.Command:
+    def add_roll(self, server: "RoleCommands", after: list[pulumi.Resource]) -> command.remote.Command:
         """The role's restart on change, after the previous server's in the cluster's roll order."""
-        deps = [server.service, server.staged, self.installed] + ([after] if after else [])
+        deps = [server.service, server.staged, self.installed, *after]
         server.roll = remote_command(
             f"{self._host.name}-{server.role}-roll", self._host.connection,
             create=server.record, update=server.files.apply(lambda f: f.roll),
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps))
         return server.roll
 
-    def add_leader_pass(self, meta: "RoleCommands", after: pulumi.Resource) -> command.remote.Command:
+    def add_leader_pass(self, meta: "RoleCommands", after: list[pulumi.Resource]) -> command.remote.Command:
         """The second pass of the MetaServer roll: restarts a deferred leader, last."""
         return remote_command(
             f"{self._host.name}-meta-roll-leader", connection=self._host.connection,
             create=meta.record, update=meta.files.apply(lambda f: f.deferred_roll),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[after]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after))
 
     def add_check(self, server: "RoleCommands", after: list[pulumi.Resource]) -> command.remote.Command:
         """The server's self-check, run once the whole cluster has started."""

@@ -9,14 +9,14 @@ be a remote.Command's create/update/delete.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from . import host_layout as hl
 from .config_ini import (NodeValues, apply_overrides, content_hash, declared_tables, read_sections,
                          render_config_ini)
 from .host_files import as_root, render
 from .package import release_config_template
-from .spec import ClusterSpec
+from .spec import ClusterSpec, CollectorSpec, RoleSpec
 from .topology import ROLE_ORDER, has_shared_log
 
 REQUIRED_COMMANDS = ("systemctl", "journalctl", "tar", "sha256sum", "blkid", "mkfs.ext4",
@@ -230,8 +230,10 @@ def _port(value: str | None) -> int:
     return int(value) if value and value.isdigit() else DEFAULT_PROMETHEUS_PORT
 
 
-def _role_overrides(spec: ClusterSpec, role: str):
-    return {"meta": spec.meta, "replica": spec.replica, "collector": spec.collector}[role].config_overrides
+def _role_overrides(spec: ClusterSpec, role: str) -> Mapping[str, Mapping[str, str]]:
+    roles: dict[str, RoleSpec | CollectorSpec] = {"meta": spec.meta, "replica": spec.replica,
+                                                  "collector": spec.collector}
+    return roles[role].config_overrides
 
 
 def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_ips: Sequence[str],

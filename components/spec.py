@@ -55,7 +55,7 @@ OWNED_SECTIONS = {"pegasus.clusters": "it maps clusterName to the MetaServer lis
 
 # EBS limits per volume type: size GiB, IOPS, throughput MiB/s, IOPS per GiB
 # (above a baseline every size gets: gp3 gives 3000 IOPS even to 1 GiB).
-VOLUME_LIMITS = {
+VOLUME_LIMITS: dict[str, dict[str, Any]] = {
     "gp3": {"size": (1, 16384), "iops": (3000, 16000), "throughput": (125, 1000), "iops_per_gib": 500,
             "baseline_iops": 3000},
     "io2": {"size": (4, 16384), "iops": (100, 64000), "throughput": None, "iops_per_gib": 500,
@@ -271,7 +271,7 @@ class _Reader:
 
     def choice(self, raw: Mapping[str, Any], key: str, default: str, choices) -> str:
         value = self.string(raw, key, default)
-        if value not in choices:
+        if value is None or value not in choices:
             self.problem(key, f"{value!r} is not supported", f"use one of {', '.join(choices)}")
             return default
         return value
@@ -334,7 +334,8 @@ def _overrides(r: _Reader, raw: Any, key: str) -> dict[str, dict[str, str]]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        r.problem(key, "must map section names to {key: value}", "e.g. {replication: {mutation_2pc_min_replica_count: 2}}")
+        r.problem(key, "must map section names to {key: value}",
+                  "e.g. {replication: {mutation_2pc_min_replica_count: 2}}")
         return {}
     result: dict[str, dict[str, str]] = {}
     for section, entries in raw.items():
@@ -392,7 +393,8 @@ def _disk(r: _Reader, raw: Mapping[str, Any], key: str, with_count: bool,
         else:
             low, high = limits["iops"]
             if not low <= iops <= high:
-                r.problem(f"{key}.iops", f"{iops} is outside what {vtype} allows ({low}..{high})", "pick a value in range")
+                r.problem(f"{key}.iops", f"{iops} is outside what {vtype} allows ({low}..{high})",
+                          "pick a value in range")
             elif iops > max(limits["baseline_iops"], limits["iops_per_gib"] * max(size, 1)):
                 r.problem(f"{key}.iops", f"{iops} IOPS on {size} GiB exceeds {limits['iops_per_gib']} IOPS per GiB",
                           "lower iops or grow sizeGiB")
@@ -641,7 +643,8 @@ def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
         if value is not None and not AWS_ID[key].match(value):
             r.problem(f"network.{key}", f"{value!r} is not an AWS {key[:-2]} id", "copy it from the AWS console")
     if (vpc_id is None) != (subnet_id is None):
-        r.problem("network.subnetId", "vpcId and subnetId go together", "set both to use an existing network, or neither")
+        r.problem("network.subnetId", "vpcId and subnetId go together",
+                  "set both to use an existing network, or neither")
     vpc_cidr = r.string(d, "network.vpcCidr", "10.42.0.0/16") or "10.42.0.0/16"
     net = _cidr(r, "network.vpcCidr", vpc_cidr, "10.42.0.0/16")
     if net is not None and (not net.is_private or net.prefixlen > 24):

@@ -7,6 +7,8 @@ leader and fails with the tail of the ZooKeeper log when none forms.
 
 from __future__ import annotations
 
+import functools
+
 import pulumi
 
 from . import server_files as files
@@ -35,7 +37,7 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
         for index, (host, prep) in enumerate(hosts):
             installs.append(remote_command(
                 f"{host.name}-zookeeper", connection=host.connection,
-                create=ips.apply(lambda all_ips, i=index: files.install_zookeeper_script(all_ips, i)),
+                create=ips.apply(functools.partial(_install_script, index)),
                 delete=files.remove_zookeeper_script(),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=prep.done)))
         first = hosts[0][0]
@@ -46,3 +48,7 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
         self.servers = ips.apply(files.zookeeper_servers)
         self.ready = [check]
         self.register_outputs({"servers": self.servers})
+
+
+def _install_script(index: int, ips: list[str]) -> str:
+    return files.install_zookeeper_script(ips, index)

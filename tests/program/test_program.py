@@ -150,6 +150,9 @@ def test_rolls_form_one_chain_per_cluster(deploy, base_config):
              "meta-0-collector-roll"]
     for earlier, later in zip(chain, chain[1:]):
         assert earlier in d.ancestors(later), (earlier, later)
+    # A package that failed to install on any host stops the roll before the first restart.
+    packages = {r.name for r in d.of_type(COMMAND) if r.name.endswith("-package")}
+    assert len(packages) == 6 and packages <= d.ancestors(chain[0])
     # ...but first starts do not wait for each other: ReplicaServers start in parallel.
     for i in range(3):
         others = {f"replica-{j}-replica" for j in range(3) if j != i} | {f"replica-{j}-replica-roll" for j in range(3)}

@@ -91,13 +91,13 @@ def test_overrides_edit_in_place_and_keep_comments(template):
     assert ini["my.new.section"]["answer"] == "42"
     base_lines, out_lines = base.splitlines(), out.splitlines()
     # comments and order survive: every base line is still there, in order, except the edited one
-    kept = [l for l in base_lines if "io_service_worker_count" not in l]
+    kept = [line for line in base_lines if "io_service_worker_count" not in line]
     iterator = iter(out_lines)
-    assert all(any(l == o for o in iterator) for l in kept)
+    assert all(any(line == o for o in iterator) for line in kept)
     # the new key sits inside its section, the new section at the end
     replication = out_lines.index("[replication]")
     next_section = next(i for i in range(replication + 1, len(out_lines)) if out_lines[i].startswith("["))
-    assert any("brand_new_key = yes" in l for l in out_lines[replication:next_section])
+    assert any("brand_new_key = yes" in line for line in out_lines[replication:next_section])
     assert out_lines[-2:] == ["[my.new.section]", "answer = 42"]
 
 

@@ -31,7 +31,8 @@ def test_actionlint_reports_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text(WORKFLOW.read_text().replace("runs-on: ubuntu-latest", "runs-on: ubuntu-latest\n    timeout-minutes: soon", 1))
     result = actionlint(broken)
-    assert result.returncode == 1 and "broken.yml:38:" in result.stdout
+    line = WORKFLOW.read_text().splitlines().index("    runs-on: ubuntu-latest") + 2
+    assert result.returncode == 1 and f"broken.yml:{line}:" in result.stdout
 
 
 def test_previews_every_stack_and_applies_nothing_by_default():
@@ -43,6 +44,12 @@ def test_previews_every_stack_and_applies_nothing_by_default():
     action = next(step for step in preview["steps"] if str(step.get("uses", "")).startswith("pulumi/actions"))
     assert action["with"]["command"] == "preview" and action["with"]["comment-on-pr"] is True
     assert action["with"]["diff"] is True
+    # A long diff keeps its summary when the comment is trimmed; the self-managed backend is named.
+    assert action["with"]["always-include-summary"] is True
+    assert action["with"]["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+    # The packages the stacks name reach the runner before the preview.
+    names = [step.get("name", "") for step in preview["steps"]]
+    assert names.index("Fetch the server packages the stacks name") < preview["steps"].index(action)
     apply_steps = doc["jobs"]["apply"]["steps"]
     assert all(step.get("if") == "env.AUTO_APPLY == 'true'" for step in apply_steps[1:])
     listed = doc["jobs"]["stacks"]["steps"][-1]["run"]

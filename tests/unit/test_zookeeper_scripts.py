@@ -22,14 +22,14 @@ ZK_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
 def test_zoo_cfg_lists_every_server_of_an_ensemble():
     text = host_files.render("zoo.cfg", **zoo_cfg_context(["10.0.0.1", "10.0.0.2", "10.0.0.3"]))
     lines = text.splitlines()
-    assert [l for l in lines if l.startswith("server.")] == [
+    assert [line for line in lines if line.startswith("server.")] == [
         "server.1=10.0.0.1:2888:3888", "server.2=10.0.0.2:2888:3888", "server.3=10.0.0.3:2888:3888",
     ]
     for setting in ("tickTime=2000", "initLimit=10", "syncLimit=5", "clientPort=2181",
                     "4lw.commands.whitelist=srvr,ruok,mntr,stat", "admin.enableServer=false",
                     f"dataDir={host_layout.ZOOKEEPER_DATA_DIR}"):
         assert setting in lines
-    assert any(l.startswith("autopurge.purgeInterval=") for l in lines)
+    assert any(line.startswith("autopurge.purgeInterval=") for line in lines)
 
 
 def test_zoo_cfg_of_a_single_server_is_standalone():
