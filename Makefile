@@ -17,21 +17,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed
 
 # Pulumi's local file backend unless the user chose another (PULUMI_BACKEND_URL).
+# $(2): what runs before pulumi: scripts/prepare-stack.sh selects or creates the
+# stack, offers a key pair and names every decision left; destroy only selects.
 define pulumi_stack
 	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see https://www.pulumi.com/docs/install/ (e.g. 'curl -fsSL https://get.pulumi.com | sh'), then run make $@ again."; exit 1; }
 	@if [ -z "$$PULUMI_BACKEND_URL" ]; then mkdir -p "$(STATE_DIR)"; fi
 	export PULUMI_BACKEND_URL="$${PULUMI_BACKEND_URL:-file://$(STATE_DIR)}"; \
-	  pulumi stack select --create "$(STACK)" && pulumi $(1) --stack "$(STACK)"
+	  $(2) && pulumi $(1) --stack "$(STACK)"
 endef
 
 up: venv
-	$(call pulumi_stack,up)
+	$(call pulumi_stack,up,./scripts/prepare-stack.sh "$(STACK)")
 
 preview: venv
-	$(call pulumi_stack,preview --diff)
+	$(call pulumi_stack,preview --diff,./scripts/prepare-stack.sh "$(STACK)")
 
 destroy: venv
-	$(call pulumi_stack,destroy)
+	$(call pulumi_stack,destroy,pulumi stack select "$(STACK)")
 
 deps:
 	./scripts/install-test-deps.sh
