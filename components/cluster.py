@@ -24,6 +24,7 @@ import pulumi_aws as aws
 
 from . import host_layout as hl
 from . import server_files as files
+from .fixed_settings import FixedSettings
 from .host import AwsHost
 from .host_preparation import HostPreparation
 from .network import Network
@@ -39,6 +40,13 @@ class PegasusCluster(pulumi.ComponentResource):
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # First registered: its check refuses, at preview, a change of what an
+        # existing cluster cannot change (homeDir, appDir, clusterName, fewer or
+        # smaller disks).
+        FixedSettings(f"{name}-fixed-settings", {
+            "cluster_name": spec.cluster_name, "home_dir": spec.home_dir, "app_dir": spec.app_dir,
+            "data_disk_count": spec.replica.data_disks.count, "data_disk_size_gib": spec.replica.data_disks.size_gib,
+        }, opts=child)
         network = Network(name, spec, opts=child)
         key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
                               tags={"pegasus:cluster": spec.cluster_name}, opts=child)

@@ -205,6 +205,15 @@ def test_2_noop_up_runs_only_the_health_check(cluster):
     assert only_the_health_check_ran(cluster), [(op.name, op.action) for op in cluster.engine.last_run.operations]
 
 
+def test_2_b_a_change_the_cluster_cannot_take_is_refused_at_preview(cluster):
+    moved = copy.deepcopy(cluster.config)
+    moved["homeDir"] = "/srv/pegasus"
+    with pytest.raises(DeploymentError) as error:
+        cluster.engine.up(stack_config("pegasus", moved))
+    assert "pegasus:homeDir is '/home/work'" in str(error.value) and "Set it back" in str(error.value)
+    assert cluster.engine.last_run.kind == "preview", "the update ran after a refused preview"
+
+
 def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
     metas_before = {m.name: cluster.unit_started(m, "pegasus-meta.service") for m in cluster.hosts("meta-")}
     config = copy.deepcopy(cluster.config)

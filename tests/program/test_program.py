@@ -116,7 +116,7 @@ def test_world_ssh_only_when_allowed(deploy, base_config):
 
 def test_start_and_destroy_order(deploy, base_config):
     d = deploy(base_config)
-    guard = next(r.name for r in d.resources.values() if r.type.startswith("pulumi-python:dynamic"))
+    guard = "c1-zookeeper-path"
     assert "c1-zookeeper-ready" in d.ancestors(guard)
     for i in range(3):
         assert {f"zk-{i}-zookeeper", f"zk-{i}-prepare"} <= d.ancestors("c1-zookeeper-ready")
@@ -178,7 +178,7 @@ def test_delete_scripts_name_exactly_the_role_directories(deploy, base_config):
 def test_retain_data_keeps_directories_volumes_and_path(deploy, base_config):
     d = deploy(with_(base_config, retainData=True))
     assert "retain_data=true" in _command(d, "replica-0-replica")["delete"].replace(" ", "")
-    guard = next(r for r in d.resources.values() if r.type.startswith("pulumi-python:dynamic"))
+    guard = d.resources["c1-zookeeper-path"]
     assert guard.inputs["retain"] is True
 
 
@@ -189,7 +189,7 @@ def test_private_key_is_secret_and_in_no_command(deploy, base_config):
             assert PRIVATE_KEY.strip().splitlines()[1] not in str(r.inputs.get(field, "")), (r.name, field)
         raw = d.cloud.raw_inputs[r.name]["connection"]
         assert "4dabf18193072939515e22adb298388d" in str(raw), f"{r.name}: connection is not a secret"
-    guard = next(n for n, r in d.resources.items() if r.type.startswith("pulumi-python:dynamic"))
+    guard = "c1-zookeeper-path"
     assert "4dabf18193072939515e22adb298388d" in str(d.cloud.raw_inputs[guard]["tunnel"])
 
 
