@@ -1,18 +1,20 @@
 """The whole Pegasus cluster, wired in the order it must come up (and go down).
 
-Up:  network, hosts -> host preparation -> ZooKeeper ready -> ZooKeeper path
-     guard -> MetaServers -> ReplicaServers (in parallel) -> Collector ->
-     health check.
+Up:  fixed settings checked -> network, security-group rules, hosts -> host
+     preparation -> ZooKeeper ready -> ZooKeeper path guard -> MetaServers ->
+     ReplicaServers (in parallel) -> Collector -> checks.
 Down (Pulumi deletes in reverse): Collector, ReplicaServers, MetaServers
      stopped and their directories removed -> ZooKeeper path removed ->
      ZooKeeper stopped -> disks unmounted, package and appDir removed ->
-     instances, volumes, NICs, groups, network.
+     instances, volumes, NICs -> the groups' rules (SSH last of all), groups,
+     network.
 Changes: the `-roll` commands form one chain in Pegasus's rolling-update
 order (ReplicaServers, then MetaServers, then the deferred leader, then the
 Collector), so a change restarts one server at a time, each only in a healthy
 cluster, and waits until every table is fully healthy again.
-Checks: after all that, every server's `-check` and the cluster's `-health`
-run side by side.
+Checks: after all that, every server's `-check`, the cluster's `-health` (at
+every up) and `-replica-removal` (before Pulumi deletes a dropped
+ReplicaServer) run side by side.
 """
 
 from __future__ import annotations

@@ -1,19 +1,22 @@
 """Pegasus on one server: the package (uploaded once per host) and each role it runs.
 
-A role is three remote commands with distinct jobs:
-- `<host>-<role>`: first start (create) and stop + cleanup (delete). Its
-  scripts do not change with the config, so a config change never reruns it.
-- `<host>-<role>-roll`: its create only records the package's sha256 and the
-  rendered config.ini and unit hashes (the first start is the service's job,
-  in parallel); when one of them changes, Pulumi runs its update, which
-  activates the new files, restarts this one server and waits until the
-  cluster is healthy. The cluster chains the rolls, so they run one at a time.
+Each role is a few remote commands with distinct jobs:
+- `<host>-<role>-config`: stages the newest rendered config.ini (a command,
+  not an upload: its text holds addresses unknown at preview).
+- `<host>-<role>`: first start (create) and stop + cleanup (delete). A rerun
+  (a new connection) leaves a running server alone.
+- `<host>-<role>-roll`: its create only lists, one fact a line, what the
+  server runs with (package, addresses, overrides, unit and config hashes), so
+  a preview's diff says what changed; then Pulumi runs its update, which
+  restarts this one server if its files differ and waits until the cluster
+  is healthy again. The cluster chains the rolls in Pegasus's order.
   (Not `triggers`: pulumi-command replaces a resource whose triggers change,
   even when it has an update command, pulumi/pulumi-command#855.)
 - `<host>-meta-roll-leader` (MetaServers only): the leader defers its restart
   during the roll; this second pass restarts it last.
 - `<host>-<role>-check`: once the whole cluster is up, waits until this
-  server serves and is ALIVE; on timeout it prints this server's logs.
+  server serves, is ALIVE and every table is healthy; on timeout it prints
+  this server's logs.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ import pulumi_command as command
 from . import server_files as files
 from .host import HostHandle
 from .host_preparation import HostPreparation
-from .spec import ClusterSpec
 from .remote_command import remote_command
+from .spec import ClusterSpec
 
 
 class PegasusServer(pulumi.ComponentResource):
