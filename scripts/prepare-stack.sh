@@ -23,12 +23,18 @@ if [[ ${PULUMI_BACKEND_URL:-} != https://* && -z ${PULUMI_CONFIG_PASSPHRASE:-} \
 fi
 
 [[ -f $stack_file ]] || say "stacks/Pulumi.$stack.yaml does not exist yet: it is created empty; copy the settings you need from stacks/Pulumi.dev.yaml"
-pulumi stack select --create "$stack" >/dev/null
+# (No output redirection on commands that may ask for the passphrase: the
+# question must stay visible.)
+pulumi stack select --create "$stack"
 say "stack $stack on ${PULUMI_BACKEND_URL:-Pulumi Cloud}"
 
+# Plain values only: reading a secret would need the passphrase.
 config() { pulumi config get --stack "$stack" --path "$1" 2>/dev/null; }
+# The public half stands for the pair (the program checks both, and that the
+# private half is a secret).
+has_key_pair() { config pegasus:ssh.publicKey >/dev/null; }
 
-if ! config pegasus:ssh.privateKey >/dev/null; then
+if ! has_key_pair; then
   key=$key_dir/pegasus_$stack
   answer=n
   if [[ ${ASSUME_YES:-} == 1 ]]; then
@@ -45,15 +51,15 @@ if ! config pegasus:ssh.privateKey >/dev/null; then
     else
       say "using the existing $key"
     fi
-    pulumi config set --stack "$stack" --secret --path pegasus:ssh.privateKey <"$key" >/dev/null
-    pulumi config set --stack "$stack" --path pegasus:ssh.publicKey "$(cat -- "$key.pub")" >/dev/null
+    pulumi config set --stack "$stack" --secret --path pegasus:ssh.privateKey <"$key"
+    pulumi config set --stack "$stack" --path pegasus:ssh.publicKey "$(cat -- "$key.pub")"
     say "set pegasus:ssh.privateKey (as a secret) and pegasus:ssh.publicKey"
   fi
 fi
 
 # What only the user can decide, all in one message.
 todo=()
-config pegasus:ssh.privateKey >/dev/null || todo+=(
+has_key_pair || todo+=(
   "an SSH key pair: ssh-keygen -t ed25519 -f ~/.ssh/pegasus_$stack, then
       pulumi config set --secret --path pegasus:ssh.privateKey < ~/.ssh/pegasus_$stack
       pulumi config set --path pegasus:ssh.publicKey \"\$(cat ~/.ssh/pegasus_$stack.pub)\"")
