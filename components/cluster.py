@@ -31,11 +31,11 @@ from .host import AwsHost
 from .host_preparation import HostPreparation
 from .network import Network
 from .pegasus_server import PegasusServer, RoleCommands
+from .remote_command import remote_command
 from .spec import ClusterSpec
 from .topology import ROLE_ORDER, ROLL_ORDER, plan_hosts
 from .zookeeper import ZooKeeperEnsemble
 from .zookeeper_path_guard import ZooKeeperPathGuard, ZooKeeperPathGuardArgs, default_owner_id
-from .remote_command import remote_command
 
 
 class PegasusCluster(pulumi.ComponentResource):

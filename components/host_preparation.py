@@ -12,8 +12,8 @@ import pulumi
 
 from . import server_files as files
 from .host import HostHandle
-from .spec import ClusterSpec
 from .remote_command import remote_command
+from .spec import ClusterSpec
 
 
 class HostPreparation(pulumi.ComponentResource):

@@ -14,8 +14,8 @@ import pulumi
 from . import server_files as files
 from .host import HostHandle
 from .host_preparation import HostPreparation
-from .spec import ClusterSpec
 from .remote_command import remote_command
+from .spec import ClusterSpec
 
 
 class ZooKeeperEnsemble(pulumi.ComponentResource):
