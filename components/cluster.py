@@ -106,13 +106,14 @@ class PegasusCluster(pulumi.ComponentResource):
             pegasus[server.host].add_check(server, after=all_started)
         replica_names = [p.name for p in plans if p.kind == "replica"]
         replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
+        # (MetaServer addresses, {ReplicaServer host name: address}) for the cluster-level commands
+        addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))
         # Runs at every `pulumi up`, changed or not (a new trigger each run: one
         # line in the preview), so a server that died since the last up is
         # reported rather than found by the next change.
         health = remote_command(
             f"{name}-health", hosts[metas[0]].connection,
-            create=pulumi.Output.all(meta_ips, replica_ips).apply(
-                lambda v: files.health_check_script(spec, v[0], dict(zip(replica_names, v[1])))),
+            create=addresses.apply(lambda a: files.health_check_script(spec, *a)),
             triggers=[uuid.uuid4().hex],
             opts=pulumi.ResourceOptions(parent=self, depends_on=all_started))
 
@@ -120,8 +121,7 @@ class PegasusCluster(pulumi.ComponentResource):
         # come last in a deployment), this refuses while it still holds replicas.
         remote_command(
             f"{name}-replica-removal", hosts[metas[0]].connection,
-            create=pulumi.Output.all(meta_ips, replica_ips).apply(
-                lambda v: files.replica_removal_guard_script(spec, v[0], dict(zip(replica_names, v[1])))),
+            create=addresses.apply(lambda a: files.replica_removal_guard_script(spec, *a)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=all_started))
 
         self.meta_servers = meta_ips.apply(lambda ips: files.address_list(ips, hl.ROLE_PORTS["meta"]))

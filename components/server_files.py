@@ -38,6 +38,11 @@ def address_list(ips: Sequence[str], port: int) -> str:
     return ",".join(f"{ip}:{port}" for ip in ips)
 
 
+def meta_addresses(meta_ips: Sequence[str]) -> list[str]:
+    """The MetaServers' "ip:port", as the host scripts ask them."""
+    return [f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips]
+
+
 # ------------------------------------------------------------ host preparation
 
 
@@ -155,7 +160,7 @@ def restart_reasons(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequ
     lines = [f"package {spec.package.release} (sha256 {spec.package.sha256[:12]})",
              f"MetaServers {address_list(meta_ips, hl.ROLE_PORTS['meta'])}", f"ZooKeeper {zk_servers}",
              f"interface {interface or '(Pegasus picks the first private address)'}"]
-    for layer in (spec.config_overrides, _role_overrides(spec, role), _metrics_port_override(spec, role)):
+    for layer in _override_layers(spec, role):
         for section, entries in sorted(layer.items()):
             for key, value in sorted(entries.items()):
                 lines.append(f"[{section}] {key} = {'[secret]' if spec.config_has_secrets else value}")
@@ -193,15 +198,23 @@ def node_values(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence
 
 
 def role_config(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence[str], zk_servers: str) -> str:
-    overrides = [spec.config_overrides, _role_overrides(spec, role), _metrics_port_override(spec, role)]
     return render_config_ini(release_config_template(spec.package),
-                             node_values(spec, role, interface, meta_ips, zk_servers), overrides)
+                             node_values(spec, role, interface, meta_ips, zk_servers), _override_layers(spec, role))
+
+
+def _override_layers(spec: ClusterSpec, role: str) -> list[Mapping[str, Mapping[str, str]]]:
+    """What a role's config.ini gets on top of the release's, in the order applied."""
+    return [spec.config_overrides, _role_overrides(spec, role), _metrics_port_override(spec, role)]
+
+
+def _user_config_template(spec: ClusterSpec, role: str) -> str:
+    """The release's config.ini with the user's overrides for `role` (variables not filled)."""
+    return apply_overrides(release_config_template(spec.package), [spec.config_overrides, _role_overrides(spec, role)])
 
 
 def _role_settings(spec: ClusterSpec, role: str, section: str) -> dict[str, str]:
     """One section of a role's config as the release and the overrides make it."""
-    text = apply_overrides(release_config_template(spec.package), [spec.config_overrides, _role_overrides(spec, role)])
-    return read_sections(text).get(section, {})
+    return read_sections(_user_config_template(spec, role)).get(section, {})
 
 
 def _metrics_port_override(spec: ClusterSpec, role: str) -> dict[str, dict[str, str]]:
@@ -251,7 +264,7 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
         dirs=dirs + [lay.log_dir(role)], staged_config=lay.staged_config_path(role),
         config_path=lay.config_path(role), release_link=lay.release_link(role), current_link=lay.current_link,
         address=address, port=hl.ROLE_PORTS[role],
-        meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
+        meta_addresses=meta_addresses(meta_ips),
         wait_seconds=spec.timeouts.start_seconds, log_dir=lay.log_dir(role),
         needs_reverse_name=spec.package.name.version_tuple >= (2, 6, 0),
     )
@@ -279,11 +292,10 @@ def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips:
     """`replica_ips`: host name -> cluster address of every ReplicaServer of the stack."""
     return as_root(render(
         "health_check.sh",
-        meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
+        meta_addresses=meta_addresses(meta_ips),
         replica_addresses=[f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in replica_ips.values()],
         replica_hosts=list(replica_ips),
-        tables=declared_tables(apply_overrides(release_config_template(spec.package),
-                                               [spec.config_overrides, spec.meta.config_overrides])),
+        tables=declared_tables(_user_config_template(spec, "meta")),
         wait_seconds=spec.timeouts.health_seconds,
         log_dir=layout(spec).log_dir("meta"),
     ))
@@ -295,7 +307,7 @@ def replica_removal_guard_script(spec: ClusterSpec, meta_ips: Sequence[str], rep
     min_alive = _role_settings(spec, "meta", "meta_server").get("min_live_node_count_for_unfreeze") or "3"
     return as_root(render(
         "replica_removal_guard.sh",
-        meta_addresses=[f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in meta_ips],
+        meta_addresses=meta_addresses(meta_ips),
         members=[f"{name}={ip}:{hl.ROLE_PORTS['replica']}" for name, ip in replica_ips.items()],
         record=f"{lay.staged_dir}/replica-servers", min_alive=min_alive if min_alive.isdigit() else "3"))
 

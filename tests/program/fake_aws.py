@@ -16,6 +16,9 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
+from tests.e2e.localcloud import checks
+from tests.e2e.localcloud.values import normalize, unwrap_secrets
+
 PRIMARY_NET = "10.42"
 NIC_NET = "10.43"
 
@@ -116,10 +119,11 @@ class PreviewCloud(FakeCloud):
         unknown = {k for k, v in args.inputs.items() if _is_unknown(v)}
         with self._lock:
             self.unknown_inputs[args.name] = unknown
-        if args.typ == "command:remote:CopyToRemote" and not isinstance(args.inputs.get("source"),
-                                                                        (pulumi.Asset, pulumi.Archive)):
-            # provider/pkg/provider/remote/copyController.go (Check), pulumi-command v1.2.1
-            raise ValueError(f"{args.name}: CopyToRemote check failed: either asset or archive must be set")
+        # The providers' checks, as the local engine runs them (pulumi-command 1.2.1's
+        # CopyToRemote source check, pulumi-aws's required inputs).
+        failures = checks.check(args.typ, normalize(unwrap_secrets(dict(args.inputs))))
+        if failures:
+            raise ValueError(checks.failure_message(args.typ, args.name, failures))
         _, state = super().new_resource(args)
         given = {k for k in args.inputs if k not in unknown}
         return "", {k: (v if k in given else rpc.UNKNOWN) for k, v in state.items()}

@@ -406,6 +406,21 @@ def udp_socket(port: int) -> socket.socket:
     return sock
 
 
+def udp_messages(sock: socket.socket, kind: str, stop: threading.Event):
+    """Yields (message, source) for each datagram of this wire format's `kind`
+    ("ping" or "ack") until `stop` is set or the socket closes; others are dropped."""
+    while not stop.is_set():
+        try:
+            data, source = sock.recvfrom(65536)
+            message = json.loads(data)
+        except OSError:
+            return
+        except ValueError:
+            continue
+        if isinstance(message, dict) and message.get("t") == kind:
+            yield message, source
+
+
 def http_json(address: str, path: str, timeout: float = 2.0) -> tuple[int, object]:
     host, port = address.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -834,16 +849,7 @@ class Meta:
         return page
 
     def serve_udp(self, sock: socket.socket) -> None:
-        while not self.stop.is_set():
-            try:
-                data, source = sock.recvfrom(65536)
-                ping = json.loads(data)
-            except OSError:
-                return
-            except ValueError:
-                continue
-            if not isinstance(ping, dict) or ping.get("t") != "ping":
-                continue
+        for ping, source in udp_messages(sock, "ping", self.stop):
             ack = self.on_ping(ping, source)
             if ack is not None:
                 try:
@@ -911,16 +917,7 @@ class Replica:
             self.stop.wait(max(0.0, self.fd.beacon - (time.monotonic() - sent)))
 
     def receive(self) -> None:
-        while not self.stop.is_set():
-            try:
-                data, _ = self.sock.recvfrom(65536)
-                ack = json.loads(data)
-            except OSError:
-                return
-            except ValueError:
-                continue
-            if not isinstance(ack, dict) or ack.get("t") != "ack":
-                continue
+        for ack, _ in udp_messages(self.sock, "ack", self.stop):
             if not ack.get("is_master"):
                 if ack.get("primary_node"):
                     self.target = ack["primary_node"]
