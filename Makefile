@@ -55,8 +55,9 @@ unit: venv
 e2e: deps venv
 	$(PY) -m pytest -ra -m e2e tests/e2e
 
+# BASELINE=<another checkout>: also time that tree's program, side by side.
 bench: venv
-	$(PY) -m bench
+	BASELINE="$(BASELINE)" $(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache

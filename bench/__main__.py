@@ -1,14 +1,18 @@
 """`make bench`: how long rendering and program evaluation take at production scale.
 
 Shape (the one the issues set): 3 MetaServers (the Collector on the first) +
-100 ReplicaServers x 4 data disks + 3 ZooKeeper. Prints one line per
-measurement with its target; exits non-zero if a target is missed, so a
-regression is visible.
+100 ReplicaServers x 4 data disks + 3 ZooKeeper, and the same with 3 and 1000
+ReplicaServers. Prints one line per measurement with its target; exits
+non-zero if a target is missed, so a regression is visible. With
+BASELINE=<another checkout> it also evaluates that tree side by side (each
+evaluation in a fresh process).
 """
 
 from __future__ import annotations
 
-import resource
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +27,7 @@ from tests.support.pulumi_program import run_program, stack_config
 
 RENDER_TARGET_S = 1.0
 PROGRAM_TARGET_S = 10.0
+BASELINE_TARGET = 0.5  # issue 10: under half the time of the main it started from
 
 
 def shape(package: Path, replicas: int = 100) -> dict:
@@ -59,12 +64,14 @@ def render_everything(spec) -> int:
         rendered += [files.install_package_script(spec), files.remove_package_script(spec)]
         for role in plan.roles:
             f = files.role_files(spec, role, f"10.0.2.{n}", "", meta_ips, zk_servers)
-            rendered += [f.config, f.unit, f.stage, f.start, f.roll, f.deferred_roll, f.stop, f.check]
+            rendered += [f.config, f.unit, f.stage, f.start, f.restart_script, f.stop]
     rendered += [files.zookeeper_ready_script(zk_ips, 300), files.health_check_script(spec, meta_ips, replica_ips)]
     return len(rendered)
 
 
-REMOTE = ("command:remote:Command", "command:remote:CopyToRemote")
+# Types whose create or update acts on servers: pulumi-command's, and the
+# rolling restart (a dynamic resource that runs the staged scripts over SSH).
+REMOTE = ("command:remote:Command", "command:remote:CopyToRemote", "pulumi-python:dynamic/pegasus:RollingRestart")
 
 
 def longest_remote_chain(cloud: FakeCloud, only=lambda name: True) -> int:
@@ -90,13 +97,42 @@ def longest_remote_chain(cloud: FakeCloud, only=lambda name: True) -> int:
 
 
 def chains(raw: dict) -> str:
-    """First deploy (every remote operation) and a config change (the rolls)."""
+    """First deploy (every remote operation) and a config change (what a changed
+    override reruns: the staged configs, the rolling restart, the health check)."""
     cloud = FakeCloud()
     run_program(cloud, stack_config("pegasus", raw), stack="bench", secret_keys=["pegasus:ssh"],
                 monitor=RecordingMonitor(cloud))
     first = longest_remote_chain(cloud)
-    change = longest_remote_chain(cloud, lambda name: "-roll" in name)
-    return f"first deploy {first}, config change {change}"
+    change = longest_remote_chain(cloud, lambda name: name.endswith(("-config", "-rolling-restart", "-health")))
+    rolls = sum(1 for r in cloud.resources.values() if r.type == REMOTE[2])
+    return (f"first deploy {first}, config change {change} "
+            f"(the restarts themselves run one at a time inside {rolls} rolling-restart step)")
+
+
+# Evaluates the program under mocks in a fresh process and prints JSON. Only APIs
+# that today's main had too, so it also measures another checkout (BASELINE).
+EVALUATE = """
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from bench.__main__ import shape
+from tests.program.fake_aws import FakeCloud
+from tests.support.package_builder import build_package
+from tests.support.pulumi_program import run_program, stack_config
+with tempfile.TemporaryDirectory() as tmp:
+    raw = shape(build_package(Path(tmp), server="placeholder"), int(sys.argv[1]))
+    cloud = FakeCloud()
+    started = time.perf_counter()
+    run_program(cloud, stack_config("pegasus", raw), stack="bench", secret_keys=["pegasus:ssh"])
+    seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "resources": cloud.custom_count,
+                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def evaluate(replicas: int, tree: Path = Path.cwd()) -> dict:
+    done = subprocess.run([sys.executable, "-c", EVALUATE, str(replicas)], cwd=tree, capture_output=True,
+                          text=True, check=True, env={**os.environ, "PYTHONPATH": str(tree)})
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -116,24 +152,31 @@ def main() -> int:
               f"(target < {RENDER_TARGET_S} s; package hashed once before, {hashed * 1000:.0f} ms)")
         failures += render_s >= RENDER_TARGET_S
 
-        cloud = FakeCloud()
-        started = time.perf_counter()
-        run_program(cloud, stack_config("pegasus", raw), stack="bench", secret_keys=["pegasus:ssh"])
-        program_s = time.perf_counter() - started
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"program: evaluated under mocks in {program_s:.2f} s, {cloud.custom_count} resources, "
-              f"peak RSS {peak_mib:.0f} MiB (target < {PROGRAM_TARGET_S} s)")
-        failures += program_s >= PROGRAM_TARGET_S
-
-        # Issue 10's targets (not met yet: the rolls form one chain, first deploys included):
-        # the first deploy's chain the same for every size, and 1000 ReplicaServers evaluating.
         for replicas in (3, 100, 1000):
-            try:
-                result = chains(shape(package, replicas))
-                print(f"longest chain of remote operations, {replicas} ReplicaServers: {result}")
-            except Exception as error:  # today: RecursionError in the SDK's cycle check at 1000
-                print(f"longest chain of remote operations, {replicas} ReplicaServers: evaluation failed: "
-                      f"{type(error).__name__}: {str(error)[:200]}")
+            result = evaluate(replicas)
+            print(f"program, {replicas} ReplicaServers: evaluated under mocks in {result['seconds']:.2f} s, "
+                  f"{result['resources']} resources, peak RSS {result['peak_mib']:.0f} MiB"
+                  + (f" (target < {PROGRAM_TARGET_S} s)" if replicas == 100 else ""))
+            if replicas == 100:
+                failures += result["seconds"] >= PROGRAM_TARGET_S
+                ours = result["seconds"]
+        baseline = os.environ.get("BASELINE")
+        if baseline:  # e.g. a worktree of an older main: `make bench BASELINE=../old-main`
+            theirs = evaluate(100, Path(baseline).resolve())
+            ratio = ours / theirs["seconds"]
+            print(f"program, 100 ReplicaServers, {baseline}: {theirs['seconds']:.2f} s, {theirs['resources']} "
+                  f"resources; this tree takes {ratio:.2f} of that time (target < {BASELINE_TARGET})")
+            failures += ratio >= BASELINE_TARGET
+
+        # Issue 10: the first deploy's chain is the same for every size.
+        firsts = set()
+        for replicas in (3, 100, 1000):
+            chain = chains(shape(package, replicas))
+            firsts.add(chain.split(",")[0])
+            print(f"longest chain of remote operations, {replicas} ReplicaServers: {chain}")
+        if len(firsts) != 1:
+            print(f"the first deploy's chain grows with the cluster: {sorted(firsts)} (target: one length)")
+            failures += 1
     return 1 if failures else 0
 
 

@@ -2,19 +2,21 @@
 
 Up:  fixed settings checked -> network, security-group rules, hosts -> host
      preparation -> ZooKeeper ready -> ZooKeeper path guard -> MetaServers ->
-     ReplicaServers (in parallel) -> Collector -> checks.
+     ReplicaServers (in parallel) -> Collector -> rolling restart (which, on
+     a first deploy, checks every server) -> cluster checks.
 Down (Pulumi deletes in reverse): Collector, ReplicaServers, MetaServers
      stopped and their directories removed -> ZooKeeper path removed ->
      ZooKeeper stopped -> disks unmounted, package and appDir removed ->
      instances, volumes, NICs -> the groups' rules (SSH last of all), groups,
      network.
-Changes: the `-roll` commands form one chain in Pegasus's rolling-update
-order (ReplicaServers, then MetaServers, then the deferred leader, then the
-Collector), so a change restarts one server at a time, each only in a healthy
-cluster, and waits until every table is fully healthy again.
-Checks: after all that, every server's `-check`, the cluster's `-health` (at
-every up) and `-replica-removal` (before Pulumi deletes a dropped
-ReplicaServer) run side by side.
+Changes: `<cluster>-rolling-restart` restarts the servers whose files changed
+in Pegasus's rolling-update order (ReplicaServers, then MetaServers with the
+leader last, then the Collector), one at a time, each only in a healthy
+cluster, waiting until every table is fully healthy again. Every server hangs
+off the graph by one edge, so a first deploy is as long for 1000
+ReplicaServers as for 3.
+Checks: after that, the cluster's `-health` (at every up) and
+`-replica-removal` (before Pulumi deletes a dropped ReplicaServer).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .host_preparation import HostPreparation
 from .network import Network
 from .pegasus_server import PegasusServer, RoleCommands
 from .remote_command import remote_command
+from .rolling_restart import RollingRestart, RollingRestartArgs, server_key
 from .spec import ClusterSpec
 from .topology import ROLE_ORDER, ROLL_ORDER, plan_hosts
 from .zookeeper import ZooKeeperEnsemble
@@ -78,32 +81,23 @@ class PegasusCluster(pulumi.ComponentResource):
             for plan in plans:
                 if role in plan.roles:
                     servers[role].append(pegasus[plan.name].add_role(role, start_after))
-        # Restarts on change, one server at a time in Pegasus's rolling-update
-        # order: ReplicaServers, then MetaServers (the leader last), then the Collector.
         pulumi.log.warn(
             "a rolling restart (a config, unit or package change) restarts each ReplicaServer without moving "
             "its primaries away first (that needs Pegasus's admin shell, which this program does not drive "
             "yet): clients get errors on those partitions until the MetaServer reassigns them (up to "
             "fd_grace_seconds). To avoid them, move the primaries off each ReplicaServer with the Pegasus "
             "shell before its turn, or roll at a quiet time.", resource=self)
-        # The first restart also waits for the package on every host: a package
-        # that failed to install anywhere stops the roll before any server restarts.
-        previous: list[pulumi.Resource] = [server.installed for server in pegasus.values()]
-        for role in ROLL_ORDER:
-            for server in servers[role]:
-                previous = [pegasus[server.host].add_roll(server, after=previous)]
-            if role == "meta":
-                for server in servers["meta"]:
-                    previous = [pegasus[server.host].add_leader_pass(server, after=previous)]
-
-        # Once every server has started (and any roll is done): each server checks
-        # itself, so a failure shows that server's logs, and a MetaServer host checks
-        # the cluster as a whole. The last roll stands for all that: every roll waits
-        # for its server's start and for the roll before it. (Naming every start as
-        # well would cost the SDK's cycle check about a second per 100 servers.)
-        all_started = previous
-        for server in (s for role in ROLE_ORDER for s in servers[role]):
-            pegasus[server.host].add_check(server, after=all_started)
+        # Once every server has started (each start waits for its package, so a
+        # package that failed to install anywhere stops the roll before any
+        # restart): restarts on change, one server at a time in Pegasus's order,
+        # and on a first deploy the check of every server.
+        started = [server.service for role in ROLE_ORDER for server in servers[role]]
+        restart = RollingRestart(f"{name}-rolling-restart", RollingRestartArgs(
+            restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
+            hosts={n: hosts[n].ssh_address for n in pegasus},
+            staged_dir=files.layout(spec).staged_dir,
+            access=self._ssh_access(spec)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=started))
         replica_names = [p.name for p in plans if p.kind == "replica"]
         replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
         # (MetaServer addresses, {ReplicaServer host name: address}) for the cluster-level commands
@@ -115,14 +109,14 @@ class PegasusCluster(pulumi.ComponentResource):
             f"{name}-health", hosts[metas[0]].connection,
             create=addresses.apply(lambda a: files.health_check_script(spec, *a)),
             triggers=[uuid.uuid4().hex],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=all_started))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
         # come last in a deployment), this refuses while it still holds replicas.
         remote_command(
             f"{name}-replica-removal", hosts[metas[0]].connection,
             create=addresses.apply(lambda a: files.replica_removal_guard_script(spec, *a)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=all_started))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
 
         self.meta_servers = meta_ips.apply(lambda ips: files.address_list(ips, hl.ROLE_PORTS["meta"]))
         self.zookeeper_servers = zookeeper.servers
@@ -151,6 +145,13 @@ class PegasusCluster(pulumi.ComponentResource):
                                    retain=spec.retain_data, adopt=spec.zookeeper.adopt_existing_path,
                                    tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*zookeeper.ready, *via_prep.done]))
+
+    @staticmethod
+    def _ssh_access(spec: ClusterSpec) -> dict:
+        """What the rolling restart needs to reach every server (as their commands do)."""
+        bastion = spec.ssh.bastion
+        return {"user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
+                "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None}
 
     @staticmethod
     def _ssh_hint(spec: ClusterSpec, ip: str) -> str:

@@ -9,6 +9,7 @@ The layout (documented in the README, "Files on a host"):
     <appDir>/<role>/                     %{app.dir} of a role: config.ini, log/, state
     <appDir>/<role>/release -> ...       the release this role runs (switched at its restart)
     <appDir>/staged/<role>.config.ini    uploaded config, activated at (re)start
+    <appDir>/staged/<role>.restart.sh    the script the rolling restart runs on the host
     <homeDir>/ssd<N>/                    mount point of data disk N (1-based)
     <homeDir>/ssd<N>/pegasus/<cluster>   data dir N of the ReplicaServer
     <homeDir>/slog/                      mount point of the shared-log disk
@@ -23,6 +24,11 @@ ROLE_PORTS = {"meta": 34601, "replica": 34801, "collector": 34101}
 ZOOKEEPER_CLIENT_PORT = 2181
 ZOOKEEPER_PEER_PORT = 2888
 ZOOKEEPER_ELECTION_PORT = 3888
+
+def restart_script_name(role: str) -> str:
+    """The role's restart script, in the staged directory (the rolling restart runs it)."""
+    return f"{role}.restart.sh"
+
 
 # Marker written into directories this program created, so that cleanup never
 # removes a directory it did not make.
@@ -92,6 +98,9 @@ class HostLayout:
 
     def staged_config_path(self, role: str) -> str:
         return f"{self.staged_dir}/{role}.config.ini"
+
+    def staged_restart_path(self, role: str) -> str:
+        return f"{self.staged_dir}/{restart_script_name(role)}"
 
     def log_dir(self, role: str) -> str:
         return f"{self.role_dir(role)}/log"

@@ -1,22 +1,13 @@
 """Pegasus on one server: the package (uploaded once per host) and each role it runs.
 
-Each role is a few remote commands with distinct jobs:
-- `<host>-<role>-config`: stages the newest rendered config.ini (a command,
-  not an upload: its text holds addresses unknown at preview).
+Each role is two remote commands with distinct jobs:
+- `<host>-<role>-config`: stages the newest rendered config.ini and the
+  script that restarts the server onto it (a command, not an upload: its text
+  holds addresses unknown at preview).
 - `<host>-<role>`: first start (create) and stop + cleanup (delete). A rerun
   (a new connection) leaves a running server alone.
-- `<host>-<role>-roll`: its create only lists, one fact a line, what the
-  server runs with (package, addresses, overrides, unit and config hashes), so
-  a preview's diff says what changed; then Pulumi runs its update, which
-  restarts this one server if its files differ and waits until the cluster
-  is healthy again. The cluster chains the rolls in Pegasus's order.
-  (Not `triggers`: pulumi-command replaces a resource whose triggers change,
-  even when it has an update command, pulumi/pulumi-command#855.)
-- `<host>-meta-roll-leader` (MetaServers only): the leader defers its restart
-  during the roll; this second pass restarts it last.
-- `<host>-<role>-check`: once the whole cluster is up, waits until this
-  server serves, is ALIVE and every table is healthy; on timeout it prints
-  this server's logs.
+Restarts on change, and the check that every server serves, belong to the
+cluster's rolling restart (rolling_restart.py), which runs the staged script.
 """
 
 from __future__ import annotations
@@ -58,7 +49,7 @@ class PegasusServer(pulumi.ComponentResource):
         self.register_outputs({"release": spec.package.release})
 
     def add_role(self, role: str, start_after: list[pulumi.Resource]) -> "RoleCommands":
-        """The role's staged config and first start; its roll comes with add_roll."""
+        """The role's staged files and first start; the cluster's rolling restart restarts it."""
         host, spec = self._host, self._spec
         role_files = pulumi.Output.all(host.cluster_ip, self._prep.interface, self._meta_ips,
                                        self._zk_servers).apply(
@@ -77,31 +68,7 @@ class PegasusServer(pulumi.ComponentResource):
             create=role_files.apply(lambda f: f.start), delete=role_files.apply(lambda f: f.stop),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.installed, staged, *start_after]))
         record = role_files.apply(lambda f: f.restart_record)
-        return RoleCommands(host=host.name, role=role, service=service, staged=staged, record=record,
-                            files=role_files)
-
-    def add_roll(self, server: "RoleCommands", after: list[pulumi.Resource]) -> command.remote.Command:
-        """The role's restart on change, after the previous server's in the cluster's roll order."""
-        deps = [server.service, server.staged, self.installed, *after]
-        server.roll = remote_command(
-            f"{self._host.name}-{server.role}-roll", self._host.connection,
-            create=server.record, update=server.files.apply(lambda f: f.roll),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=deps))
-        return server.roll
-
-    def add_leader_pass(self, meta: "RoleCommands", after: list[pulumi.Resource]) -> command.remote.Command:
-        """The second pass of the MetaServer roll: restarts a deferred leader, last."""
-        return remote_command(
-            f"{self._host.name}-meta-roll-leader", connection=self._host.connection,
-            create=meta.record, update=meta.files.apply(lambda f: f.deferred_roll),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after))
-
-    def add_check(self, server: "RoleCommands", after: list[pulumi.Resource]) -> command.remote.Command:
-        """The server's self-check, run once the whole cluster has started."""
-        return remote_command(
-            f"{self._host.name}-{server.role}-check", connection=self._host.connection,
-            create=server.files.apply(lambda f: f.check),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after))
+        return RoleCommands(host=host.name, role=role, service=service, staged=staged, record=record)
 
 
 @dataclass
@@ -110,6 +77,4 @@ class RoleCommands:
     role: str
     service: command.remote.Command  # first start, and stop + cleanup at destroy
     staged: command.remote.Command  # the newest rendered config.ini, staged on the host
-    record: pulumi.Output[str]
-    files: pulumi.Output[files.RoleFiles]
-    roll: command.remote.Command | None = None  # restart on change (add_roll)
+    record: pulumi.Output[str]  # what the rolling restart compares (RoleFiles.restart_record)

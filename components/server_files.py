@@ -125,22 +125,19 @@ class RoleFiles:
     config: str
     config_hash: str
     unit: str
-    stage: str
+    stage: str  # stages config.ini and restart_script on the host
     start: str
-    roll: str
-    deferred_roll: str
+    restart_script: str  # staged on the host; the rolling restart runs it with a phase as argument
     stop: str
-    check: str
 
     restart_reasons: tuple[str, ...]  # what the server runs with, one fact a line
 
     @property
     def restart_record(self) -> str:
-        """The roll's create: a no-op whose text changes exactly when a restart is due;
-        a preview's diff of it says in plain words what changed."""
+        """What the rolling restart compares: it changes exactly when a restart is
+        due, and a preview's diff of it says in plain words what changed."""
         lines = [*self.restart_reasons, f"unit {content_hash(self.unit)}", f"config.ini {self.config_hash}"]
-        return "# Restarts this server when a line below changes:\n" + \
-            "".join(f"#   {line}\n" for line in lines) + "true\n"
+        return "".join(f"{line}\n" for line in lines)
 
 
 def role_dirs(spec: ClusterSpec, role: str) -> list[str]:
@@ -270,21 +267,20 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
     )
     leader_last = role == "meta" and len(meta_ips) > 1
     pause = spec.timeouts.meta_pause_seconds if role == "meta" else 0
+    restart_script = render("restart_role.sh", defer_if_leader=leader_last, pause_seconds=pause,
+                            check_seconds=spec.timeouts.health_seconds, **common)
     return RoleFiles(
         restart_reasons=restart_reasons(spec, role, interface, meta_ips, zk_servers),
         config=config,
         config_hash=content_hash(config),
         unit=unit,
-        stage=as_root(render("stage_config.sh", staged_config=lay.staged_config_path(role), config=config)),
+        stage=as_root(render("stage_config.sh", staged_config=lay.staged_config_path(role), config=config,
+                             restart_script_path=lay.staged_restart_path(role), restart_script=restart_script)),
         start=as_root(render("start_role.sh", **common)),
-        roll=as_root(render("restart_role.sh", phase="roll", defer_if_leader=leader_last, pause_seconds=pause,
-                            **common)),
-        deferred_roll=as_root(render("restart_role.sh", phase="deferred", defer_if_leader=leader_last,
-                                     pause_seconds=pause, **common)),
+        restart_script=restart_script,
         stop=as_root(render("stop_role.sh", role=role, unit_name=hl.role_unit(role),
                             unit_path=f"{hl.SYSTEMD_DIR}/{hl.role_unit(role)}", remove_dirs=dirs,
                             retain_data=spec.retain_data)),
-        check=as_root(render("check_role.sh", **{**common, "wait_seconds": spec.timeouts.health_seconds})),
     )
 
 

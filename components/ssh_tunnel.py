@@ -118,7 +118,7 @@ def ssh_tunnel(
     workdir = tempfile.mkdtemp(prefix="pegasus-ssh-")  # mode 0700
     process: subprocess.Popen | None = None
     try:
-        config_path = _write_private_files(workdir, spec)
+        config_path = write_ssh_config(workdir, spec.private_key)
         deadline = time.monotonic() + timeout_seconds
         attempt, last_error = 0, "no attempt made"
         while True:
@@ -154,8 +154,9 @@ def ssh_tunnel(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _write_private_files(workdir: str, spec: TunnelSpec) -> str:
-    """Key (0600), an empty known_hosts and an ssh config that every hop reads.
+def write_ssh_config(workdir: str, private_key: str) -> str:
+    """Key (0600), an empty known_hosts and an ssh config that every hop reads;
+    returns the config's path. `workdir` must be private (mkdtemp).
 
     Options go in a config file because `-J` starts a second ssh for the
     bastion that inherits `-F` but not `-i`/`-o` from the command line.
@@ -163,7 +164,7 @@ def _write_private_files(workdir: str, spec: TunnelSpec) -> str:
     key_path = os.path.join(workdir, "id_key")
     known_hosts_path = os.path.join(workdir, "known_hosts")
     config_path = os.path.join(workdir, "ssh_config")
-    key_text = spec.private_key if spec.private_key.endswith("\n") else spec.private_key + "\n"
+    key_text = private_key if private_key.endswith("\n") else private_key + "\n"
     _write(key_path, key_text, 0o600)  # ssh refuses keys others can read
     _write(known_hosts_path, "", 0o600)
     _write(

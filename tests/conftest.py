@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.ssh_server import SshServer, sshd_unavailable_reason
 from tests.support.zookeeper_server import ZOOKEEPER_HOME, ZooKeeperServer
 
 
@@ -30,3 +31,18 @@ def zookeeper_client(zookeeper_server):
     yield client
     client.stop()
     client.close()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1 and 127.0.0.2 that lets the current user in with `sshd.client_key_path`."""
+    reason = sshd_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = SshServer(tmp_path_factory.mktemp("sshd")).prepare()
+    try:
+        server.start()
+    except (RuntimeError, OSError) as error:
+        pytest.skip(f"sshd could not be started: {error}")
+    yield server
+    server.stop()

@@ -147,13 +147,12 @@ def test_1_up(cluster):
     with timed(cluster.times, "up"):
         exports = cluster.up()
     assert exports["clusterRoot"] == f"/pegasus/{CLUSTER}"
-    # Each server checked itself once the last server had started.
+    # Every server was checked once the last server had started, and none restarted.
     ops = {op.name: op for op in cluster.engine.last_run.operations}
-    checks = {name for name in ops if name.endswith("-check")}
-    assert checks == {"meta-0-meta-check", "meta-1-meta-check", "meta-0-collector-check",
-                      *(f"replica-{i}-replica-check" for i in range(3))}
+    rolling = ops[f"{CLUSTER}-rolling-restart"]
     all_started = max(ops[name].ended for name in ("meta-0-collector", *(f"replica-{i}-replica" for i in range(3))))
-    assert all(ops[name].started >= all_started and not ops[name].error for name in checks)
+    assert rolling.started >= all_started and not rolling.error
+    assert not [name for name in ops if name.endswith(("-roll", "-check"))]
     # Every unit is active where it should be.
     for machine in cluster.hosts("zk-"):
         assert machine.check("systemctl is-active pegasus-zookeeper.service").strip() == "active"
@@ -220,22 +219,19 @@ def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
     config["replica"]["configOverrides"] = {"replication": {"gc_interval_ms": "45000"}}
     # The preview names exactly what the change touches: the replicas' configs and restarts.
     planned = {op.name: op.action for op in cluster.engine.preview(stack_config("pegasus", config)).operations}
-    assert planned == {**{f"replica-{i}-replica-roll": "update" for i in range(3)},
-                       **{f"replica-{i}-replica-config": "update" for i in range(3)},
-                       f"{CLUSTER}-health": "replace"}
+    assert planned == {**{f"replica-{i}-replica-config": "update" for i in range(3)},
+                       f"{CLUSTER}-rolling-restart": "update", f"{CLUSTER}-health": "replace"}
     with timed(cluster.times, "config change"):
         cluster.up(config)
-    ran = {op.name for op in cluster.commands_run()}
-    rolls = [op for op in cluster.commands_run() if op.name.endswith("-replica-roll")]
-    assert {op.name for op in rolls} == {f"replica-{i}-replica-roll" for i in range(3)}
-    assert ran == {op.name for op in rolls} | {f"replica-{i}-replica-config" for i in range(3)} | {f"{CLUSTER}-health"}
-    for a, b in zip(rolls, rolls[1:]):
-        assert not a.overlaps(b), f"{a.name} and {b.name} restarted at the same time"
-    # Each replica restarted once, in the roll's order, and the metas were not touched.
+    ops = {op.name: op for op in cluster.engine.last_run.operations}
+    assert {op.name for op in cluster.commands_run()} == set(planned)
+    # Each replica restarted once, one after the other in the roll's order, inside the
+    # rolling restart; the metas were not touched.
     starts = [cluster.unit_started(m, "pegasus-replica.service") for m in cluster.hosts("replica-")]
-    assert starts == sorted(starts)
+    assert all(a < b for a, b in zip(starts, starts[1:])), starts
+    rolling = ops[f"{CLUSTER}-rolling-restart"]
     # (systemd reports whole seconds: allow one second of rounding)
-    assert all(op.started - 1 <= s <= op.ended for op, s in zip(sorted(rolls, key=lambda o: o.name), starts))
+    assert all(rolling.started - 1 <= s <= rolling.ended for s in starts)
     assert {m.name: cluster.unit_started(m, "pegasus-meta.service") for m in cluster.hosts("meta-")} == metas_before
     for machine in cluster.hosts("replica-"):
         assert "gc_interval_ms = 45000" in machine.check("cat /home/work/app/pegasus/replica/config.ini")
@@ -250,7 +246,8 @@ def test_4_bad_start_is_explained(cluster):
         with pytest.raises(DeploymentError) as error:
             cluster.up(bad)
     message = str(error.value)
-    assert "replica-0-replica-roll" in message
+    assert f"{CLUSTER}-rolling-restart" in message
+    assert "replica-0/replica did not restart healthy" in message
     assert "fd_beacon_interval_seconds" in message  # the server's refusal, from its log tail
     assert "roll stopped at" in message
     # The roll stopped at the first server: the others still run their old files.
@@ -268,7 +265,8 @@ def test_5_scale_out_creates_only_the_new_server(cluster):
     with timed(cluster.times, "scale out"):
         exports = cluster.up(config)
     touched = {op.name for op in cluster.engine.last_run.operations}
-    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal"}  # their list of servers grew
+    # Their list of servers grew (the rolling restart restarts none of the others).
+    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart"}
     assert touched - cluster_checks, "nothing was created"
     assert all(name.startswith("replica-3") or name in cluster_checks for name in touched), touched
     assert {op.action for op in cluster.engine.last_run.operations if op.name.startswith("replica-3")} == {"create"}
@@ -365,13 +363,13 @@ def test_8_package_upgrade_rolls_every_server_and_removes_the_old_release(cluste
     with timed(cluster.times, "upgrade"):
         cluster.up(config)
     stats = load_result(cluster, "/root/stop-load", "a rolling upgrade without admin tools")
-    rolls = [op for op in cluster.commands_run() if op.name.endswith(("-roll", "-roll-leader"))]
-    restarted = [op.name for op in sorted(rolls, key=lambda o: o.started) if op.name.endswith("-roll")]
+    after = role_starts(cluster)
     # Pegasus's order: every ReplicaServer, then the MetaServers, then the Collector; one at a time.
-    kinds = [name.split("-")[2] for name in restarted]
-    assert kinds == sorted(kinds, key=["replica", "meta", "collector"].index), restarted
-    for a, b in zip(rolls, rolls[1:]):
-        assert not a.overlaps(b), f"{a.name} and {b.name} ran at the same time"
+    restarted = sorted(after, key=after.get)
+    kinds = [unit.split("/")[1] for unit in restarted]
+    roll_order = ["pegasus-replica.service", "pegasus-meta.service", "pegasus-collector.service"]
+    assert kinds == sorted(kinds, key=roll_order.index), restarted
+    assert len(set(after.values())) == len(after), f"two servers restarted in the same second: {after}"
     after = role_starts(cluster)
     assert all(after[unit] > before[unit] for unit in before), "a server kept running the old release"
     for machine in cluster.hosts("meta-") + cluster.hosts("replica-"):

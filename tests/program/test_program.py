@@ -7,6 +7,7 @@ import copy
 import pulumi
 import pytest
 
+from components.rolling_restart import RollingRestartProvider, changed_servers
 from tests.program.conftest import PRIVATE_KEY
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -61,10 +62,10 @@ def test_resource_counts(deploy, base_config, shape):
     assert d.count(COPY) == pegasus_hosts  # one package upload per host
     # One staged config per role, written by a command (its text is unknown at preview).
     assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-config")]) == roles
-    rolls = [r for r in d.of_type(COMMAND) if r.name.endswith("-roll")]
-    assert len(rolls) == roles
-    assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-meta-roll-leader")]) == metas
-    assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-check")]) == roles
+    # One rolling restart for the cluster holds every role's record; no per-server roll or check.
+    (restart,) = [r for r in d.resources.values() if r.name == "c1-rolling-restart"]
+    assert len(restart.inputs["restart_records"]) == roles
+    assert not [r for r in d.of_type(COMMAND) if r.name.endswith(("-roll", "-roll-leader", "-check"))]
     zk_ready = [r for r in d.of_type(COMMAND) if r.name == "c1-zookeeper-ready"]
     assert len(zk_ready) == (0 if "servers" in raw.get("zookeeper", {}) else 1)
 
@@ -128,34 +129,29 @@ def test_start_and_destroy_order(deploy, base_config):
     health = d.ancestors("c1-health")
     services = {r.name for r in d.of_type(COMMAND) if r.name.split("-")[-1] in ("meta", "replica", "collector")}
     assert services <= health
-    assert {r.name for r in d.of_type(COMMAND) if "-roll" in r.name} <= health
-    # Every server checks itself after the same point, side by side with the cluster check.
-    checks = {r.name for r in d.of_type(COMMAND) if r.name.endswith("-check")}
-    assert checks == {f"meta-{i}-meta-check" for i in range(3)} | {f"replica-{i}-replica-check" for i in range(3)} \
-        | {"meta-0-collector-check"}
-    for check in checks:
-        assert d.ancestors(check) >= services | {"meta-2-meta-roll-leader", "meta-0-collector-roll"}, check
-        assert not checks & d.ancestors(check) and check not in health
+    # The rolling restart (and, on a first deploy, every server's check) runs once every
+    # server has started, before the cluster checks.
+    assert services <= d.ancestors("c1-rolling-restart")
+    assert "c1-rolling-restart" in health and "c1-rolling-restart" in d.ancestors("c1-replica-removal")
     # Destroy runs in reverse: MetaServers go before the guard, the guard before ZooKeeper.
     assert guard not in d.ancestors("c1-zookeeper-ready")
     assert all(f"meta-{i}-meta" not in d.ancestors(guard) for i in range(3))
 
 
-def test_rolls_form_one_chain_per_cluster(deploy, base_config):
+def test_one_rolling_restart_waits_for_every_start_and_package_and_nothing_waits_in_a_line(deploy, base_config):
     d = deploy(base_config)
-    # Pegasus's rolling-update order: ReplicaServers, MetaServers (leader last), Collector.
-    chain = ["replica-0-replica-roll", "replica-1-replica-roll", "replica-2-replica-roll",
-             "meta-0-meta-roll", "meta-1-meta-roll", "meta-2-meta-roll",
-             "meta-0-meta-roll-leader", "meta-1-meta-roll-leader", "meta-2-meta-roll-leader",
-             "meta-0-collector-roll"]
-    for earlier, later in zip(chain, chain[1:]):
-        assert earlier in d.ancestors(later), (earlier, later)
+    restart = d.resources["c1-rolling-restart"]
+    # Records in Pegasus's rolling-update order are the provider's business; the
+    # resource holds one record per role on each server, keyed host/role.
+    assert set(restart.inputs["restart_records"]) == {
+        f"replica-{i}/replica" for i in range(3)} | {f"meta-{i}/meta" for i in range(3)} | {"meta-0/collector"}
+    assert set(restart.inputs["hosts"]) == {f"replica-{i}" for i in range(3)} | {f"meta-{i}" for i in range(3)}
     # A package that failed to install on any host stops the roll before the first restart.
     packages = {r.name for r in d.of_type(COMMAND) if r.name.endswith("-package")}
-    assert len(packages) == 6 and packages <= d.ancestors(chain[0])
-    # ...but first starts do not wait for each other: ReplicaServers start in parallel.
+    assert len(packages) == 6 and packages <= d.ancestors("c1-rolling-restart")
+    # First starts do not wait for each other: ReplicaServers start in parallel.
     for i in range(3):
-        others = {f"replica-{j}-replica" for j in range(3) if j != i} | {f"replica-{j}-replica-roll" for j in range(3)}
+        others = {f"replica-{j}-replica" for j in range(3) if j != i}
         assert not others & d.ancestors(f"replica-{i}-replica")
 
 
@@ -212,8 +208,8 @@ def _snapshot(d) -> dict:
 
 
 def _roll_triggers(d) -> dict:
-    """What makes Pulumi run a roll's update: its create text (the hashes it records)."""
-    return {r.name: r.inputs["create"] for r in d.of_type(COMMAND) if "-roll" in r.name}
+    """What makes the rolling restart restart a server: its record (host/role -> text)."""
+    return dict(d.resources["c1-rolling-restart"].inputs["restart_records"])
 
 
 def _changed(before: dict, after: dict) -> set[str]:
@@ -224,10 +220,10 @@ def test_role_override_restarts_only_that_role(deploy, base_config):
     before = deploy(base_config)
     after = deploy(with_(base_config, replica={"configOverrides": {"replication": {"gc_interval_ms": "60000"}}}))
     changed = _changed(_roll_triggers(before), _roll_triggers(after))
-    assert changed == {f"replica-{i}-replica-roll" for i in range(3)}
+    assert changed == {f"replica-{i}/replica" for i in range(3)}
     changed_resources = _changed(_snapshot(before), _snapshot(after))
     # (the cluster's health check runs at every up: a new trigger each run)
-    assert changed_resources == changed | {f"replica-{i}-replica-config" for i in range(3)} | {"c1-health"}
+    assert changed_resources == {f"replica-{i}-replica-config" for i in range(3)} | {"c1-health", "c1-rolling-restart"}
 
 
 def test_shared_override_or_package_restarts_every_server(deploy, base_config, other_package):
@@ -243,7 +239,9 @@ def test_scale_out_keeps_every_existing_server(deploy, base_config):
     after = deploy(with_(base_config, replica={"count": 5}))
     snap_before, snap_after = _snapshot(before), _snapshot(after)
     assert set(snap_before) <= set(snap_after)  # nothing renamed or removed
-    assert _changed(snap_before, snap_after) == {"c1-health", "c1-replica-removal"}
+    assert _changed(snap_before, snap_after) == {"c1-health", "c1-replica-removal", "c1-rolling-restart"}
+    # The rolling restart learns of the new servers but restarts none of the old ones.
+    assert changed_servers(_roll_triggers(before), _roll_triggers(after)) == []
     new = set(snap_after) - set(snap_before)
     assert new and all(n.startswith(("replica-3", "replica-4")) for n in new)
     health = after.resources["c1-health"].inputs["create"]
@@ -275,17 +273,12 @@ def test_bad_config_creates_nothing(deploy, base_config):
     assert "pegasus:meta.count" in str(error.value)
 
 
-def test_rolls_update_in_place_instead_of_being_replaced(deploy, base_config):
-    # pulumi-command replaces a Command whose `triggers` change, even with an
-    # `update` (pulumi/pulumi-command#855): a roll must never use triggers.
-    d = deploy(base_config)
-    rolls = [r for r in d.of_type(COMMAND) if "-roll" in r.name]
-    assert rolls
-    for roll in rolls:
-        assert "triggers" not in roll.inputs, roll.name
-        assert roll.inputs["update"] and "restart" in roll.inputs["update"]
-        assert "delete" not in roll.inputs  # replacing a roll must not stop anything
-        assert "config" in roll.inputs["create"] and "package" in roll.inputs["create"]
+def test_a_change_updates_the_rolling_restart_in_place(deploy, base_config, other_package):
+    # Replacing it would run its create: a check of every server instead of the restarts.
+    before = deploy(base_config).resources["c1-rolling-restart"].inputs
+    after = deploy(with_(base_config, package=str(other_package))).resources["c1-rolling-restart"].inputs
+    diff = RollingRestartProvider().diff("id", dict(before), dict(after))
+    assert diff.changes is True and not diff.replaces
 
 
 def test_the_health_check_runs_at_every_up(deploy, base_config):
@@ -304,12 +297,12 @@ def test_scale_in_runs_the_removal_guard_before_any_delete(deploy, base_config):
 
 
 def test_a_planned_restart_says_in_plain_words_what_changed(deploy, base_config, other_package):
-    before = _roll_triggers(deploy(base_config))["replica-0-replica-roll"].splitlines()
+    before = _roll_triggers(deploy(base_config))["replica-0/replica"].splitlines()
     tuned = with_(base_config, replica={"configOverrides": {"pegasus.server": {"rocksdb_write_buffer_size": "134217728"}}})
-    after = _roll_triggers(deploy(tuned))["replica-0-replica-roll"].splitlines()
+    after = _roll_triggers(deploy(tuned))["replica-0/replica"].splitlines()
     added = set(after) - set(before)
-    assert "#   [pegasus.server] rocksdb_write_buffer_size = 134217728" in added
-    upgraded = _roll_triggers(deploy(with_(base_config, package=str(other_package))))["replica-0-replica-roll"]
-    assert "#   package pegasus-server-2.5.1-1234abc-glibc2.17-release (sha256 " in upgraded
+    assert "[pegasus.server] rocksdb_write_buffer_size = 134217728" in added
+    upgraded = _roll_triggers(deploy(with_(base_config, package=str(other_package))))["replica-0/replica"]
+    assert "package pegasus-server-2.5.1-1234abc-glibc2.17-release (sha256 " in upgraded
     secret = deploy(tuned, secret_keys=("pegasus:ssh", "pegasus:replica"))
-    assert "rocksdb_write_buffer_size = [secret]" in _roll_triggers(secret)["replica-0-replica-roll"]
+    assert "rocksdb_write_buffer_size = [secret]" in _roll_triggers(secret)["replica-0/replica"]

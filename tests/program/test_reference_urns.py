@@ -5,8 +5,9 @@ replaces the resource: for an instance or a volume, a server and its data.
 `reference_urns.txt` holds the URNs of the default stack (base_config); a
 change that drops one must add an alias (or, for a resource whose
 replacement is harmless, regenerate the file and say why in the commit).
-Last regenerated when the staged configs became commands instead of
-CopyToRemote uploads (unknown at preview): replacing one rewrites a file.
+Last regenerated when the per-server `-roll`, `-meta-roll-leader` and
+`-check` commands became one `<cluster>-rolling-restart` (issue 10): they had
+no delete command, so Pulumi deleting them from a stack runs nothing.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def unit_context(role: str) -> dict:
 
 
 def role_context(role: str) -> dict:
-    """Context of start_role (restart_role adds phase and defer_if_leader)."""
+    """Context of start_role (restart_role adds defer_if_leader, pause_seconds and check_seconds)."""
     address = REPLICA_IP if role == "replica" else META_IPS[0]
     dirs = [LAYOUT.role_dir(role), LAYOUT.log_dir(role)]
     if role == "replica":
@@ -135,10 +135,12 @@ def script_contexts() -> dict[str, dict]:
                               "role_links": [LAYOUT.release_link(r) for r in ("meta", "replica", "collector")]},
         "pegasus.service": unit_context("replica"),
         "start_role.sh": role_context("replica"),
-        "restart_role.sh": {**role_context("meta"), "phase": "roll", "defer_if_leader": True},
-        "check_role.sh": role_context("replica"),
+        "restart_role.sh": {**role_context("meta"), "defer_if_leader": True, "pause_seconds": 30,
+                            "check_seconds": 300},
         "stage_config.sh": {"staged_config": LAYOUT.staged_config_path("replica"),
-                            "config": "[core]\n  data_dir = /home/work/app/pegasus/replica\n"},
+                            "config": "[core]\n  data_dir = /home/work/app/pegasus/replica\n",
+                            "restart_script_path": LAYOUT.staged_restart_path("replica"),
+                            "restart_script": "#!/usr/bin/env bash\nset -euo pipefail\necho restart \"$1\"\n"},
         "stop_role.sh": {
             "role": "replica",
             "unit_name": host_layout.role_unit("replica"),

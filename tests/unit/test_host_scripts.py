@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shlex
 import signal
 import subprocess
 import tarfile
@@ -543,6 +544,14 @@ def test_start_role_stops_waiting_when_the_unit_crash_loops(tmp_path, systemd, m
     assert "keeps crashing" in result.stderr
 
 
+def restart_role_script(context: dict) -> str:
+    """restart_role.sh as staged on a host, run with the context's phase as its argument
+    (the check phase waits `wait_seconds`, as long as the other phases here)."""
+    values = {k: v for k, v in context.items() if k != "phase"}
+    values.setdefault("check_seconds", values["wait_seconds"])
+    return f"set -- {shlex.quote(context['phase'])}\n" + host_files.render("restart_role.sh", **values)
+
+
 def meta_roll_context(tmp_path, meta, phase, **extra):
     host, port = meta.address.split(":")
     other = f"127.0.0.1:{free_port()}"
@@ -556,7 +565,7 @@ def test_restart_role_defers_the_leading_meta_then_restarts_it_last(tmp_path, sy
     Path(context["config_path"]).write_text("; old config\n")
     systemd.set_active("pegasus-meta.service")
 
-    roll = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    roll = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert roll.returncode == 0, roll.stderr
     assert (Path(context["role_dir"]) / ".restart-deferred").exists()
     assert not any(c.startswith("restart") for c in systemd.calls())
@@ -564,14 +573,14 @@ def test_restart_role_defers_the_leading_meta_then_restarts_it_last(tmp_path, sy
     assert "deferred" in roll.stdout
 
     context["phase"] = "deferred"
-    deferred = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    deferred = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert deferred.returncode == 0, deferred.stderr
     assert "restart -- pegasus-meta.service" in systemd.calls()
     assert Path(context["config_path"]).read_text() == "; config of meta v1\n"
     assert not (Path(context["role_dir"]) / ".restart-deferred").exists()
 
     systemd.clear_calls()
-    nothing = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    nothing = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert nothing.returncode == 0, nothing.stderr
     assert "no restart was deferred" in nothing.stdout
     assert not any(c.startswith("restart") for c in systemd.calls())
@@ -586,12 +595,12 @@ def test_a_rerun_of_the_roll_restarts_nothing_when_the_server_runs_the_newest_fi
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], phase="roll")
     assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
     systemd.clear_calls()
-    rerun = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    rerun = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert rerun.returncode == 0, rerun.stderr
     assert not any(c.startswith("restart") for c in systemd.calls()), systemd.calls()
     assert "no restart" in rerun.stdout
     Path(context["staged_config"]).write_text("; config of replica v2\n")
-    changed = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    changed = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert changed.returncode == 0, changed.stderr
     assert "restart -- pegasus-replica.service" in systemd.calls()
 
@@ -628,7 +637,7 @@ def test_restart_role_restarts_a_follower_meta_at_once(tmp_path, systemd, meta):
     meta.primary = "127.0.0.9:34601"
     meta.nodes = {"127.0.0.1:1": "ALIVE"}
     context = meta_roll_context(tmp_path, meta, "roll")
-    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
     assert "restart -- pegasus-meta.service" in systemd.calls()
     assert "127.0.0.9:34601" in result.stdout
@@ -641,7 +650,7 @@ def test_restart_role_follows_a_redirect_to_the_leader(tmp_path, systemd, meta, 
     follower.redirect_to = meta.address
     try:
         context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [follower.address], phase="roll")
-        result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+        result = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     finally:
         follower.close()
     assert result.returncode == 0, result.stderr
@@ -653,7 +662,7 @@ def roll_running_replica(tmp_path, systemd, meta, replica_port):
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
                          phase="roll", wait_seconds=2)
     systemd.set_active("pegasus-replica.service")
-    return context, run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    return context, run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
 
 
 def test_restart_role_stops_the_roll_when_a_node_that_was_alive_is_not(tmp_path, systemd, meta, replica_port):
@@ -701,7 +710,7 @@ def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, 
     Path(context["staged_config"]).write_text("; config of replica v2\n")
     meta.nodes = {me: "ALIVE", "127.0.0.1:2": "ALIVE"}
     meta.degrade_after_restart(systemd, "pegasus-replica.service", {me: "ALIVE", "127.0.0.1:2": "UNALIVE"})
-    result = run_script(host_files.render("restart_role.sh", phase="roll", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script({**context, "phase": "roll"}), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     assert "it goes back to its previous config and release" in result.stderr
     assert "rolled back: " in result.stdout
@@ -709,7 +718,7 @@ def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, 
     assert release.resolve() == (tmp_path / "app" / "releases" / "r1").resolve()
     # Once healthy, the same roll goes through and switches both.
     meta.nodes, meta.after = {me: "ALIVE"}, None
-    result = run_script(host_files.render("restart_role.sh", phase="roll", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script({**context, "phase": "roll"}), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
     assert config.read_text() == "; config of replica v2\n"
     assert release.resolve() == (tmp_path / "app" / "releases" / "r2").resolve()
@@ -730,7 +739,7 @@ def test_restart_role_changes_nothing_when_the_new_release_is_broken(tmp_path, s
     context = started_for_roll(tmp_path, systemd, meta, replica_port)
     broken = install_release(tmp_path, "r2")
     (broken / "bin" / "pegasus_server").unlink()
-    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     assert "r2/bin/pegasus_server is missing or not executable" in result.stderr
     assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
@@ -745,7 +754,7 @@ def test_a_step_failing_midway_puts_the_previous_files_back(tmp_path, systemd, m
     context["unit_text"] += "# v2\n"
     # Writing the new unit fails after the config and the release link were switched.
     Path(f"{unit}.new").mkdir()
-    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode != 0
     assert "rolled back: " in result.stdout
     assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
@@ -760,7 +769,7 @@ def test_a_restart_stopped_by_a_signal_puts_the_previous_files_back(tmp_path, sy
     meta.degrade_after_restart(systemd, "pegasus-replica.service", dict(meta.nodes), {"stat": 1})
     meta.tables = ["stat"]  # the restart waits for a healthy table...
     path = tmp_path / "restart_role.sh"
-    path.write_text(host_files.render("restart_role.sh", **{**context, "wait_seconds": 60}))
+    path.write_text(restart_role_script({**context, "wait_seconds": 60}))
     env = {**os.environ, "PATH": f"{systemd.bin}:{os.environ['PATH']}"}
     process = subprocess.Popen(["bash", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -790,16 +799,30 @@ def test_a_rerun_after_a_killed_restart_goes_back_to_the_files_before_it(tmp_pat
     release.symlink_to(tmp_path / "app" / "releases" / "r2")
     meta.tables = ["stat"]
     meta.degrade_after_restart(systemd, "pegasus-replica.service", dict(meta.nodes), {"stat": 1})
-    result = run_script(host_files.render("restart_role.sh", **{**context, "wait_seconds": 2}), tmp_path,
+    result = run_script(restart_role_script({**context, "wait_seconds": 2}), tmp_path,
                         fake_bin=systemd.bin)
     assert result.returncode == 1
     assert config.read_text() == "; config of replica v1\n"
     assert release.resolve().name == "r1"
 
 
+def test_probe_says_whether_a_restart_is_due_and_changes_nothing(tmp_path, systemd, meta, replica_port):
+    context = started_for_roll(tmp_path, systemd, meta, replica_port)  # v2 staged, v1 running
+    due = run_script(restart_role_script({**context, "phase": "probe"}), tmp_path, fake_bin=systemd.bin)
+    assert due.returncode == 3, due.stderr
+    assert "a restart is due" in due.stdout
+    assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
+    assert not [c for c in systemd.calls() if c.startswith(("restart", "start", "stop", "enable"))]
+
+    rolled = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
+    assert rolled.returncode == 0, rolled.stderr
+    fresh = run_script(restart_role_script({**context, "phase": "probe"}), tmp_path, fake_bin=systemd.bin)
+    assert fresh.returncode == 0, fresh.stderr
+
+
 def test_restart_role_refuses_an_unknown_phase(tmp_path, systemd, meta):
     context = meta_roll_context(tmp_path, meta, "sideways")
-    result = run_script(host_files.render("restart_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     assert "unknown phase 'sideways'" in result.stderr
 
@@ -958,7 +981,7 @@ def test_health_check_reports_when_no_meta_answers(tmp_path):
     assert f"no MetaServer answered ({nobody_listens})" in result.stderr
 
 
-# --- check_role -----------------------------------------------------------------
+# --- restart_role's check phase -------------------------------------------------
 
 
 def started_replica(tmp_path, systemd, meta, replica_port, **extra) -> dict:
@@ -971,10 +994,10 @@ def started_replica(tmp_path, systemd, meta, replica_port, **extra) -> dict:
     return context
 
 
-def test_check_role_passes_and_changes_nothing(tmp_path, systemd, meta, replica_port):
+def test_check_phase_passes_and_changes_nothing(tmp_path, systemd, meta, replica_port):
     context = started_replica(tmp_path, systemd, meta, replica_port)
     config_before = Path(context["config_path"]).read_text()
-    result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script({**context, "phase": "check"}), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
     assert f"replica server on 127.0.0.1:{replica_port.port} is ready" in result.stdout
     calls = systemd.calls()
@@ -982,34 +1005,34 @@ def test_check_role_passes_and_changes_nothing(tmp_path, systemd, meta, replica_
     assert Path(context["config_path"]).read_text() == config_before
 
 
-def test_check_role_fails_with_this_servers_logs_when_it_died_after_start(tmp_path, systemd, meta, replica_port):
+def test_check_phase_fails_with_this_servers_logs_when_it_died_after_start(tmp_path, systemd, meta, replica_port):
     context = started_replica(tmp_path, systemd, meta, replica_port, wait_seconds=2)
     me = f"127.0.0.1:{replica_port.port}"
     meta.nodes = {me: "UNALIVE"}  # it stopped beating after its start
     log_dir = Path(context["log_dir"])
     (log_dir / "log.2.txt").write_text("replica: disk error on ssd1\n")
-    result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script({**context, "phase": "check"}), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     assert "replica: disk error on ssd1" in result.stderr
     assert "fake journal of -u pegasus-replica.service" in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("check-role: ERROR: replica server on " + me)
+    assert last_line.startswith("restart-role: ERROR: replica server on " + me)
 
 
-def test_check_role_fails_while_a_table_is_not_fully_healthy(tmp_path, systemd, meta, replica_port):
+def test_check_phase_fails_while_a_table_is_not_fully_healthy(tmp_path, systemd, meta, replica_port):
     context = started_replica(tmp_path, systemd, meta, replica_port, wait_seconds=2)
     meta.tables, meta.unhealthy = ["stat"], {"stat": 2}
-    result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script({**context, "phase": "check"}), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     assert "every table fully healthy" in result.stderr and "stat (6 of 8 partitions fully healthy)" in result.stderr
 
 
-def test_check_role_ignores_the_record_of_a_removed_node(tmp_path, systemd, meta, replica_port):
+def test_check_phase_ignores_the_record_of_a_removed_node(tmp_path, systemd, meta, replica_port):
     # The MetaServer lists a removed node UNALIVE until it restarts; its partitions moved long ago.
     context = started_replica(tmp_path, systemd, meta, replica_port, wait_seconds=2)
     meta.nodes[f"127.0.0.1:{free_port()}"] = "UNALIVE"
     meta.tables = ["stat"]
-    result = run_script(host_files.render("check_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(restart_role_script({**context, "phase": "check"}), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
 
 

@@ -1,0 +1,257 @@
+"""The cluster's rolling restart: its order, and the provider driving staged scripts over a real sshd.
+
+The "servers" are two addresses of one sshd (127.0.0.1 and 127.0.0.2). Each
+role's staged restart script here is a test double of templates/restart_role.sh.j2
+that only writes down which server ran which phase (the server from
+$SSH_CONNECTION) and exits as a control file says; the real script is tested
+in test_host_scripts.py and, on real machines, in the end-to-end suite.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import textwrap
+from pathlib import Path
+
+import pulumi
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime import rpc
+from pulumi.runtime._serialization import _serialize
+
+from components import ssh_exec
+from components.rolling_restart import (
+    RollFailed,
+    RollingRestart,
+    RollingRestartArgs,
+    RollingRestartProvider,
+    changed_servers,
+    restart_steps,
+    roll_position,
+)
+from components.ssh_exec import SSH_FAILED, SshSession
+from tests.support.zookeeper_server import free_port
+
+# Two addresses of one sshd; a role runs at most once per address, so a run names its server.
+HOSTS = {"replica-0": "127.0.0.1", "replica-1": "127.0.0.2", "meta-0": "127.0.0.1", "meta-1": "127.0.0.2"}
+KEYS = ["replica-0/replica", "replica-1/replica", "meta-0/meta", "meta-1/meta", "meta-0/collector"]
+
+
+# ---------------------------------------------------------------------------
+# Order
+
+
+def test_roll_order_is_replicas_then_metas_then_the_collector_by_index():
+    keys = ["meta-0/collector", "meta-1/meta", "replica-10/replica", "meta-0/meta", "replica-2/replica"]
+    assert sorted(keys, key=roll_position) == [
+        "replica-2/replica", "replica-10/replica", "meta-0/meta", "meta-1/meta", "meta-0/collector"]
+
+
+def test_only_servers_whose_record_changed_restart_not_new_or_removed_ones():
+    old = {"replica-0/replica": "a", "replica-1/replica": "a", "replica-3/replica": "a", "meta-0/meta": "m"}
+    new = {"replica-1/replica": "b", "replica-0/replica": "a", "replica-4/replica": "b", "meta-0/meta": "m2"}
+    assert changed_servers(old, new) == ["replica-1/replica", "meta-0/meta"]
+
+
+def test_the_metaservers_get_a_deferred_pass_after_the_last_of_them_before_the_collector():
+    assert restart_steps(["meta-0/collector", "meta-1/meta", "replica-1/replica", "meta-0/meta"]) == [
+        ("replica-1/replica", "roll"), ("meta-0/meta", "roll"), ("meta-1/meta", "roll"),
+        ("meta-0/meta", "deferred"), ("meta-1/meta", "deferred"), ("meta-0/collector", "roll")]
+    assert restart_steps(["replica-0/replica"]) == [("replica-0/replica", "roll")]
+
+
+# ---------------------------------------------------------------------------
+# The provider over a real sshd
+
+
+class StagedScripts:
+    """Doubles of the staged restart scripts: each run appends "<server ip> <role> <phase>"
+    to a log; `<ip>-<role>-<phase>` in the control directory holds the exit status to use."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir, self.control, self.log = root / "staged", root / "control", root / "runs.log"
+        self.dir.mkdir()
+        self.control.mkdir()
+        for role in ("meta", "replica", "collector"):
+            (self.dir / f"{role}.restart.sh").write_text(textwrap.dedent(f"""\
+                set -euo pipefail
+                server=${{SSH_CONNECTION#* * }}; server=${{server%% *}}  # "client port server port"
+                echo "$server {role} $1" >>{self.log}
+                echo "{role} $1 on $server: output line"
+                status_file={self.control}/$server-{role}-$1
+                exit "$(cat "$status_file" 2>/dev/null || echo 0)"
+                """))
+
+    def exit_with(self, key: str, phase: str, status: int) -> None:
+        host, _, role = key.partition("/")
+        (self.control / f"{HOSTS[host]}-{role}-{phase}").write_text(str(status))
+
+    def runs(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+def run_of(key: str, phase: str) -> str:
+    host, _, role = key.partition("/")
+    return f"{HOSTS[host]} {role} {phase}"
+
+
+@pytest.fixture()
+def staged(tmp_path):
+    return StagedScripts(tmp_path)
+
+
+def props(sshd, staged: StagedScripts, records: dict[str, str], **access) -> dict:
+    return {"restart_records": records, "hosts": HOSTS, "staged_dir": str(staged.dir),
+            "access": {"user": sshd.user, "port": sshd.port, "private_key": sshd.client_key_path.read_text(),
+                       "bastion": None, **access}}
+
+
+def records(value: str = "v1", **changed: str) -> dict[str, str]:
+    return {key: changed.get(key.replace("/", "_").replace("-", "_"), value) for key in KEYS}
+
+
+def test_update_restarts_the_changed_servers_one_at_a_time_in_pegasus_order(sshd, staged):
+    old = props(sshd, staged, records())
+    new = props(sshd, staged, records(meta_0_collector="v2", replica_1_replica="v2", meta_1_meta="v2",
+                                      meta_0_meta="v2"))
+
+    result = RollingRestartProvider().update("id", {**old, "restarted": []}, new)
+
+    assert staged.runs() == [run_of("replica-1/replica", "roll"), run_of("meta-0/meta", "roll"),
+                             run_of("meta-1/meta", "roll"), run_of("meta-0/meta", "deferred"),
+                             run_of("meta-1/meta", "deferred"), run_of("meta-0/collector", "roll")]
+    assert result.outs["restarted"] == ["replica-1/replica", "meta-0/meta", "meta-1/meta", "meta-0/collector"]
+    assert result.outs["restart_records"] == new["restart_records"]
+
+
+def test_a_failed_restart_stops_the_roll_and_says_where_it_stopped(sshd, staged):
+    old = props(sshd, staged, records())
+    new = props(sshd, staged, records("v2"))
+    staged.exit_with("replica-1/replica", "roll", 1)
+
+    with pytest.raises(RollFailed) as failure:
+        RollingRestartProvider().update("id", old, new)
+
+    assert staged.runs() == [run_of("replica-0/replica", "roll"), run_of("replica-1/replica", "roll")]
+    message = str(failure.value)
+    assert "replica-1/replica did not restart healthy" in message
+    assert "Restarted before it: replica-0/replica" in message
+    assert "not restarted: meta-0/meta, meta-1/meta, meta-0/collector" in message
+    assert "replica roll on 127.0.0.2: output line" in message
+
+
+def test_a_new_key_or_address_alone_restarts_nothing_and_opens_no_connection(sshd, staged):
+    old = props(sshd, staged, records(), private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nold\n")
+    new = props(sshd, staged, records())
+    logins = sshd.accepted_logins()
+
+    result = RollingRestartProvider().update("id", old, new)
+
+    assert RollingRestartProvider().diff("id", old, new).changes is True
+    assert result.outs["restarted"] == [] and staged.runs() == []
+    assert sshd.accepted_logins() == logins
+
+
+def test_create_restarts_only_servers_whose_probe_says_so_then_checks_every_server(sshd, staged):
+    staged.exit_with("replica-1/replica", "probe", 3)
+    staged.exit_with("meta-1/meta", "probe", 3)
+
+    result = RollingRestartProvider().create(props(sshd, staged, records()))
+
+    runs = staged.runs()
+    probes, restarts, checks = runs[:len(KEYS)], runs[len(KEYS):len(KEYS) + 3], runs[len(KEYS) + 3:]
+    assert sorted(probes) == sorted(run_of(k, "probe") for k in KEYS)  # in parallel: any order
+    assert restarts == [run_of("replica-1/replica", "roll"), run_of("meta-1/meta", "roll"),
+                        run_of("meta-1/meta", "deferred")]
+    assert sorted(checks) == sorted(run_of(k, "check") for k in KEYS)
+    assert result.outs["restarted"] == ["replica-1/replica", "meta-1/meta"]
+
+
+def test_create_fails_naming_every_server_that_does_not_pass_its_check(sshd, staged):
+    staged.exit_with("replica-0/replica", "check", 1)
+    staged.exit_with("meta-0/collector", "check", 1)
+
+    with pytest.raises(RollFailed) as failure:
+        RollingRestartProvider().create(props(sshd, staged, records()))
+
+    message = str(failure.value)
+    assert message.startswith("these servers did not pass their check: replica-0/replica, meta-0/collector")
+    assert "--- replica-0/replica (127.0.0.1), exit 1:\nreplica check on 127.0.0.1: output line" in message
+
+
+def test_a_probe_that_fails_stops_everything_before_any_restart(sshd, staged):
+    staged.exit_with("replica-0/replica", "probe", 3)
+    staged.exit_with("meta-0/meta", "probe", 1)
+
+    with pytest.raises(RollFailed, match="could not ask these servers whether a restart is due: meta-0/meta"):
+        RollingRestartProvider().create(props(sshd, staged, records()))
+
+    assert not [r for r in staged.runs() if not r.endswith(" probe")]
+
+
+# ---------------------------------------------------------------------------
+# The SSH session
+
+
+def test_session_reports_exit_status_and_output_and_removes_its_private_files(sshd, monkeypatch):
+    made = []
+    real_mkdtemp = ssh_exec.tempfile.mkdtemp
+    monkeypatch.setattr(ssh_exec.tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1])
+
+    with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=sshd.port) as session:
+        assert stat.S_IMODE(os.stat(made[0]).st_mode) == 0o700
+        result = session.run("127.0.0.2", "echo out; echo err >&2; exit 7")
+
+    assert (result.returncode, result.output.split()) == (7, ["out", "err"])
+    assert not Path(made[0]).exists()
+
+
+def test_session_dials_again_when_the_connection_fails_then_gives_up(sshd, monkeypatch):
+    monkeypatch.setattr(ssh_exec, "DIAL_PAUSE_SECONDS", 0.1)
+    with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=free_port()) as session:
+        result = session.run("127.0.0.1", "true", dials=3)
+    assert result.returncode == SSH_FAILED
+    assert "Connection refused" in result.output
+
+
+# ---------------------------------------------------------------------------
+# Registration and pickling
+
+
+def test_provider_serializes_by_reference_to_its_module():
+    serialized, contains_secrets = _serialize(True, serialize_provider, RollingRestartProvider())
+    raw = base64.b64decode(serialized)
+    assert contains_secrets is False
+    assert b"components.rolling_restart" in raw and b"RollingRestartProvider" in raw
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.registered = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.registered.append(args)
+        return "id-1", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+@pulumi.runtime.test
+def test_the_private_key_is_a_secret_and_the_records_are_readable():
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="pegasus", stack="test", preview=False)
+    restart = RollingRestart("c1-rolling-restart", RollingRestartArgs(
+        restart_records={"replica-0/replica": "package p\n"}, hosts={"replica-0": "10.0.0.5"},
+        staged_dir="/home/work/app/pegasus/staged",
+        access={"user": "admin", "port": 22, "private_key": "-----BEGIN KEY-----", "bastion": None}))
+
+    def check(_urn):
+        inputs = next(a for a in mocks.registered if a.name == "c1-rolling-restart").inputs
+        assert rpc.is_rpc_secret(inputs["access"])
+        assert rpc.unwrap_rpc_secret(inputs["access"])["private_key"] == "-----BEGIN KEY-----"
+        assert inputs["restart_records"] == {"replica-0/replica": "package p\n"}
+
+    return restart.urn.apply(check)
