@@ -49,7 +49,9 @@ def missing_prerequisites() -> list[str]:
 
 
 class LocalCloud:
-    def __init__(self, *, base: Path | None = None, sweep: bool = True, log=print):
+    def __init__(self, *, base: Path | None = None, sweep: bool = True, keep: bool = False, log=print):
+        """`keep`: the machines outlive this process (a user's, see local_machines.py);
+        never close() such a cloud, destroy it with leftovers.sweep_run."""
         problems = missing_prerequisites()
         if problems:
             raise RuntimeError("cannot start a local cloud: " + "; ".join(problems))
@@ -63,7 +65,7 @@ class LocalCloud:
         self.run_dir = runs_root() / self.tag
         self.run_dir.mkdir(parents=True)
         OPEN_TAGS.add(self.tag)
-        self.record = RunRecord(self.run_dir, self.tag)
+        self.record = RunRecord(self.run_dir, self.tag, keep=keep)
         self._lock = threading.RLock()
         self.machines: dict[str, Machine] = {}
         self.volumes: dict[str, Volume] = {}
@@ -215,11 +217,13 @@ class LocalCloud:
             self._refresh_dns()
 
     # -- volumes -----------------------------------------------------------
-    def create_volume(self, volume_id: str, size_gib: int) -> Volume:
+    def create_volume(self, volume_id: str, size_gib: int, by_id_name: str | None = None) -> Volume:
+        """`by_id_name`: its /dev/disk/by-id name in a machine (default: the one AWS gives EBS)."""
         with self._lock:
             if volume_id in self.volumes:
                 raise ValueError(f"volume {volume_id} already exists")
-            volume = Volume(volume_id, int(size_gib), self.run_dir / "volumes" / f"{volume_id}.img")
+            volume = Volume(volume_id, int(size_gib), self.run_dir / "volumes" / f"{volume_id}.img",
+                            by_id_name=by_id_name)
             disks.create_backing_file(volume.path, volume.size_gib)
             self.volumes[volume_id] = volume
             return volume
