@@ -21,7 +21,7 @@ venv: $(VENV)/.installed
 # stack, offers a key pair and names every decision left; destroy only selects.
 # The stack nobody chose (STACK left at its default): prepare-stack.sh may then
 # offer the local stack on a machine without AWS credentials.
-export PEGASUS_STACK_DEFAULTED := $(if $(filter file,$(origin STACK)),1,)
+STACK_DEFAULTED := $(if $(filter file,$(origin STACK)),1,)
 
 define pulumi_stack
 	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see https://www.pulumi.com/docs/install/ (e.g. 'curl -fsSL https://get.pulumi.com | sh'), then run make $@ again."; exit 1; }
@@ -31,10 +31,10 @@ define pulumi_stack
 endef
 
 up: venv
-	$(call pulumi_stack,up,./scripts/prepare-stack.sh "$(STACK)")
+	$(call pulumi_stack,up,PEGASUS_STACK_DEFAULTED=$(STACK_DEFAULTED) ./scripts/prepare-stack.sh "$(STACK)")
 
 preview: venv
-	$(call pulumi_stack,preview --diff,./scripts/prepare-stack.sh "$(STACK)")
+	$(call pulumi_stack,preview --diff,PEGASUS_STACK_DEFAULTED=$(STACK_DEFAULTED) ./scripts/prepare-stack.sh "$(STACK)")
 
 destroy: venv
 	$(call pulumi_stack,destroy,pulumi stack select "$(STACK)")
