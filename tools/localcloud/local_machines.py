@@ -148,14 +148,14 @@ def stack_text(servers: dict, package: Path, existing: str | None) -> str:
             + yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
 
 
-def create(package_arg: str | None, shape: Shape, log=print) -> None:
+def create(package_arg: str | None, shape: Shape, stack_file: Path = STACK_FILE, log=print) -> None:
     kept = kept_runs()
     if kept:
         raise SystemExit(f"localcloud: local machines exist already ({kept[0]}): remove them first with "
                          "make local-machines-destroy (after make destroy STACK=local)")
-    existing = STACK_FILE.read_text() if STACK_FILE.exists() else None
+    existing = stack_file.read_text() if stack_file.exists() else None
     if existing is not None and not existing.startswith(HEADER):
-        raise SystemExit(f"localcloud: {STACK_FILE} was not written by this command: move it away first")
+        raise SystemExit(f"localcloud: {stack_file} was not written by this command: move it away first")
     package = find_package(package_arg)
     public_key = key_pair(user_key_dir())
     started = time.monotonic()
@@ -165,11 +165,11 @@ def create(package_arg: str | None, shape: Shape, log=print) -> None:
     except BaseException:
         cloud.close()
         raise
-    STACK_FILE.write_text(stack_text(servers, package, existing))
+    stack_file.write_text(stack_text(servers, package, existing))
     if os.environ.get("SUDO_UID"):
-        os.chown(STACK_FILE, int(os.environ["SUDO_UID"]), int(os.environ["SUDO_GID"]))
+        os.chown(stack_file, int(os.environ["SUDO_UID"]), int(os.environ["SUDO_GID"]))
     log(f"localcloud: {len(cloud.machines)} machines up in {time.monotonic() - started:.0f}s on bridge "
-        f"{cloud.network.bridge} ({cloud.network.subnet}), listed in {STACK_FILE.relative_to(PROJECT_DIR)}:")
+        f"{cloud.network.bridge} ({cloud.network.subnet}), listed in {stack_file}:")
     for machine in sorted(cloud.machines.values(), key=lambda m: m.name):
         log(f"  {machine.name:10} ssh -i {user_key_dir()}/pegasus_{STACK} {LOGIN_USER}@{machine.ip}")
     log("Next: make up STACK=local (deploys your package on them); make destroy STACK=local removes the "
