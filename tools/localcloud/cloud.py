@@ -20,6 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Sequence
 
 from . import coldplug, disks, private_dns
 from .disks import Volume
@@ -100,7 +101,7 @@ class LocalCloud:
         if machine.ssh("test ! -e /run/nologin")[0] != 0:
             raise RuntimeError(f"{machine.name}: /run/nologin is still there after restarting "
                                "systemd-user-sessions: logins other than root's are refused")
-    def boot_machine(self, name: str, authorized_keys: list[str] = (), *,
+    def boot_machine(self, name: str, authorized_keys: Sequence[str] = (), *,
                      timeout: float = BOOT_TIMEOUT) -> Machine:
         """Boot a machine; return once root can log in over SSH at `machine.ip`."""
         if not NAME_PATTERN.match(name):
@@ -164,8 +165,9 @@ class LocalCloud:
                 self.record.remove("pids", old_pid)
             for volume in machine.volumes.values():
                 old_loop = volume.loop
-                run(["losetup", "-d", old_loop], check=False)
-                self.record.remove("loops", old_loop)
+                if old_loop:
+                    run(["losetup", "-d", old_loop], check=False)
+                    self.record.remove("loops", old_loop)
                 volume.loop = run(["losetup", "-f", "--show", str(volume.path)]).strip()
                 self.record.add("loops", volume.loop)
             coldplug.install(machine.root, list(machine.volumes.values()))

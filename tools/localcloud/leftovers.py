@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from .network import PREFIX, list_links, list_netns
 from .rootfs import cache_root
@@ -39,7 +40,7 @@ class RunRecord:
     def __init__(self, run_dir: Path, tag: str, keep: bool = False):
         self.path = run_dir / "state.json"
         self._lock = threading.Lock()
-        self.data = {"tag": tag, "owner_pid": os.getpid(), "pids": [], "loops": [], "keep": keep}
+        self.data: dict[str, Any] = {"tag": tag, "owner_pid": os.getpid(), "pids": [], "loops": [], "keep": keep}
         self._save()
 
     def add(self, key: str, value) -> None:
