@@ -38,9 +38,12 @@ def test_local_machines_are_kept_listed_and_removed_without_a_trace(tmp_path):
     package = build_package(tmp_path / "packages")
     stack_file = tmp_path / "Pulumi.local.yaml"
     env = {**os.environ, "PEGASUS_KEY_DIR": str(tmp_path / "keys"), "PYTHONPATH": str(PROJECT_DIR)}
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "id_ed25519").write_text("the user's own key\n")
     made = tool("create", "--package", str(package), "--stack-file", str(stack_file), env=env)
     assert made.returncode == 0, made.stdout + made.stderr
     assert "make up STACK=local" in made.stdout
+    assert (tmp_path / "keys" / "id_ed25519").read_text() == "the user's own key\n"
     [run_dir] = kept_runs()
     tag = read_record(run_dir)["tag"]
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -113,8 +114,9 @@ def key_pair(key_dir: Path) -> str:
     key = key_dir / f"pegasus_{STACK}"
     if not key.exists():
         key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        pair = generate_key_pair(key_dir, comment=f"pegasus-{STACK}")
-        (key_dir / "id_ed25519").rename(key)
+        with tempfile.TemporaryDirectory(dir=key_dir) as scratch:  # never over the user's own id_ed25519
+            pair = generate_key_pair(Path(scratch), comment=f"pegasus-{STACK}")
+            pair.private_key_path.rename(key)
         Path(f"{key}.pub").write_text(pair.public_key + "\n")
         if os.environ.get("SUDO_UID"):  # the user's own key, not root's
             for path in (key, Path(f"{key}.pub")):
