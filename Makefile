@@ -6,7 +6,7 @@ STACK ?= dev
 STATE_DIR ?= $(CURDIR)/.pulumi-state
 PY := $(VENV)/bin/python
 
-.PHONY: up preview destroy test unit e2e bench venv deps clean lint
+.PHONY: up preview destroy test unit e2e bench venv deps clean lint local-machines local-machines-destroy
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ venv: $(VENV)/.installed
 # Pulumi's local file backend unless the user chose another (PULUMI_BACKEND_URL).
 # $(2): what runs before pulumi: scripts/prepare-stack.sh selects or creates the
 # stack, offers a key pair and names every decision left; destroy only selects.
+# The stack nobody chose (STACK left at its default): prepare-stack.sh may then
+# offer the local stack on a machine without AWS credentials.
+STACK_DEFAULTED := $(if $(filter file,$(origin STACK)),1,)
+
 define pulumi_stack
 	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see https://www.pulumi.com/docs/install/ (e.g. 'curl -fsSL https://get.pulumi.com | sh'), then run make $@ again."; exit 1; }
 	@if [ -z "$$PULUMI_BACKEND_URL" ]; then mkdir -p "$(STATE_DIR)"; fi
@@ -27,13 +31,21 @@ define pulumi_stack
 endef
 
 up: venv
-	$(call pulumi_stack,up,./scripts/prepare-stack.sh "$(STACK)")
+	$(call pulumi_stack,up,PEGASUS_STACK_DEFAULTED=$(STACK_DEFAULTED) ./scripts/prepare-stack.sh "$(STACK)")
 
 preview: venv
-	$(call pulumi_stack,preview --diff,./scripts/prepare-stack.sh "$(STACK)")
+	$(call pulumi_stack,preview --diff,PEGASUS_STACK_DEFAULTED=$(STACK_DEFAULTED) ./scripts/prepare-stack.sh "$(STACK)")
 
 destroy: venv
 	$(call pulumi_stack,destroy,pulumi stack select "$(STACK)")
+
+# A cluster on this machine (root, systemd-nspawn): a few local machines listed
+# as your own servers in stacks/Pulumi.local.yaml, for `make up STACK=local`.
+local-machines: venv
+	$(PY) -m tools.localcloud create $(if $(PACKAGE),--package "$(PACKAGE)")
+
+local-machines-destroy: venv
+	$(PY) -m tools.localcloud destroy
 
 deps:
 	./scripts/install-test-deps.sh

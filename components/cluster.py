@@ -1,6 +1,7 @@
 """The whole Pegasus cluster, wired in the order it must come up (and go down).
 
-Up:  fixed settings checked -> network, security-group rules, hosts -> host
+Up:  fixed settings checked -> network, security-group rules, hosts (or your
+     own servers, listed: nothing of AWS) -> host
      preparation -> ZooKeeper ready -> ZooKeeper path guard -> MetaServers ->
      ReplicaServers (in parallel) -> Collector -> rolling restart (which, on
      a first deploy, checks every server) -> cluster checks.
@@ -29,14 +30,15 @@ import pulumi_aws as aws
 from . import host_layout as hl
 from . import server_files as files
 from .fixed_settings import FixedSettings
-from .host import AwsHost
+from .host import AwsHost, HostHandle
 from .host_preparation import HostPreparation
 from .network import Network
+from .own_servers import own_hosts
 from .pegasus_server import PegasusServer, RoleCommands
 from .remote_command import remote_command
 from .rolling_restart import RollingRestart, RollingRestartArgs, server_key
 from .spec import ClusterSpec
-from .topology import ROLE_ORDER, ROLL_ORDER, plan_hosts
+from .topology import ROLE_ORDER, ROLL_ORDER, HostPlan, plan_hosts
 from .zookeeper import ZooKeeperEnsemble
 from .zookeeper_path_guard import ZooKeeperPathGuard, ZooKeeperPathGuardArgs, default_owner_id
 
@@ -52,17 +54,9 @@ class PegasusCluster(pulumi.ComponentResource):
             "cluster_name": spec.cluster_name, "home_dir": spec.home_dir, "app_dir": spec.app_dir,
             "data_disk_count": spec.replica.data_disks.count, "data_disk_size_gib": spec.replica.data_disks.size_gib,
         }, opts=child)
-        network = Network(name, spec, opts=child)
-        key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
-                              tags={"pegasus:cluster": spec.cluster_name}, opts=child)
-        ami = spec.image.ami or aws.ec2.get_ami_output(
-            most_recent=True, owners=[spec.image.ami_owner],
-            filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[spec.image.ami_name_pattern]),
-                     aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"])],
-            opts=pulumi.InvokeOutputOptions(parent=self)).id
-
         plans = plan_hosts(spec)
-        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, opts=child).handle for p in plans}
+        # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.
+        hosts = own_hosts(spec, plans, child) if spec.servers else self._aws_hosts(name, spec, plans, child)
         preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
         zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
         metas = [p.name for p in plans if p.kind == "meta"]
@@ -130,6 +124,18 @@ class PegasusCluster(pulumi.ComponentResource):
         self.register_outputs({"metaServers": self.meta_servers, "zookeeperServers": self.zookeeper_servers,
                                "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
                                "collector": self.collector, "health": self.health})
+
+    def _aws_hosts(self, name: str, spec: ClusterSpec, plans: list[HostPlan],
+                   child: pulumi.ResourceOptions) -> dict[str, HostHandle]:
+        network = Network(name, spec, opts=child)
+        key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
+                              tags={"pegasus:cluster": spec.cluster_name}, opts=child)
+        ami = spec.image.ami or aws.ec2.get_ami_output(
+            most_recent=True, owners=[spec.image.ami_owner],
+            filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[spec.image.ami_name_pattern]),
+                     aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"])],
+            opts=pulumi.InvokeOutputOptions(parent=self)).id
+        return {p.name: AwsHost(p, spec, network, ami, key.key_name, opts=child).handle for p in plans}
 
     def _path_guard(self, name: str, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
         tunnel = None

@@ -45,6 +45,8 @@ class HostHandle:
     data_devices: list[pulumi.Output[str]] = field(default_factory=list)
     slog_device: pulumi.Output[str] | None = None
     nic_mac: pulumi.Output[str] | None = None
+    # The interface Pegasus binds, when the host already knows it (your own servers).
+    interface: pulumi.Output[str] | None = None
     # Resources a remote command on this host must wait for (disks attached, NIC plugged).
     ready: list[pulumi.Resource] = field(default_factory=list)
 

@@ -14,6 +14,9 @@ The layout (documented in the README, "Files on a host"):
     <homeDir>/ssd<N>/pegasus/<cluster>   data dir N of the ReplicaServer
     <homeDir>/slog/                      mount point of the shared-log disk
     <homeDir>/slog/pegasus/<cluster>     %{slog.dir} when a shared-log disk exists
+
+On your own servers a disk may be a directory the operator mounted: it then
+stands where `<homeDir>/ssd<N>` (or `<homeDir>/slog`) would be.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ class HostLayout:
     home_dir: str
     app_dir: str
     cluster_name: str
+    # Per data-disk position, a directory the operator mounted ("" or absent: a
+    # device this program mounts under homeDir); the same for the shared log.
+    mounted_dirs: tuple[str, ...] = ()
+    mounted_slog: str = ""
 
     @property
     def packages_dir(self) -> str:
@@ -107,6 +114,8 @@ class HostLayout:
 
     def data_mount(self, index: int) -> str:
         """Mount point of data disk `index` (0-based in code, 1-based on disk)."""
+        if index < len(self.mounted_dirs) and self.mounted_dirs[index]:
+            return self.mounted_dirs[index]
         return f"{self.home_dir}/ssd{index + 1}"
 
     def data_dir(self, index: int) -> str:
@@ -117,7 +126,7 @@ class HostLayout:
 
     @property
     def slog_mount(self) -> str:
-        return f"{self.home_dir}/slog"
+        return self.mounted_slog or f"{self.home_dir}/slog"
 
     def slog_dir(self, has_slog_disk: bool) -> str:
         if has_slog_disk:

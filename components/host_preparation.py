@@ -37,7 +37,9 @@ class HostPreparation(pulumi.ComponentResource):
                 f"{host.name}-disks", connection=host.connection,
                 create=disks.apply(files.prepare_disks_script), delete=disks.apply(files.cleanup_disks_script),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[base])))
-        if spec.network.primary_interface:
+        if host.interface is not None:
+            self.interface = host.interface
+        elif spec.network.primary_interface:
             self.interface = pulumi.Output.from_input(spec.network.primary_interface)
         elif host.nic_mac is not None:
             nic = remote_command(

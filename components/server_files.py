@@ -31,7 +31,9 @@ DEFAULT_PROMETHEUS_PORT = 9091
 
 
 def layout(spec: ClusterSpec) -> hl.HostLayout:
-    return hl.HostLayout(home_dir=spec.home_dir, app_dir=spec.app_dir, cluster_name=spec.cluster_name)
+    own = spec.servers  # your own servers: a disk may be a directory the operator mounted
+    return hl.HostLayout(home_dir=spec.home_dir, app_dir=spec.app_dir, cluster_name=spec.cluster_name,
+                         mounted_dirs=own.mounted_dirs() if own else (), mounted_slog=own.mounted_slog() if own else "")
 
 
 def address_list(ips: Sequence[str], port: int) -> str:
@@ -60,20 +62,28 @@ def remove_app_dir_script(spec: ClusterSpec) -> str:
 
 
 def disk_entries(spec: ClusterSpec, data_devices: Sequence[str], slog_device: str | None) -> list[dict]:
+    """A disk is a device (by its stable path) or, on your own servers, a directory the
+    operator mounted: used where it is, never formatted, unmounted or removed."""
     lay = layout(spec)
     disks = [{"device": dev, "mount_point": lay.data_mount(i), "label": f"pg-ssd{i + 1}"}
              for i, dev in enumerate(data_devices)]
     if slog_device:
         disks.append({"device": slog_device, "mount_point": lay.slog_mount, "label": "pg-slog"})
-    return disks
+    return [d if d["device"].startswith("/dev/") else {"directory": d["device"]} for d in disks]
+
+
+def _split_disks(disks: list[dict]) -> dict:
+    return {"disks": [d for d in disks if "device" in d],
+            "directories": [d["directory"] for d in disks if "directory" in d]}
 
 
 def prepare_disks_script(disks: list[dict]) -> str:
-    return as_root(render("prepare_disks.sh", disks=disks, wait_seconds=DEVICE_WAIT_SECONDS, fstab="/etc/fstab"))
+    return as_root(render("prepare_disks.sh", **_split_disks(disks), wait_seconds=DEVICE_WAIT_SECONDS,
+                          fstab="/etc/fstab", marker=hl.CREATED_MARKER))
 
 
 def cleanup_disks_script(disks: list[dict]) -> str:
-    return as_root(render("cleanup_disks.sh", disks=disks, fstab="/etc/fstab"))
+    return as_root(render("cleanup_disks.sh", **_split_disks(disks), fstab="/etc/fstab", marker=hl.CREATED_MARKER))
 
 
 def resolve_nic_script(mac: str) -> str:
@@ -84,6 +94,11 @@ def resolve_nic_script(mac: str) -> str:
         script_path=EXTRA_NIC_SCRIPT,
         unit_text=render("extra_nic.service", mac=mac.lower(), script_path=EXTRA_NIC_SCRIPT),
         unit_path=f"{hl.SYSTEMD_DIR}/{EXTRA_NIC_UNIT}", unit_name=EXTRA_NIC_UNIT))
+
+
+def resolve_address_script(nic: str) -> str:
+    """Your own servers: prints "<interface> <IPv4>" of the NIC Pegasus binds, changing nothing."""
+    return as_root(render("resolve_address.sh", nic=nic))
 
 
 # ------------------------------------------------------------ package

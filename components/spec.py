@@ -12,11 +12,14 @@ import difflib
 import ipaddress
 import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .package import PackageError, PackageInfo, inspect_package
+
+if TYPE_CHECKING:
+    from .own_servers_spec import OwnServers
 
 NAMESPACE = "pegasus"
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -77,7 +80,7 @@ ARCHITECTURES = ("amd64", "arm64")
 TOP_LEVEL_KEYS = (
     "clusterName", "package", "homeDir", "appDir", "ssh", "image", "meta", "replica",
     "collector", "zookeeper", "network", "configOverrides", "retainData",
-    "hdfsServiceArgs", "timeouts",
+    "hdfsServiceArgs", "timeouts", "servers",
 )
 
 
@@ -212,6 +215,8 @@ class ClusterSpec:
     timeouts: Timeouts
     # Some override was set with --secret: every rendered config.ini stays secret.
     config_has_secrets: bool = False
+    # Your own servers (`servers`): listed instead of made on AWS.
+    servers: OwnServers | None = None
 
     @property
     def cluster_root(self) -> str:
@@ -475,23 +480,44 @@ def build_spec(
     if _check_path(r, "appDir", app_dir) and home_ok:
         _check_app_dir(r, app_dir, home_dir)
 
-    image_raw = r.obj(raw, "image", ("distribution", "architecture", "ami"))
-    image = ImageSpec(
-        distribution=r.choice(image_raw, "image.distribution", "debian-12", tuple(DISTRIBUTIONS)),
-        architecture=r.choice(image_raw, "image.architecture", "amd64", ARCHITECTURES),
-        ami=r.string(image_raw, "image.ami", None),
-    )
-    if image.ami is not None and not AMI_ID.match(image.ami):
-        r.problem("image.ami", f"{image.ami!r} is not an AMI id", "use ami-<hex> or leave it out to look one up")
+    own = raw.get("servers") is not None  # your own servers: nothing of AWS is asked for
+    image = ImageSpec(distribution="debian-12", architecture="amd64", ami=None)
+    if not own:
+        image_raw = r.obj(raw, "image", ("distribution", "architecture", "ami"))
+        image = ImageSpec(
+            distribution=r.choice(image_raw, "image.distribution", "debian-12", tuple(DISTRIBUTIONS)),
+            architecture=r.choice(image_raw, "image.architecture", "amd64", ARCHITECTURES),
+            ami=r.string(image_raw, "image.ami", None),
+        )
+        if image.ami is not None and not AMI_ID.match(image.ami):
+            r.problem("image.ami", f"{image.ami!r} is not an AMI id", "use ami-<hex> or leave it out to look one up")
 
-    ssh = _ssh(r, raw, image, secret_keys, flat)
+    ssh = _ssh(r, raw, image, secret_keys, flat, own=own)
     meta = _role(r, raw, "meta", default_count=3, default_type="m6i.large")
     if meta.count not in (2, 3):
         r.problem("meta.count", f"{meta.count} MetaServers is not supported", "use 2 or 3 (3 survives a loss)")
     replica = _replica(r, raw)
     collector = _collector(r, raw)
     zookeeper = _zookeeper(r, raw)
-    network = _network(r, raw, ssh)
+    servers = None
+    if own:
+        from .own_servers_spec import read_own_servers
+
+        servers = read_own_servers(r, raw, home_dir=home_dir, app_dir=app_dir,
+                                   external_zookeeper=not zookeeper.provisioned,
+                                   single_zookeeper_allowed=_flag(raw.get("zookeeper"), "allowSingleNode"),
+                                   collector_host=collector.own_host)
+        disks = servers.replica[0] if servers.replica else None
+        meta = replace(meta, count=len(servers.meta), instance_type="")
+        replica = replace(replica, count=len(servers.replica), instance_type="", data_disks=listed_disks(
+            len(disks.data_disks) if disks else 0), slog_disk=listed_disks(1) if disks and disks.slog_disk else None)
+        collector = replace(collector, instance_type="")
+        zookeeper = replace(zookeeper, count=len(servers.zookeeper) if zookeeper.provisioned else 0,
+                            instance_type="")
+        network = NetworkSpec(vpc_id=None, subnet_id=None, availability_zone=None, vpc_cidr="", extra_nics=0,
+                              primary_interface="", admin_cidr=None, public_addresses=False)
+    else:
+        network = _network(r, raw, ssh)
     overrides = _overrides(r, raw.get("configOverrides"), "configOverrides")
     timeouts_raw = r.obj(raw, "timeouts", ("startSeconds", "healthSeconds", "zookeeperSeconds", "metaPauseSeconds"))
     timeouts = Timeouts(
@@ -521,11 +547,26 @@ def build_spec(
         timeouts=timeouts,
         config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
                                for key in ("configOverrides", "meta", "replica", "collector")),
+        servers=servers,
     )
 
 
-def _ssh(r: _Reader, raw: Mapping[str, Any], image: ImageSpec, secret_keys, flat: set[str]) -> SshSpec:
+def listed_disks(count: int) -> DiskSpec:
+    """The disks of your own servers: listed, so no type or size to provision."""
+    return DiskSpec(count=count, type="listed", size_gib=0, iops=None, throughput=None)
+
+
+def _flag(section: Any, key: str) -> bool:
+    value = section.get(key, False) if isinstance(section, Mapping) else False
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _ssh(r: _Reader, raw: Mapping[str, Any], image: ImageSpec, secret_keys, flat: set[str], own: bool) -> SshSpec:
     s = r.obj(raw, "ssh", ("user", "privateKey", "publicKey", "bastion"))
+    if own and s.get("user") is None:
+        r.problem("ssh.user", "is required with your own servers (there is no image to know it from)",
+                  "set the login user: root, or a user with passwordless sudo (pulumi config set --path "
+                  "pegasus:ssh.user admin)")
     user = r.string(s, "ssh.user", DISTRIBUTIONS[image.distribution][0]) or "admin"
     private_key = r.string(s, "ssh.privateKey", None)
     if private_key is None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.localcloud import LocalCloud, by_id_path, sweep_leftovers
-from tests.e2e.localcloud.leftovers import loops_backed_under, processes_in_netns, runs_root
-from tests.e2e.localcloud.network import PREFIX, list_links, list_netns
-from tests.e2e.localcloud.ssh import run_over_ssh
+from tools.localcloud import LocalCloud, by_id_path, sweep_leftovers
+from tools.localcloud.leftovers import loops_backed_under, processes_in_netns, runs_root
+from tools.localcloud.network import PREFIX, list_links, list_netns
+from tools.localcloud.ssh import run_over_ssh
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 
 pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
@@ -156,7 +156,7 @@ def test_sweep_removes_what_a_killed_run_left():
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent("""\
             import sys, time
-            from tests.e2e.localcloud import LocalCloud
+            from tools.localcloud import LocalCloud
             cloud = LocalCloud(sweep=False, log=lambda *_: None)
             machine = cloud.boot_machine("orphan")
             cloud.attach_volume(machine, "vol-0eeeeeeeeeeeeeeee", size_gib=1)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.firewall import listing
-from tests.e2e.localcloud.private_dns import private_dns_name
+from tools.localcloud.private_dns import private_dns_name
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 
 pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]

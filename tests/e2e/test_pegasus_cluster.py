@@ -19,7 +19,7 @@ import pytest
 
 from components.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import DeploymentError, Engine
-from tests.e2e.localcloud.sshkeys import generate_key_pair
+from tools.localcloud.sshkeys import generate_key_pair
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config

@@ -64,6 +64,7 @@ class FakeCloud(pulumi.runtime.Mocks):
         self.resources: dict[str, Registration] = {}
         self.raw_inputs: dict[str, dict] = {}
         self.custom_count = 0  # resources a provider would create (components excluded)
+        self.invokes: list[str] = []  # function calls (lookups) the program made
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = _unwrap(args.inputs)
@@ -81,6 +82,8 @@ class FakeCloud(pulumi.runtime.Mocks):
             state.update(privateIp=_address(NIC_NET, args.name), macAddress=f"02:{mac}")
         elif kind == "aws:ec2/keyPair:KeyPair":
             state.update(keyName=args.name)
+        elif kind == "command:remote:Command" and args.name.endswith("-address"):  # your own servers
+            state.update(stdout=f"{self.nic_name} {_address(NIC_NET, args.name)}", stderr="")
         elif kind == "command:remote:Command":
             state.update(stdout=f"{self.nic_name}\n" if args.name.endswith("-nic") else "ok", stderr="")
         elif kind.startswith("pulumi-python:dynamic"):
@@ -90,6 +93,8 @@ class FakeCloud(pulumi.runtime.Mocks):
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        with self._lock:
+            self.invokes.append(args.token)
         if args.token == "aws:ec2/getAmi:getAmi":
             return {"id": "ami-0123456789abcdef0", "architecture": "x86_64"}
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":

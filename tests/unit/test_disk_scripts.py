@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from components import host_files
+from components.host_layout import CREATED_MARKER
 from tests.unit.script_runner import run_script
 
 REQUIRED_TOOLS = ["losetup", "mkfs.ext4", "blkid", "mount", "umount", "mountpoint", "findmnt", "wipefs"]
@@ -77,13 +78,15 @@ def fstab(tmp_path):
     return path
 
 
-def prepare(tmp_path, fstab, entries, wait_seconds=3):
-    script = host_files.render("prepare_disks.sh", disks=entries, wait_seconds=wait_seconds, fstab=str(fstab))
+def prepare(tmp_path, fstab, entries, wait_seconds=3, directories=()):
+    script = host_files.render("prepare_disks.sh", disks=entries, wait_seconds=wait_seconds, fstab=str(fstab),
+                               directories=list(directories), marker=CREATED_MARKER)
     return run_script(script, tmp_path, name="prepare_disks.sh")
 
 
-def cleanup(tmp_path, fstab, entries):
-    script = host_files.render("cleanup_disks.sh", disks=entries, fstab=str(fstab))
+def cleanup(tmp_path, fstab, entries, directories=()):
+    script = host_files.render("cleanup_disks.sh", disks=entries, fstab=str(fstab), directories=list(directories),
+                               marker=CREATED_MARKER)
     return run_script(script, tmp_path, name="cleanup_disks.sh")
 
 
@@ -217,6 +220,7 @@ def test_a_disk_blkid_cannot_read_is_never_formatted(tmp_path, disks, fstab):
     blkid.write_text("#!/bin/sh\necho \"blkid: error: $4: Input/output error\" >&2\nexit 2\n")
     blkid.chmod(0o755)
     script = host_files.render("prepare_disks.sh", disks=[entry(tmp_path, disk, "ssd1", "pegasus-ssd1")],
+                               directories=[], marker=CREATED_MARKER,
                                wait_seconds=3, fstab=str(fstab))
     result = run_script(script, tmp_path, fake_bin=fake_bin, name="prepare_disks.sh")
     assert result.returncode == 1
@@ -249,3 +253,44 @@ def test_a_label_longer_than_16_characters_is_refused_before_formatting(tmp_path
     assert result.returncode == 1
     assert "longer than 16" in result.stderr
     assert subprocess.run(["blkid", "-p", disk.loop], capture_output=True).returncode == 2
+
+
+def test_an_operators_mounted_directory_is_used_and_left_as_it_was(tmp_path, disks, fstab):
+    disk = disks("1a7")
+    sh("mkfs.ext4", "-q", disk.device)
+    directory = tmp_path / "home" / "data1"  # under the fixture's mount root: unmounted after the test
+    directory.mkdir(parents=True)
+    sh("mount", disk.device, str(directory))
+    (directory / "operator-file").write_text("theirs\n")
+    before = fstab.read_text()
+    result = prepare(tmp_path, fstab, [], directories=[str(directory)])
+    assert result.returncode == 0, result.stderr
+    assert f"directory {directory} used as it is" in result.stdout
+    assert (directory / "pegasus" / CREATED_MARKER).exists()
+    assert fstab.read_text() == before, "the operator's mount went into fstab"
+    result = cleanup(tmp_path, fstab, [], directories=[str(directory)])
+    assert result.returncode == 0, result.stderr
+    assert os.path.ismount(directory), "the operator's mount was unmounted"
+    assert sorted(p.name for p in directory.iterdir()) == ["lost+found", "operator-file"]
+    assert fstab.read_text() == before
+
+
+def test_an_operators_pegasus_directory_is_never_removed(tmp_path, disks, fstab):
+    disk = disks("1b8")
+    sh("mkfs.ext4", "-q", disk.device)
+    directory = tmp_path / "home" / "data1"  # under the fixture's mount root: unmounted after the test
+    directory.mkdir(parents=True)
+    sh("mount", disk.device, str(directory))
+    (directory / "pegasus").mkdir()  # made by the operator, not by this program: no marker
+    assert prepare(tmp_path, fstab, [], directories=[str(directory)]).returncode == 0
+    assert cleanup(tmp_path, fstab, [], directories=[str(directory)]).returncode == 0
+    assert (directory / "pegasus").is_dir()
+
+
+def test_a_directory_that_is_not_a_mount_point_is_refused(tmp_path, fstab):
+    directory = tmp_path / "data" / "plain"
+    directory.mkdir(parents=True)
+    result = prepare(tmp_path, fstab, [], directories=[str(directory)])
+    assert result.returncode == 1
+    assert "is not a mount point" in result.stderr and "root disk" in result.stderr
+    assert not (directory / "pegasus").exists()

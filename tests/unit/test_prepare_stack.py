@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -54,13 +55,17 @@ def fake(tmp_path):
     (bin_dir / "pulumi").chmod(0o755)
     state = tmp_path / "pulumi.json"
 
-    def run(config: dict | None = None, **env) -> subprocess.CompletedProcess:
+    home = tmp_path / "home"  # no ~/.aws here: AWS credentials only where a test gives them
+    home.mkdir()
+
+    def run(config: dict | None = None, script: Path = SCRIPT, **env) -> subprocess.CompletedProcess:
         if config is not None:
             state.write_text(json.dumps({"config": config, "secret": [], "calls": []}))
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
-        environment.update(PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_PULUMI_STATE=str(state),
+        environment = {k: v for k, v in os.environ.items()
+                       if not k.startswith(("PULUMI_CONFIG_PASSPHRASE", "AWS_", "PEGASUS_"))}
+        environment.update(PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_PULUMI_STATE=str(state), HOME=str(home),
                            PEGASUS_KEY_DIR=str(tmp_path / "keys"), PULUMI_BACKEND_URL="file:///tmp/state", **env)
-        return subprocess.run(["bash", str(SCRIPT), "trial"], capture_output=True, text=True,
+        return subprocess.run(["bash", str(script), "trial"], capture_output=True, text=True,
                               env=environment, stdin=subprocess.DEVNULL, timeout=60)
 
     run.state = lambda: json.loads(state.read_text())
@@ -107,3 +112,59 @@ def test_a_complete_stack_goes_on_to_pulumi_up(fake, tmp_path):
                    "pegasus:ssh.publicKey": "ssh-ed25519 AAAA x"}, PULUMI_CONFIG_PASSPHRASE="p")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "decisions" not in result.stdout and "passphrase" not in result.stdout
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A copy of the project's scripts/ and stacks/ (the script finds the project from its own place)."""
+    root = tmp_path / "project"
+    (root / "scripts").mkdir(parents=True)
+    (root / "stacks").mkdir()
+    shutil.copy(SCRIPT, root / "scripts" / SCRIPT.name)
+    return root
+
+
+def test_no_stack_chosen_and_no_aws_credentials_offers_the_local_stack(fake, project):
+    result = fake({}, script=project / "scripts" / SCRIPT.name, PEGASUS_STACK_DEFAULTED="1")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "no AWS credentials" in out and "Try Pegasus on this machine" in out
+    # Without a package, how to build one comes first; then the machines, then up.
+    steps = [line for line in out.splitlines() if line.startswith("make:   ") and line[8:9].isdigit()]
+    assert "./run.sh pack_server" in steps[0] and "packages/" in steps[0]
+    assert "sudo make local-machines" in steps[1] and steps[2].endswith("make up STACK=local")
+    assert "make up STACK=trial" in out  # the way on to AWS
+    assert not fake.tmp.joinpath("pulumi.json").exists() or "stack" not in fake.state(), "a stack was created"
+
+
+def test_with_local_machines_and_a_package_only_up_is_left(fake, project):
+    (project / "packages").mkdir()
+    (project / "packages" / "pegasus-server-2.5.0-8f3c2ab-glibc2.17-release.tar.gz").write_bytes(b"x")
+    result = fake({}, script=project / "scripts" / SCRIPT.name, PEGASUS_STACK_DEFAULTED="1")
+    assert "pack_server" not in result.stdout and "sudo make local-machines" in result.stdout
+    (project / "stacks" / "Pulumi.local.yaml").write_text("config: {}\n")
+    result = fake({}, script=project / "scripts" / SCRIPT.name, PEGASUS_STACK_DEFAULTED="1")
+    steps = [line for line in result.stdout.splitlines() if line.startswith("make:   ") and line[8:9].isdigit()]
+    assert steps == ["make:   1. make up STACK=local"]
+
+
+@pytest.mark.parametrize("credentials", [{"AWS_PROFILE": "ops"}, {"PEGASUS_STACK_DEFAULTED": ""}],
+                         ids=["AWS credentials", "a stack chosen"])
+def test_aws_credentials_or_a_chosen_stack_go_on_as_before(fake, credentials):
+    result = fake({"aws:region": "eu-west-1"}, **{"PEGASUS_STACK_DEFAULTED": "1", **credentials})
+    assert "Try Pegasus on this machine" not in result.stdout
+    assert fake.state()["stack"] == "trial"
+
+
+def test_an_own_servers_stack_is_asked_nothing_about_aws(fake, tmp_path):
+    package = tmp_path / "pegasus-server-2.5.0-8f3c2ab-glibc2.17-release.tar.gz"
+    package.write_bytes(b"x")
+    config = {"pegasus:clusterName": "trial", "pegasus:package": str(package), "pegasus:servers": "{}",
+              "pegasus:ssh.privateKey": "k", "pegasus:ssh.publicKey": "ssh-ed25519 AAAA x"}
+    result = fake(config, PULUMI_CONFIG_PASSPHRASE="p")
+    assert result.returncode == 1
+    decisions = result.stdout[result.stdout.index("needs a few decisions"):]
+    assert "pegasus:ssh.user" in decisions
+    assert "aws:region" not in decisions and "adminCidr" not in decisions
+    result = fake({**config, "pegasus:ssh.user": "admin"}, PULUMI_CONFIG_PASSPHRASE="p")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 import zlib
 
+from tools.localcloud.machines import random_mac
+from tools.localcloud.private_dns import REGION, private_dns_name
+
 from .resource_type import REPLACE, SAME, UPDATE, ResourceType, hex_id
-from .machines import random_mac
-from .private_dns import REGION, private_dns_name
 
 ZONE = "local-1a"
 ACCOUNT = "000000000000"

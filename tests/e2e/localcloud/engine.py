@@ -61,8 +61,10 @@ def _run_program(mocks, config, *, program, project, stack, secret_keys, preview
 
 class Engine:
     def __init__(self, cloud, state_path: Path, program: Path, *, project: str = "pegasus",
-                 stack: str = "e2e", secret_keys: tuple[str, ...] = ()):
+                 stack: str = "e2e", secret_keys: tuple[str, ...] = (), aws: bool = True):
+        """`aws=False`: no AWS at all (your own servers): an AWS resource or lookup fails the run."""
         self.cloud = cloud
+        self.aws = aws
         self.state = StackState(state_path)
         self.program = Path(program)
         self.project = project
@@ -78,7 +80,7 @@ class Engine:
 
     def _mocks(self, log: RunLog, *, preview: bool = False, replace: Iterable[str] = ()) -> CloudMocks:
         return CloudMocks(self.cloud, self.state, log, preview=preview, machines=self.machines,
-                          replace=replace, on_change=None if preview else self.policy.changed)
+                          replace=replace, on_change=None if preview else self.policy.changed, aws=self.aws)
 
     def _run(self, mocks: CloudMocks, config: Mapping[str, str], preview: bool):
         return _run_program(mocks, dict(config), program=self.program, project=self.project,

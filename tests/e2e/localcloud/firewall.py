@@ -10,8 +10,9 @@ Outbound is not filtered (the program's egress rules allow all).
 
 from __future__ import annotations
 
+from tools.localcloud.shell import run
+
 from .security_groups import Allow
-from .shell import run
 
 TABLE = "localcloud_sg"
 

@@ -84,10 +84,15 @@ class SkippedAfterFailure(Exception):
     pass
 
 
+class NotAWS(Exception):
+    """An AWS resource or lookup where the stack lists its own servers."""
+
+
 class CloudMocks(pulumi.runtime.Mocks):
     def __init__(self, cloud, state: StackState, log: RunLog, *, preview: bool = False,
-                 machines: dict | None = None, replace=(), on_change=None):
+                 machines: dict | None = None, replace=(), on_change=None, aws: bool = True):
         self.cloud = cloud
+        self.aws = aws  # False: any AWS resource or lookup fails (a stack of your own servers)
         self.state = state
         self.log = log
         self.preview = preview
@@ -112,6 +117,8 @@ class CloudMocks(pulumi.runtime.Mocks):
 
     # -- lookups used by the resource types --------------------------------
     def type_for(self, token: str) -> ResourceType:
+        if not self.aws and token.startswith(("aws:", "pulumi:providers:aws")):
+            raise NotAWS(f"the program registered {token} in a scenario without AWS")
         with self._lock:
             if token not in self._types:
                 if token in aws_resources.RESOURCE_TYPES:
@@ -167,6 +174,8 @@ class CloudMocks(pulumi.runtime.Mocks):
         with self.log.lock:
             self.log.invokes.append((args.token, dict(args.args)))
         if args.token.startswith("aws:"):
+            if not self.aws:
+                raise NotAWS(f"the program called {args.token} in a scenario without AWS")
             return aws_resources.invoke(args.token, dict(args.args))
         return {}
 

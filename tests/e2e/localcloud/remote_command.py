@@ -33,7 +33,7 @@ import paramiko
 from paramiko.common import cMSG_CHANNEL_REQUEST
 from paramiko.message import Message
 
-from .ssh import load_private_key
+from tools.localcloud.ssh import load_private_key
 
 PREVIOUS_STDOUT = "PULUMI_COMMAND_STDOUT"
 PREVIOUS_STDERR = "PULUMI_COMMAND_STDERR"

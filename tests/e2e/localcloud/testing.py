@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .cloud import LocalCloud, missing_prerequisites
+from tools.localcloud.cloud import LocalCloud, missing_prerequisites
 
 
 def skip_unless_local_cloud_possible() -> pytest.MarkDecorator:

@@ -91,6 +91,8 @@ class Machine:
     def root_of_running(self) -> Path:
         """The running system's / seen from the host (/proc/<its init>/root): the cloud's
         own device plumbing goes through it, never through the machine's network."""
+        if self.process is None:
+            raise RuntimeError(f"machine {self.name} was never started")
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
         if not children:
             raise RuntimeError(f"machine {self.name}: its init is not running")

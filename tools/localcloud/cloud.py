@@ -20,6 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Sequence
 
 from . import coldplug, disks, private_dns
 from .disks import Volume
@@ -49,7 +50,9 @@ def missing_prerequisites() -> list[str]:
 
 
 class LocalCloud:
-    def __init__(self, *, base: Path | None = None, sweep: bool = True, log=print):
+    def __init__(self, *, base: Path | None = None, sweep: bool = True, keep: bool = False, log=print):
+        """`keep`: the machines outlive this process (a user's, see local_machines.py);
+        never close() such a cloud, destroy it with leftovers.sweep_run."""
         problems = missing_prerequisites()
         if problems:
             raise RuntimeError("cannot start a local cloud: " + "; ".join(problems))
@@ -63,7 +66,7 @@ class LocalCloud:
         self.run_dir = runs_root() / self.tag
         self.run_dir.mkdir(parents=True)
         OPEN_TAGS.add(self.tag)
-        self.record = RunRecord(self.run_dir, self.tag)
+        self.record = RunRecord(self.run_dir, self.tag, keep=keep)
         self._lock = threading.RLock()
         self.machines: dict[str, Machine] = {}
         self.volumes: dict[str, Volume] = {}
@@ -98,7 +101,7 @@ class LocalCloud:
         if machine.ssh("test ! -e /run/nologin")[0] != 0:
             raise RuntimeError(f"{machine.name}: /run/nologin is still there after restarting "
                                "systemd-user-sessions: logins other than root's are refused")
-    def boot_machine(self, name: str, authorized_keys: list[str] = (), *,
+    def boot_machine(self, name: str, authorized_keys: Sequence[str] = (), *,
                      timeout: float = BOOT_TIMEOUT) -> Machine:
         """Boot a machine; return once root can log in over SSH at `machine.ip`."""
         if not NAME_PATTERN.match(name):
@@ -162,8 +165,9 @@ class LocalCloud:
                 self.record.remove("pids", old_pid)
             for volume in machine.volumes.values():
                 old_loop = volume.loop
-                run(["losetup", "-d", old_loop], check=False)
-                self.record.remove("loops", old_loop)
+                if old_loop:
+                    run(["losetup", "-d", old_loop], check=False)
+                    self.record.remove("loops", old_loop)
                 volume.loop = run(["losetup", "-f", "--show", str(volume.path)]).strip()
                 self.record.add("loops", volume.loop)
             coldplug.install(machine.root, list(machine.volumes.values()))
@@ -215,11 +219,13 @@ class LocalCloud:
             self._refresh_dns()
 
     # -- volumes -----------------------------------------------------------
-    def create_volume(self, volume_id: str, size_gib: int) -> Volume:
+    def create_volume(self, volume_id: str, size_gib: int, by_id_name: str | None = None) -> Volume:
+        """`by_id_name`: its /dev/disk/by-id name in a machine (default: the one AWS gives EBS)."""
         with self._lock:
             if volume_id in self.volumes:
                 raise ValueError(f"volume {volume_id} already exists")
-            volume = Volume(volume_id, int(size_gib), self.run_dir / "volumes" / f"{volume_id}.img")
+            volume = Volume(volume_id, int(size_gib), self.run_dir / "volumes" / f"{volume_id}.img",
+                            by_id_name=by_id_name)
             disks.create_backing_file(volume.path, volume.size_gib)
             self.volumes[volume_id] = volume
             return volume

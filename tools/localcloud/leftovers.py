@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from .network import PREFIX, list_links, list_netns
 from .rootfs import cache_root
@@ -32,12 +33,14 @@ def runs_root() -> Path:
 
 
 class RunRecord:
-    """state.json of one run: who owns it and which processes it started."""
+    """state.json of one run: who owns it and which processes it started.
+    `keep`: machines a user keeps after the process that made them exits
+    (local_machines.py); no sweep removes them, only their own destroy."""
 
-    def __init__(self, run_dir: Path, tag: str):
+    def __init__(self, run_dir: Path, tag: str, keep: bool = False):
         self.path = run_dir / "state.json"
         self._lock = threading.Lock()
-        self.data = {"tag": tag, "owner_pid": os.getpid(), "pids": [], "loops": []}
+        self.data: dict[str, Any] = {"tag": tag, "owner_pid": os.getpid(), "pids": [], "loops": [], "keep": keep}
         self._save()
 
     def add(self, key: str, value) -> None:
@@ -55,6 +58,15 @@ class RunRecord:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1))
         os.replace(tmp, self.path)
+
+
+def read_record(run_dir: Path) -> dict:
+    """A run's state.json ({} when unreadable: a run killed before it wrote one)."""
+    try:
+        data = json.loads((run_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _alive(pid: int) -> bool:
@@ -185,8 +197,8 @@ def sweep_run(tag: str, run_dir: Path) -> None:
 def sweep_leftovers() -> list[str]:
     """Remove what earlier runs left behind (their owner is gone); return their tags.
 
-    Runs whose owning process is still alive (a concurrent suite) and clouds
-    still open in this process are left alone.
+    Runs whose owning process is still alive (a concurrent suite), clouds
+    still open in this process and machines a user keeps are left alone.
     Links and namespaces named `pg-e2e...` without a live run are removed too.
     """
     swept = []
@@ -195,12 +207,10 @@ def sweep_leftovers() -> list[str]:
     if root.exists():
         for run_dir in sorted(root.iterdir()):
             tag = run_dir.name
-            try:
-                owner = json.loads((run_dir / "state.json").read_text())["owner_pid"]
-            except (OSError, ValueError, KeyError):
-                owner = None
+            record = read_record(run_dir)
+            owner = record.get("owner_pid")
             open_elsewhere = owner is not None and owner != os.getpid() and _alive(owner)
-            if open_elsewhere or tag in OPEN_TAGS:
+            if open_elsewhere or tag in OPEN_TAGS or record.get("keep"):
                 live_tags.add(tag)
                 continue
             sweep_run(tag, run_dir)

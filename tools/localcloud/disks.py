@@ -34,10 +34,11 @@ class Volume:
     path: Path
     attached_to: "Machine | None" = None
     loop: str | None = None  # /dev/loopN on the host while attached
+    by_id_name: str | None = None  # a disk of one's own server; None: an EBS volume's name
 
     @property
     def by_id(self) -> str:
-        return by_id_path(self.volume_id)
+        return f"{BY_ID_DIR}/{self.by_id_name}" if self.by_id_name else by_id_path(self.volume_id)
 
 
 def create_backing_file(path: Path, size_gib: int) -> None:

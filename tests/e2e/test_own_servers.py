@@ -1,0 +1,173 @@
+"""End to end: the real program on "your own servers", local machines a stack lists (no AWS at all).
+
+The machines are what `make local-machines` boots (tools/localcloud/local_machines.py):
+one ZooKeeper, two MetaServers, ReplicaServers with a blank disk at a stable
+/dev/disk/by-id path. Each ReplicaServer also has a disk its operator formatted and
+mounted at /data/ssd2, with a file of theirs on it, listed as a mounted directory.
+The engine runs with AWS refused: any AWS resource or lookup would fail the run.
+Scenarios in order: up, a config change, scale out, destroy; then nothing of the
+operator's is touched and nothing of the program's is left.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import pytest
+
+from tests.e2e.localcloud.engine import DeploymentError, Engine
+from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
+from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION
+from tests.support.package_builder import build_package
+from tests.support.pulumi_program import PROGRAM, stack_config
+from tools.localcloud.local_machines import Shape, boot_servers
+
+pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
+
+CLUSTER = "own"
+OPERATOR_MOUNT = "/data/ssd2"
+SHAPE = Shape(zookeeper=1, meta=2, replica=3, data_disks=1, disk_gib=1)
+
+
+def add_operator_mount(cloud, machine) -> None:
+    """What an operator did before listing the server: a disk of theirs, mounted, with a file."""
+    volume = cloud.create_volume(f"{machine.name}-theirs", 1, by_id_name=f"virtio-theirs-{machine.name}")
+    device = cloud.attach_volume(machine, volume.volume_id)
+    machine.check(f"mkfs.ext4 -q {device} && mkdir -p {OPERATOR_MOUNT} && mount {device} {OPERATOR_MOUNT} "
+                  f"&& echo theirs > {OPERATOR_MOUNT}/operator-file")
+
+
+def boot(cloud, shape: Shape, first: dict[str, int] | None = None) -> dict:
+    servers = boot_servers(cloud, shape, [], first=first)
+    for entry in servers.get("replica", []):
+        machine = next(m for m in cloud.machines.values() if m.ip == entry["host"])
+        add_operator_mount(cloud, machine)
+        entry["dataDisks"].append(OPERATOR_MOUNT)
+    return servers
+
+
+class OwnCluster:
+    def __init__(self, cloud, tmp) -> None:
+        self.cloud = cloud
+        keys = cloud.keys
+        self.config = {
+            "clusterName": CLUSTER,
+            "package": str(build_package(tmp / "package")),
+            "ssh": {"user": "admin", "privateKey": keys.private_key, "publicKey": keys.public_key.strip()},
+            "zookeeper": {"allowSingleNode": True},
+            "servers": boot(cloud, SHAPE),
+            "configOverrides": FAST_FAILURE_DETECTION,
+            "timeouts": {"startSeconds": 90, "healthSeconds": 60, "zookeeperSeconds": 180, "metaPauseSeconds": 2},
+        }
+        self.engine = Engine(cloud, tmp / "state.json", PROGRAM, stack="own", secret_keys=("pegasus:ssh",),
+                             aws=False)
+        self.exports: dict = {}
+
+    def up(self, config: dict | None = None) -> dict:
+        self.config = copy.deepcopy(config or self.config)
+        self.exports = self.engine.up(stack_config("pegasus", self.config))
+        return self.exports
+
+    def machines(self, prefix: str) -> list:
+        return [m for n, m in sorted(self.cloud.machines.items()) if n.startswith(prefix)]
+
+    def alive(self) -> dict[str, str]:
+        meta = self.exports["metaServers"].split(",")[0]
+        nodes = json.loads(self.machines("meta-")[0].check(f"curl -sfL --max-time 10 'http://{meta}/meta/nodes'"))
+        return {address: node["status"] for address, node in nodes["details"].items()}
+
+    def no_aws_seen(self) -> None:
+        types = {r["type"] for r in self.engine.state.resources.values()}
+        assert not [t for t in types if t.startswith("aws:")], types
+        assert not [token for run in self.engine.history for token, _ in run.invokes], "an AWS lookup ran"
+
+
+@pytest.fixture(scope="module")
+def own(local_cloud, tmp_path_factory):
+    cluster = OwnCluster(local_cloud, tmp_path_factory.mktemp("own"))
+    yield cluster
+    if cluster.engine.state.order:  # a scenario failed midway: leave nothing behind
+        try:
+            cluster.engine.destroy()
+        except DeploymentError as error:
+            print(f"cleanup destroy failed: {error}")
+
+
+def wait_for(predicate, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_1_up_on_listed_servers(own):
+    started = time.monotonic()
+    exports = own.up()
+    print(f"\nscenario own servers up: {time.monotonic() - started:.1f} s")
+    own.no_aws_seen()
+    assert exports["clusterRoot"] == f"/pegasus/{CLUSTER}"
+    # Each server is known by the address of the NIC it binds (found by MAC for the ReplicaServers).
+    replica_ips = [m.ip for m in own.machines("replica-")]
+    assert sorted(r.split(":")[0] for r in exports["replicaServers"]) == sorted(replica_ips)
+    assert own.alive() == {r: "ALIVE" for r in exports["replicaServers"]}
+    assert own.machines("zk-")[0].check("systemctl is-active pegasus-zookeeper.service").strip() == "active"
+    for machine in own.machines("replica-"):
+        config = machine.check("cat /home/work/app/pegasus/replica/config.ini")
+        assert "primary_interface = eth0" in config
+        assert f"ssd1:/home/work/ssd1/pegasus/{CLUSTER},ssd2:{OPERATOR_MOUNT}/pegasus/{CLUSTER}" in config
+        # The blank device was formatted and mounted through fstab; the operator's mount is only used.
+        assert machine.check("findmnt -n -o SOURCE /home/work/ssd1").strip().startswith("/dev/loop")
+        assert machine.check(f"ls {OPERATOR_MOUNT}/pegasus/{CLUSTER}").split() == ["reps"]
+        assert machine.check(f"cat {OPERATOR_MOUNT}/operator-file").strip() == "theirs"
+        fstab = machine.check("cat /etc/fstab")
+        assert " /home/work/ssd1 " in fstab and OPERATOR_MOUNT not in fstab
+
+
+def test_2_a_config_change_rolls_the_replicas(own):
+    config = copy.deepcopy(own.config)
+    config["replica"] = {"configOverrides": {"replication": {"gc_interval_ms": "45000"}}}
+    own.up(config)
+    rolls = [op.name for op in own.engine.last_run.operations if op.name.endswith("-replica-roll")]
+    assert sorted(rolls) == [f"replica-{i}-replica-roll" for i in range(3)]
+    for machine in own.machines("replica-"):
+        assert "gc_interval_ms = 45000" in machine.check("cat /home/work/app/pegasus/replica/config.ini")
+    wait_for(lambda: set(own.alive().values()) == {"ALIVE"}, "every ReplicaServer ALIVE again")
+    own.no_aws_seen()
+
+
+def test_3_scale_out_onto_another_listed_server(own):
+    config = copy.deepcopy(own.config)
+    config["servers"]["replica"] += boot(own.cloud, Shape(zookeeper=0, meta=0, replica=1, data_disks=1,
+                                                          disk_gib=1), first={"replica": 3})["replica"]
+    exports = own.up(config)
+    touched = {op.name for op in own.engine.last_run.operations}
+    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal"}
+    assert touched - cluster_checks and all(n.startswith("replica-3") or n in cluster_checks for n in touched), \
+        touched
+    assert len(exports["replicaServers"]) == 4
+    assert own.alive() == {r: "ALIVE" for r in exports["replicaServers"]}
+    own.no_aws_seen()
+
+
+def test_4_destroy_removes_what_the_program_made_and_nothing_of_the_operators(own):
+    own.engine.destroy()
+    assert own.engine.state.order == []
+    own.no_aws_seen()
+    machines = own.machines("")
+    assert len(machines) == 1 + 2 + 4, "destroy must not touch the servers themselves"
+    for machine in machines:
+        units = machine.check("ls /etc/systemd/system").split()
+        assert not [u for u in units if u.startswith("pegasus-")], f"{machine.name}: {units}"
+        assert machine.ssh("test -e /home/work/app/pegasus")[0] != 0, f"{machine.name} keeps appDir"
+        assert machine.ssh("test -e /var/lib/pegasus-zookeeper/myid")[0] != 0
+    for machine in own.machines("replica-"):
+        assert machine.ssh("mountpoint -q /home/work/ssd1")[0] != 0 and machine.ssh("test -e /home/work/ssd1")[0] != 0
+        assert "/home/work" not in machine.check("cat /etc/fstab")
+        # The operator's mount and file stay exactly as they were.
+        assert machine.ssh(f"mountpoint -q {OPERATOR_MOUNT}")[0] == 0, f"{machine.name}: {OPERATOR_MOUNT} unmounted"
+        assert machine.check(f"ls -A {OPERATOR_MOUNT}").split() == ["lost+found", "operator-file"]
+        assert machine.check(f"cat {OPERATOR_MOUNT}/operator-file").strip() == "theirs"

@@ -1,0 +1,1 @@
+"""Tools for users of this project (run as `python -m tools.<name>`)."""
