@@ -131,8 +131,11 @@ def test_2_a_config_change_rolls_the_replicas(own):
     config = copy.deepcopy(own.config)
     config["replica"] = {"configOverrides": {"replication": {"gc_interval_ms": "45000"}}}
     own.up(config)
-    rolls = [op.name for op in own.engine.last_run.operations if op.name.endswith("-replica-roll")]
-    assert sorted(rolls) == [f"replica-{i}-replica-roll" for i in range(3)]
+    ops = {op.name: op.action for op in own.engine.last_run.operations}
+    assert ops[f"{CLUSTER}-rolling-restart"] == "update"
+    record = own.engine.state.get_by_name("pulumi-python:dynamic/pegasus:RollingRestart", f"{CLUSTER}-rolling-restart")
+    restarted = record["extras"]["restarted"]
+    assert restarted == [f"replica-{i}/replica" for i in range(3)]
     for machine in own.machines("replica-"):
         assert "gc_interval_ms = 45000" in machine.check("cat /home/work/app/pegasus/replica/config.ini")
     wait_for(lambda: set(own.alive().values()) == {"ALIVE"}, "every ReplicaServer ALIVE again")
@@ -145,7 +148,7 @@ def test_3_scale_out_onto_another_listed_server(own):
                                                           disk_gib=1), first={"replica": 3})["replica"]
     exports = own.up(config)
     touched = {op.name for op in own.engine.last_run.operations}
-    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal"}
+    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart"}
     assert touched - cluster_checks and all(n.startswith("replica-3") or n in cluster_checks for n in touched), \
         touched
     assert len(exports["replicaServers"]) == 4

@@ -35,7 +35,7 @@ def test_no_aws_resource_and_no_aws_lookup(deploy, own_config):
     for host in ("zk-0", "meta-0", "meta-1", "replica-0", "replica-1", "replica-2"):
         assert f"{host}-prepare" in names and f"{host}-address" in names
     assert {"replica-0-disks", "zk-0-zookeeper", "c1-zookeeper-ready", "c1-zookeeper-path", "c1-health",
-            "meta-0-meta", "meta-0-collector", "replica-2-replica-roll", "c1-fixed-settings"} <= names
+            "meta-0-meta", "meta-0-collector", "c1-rolling-restart", "c1-fixed-settings"} <= names
     assert len([r for r in d.resources.values() if r.type == COPY]) == 5  # the package, on each Pegasus host
 
 
