@@ -38,8 +38,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi.dynamic
-from pulumi.runtime import rpc
 
+from components.dynamic_inputs import plain
 from components.host_files import as_root
 from components.host_layout import restart_script_name
 from components.ssh_exec import SshResult, SshSession
@@ -145,17 +145,6 @@ def _report(what: str, failed: Mapping[str, SshResult]) -> str:
         for key, result in sorted(failed.items(), key=lambda item: roll_position(item[0])))
 
 
-def _plain(value: Any) -> Any:
-    """Strip Pulumi secret wrappers (the engine normally strips them for dynamic providers)."""
-    if rpc.is_rpc_secret(value):
-        return _plain(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
 def _session(access: Mapping[str, Any]) -> SshSession:
     bastion = access.get("bastion")
     return SshSession(user=access["user"], private_key=access["private_key"], port=int(access.get("port") or 22),
@@ -169,7 +158,7 @@ def _outputs(props: Mapping[str, Any], restarted: Sequence[str]) -> dict:
 
 class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
     def create(self, props: dict) -> pulumi.dynamic.CreateResult:
-        values = _plain(dict(props))
+        values = plain(dict(props))
         records = values["restart_records"]
         with _session(values["access"]) as session:
             roll = Roll(session, values["hosts"], values["staged_dir"], pulumi.log.info)
@@ -178,12 +167,12 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CreateResult("rolling-restart", _outputs(props, restarted))
 
     def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
-        old, new = _plain(dict(olds)), _plain(dict(news))
+        old, new = plain(dict(olds)), plain(dict(news))
         changed = [key for key in INPUT_KEYS if old.get(key) != new.get(key)]
         return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
     def update(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
-        old, new = _plain(dict(olds)), _plain(dict(news))
+        old, new = plain(dict(olds)), plain(dict(news))
         keys = changed_servers(old.get("restart_records") or {}, new["restart_records"])
         restarted: list[str] = []
         if keys:

@@ -44,6 +44,7 @@ from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotE
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
+from components.dynamic_inputs import plain
 from components.ssh_tunnel import TunnelSpec, ssh_tunnel
 
 PEGASUS_ROOT = "/pegasus"
@@ -282,19 +283,8 @@ _REPLACE_KEYS = ("cluster_name", "servers")
 _UPDATE_KEYS = ("owner", "retain", "adopt", "tunnel", "timeout_seconds", "__provider")
 
 
-def _plain(value: Any) -> Any:
-    """Strip Pulumi secret wrappers (the engine normally strips them for dynamic providers)."""
-    if rpc.is_rpc_secret(value):
-        return _plain(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
 def _settings(props: Mapping[str, Any]) -> dict:
-    props = _plain(dict(props))
+    props = plain(dict(props))
     timeout = props.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS
     return {
         "cluster_name": props["cluster_name"],
@@ -316,7 +306,7 @@ class ZooKeeperPathGuardProvider(pulumi.dynamic.ResourceProvider):
 
     def check(self, _olds: dict, news: dict) -> pulumi.dynamic.CheckResult:
         failures = []
-        values = _plain(dict(news))
+        values = plain(dict(news))
         for key, validate in (("cluster_name", cluster_root), ("servers", parse_servers)):
             value = values.get(key)
             if isinstance(value, str) and value != rpc.UNKNOWN:
@@ -348,7 +338,7 @@ class ZooKeeperPathGuardProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CreateResult(claim_id, {**settings, "path": path, "claim_id": claim_id})
 
     def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
-        olds, news = _plain(dict(olds)), _plain(dict(news))
+        olds, news = plain(dict(olds)), plain(dict(news))
         replaces = [key for key in _REPLACE_KEYS if olds.get(key) != news.get(key)]
         updates = [key for key in _UPDATE_KEYS if olds.get(key) != news.get(key)]
         return pulumi.dynamic.DiffResult(

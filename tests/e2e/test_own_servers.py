@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from tests.e2e.localcloud.engine import DeploymentError, Engine
-from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
+from tests.e2e.localcloud.engine import Engine
+from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible
 from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
@@ -88,11 +88,7 @@ class OwnCluster:
 def own(local_cloud, tmp_path_factory):
     cluster = OwnCluster(local_cloud, tmp_path_factory.mktemp("own"))
     yield cluster
-    if cluster.engine.state.order:  # a scenario failed midway: leave nothing behind
-        try:
-            cluster.engine.destroy()
-        except DeploymentError as error:
-            print(f"cleanup destroy failed: {error}")
+    destroy_what_is_left(cluster.engine)
 
 
 def wait_for(predicate, what: str, seconds: float = 60) -> None:

@@ -20,7 +20,7 @@ import pytest
 from components.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tools.localcloud.sshkeys import generate_key_pair
-from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
+from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 
@@ -121,11 +121,7 @@ class Cluster:
 def cluster(local_cloud, tmp_path_factory):
     deployed = Cluster(local_cloud, tmp_path_factory.mktemp("cluster"))
     yield deployed
-    if deployed.engine.state.order:  # a scenario failed midway: leave nothing behind
-        try:
-            deployed.engine.destroy()
-        except DeploymentError as error:
-            print(f"cleanup destroy failed: {error}")
+    destroy_what_is_left(deployed.engine)
     print("\nscenario times: " + ", ".join(f"{k} {v:.0f} s" for k, v in deployed.times.items()))
 
 

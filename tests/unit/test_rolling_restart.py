@@ -32,6 +32,7 @@ from components.rolling_restart import (
     roll_position,
 )
 from components.ssh_exec import SSH_FAILED, SshSession
+from tests.support.recording_mocks import RecordingMocks
 from tests.support.zookeeper_server import free_port
 
 # Two addresses of one sshd; a role runs at most once per address, so a run names its server.
@@ -225,18 +226,6 @@ def test_provider_serializes_by_reference_to_its_module():
     raw = base64.b64decode(serialized)
     assert contains_secrets is False
     assert b"components.rolling_restart" in raw and b"RollingRestartProvider" in raw
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.registered = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.registered.append(args)
-        return "id-1", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
 
 
 @pulumi.runtime.test

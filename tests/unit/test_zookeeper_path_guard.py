@@ -42,6 +42,7 @@ from components.zookeeper_path_guard import (
     zookeeper_session,
 )
 from tests.support.ssh_server import SshServer
+from tests.support.recording_mocks import RecordingMocks
 from tests.support.zookeeper_server import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -414,18 +415,6 @@ def test_unpickled_provider_deletes_in_a_fresh_interpreter_like_the_dynamic_prov
 
 # ---------------------------------------------------------------------------
 # The resource registers the tunnel (private key included) as a secret
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.registered = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.registered.append(args)
-        return "id-1", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
 
 
 @pulumi.runtime.test

@@ -6,6 +6,8 @@ import pytest
 
 from tools.localcloud.cloud import LocalCloud, missing_prerequisites
 
+from .engine import DeploymentError
+
 
 def skip_unless_local_cloud_possible() -> pytest.MarkDecorator:
     """`pytestmark` for e2e modules: skip, naming what is missing, where we cannot run."""
@@ -18,3 +20,12 @@ def local_cloud():
     """One LocalCloud per test module, torn down (everything removed) afterwards."""
     with LocalCloud() as cloud:
         yield cloud
+
+
+def destroy_what_is_left(engine) -> None:
+    """After a module's scenarios: a scenario that failed midway leaves nothing behind."""
+    if engine.state.order:
+        try:
+            engine.destroy()
+        except DeploymentError as error:
+            print(f"cleanup destroy failed: {error}")
