@@ -30,6 +30,7 @@ from .fixed_settings import FixedSettings
 from .host import AwsHost
 from .host_preparation import HostPreparation
 from .network import Network
+from .package_store import PackageStore
 from .pegasus_server import PegasusServer, RoleCommands
 from .remote_command import remote_command
 from .spec import ClusterSpec
@@ -59,7 +60,11 @@ class PegasusCluster(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self)).id
 
         plans = plan_hosts(spec)
-        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, opts=child).handle for p in plans}
+        # The package, uploaded once for the stack; Pegasus servers read it with their role.
+        store = PackageStore(name, spec, network, opts=child) if spec.package_from_store else None
+        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name,
+                                 instance_profile=store.instance_profile if store and p.roles else None,
+                                 opts=child).handle for p in plans}
         preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
         zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
         metas = [p.name for p in plans if p.kind == "meta"]
@@ -69,7 +74,8 @@ class PegasusCluster(pulumi.ComponentResource):
                                  zk_hosts[0][1] if zk_hosts else preps[metas[0]])
 
         meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
-        pegasus = {p.name: PegasusServer(hosts[p.name], preps[p.name], spec, meta_ips, zookeeper.servers, opts=child)
+        pegasus = {p.name: PegasusServer(hosts[p.name], preps[p.name], spec, meta_ips, zookeeper.servers, store,
+                                         opts=child)
                    for p in plans if p.roles}
         servers: dict[str, list[RoleCommands]] = {role: [] for role in ROLE_ORDER}
         for role in ROLE_ORDER:  # first starts: MetaServers, ReplicaServers, Collector

@@ -75,10 +75,16 @@ DISTRIBUTIONS = {
 ARCHITECTURES = ("amd64", "arm64")
 
 TOP_LEVEL_KEYS = (
-    "clusterName", "package", "homeDir", "appDir", "ssh", "image", "meta", "replica",
+    "clusterName", "package", "packageDelivery", "homeDir", "appDir", "ssh", "image", "meta", "replica",
     "collector", "zookeeper", "network", "configOverrides", "retainData",
     "hdfsServiceArgs", "timeouts",
 )
+# How the package reaches the servers: fetched by each server from the stack's
+# S3 bucket (uploaded once), or copied over SSH to each server by `pulumi up`.
+PACKAGE_DELIVERIES = {
+    "s3": "each server fetches it from the stack's S3 bucket, where `pulumi up` uploads it once",
+    "upload": "`pulumi up` copies it over SSH to every server (for servers that cannot reach S3)",
+}
 
 
 class SpecError(ValueError):
@@ -212,6 +218,11 @@ class ClusterSpec:
     timeouts: Timeouts
     # Some override was set with --secret: every rendered config.ini stays secret.
     config_has_secrets: bool = False
+    package_delivery: str = "s3"  # a key of PACKAGE_DELIVERIES
+
+    @property
+    def package_from_store(self) -> bool:
+        return self.package_delivery == "s3"
 
     @property
     def cluster_root(self) -> str:
@@ -469,6 +480,12 @@ def build_spec(
         except PackageError as exc:
             r.problem("package", str(exc), "fix the path or rebuild the package with pack_server")
 
+    delivery = r.string(raw, "packageDelivery", "s3")
+    if delivery not in PACKAGE_DELIVERIES:
+        r.problem("packageDelivery", f"{delivery!r} is not a way to deliver the package",
+                  "use " + " or ".join(f"{k} ({v})" for k, v in PACKAGE_DELIVERIES.items()))
+        delivery = "s3"
+
     home_dir = r.string(raw, "homeDir", "/home/work") or "/home/work"
     home_ok = _check_path(r, "homeDir", home_dir)
     app_dir = r.string(raw, "appDir", None) or f"{home_dir}/app/pegasus"
@@ -518,7 +535,7 @@ def build_spec(
         app_dir=app_dir, ssh=ssh, image=image, meta=meta, replica=replica,
         collector=collector, zookeeper=zookeeper, network=network,
         config_overrides=overrides, hdfs_service_args=hdfs_args, retain_data=retain,
-        timeouts=timeouts,
+        timeouts=timeouts, package_delivery=delivery or "s3",
         config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
                                for key in ("configOverrides", "meta", "replica", "collector")),
     )
