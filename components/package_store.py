@@ -15,7 +15,8 @@ Pegasus server fetches it inside the region with its own instance role:
 - an IAM role for the servers, allowed s3:GetObject under `packages/` of this
   bucket and nothing else, behind an instance profile;
 - an S3 gateway endpoint on the servers' route table(s), so the bytes stay
-  inside the region without a NAT gateway (a gateway endpoint has no charge).
+  inside the region without a NAT gateway (a gateway endpoint has no charge);
+  none with `network.s3Endpoint: existing` (an existing VPC that has one).
 """
 
 from __future__ import annotations
@@ -99,12 +100,15 @@ class PackageStore(pulumi.ComponentResource):
         profile = aws.iam.InstanceProfile(f"{name}-server-profile", role=role.name, tags=tags, opts=child)
 
         self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        endpoint = aws.ec2.VpcEndpoint(
-            f"{name}-s3-endpoint", vpc_id=network.vpc_id, vpc_endpoint_type="Gateway",
-            service_name=self.region.apply(lambda region: f"com.amazonaws.{region}.s3"),
-            route_table_ids=network.server_route_table_ids(), tags={**tags, "Name": f"{spec.cluster_name}-s3"},
-            opts=child)
         self.bucket = bucket.bucket
         self.instance_profile = profile.name
-        self.ready = [package, permission, profile, endpoint]
+        self.ready = [package, permission, profile]
+        # AWS refuses a second S3 gateway endpoint on a route table that already has
+        # one (its route to S3's prefix list exists): network.s3Endpoint: existing.
+        if spec.network.s3_endpoint == "create":
+            self.ready.append(aws.ec2.VpcEndpoint(
+                f"{name}-s3-endpoint", vpc_id=network.vpc_id, vpc_endpoint_type="Gateway",
+                service_name=self.region.apply(lambda region: f"com.amazonaws.{region}.s3"),
+                route_table_ids=network.server_route_table_ids(), tags={**tags, "Name": f"{spec.cluster_name}-s3"},
+                opts=child))
         self.register_outputs({"bucket": self.bucket, "key": self.key, "instanceProfile": self.instance_profile})

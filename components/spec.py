@@ -188,6 +188,9 @@ class NetworkSpec:
     primary_interface: str
     admin_cidr: str | None
     public_addresses: bool
+    # The S3 gateway endpoint the package store needs: "create" it on the servers'
+    # route table, or use the one an existing VPC already has ("existing").
+    s3_endpoint: str = "create"
 
 
 @dataclass(frozen=True)
@@ -653,7 +656,7 @@ def _cidr(r: _Reader, key: str, value: str, example: str) -> ipaddress.IPv4Netwo
 
 def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
     d = r.obj(raw, "network", ("vpcId", "subnetId", "availabilityZone", "vpcCidr", "extraNics",
-                                "primaryInterface", "adminCidr", "allowWorldSsh", "publicAddresses"))
+                                "primaryInterface", "adminCidr", "allowWorldSsh", "publicAddresses", "s3Endpoint"))
     vpc_id = r.string(d, "network.vpcId", None)
     subnet_id = r.string(d, "network.subnetId", None)
     for key, value in (("vpcId", vpc_id), ("subnetId", subnet_id)):
@@ -692,8 +695,17 @@ def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
         elif admin is None:
             r.problem("network.adminCidr", "is required with a bastion outside the VPC this stack creates "
                       "(SSH is otherwise open only from inside it)", "set it to the bastion's public address range")
+    s3_endpoint = r.string(d, "network.s3Endpoint", "create") or "create"
+    if s3_endpoint not in ("create", "existing"):
+        r.problem("network.s3Endpoint", f"{s3_endpoint!r} is not supported",
+                  "use create (an S3 gateway endpoint on the servers' route table) or existing (the VPC's "
+                  "route table already has one)")
+        s3_endpoint = "create"
+    elif s3_endpoint == "existing" and vpc_id is None:
+        r.problem("network.s3Endpoint", "'existing' needs a VPC you bring: the one this stack creates has no "
+                  "endpoint but its own", "remove the key, or set network.vpcId and network.subnetId")
     return NetworkSpec(
         vpc_id=vpc_id, subnet_id=subnet_id, availability_zone=r.string(d, "network.availabilityZone", None),
         vpc_cidr=vpc_cidr, extra_nics=extra, primary_interface=primary, admin_cidr=admin,
-        public_addresses=public_addresses,
+        public_addresses=public_addresses, s3_endpoint=s3_endpoint,
     )

@@ -116,6 +116,14 @@ def test_an_existing_subnet_gets_the_endpoint_on_its_own_table_else_the_main_one
     assert own.inputs["routeTableIds"] == ["rtb-0subnet00000000"]
 
 
+def test_an_existing_vpc_may_keep_its_own_s3_endpoint(deploy, base_config):
+    d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "vpcId": "vpc-0123456789abcdef0",
+                                           "subnetId": "subnet-0123456789abcdef0", "s3Endpoint": "existing"}))
+    assert d.count(ENDPOINT) == 0  # AWS refuses a second one on the same route table
+    assert d.count(OBJECT) == 1 and d.count(PROFILE) == 1
+    assert {"c1-package", "c1-package-read"} <= d.ancestors("replica-0-package")
+
+
 def test_each_server_fetches_the_package_itself_after_the_store_is_ready(deploy, base_config):
     d = deploy(base_config)
     bucket = _one(d, BUCKET)

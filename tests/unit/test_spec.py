@@ -151,6 +151,8 @@ BAD_CONFIGS = [
     ("packageDelivery", "S3", "pegasus:packageDelivery", "or upload (`pulumi up` copies it over SSH"),
     ("packageDelivery", True, "pegasus:packageDelivery", "must be a string"),
     ("packagedelivery", "s3", "pegasus:packagedelivery", "did you mean packageDelivery?"),
+    ("network.s3Endpoint", "skip", "pegasus:network.s3Endpoint", "use create (an S3 gateway endpoint"),
+    ("network.s3Endpoint", "existing", "pegasus:network.s3Endpoint", "set network.vpcId and network.subnetId"),
 ]
 
 
