@@ -90,6 +90,9 @@ class PackageStore(pulumi.ComponentResource):
         package = aws.s3.BucketObjectv2(
             f"{name}-package", bucket=bucket.id, key=self.key, source=pulumi.FileAsset(spec.package.path),
             content_type="application/gzip", server_side_encryption="AES256", tags=tags,
+            # S3 checks the upload against its SHA-256 and refuses a corrupted one at `up`,
+            # rather than every server refusing it later.
+            checksum_algorithm="SHA256",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[private, ownership, encryption]))
 
         role = aws.iam.Role(f"{name}-server-role", assume_role_policy=EC2_TRUST_POLICY,

@@ -230,7 +230,11 @@ def test_1_b_the_package_came_from_the_stacks_store(cluster):
     bucket, objects = cluster.store()
     assert bucket.startswith("pegasus-e2e-") and objects == [cluster.package_key(cluster.package)]
     s3 = cluster.cloud.aws.client("s3")
-    assert s3.head_object(Bucket=bucket, Key=objects[0])["ServerSideEncryption"] == "AES256"
+    head = s3.head_object(Bucket=bucket, Key=objects[0], ChecksumMode="ENABLED")
+    assert head["ServerSideEncryption"] == "AES256"
+    # S3 checked the upload against the same sha256 the servers check.
+    sha = hashlib.sha256(cluster.package.read_bytes()).digest()
+    assert head["ChecksumSHA256"] == base64.b64encode(sha).decode()
     assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
     assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [
         {"ObjectOwnership": "BucketOwnerEnforced"}]

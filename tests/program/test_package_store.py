@@ -44,6 +44,7 @@ def test_the_bucket_is_private_encrypted_and_goes_with_the_stack(deploy, base_co
     assert encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
     package = _one(d, OBJECT)
     assert package.inputs["serverSideEncryption"] == "AES256"
+    assert package.inputs["checksumAlgorithm"] == "SHA256"  # S3 refuses a corrupted upload
     assert package.inputs["bucket"] == block.inputs["bucket"] == encryption.inputs["bucket"]
     # The object is written only once the bucket is private and encrypted.
     assert {block.name, ownership.name, encryption.name} <= d.ancestors(package.name)

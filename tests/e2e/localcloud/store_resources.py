@@ -143,7 +143,8 @@ class BucketObject(ResourceType):
         body = open(source["path"], "rb").read() if isinstance(source, dict) and source.get("path") \
             else (inputs.get("content") or "").encode()
         extra = {k: inputs[v] for k, v in (("ServerSideEncryption", "serverSideEncryption"),
-                                          ("ContentType", "contentType")) if inputs.get(v)}
+                                          ("ContentType", "contentType"),
+                                          ("ChecksumAlgorithm", "checksumAlgorithm")) if inputs.get(v)}
         answer = mocks.cloud.aws.client("s3").put_object(Bucket=inputs["bucket"], Key=inputs["key"], Body=body,
                                                          **extra)
         return {"id": inputs["key"], "etag": answer["ETag"].strip('"'), "versionId": answer.get("VersionId", ""),
