@@ -15,6 +15,10 @@ from), and private_dns.py resolves the S3 names to that address. The
 engine's own calls (the program's AWS provider) go as an administrator
 user made first.
 
+moto keeps its state per process: two clouds open at once (a test that makes
+its own beside the module's) share it, each with its own administrator; the
+state is wiped when the last one closes.
+
 Differences from AWS: one account; no bucket policies or SCPs are evaluated
 (moto's access control reads identity policies only); IAM changes apply at
 once (AWS's are eventually consistent); no per-request latency or throttling.
@@ -32,7 +36,7 @@ from pathlib import Path
 from .private_dns import REGION
 
 S3_PORT = 443
-ADMIN = "localcloud-admin"
+ADMIN = "localcloud-admin"  # + the cloud's tag: moto's state is per process, clouds may overlap
 ACCOUNT = "123456789012"  # moto's default account
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"  # Debian's bundle, the one curl reads
 
@@ -91,8 +95,12 @@ def trust_ca(root: Path, ca_pem: Path) -> None:
         bundle.write_text(text + ("" if text.endswith("\n") or not text else "\n") + pem)
 
 
+_open_lock = threading.Lock()
+_open: set[int] = set()  # ids of the open AwsServices of this process
+
+
 class AwsServices:
-    def __init__(self, directory: Path, address: str) -> None:
+    def __init__(self, directory: Path, address: str, tag: str) -> None:
         from moto import settings
         from moto.core.authorization import ActionAuthenticatorMixin
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -111,12 +119,14 @@ class AwsServices:
                                    request_handler=_QuietHandler(MotoRequestHandler), ssl_context=context)
         self._thread = threading.Thread(target=self._server.serve_forever, name="localcloud-aws", daemon=True)
         self._thread.start()
+        with _open_lock:
+            _open.add(id(self))
         try:
-            iam = self.client("iam", credentials=None)
-            iam.create_user(UserName=ADMIN)
-            iam.put_user_policy(UserName=ADMIN, PolicyName="everything", PolicyDocument=json.dumps({
+            iam, admin = self.client("iam", credentials=None), f"{ADMIN}-{tag}"
+            iam.create_user(UserName=admin)
+            iam.put_user_policy(UserName=admin, PolicyName="everything", PolicyDocument=json.dumps({
                 "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-            access_key = iam.create_access_key(UserName=ADMIN)["AccessKey"]
+            access_key = iam.create_access_key(UserName=admin)["AccessKey"]
             self._admin = (access_key["AccessKeyId"], access_key["SecretAccessKey"])
         except BaseException:
             self.close()
@@ -152,8 +162,11 @@ class AwsServices:
 
         self._server.shutdown()
         self._server.server_close()
-        moto_api_backend.reset()  # every service's state: the next cloud starts empty
-        settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+        with _open_lock:
+            _open.discard(id(self))
+            if not _open:  # the last one: the next cloud starts empty
+                moto_api_backend.reset()
+                settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
 
 
 def _QuietHandler(base):

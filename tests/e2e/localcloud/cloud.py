@@ -78,7 +78,7 @@ class LocalCloud:
             self.network = Network(self.tag)
             self.network.create_bridge()
             # The region's S3/IAM/STS (moto) and the instances' metadata service, on the bridge.
-            self.aws = AwsServices(self.run_dir / "aws", self.network.gateway)
+            self.aws = AwsServices(self.run_dir / "aws", self.network.gateway, self.tag)
             self.metadata = InstanceMetadata(self.network.gateway, self.aws, self.machine_at)
         except BaseException:
             self.close()
