@@ -34,6 +34,7 @@ from .host import AwsHost, HostHandle
 from .host_preparation import HostPreparation
 from .network import Network
 from .own_servers import own_hosts
+from .package_store import PackageStore
 from .pegasus_server import PegasusServer, RoleCommands
 from .remote_command import remote_command
 from .rolling_restart import RollingRestart, RollingRestartArgs, server_key
@@ -56,7 +57,11 @@ class PegasusCluster(pulumi.ComponentResource):
         }, opts=child)
         plans = plan_hosts(spec)
         # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.
-        hosts = own_hosts(spec, plans, child) if spec.servers else self._aws_hosts(name, spec, plans, child)
+        store: PackageStore | None = None
+        if spec.servers:
+            hosts = own_hosts(spec, plans, child)
+        else:
+            hosts, store = self._aws_hosts(name, spec, plans, child)
         preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
         zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
         metas = [p.name for p in plans if p.kind == "meta"]
@@ -66,7 +71,8 @@ class PegasusCluster(pulumi.ComponentResource):
                                  zk_hosts[0][1] if zk_hosts else preps[metas[0]])
 
         meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
-        pegasus = {p.name: PegasusServer(hosts[p.name], preps[p.name], spec, meta_ips, zookeeper.servers, opts=child)
+        pegasus = {p.name: PegasusServer(hosts[p.name], preps[p.name], spec, meta_ips, zookeeper.servers, store,
+                                         opts=child)
                    for p in plans if p.roles}
         servers: dict[str, list[RoleCommands]] = {role: [] for role in ROLE_ORDER}
         for role in ROLE_ORDER:  # first starts: MetaServers, ReplicaServers, Collector
@@ -126,7 +132,8 @@ class PegasusCluster(pulumi.ComponentResource):
                                "collector": self.collector, "health": self.health})
 
     def _aws_hosts(self, name: str, spec: ClusterSpec, plans: list[HostPlan],
-                   child: pulumi.ResourceOptions) -> dict[str, HostHandle]:
+                   child: pulumi.ResourceOptions) -> tuple[dict[str, HostHandle], PackageStore | None]:
+        """The machines, and the package store they read the package from (unless it is uploaded)."""
         network = Network(name, spec, opts=child)
         key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
                               tags={"pegasus:cluster": spec.cluster_name}, opts=child)
@@ -135,7 +142,12 @@ class PegasusCluster(pulumi.ComponentResource):
             filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[spec.image.ami_name_pattern]),
                      aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"])],
             opts=pulumi.InvokeOutputOptions(parent=self)).id
-        return {p.name: AwsHost(p, spec, network, ami, key.key_name, opts=child).handle for p in plans}
+        # The package, uploaded once for the stack; Pegasus servers read it with their role.
+        store = PackageStore(name, spec, network, opts=child) if spec.package_from_store else None
+        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name,
+                                 instance_profile=store.instance_profile if store and p.roles else None,
+                                 opts=child).handle for p in plans}
+        return hosts, store
 
     def _path_guard(self, name: str, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
         tunnel = None

@@ -82,7 +82,8 @@ def refuse_instance_type_change(plan: HostPlan, running: str | None) -> None:
 
 class AwsHost(pulumi.ComponentResource):
     def __init__(self, plan: HostPlan, spec: ClusterSpec, network: Network, ami_id: pulumi.Input[str],
-                 key_name: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> None:
+                 key_name: pulumi.Input[str], instance_profile: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:Host", plan.name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack,
@@ -92,6 +93,15 @@ class AwsHost(pulumi.ComponentResource):
             plan.name, ami=ami_id, instance_type=plan.instance_type, subnet_id=network.subnet_id,
             availability_zone=network.availability_zone, vpc_security_group_ids=groups, key_name=key_name,
             associate_public_ip_address=spec.network.public_addresses,
+            # The role the server reads the package store with (package_store.py). Adding,
+            # changing or removing it on a running instance is an in-place update, not a
+            # replacement: the provider calls EC2's AssociateIamInstanceProfile /
+            # ReplaceIamInstanceProfileAssociation (https://docs.aws.amazon.com/AWSEC2/latest/
+            # APIReference/API_ReplaceIamInstanceProfileAssociation.html: "without having to
+            # disassociate the existing IAM instance profile first"); terraform-provider-aws
+            # made iam_instance_profile updatable in hashicorp/terraform#11862 (2017), which
+            # pulumi-aws bridges. An existing stack keeps its servers.
+            iam_instance_profile=instance_profile,
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(http_tokens="required", http_endpoint="enabled",
                                                                  http_put_response_hop_limit=1),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(encrypted=True, volume_type="gp3",

@@ -43,11 +43,13 @@ class Network(pulumi.ComponentResource):
     security_groups: dict[str, pulumi.Output[str]]
     egress_ready: list[pulumi.Resource]  # servers wait for these: their first commands install packages
     group_rules: dict[str, list[pulumi.Resource]]  # each group's rules: its servers live within them
+    _server_routes: pulumi.Output[list[str]] | None = None  # the servers' subnet's route table, when made here
 
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         net = spec.network
+        self._spec_network = net
         tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack}
         self.egress_ready = []
         if net.vpc_id and net.subnet_id:  # the spec allows both or neither
@@ -87,6 +89,7 @@ class Network(pulumi.ComponentResource):
                                                                route_table_id=public_routes.id, opts=child))
         if net.public_addresses:
             # Servers get public addresses (SSH from adminCidr only): no NAT needed.
+            self._server_routes = pulumi.Output.all(public_routes.id)
             self.subnet_id = public.id
             self.availability_zone = public.availability_zone
         else:
@@ -101,9 +104,24 @@ class Network(pulumi.ComponentResource):
             self.egress_ready.append(aws.ec2.RouteTableAssociation(
                 f"{name}-private-subnet-routes", subnet_id=private.id, route_table_id=private_routes.id,
                 opts=child))
+            self._server_routes = pulumi.Output.all(private_routes.id)
             self.subnet_id = private.id
             self.availability_zone = private.availability_zone
         self.vpc_id = vpc.id
+
+    def server_route_table_ids(self) -> pulumi.Output[list[str]]:
+        """The route table(s) the servers' subnet uses: the one this stack made, or, for an
+        existing subnet, the table associated with it, else the VPC's main table (a subnet
+        without an association of its own uses the main one: VPC User Guide, "Subnet route
+        tables", https://docs.aws.amazon.com/vpc/latest/userguide/subnet-route-tables.html)."""
+        if self._server_routes is not None:
+            return self._server_routes
+        net, invoke = self._spec_network, pulumi.InvokeOutputOptions(parent=self)
+        explicit = aws.ec2.get_route_tables_output(vpc_id=net.vpc_id, filters=[
+            aws.ec2.GetRouteTablesFilterArgs(name="association.subnet-id", values=[net.subnet_id or ""])], opts=invoke)
+        main = aws.ec2.get_route_tables_output(vpc_id=net.vpc_id, filters=[
+            aws.ec2.GetRouteTablesFilterArgs(name="association.main", values=["true"])], opts=invoke)
+        return pulumi.Output.all(explicit.ids, main.ids).apply(lambda v: list(v[0] or []) or list(v[1] or []))
 
     def _security_groups(self, name: str, spec: ClusterSpec, tags: dict,
                          child: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:

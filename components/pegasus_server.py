@@ -1,4 +1,4 @@
-"""Pegasus on one server: the package (uploaded once per host) and each role it runs.
+"""Pegasus on one server: the package (fetched from the stack's store, or uploaded) and each role it runs.
 
 Each role is two remote commands with distinct jobs:
 - `<host>-<role>-config`: stages the newest rendered config.ini and the
@@ -20,6 +20,7 @@ import pulumi_command as command
 from . import server_files as files
 from .host import HostHandle
 from .host_preparation import HostPreparation
+from .package_store import PackageStore
 from .remote_command import remote_command
 from .spec import ClusterSpec
 
@@ -29,24 +30,40 @@ class PegasusServer(pulumi.ComponentResource):
 
     def __init__(self, host: HostHandle, prep: HostPreparation, spec: ClusterSpec,
                  meta_ips: pulumi.Output[list[str]], zk_servers: pulumi.Output[str],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 store: PackageStore | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:PegasusServer", f"{host.name}-pegasus", None, opts)
         self._host, self._prep, self._spec = host, prep, spec
         self._meta_ips, self._zk_servers = meta_ips, zk_servers
-        layout = files.layout(spec)
+        self.installed = self._package(host, prep, spec, store)
+        self.register_outputs({"release": spec.package.release})
+
+    def _package(self, host: HostHandle, prep: HostPreparation, spec: ClusterSpec,
+                 store: PackageStore | None) -> command.remote.Command:
+        """`<host>-package`: the package fetched from the stack's store (or uploaded), checked, installed."""
+        if store is not None:
+            # The host reads it from S3 itself: no package bytes cross the operator's
+            # link or the bastion. The instance's id is in the script, so a replaced
+            # instance runs it again.
+            script = pulumi.Output.all(store.bucket, store.region, host.identity).apply(
+                lambda v: files.fetch_and_install_package_script(spec, f"{host.name} ({v[2]})", v[0], v[1],
+                                                                 store.key))
+            return remote_command(
+                f"{host.name}-package", connection=host.connection, triggers=[spec.package.sha256],
+                create=script, delete=files.remove_package_script(spec),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*prep.done, *store.ready]))
         # pulumi-command 1.2.1 re-copies only when the file or the remote path
         # changes, not when the connection points at a new machine: the
         # instance's identity in the triggers makes a replaced server get it.
         upload = command.remote.CopyToRemote(
             f"{host.name}-package-upload", connection=host.connection,
             source=pulumi.FileAsset(spec.package.path),
-            remote_path=layout.package_path(spec.package.file_name), triggers=[spec.package.sha256, host.identity],
+            remote_path=files.layout(spec).package_path(spec.package.file_name),
+            triggers=[spec.package.sha256, host.identity],
             opts=pulumi.ResourceOptions(parent=self, depends_on=prep.done))
-        self.installed = remote_command(
+        return remote_command(
             f"{host.name}-package", connection=host.connection, triggers=[spec.package.sha256],
             create=files.install_package_script(spec), delete=files.remove_package_script(spec),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[upload]))
-        self.register_outputs({"release": spec.package.release})
 
     def add_role(self, role: str, start_after: list[pulumi.Resource]) -> "RoleCommands":
         """The role's staged files and first start; the cluster's rolling restart restarts it."""

@@ -105,11 +105,43 @@ def resolve_address_script(nic: str) -> str:
 
 
 def install_package_script(spec: ClusterSpec) -> str:
+    """Installs a package uploaded over SSH (packageDelivery: upload)."""
+    return as_root(_install_package(spec))
+
+
+def _install_package(spec: ClusterSpec) -> str:
     lay, pkg = layout(spec), spec.package
-    return as_root(render("install_package.sh", tarball=lay.package_path(pkg.file_name), sha256=pkg.sha256,
-                          release=installed_release(spec), releases_dir=lay.releases_dir,
-                          current_link=lay.current_link, needs_jvm=needs_jvm(spec), jvm_root=JVM_ROOT,
-                          jvm_lib_link=lay.jvm_lib_link, jvm_home_link=lay.jvm_home_link))
+    return render("install_package.sh", tarball=lay.package_path(pkg.file_name), sha256=pkg.sha256,
+                  release=installed_release(spec), releases_dir=lay.releases_dir,
+                  current_link=lay.current_link, needs_jvm=needs_jvm(spec), jvm_root=JVM_ROOT,
+                  jvm_lib_link=lay.jvm_lib_link, jvm_home_link=lay.jvm_home_link)
+
+
+# Where every EC2 instance reaches its metadata service (IMDS), from inside.
+METADATA_URL = "http://169.254.169.254"
+FETCH_ATTEMPTS = 6
+FETCH_RETRY_SECONDS = 10
+
+
+def object_url(bucket: str, region: str, key: str) -> str:
+    """An S3 object's virtual-hosted-style HTTPS URL (S3 User Guide, "Virtual hosting of
+    buckets"); China regions live under amazonaws.com.cn."""
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{bucket}.s3.{region}.{domain}/{key}"
+
+
+def fetch_package_script(spec: ClusterSpec, host: str, bucket: str, region: str, key: str) -> str:
+    """The unwrapped script that fetches the package from the stack's store (package_store.py)."""
+    lay = layout(spec)
+    return render("fetch_package.sh", host=host, tarball=lay.package_path(spec.package.file_name),
+                  sha256=spec.package.sha256, url=object_url(bucket, region, key), object=f"s3://{bucket}/{key}",
+                  region=region, metadata_url=METADATA_URL, attempts=FETCH_ATTEMPTS,
+                  retry_seconds=FETCH_RETRY_SECONDS, permission=f"s3:GetObject on arn:aws:s3:::{bucket}/{key}")
+
+
+def fetch_and_install_package_script(spec: ClusterSpec, host: str, bucket: str, region: str, key: str) -> str:
+    """Fetch, then install as install_package_script does, in one shell (the fetch exits only on error)."""
+    return as_root(fetch_package_script(spec, host, bucket, region, key) + _install_package(spec))
 
 
 def needs_jvm(spec: ClusterSpec) -> bool:

@@ -78,10 +78,16 @@ DISTRIBUTIONS = {
 ARCHITECTURES = ("amd64", "arm64")
 
 TOP_LEVEL_KEYS = (
-    "clusterName", "package", "homeDir", "appDir", "ssh", "image", "meta", "replica",
+    "clusterName", "package", "packageDelivery", "homeDir", "appDir", "ssh", "image", "meta", "replica",
     "collector", "zookeeper", "network", "configOverrides", "retainData",
     "hdfsServiceArgs", "timeouts", "servers",
 )
+# How the package reaches the servers: fetched by each server from the stack's
+# S3 bucket (uploaded once), or copied over SSH to each server by `pulumi up`.
+PACKAGE_DELIVERIES = {
+    "s3": "each server fetches it from the stack's S3 bucket, where `pulumi up` uploads it once",
+    "upload": "`pulumi up` copies it over SSH to every server (for servers that cannot reach S3)",
+}
 
 
 class SpecError(ValueError):
@@ -185,6 +191,9 @@ class NetworkSpec:
     primary_interface: str
     admin_cidr: str | None
     public_addresses: bool
+    # The S3 gateway endpoint the package store needs: "create" it on the servers'
+    # route table, or use the one an existing VPC already has ("existing").
+    s3_endpoint: str = "create"
 
 
 @dataclass(frozen=True)
@@ -217,6 +226,11 @@ class ClusterSpec:
     config_has_secrets: bool = False
     # Your own servers (`servers`): listed instead of made on AWS.
     servers: OwnServers | None = None
+    package_delivery: str = "s3"  # a key of PACKAGE_DELIVERIES
+
+    @property
+    def package_from_store(self) -> bool:
+        return self.package_delivery == "s3"
 
     @property
     def cluster_root(self) -> str:
@@ -474,13 +488,25 @@ def build_spec(
         except PackageError as exc:
             r.problem("package", str(exc), "fix the path or rebuild the package with pack_server")
 
+    # Your own servers get the package over SSH: the store is a bucket, an
+    # endpoint and an instance role of this stack on AWS.
+    own = raw.get("servers") is not None
+    delivery = r.string(raw, "packageDelivery", "upload" if own else "s3")
+    if delivery not in PACKAGE_DELIVERIES:
+        r.problem("packageDelivery", f"{delivery!r} is not a way to deliver the package",
+                  "use " + " or ".join(f"{k} ({v})" for k, v in PACKAGE_DELIVERIES.items()))
+        delivery = "upload" if own else "s3"
+    elif own and delivery == "s3":
+        r.problem("packageDelivery", "'s3' needs the bucket, endpoint and instance role this program makes on AWS, "
+                  "and `servers` lists your own servers", "remove packageDelivery (your own servers get the "
+                  "package over SSH) or set it to upload")
+
     home_dir = r.string(raw, "homeDir", "/home/work") or "/home/work"
     home_ok = _check_path(r, "homeDir", home_dir)
     app_dir = r.string(raw, "appDir", None) or f"{home_dir}/app/pegasus"
     if _check_path(r, "appDir", app_dir) and home_ok:
         _check_app_dir(r, app_dir, home_dir)
 
-    own = raw.get("servers") is not None  # your own servers: nothing of AWS is asked for
     image = ImageSpec(distribution="debian-12", architecture="amd64", ami=None)
     if not own:
         image_raw = r.obj(raw, "image", ("distribution", "architecture", "ami"))
@@ -544,7 +570,7 @@ def build_spec(
         app_dir=app_dir, ssh=ssh, image=image, meta=meta, replica=replica,
         collector=collector, zookeeper=zookeeper, network=network,
         config_overrides=overrides, hdfs_service_args=hdfs_args, retain_data=retain,
-        timeouts=timeouts,
+        timeouts=timeouts, package_delivery=delivery or ("upload" if own else "s3"),
         config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
                                for key in ("configOverrides", "meta", "replica", "collector")),
         servers=servers,
@@ -677,7 +703,7 @@ def _cidr(r: _Reader, key: str, value: str, example: str) -> ipaddress.IPv4Netwo
 
 def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
     d = r.obj(raw, "network", ("vpcId", "subnetId", "availabilityZone", "vpcCidr", "extraNics",
-                                "primaryInterface", "adminCidr", "allowWorldSsh", "publicAddresses"))
+                                "primaryInterface", "adminCidr", "allowWorldSsh", "publicAddresses", "s3Endpoint"))
     vpc_id = r.string(d, "network.vpcId", None)
     subnet_id = r.string(d, "network.subnetId", None)
     for key, value in (("vpcId", vpc_id), ("subnetId", subnet_id)):
@@ -716,8 +742,17 @@ def _network(r: _Reader, raw, ssh: SshSpec) -> NetworkSpec:
         elif admin is None:
             r.problem("network.adminCidr", "is required with a bastion outside the VPC this stack creates "
                       "(SSH is otherwise open only from inside it)", "set it to the bastion's public address range")
+    s3_endpoint = r.string(d, "network.s3Endpoint", "create") or "create"
+    if s3_endpoint not in ("create", "existing"):
+        r.problem("network.s3Endpoint", f"{s3_endpoint!r} is not supported",
+                  "use create (an S3 gateway endpoint on the servers' route table) or existing (the VPC's "
+                  "route table already has one)")
+        s3_endpoint = "create"
+    elif s3_endpoint == "existing" and vpc_id is None:
+        r.problem("network.s3Endpoint", "'existing' needs a VPC you bring: the one this stack creates has no "
+                  "endpoint but its own", "remove the key, or set network.vpcId and network.subnetId")
     return NetworkSpec(
         vpc_id=vpc_id, subnet_id=subnet_id, availability_zone=r.string(d, "network.availabilityZone", None),
         vpc_cidr=vpc_cidr, extra_nics=extra, primary_interface=primary, admin_cidr=admin,
-        public_addresses=public_addresses,
+        public_addresses=public_addresses, s3_endpoint=s3_endpoint,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import shlex
 import time
@@ -19,8 +20,9 @@ import pytest
 
 from components.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import DeploymentError, Engine
-from tools.localcloud.sshkeys import generate_key_pair
+from tests.e2e.localcloud.remote_command import COPIED
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible
+from tools.localcloud.sshkeys import generate_key_pair
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 
@@ -116,6 +118,36 @@ class Cluster:
     def commands_run(self) -> list:
         return [op for op in self.engine.last_run.operations if op.type in COMMAND_TYPES]
 
+    def store(self) -> tuple[str, list[str]]:
+        """The stack's package bucket in the region's S3 (moto) and its objects."""
+        [bucket] = self.cloud.aws.buckets()
+        return bucket, self.cloud.aws.objects(bucket)
+
+    def package_key(self, package: Path) -> str:
+        return f"packages/{hashlib.sha256(package.read_bytes()).hexdigest()}/{package.name}"
+
+
+def package_bytes_over_ssh() -> list[tuple[str, str, int]]:
+    """Uploads of a server package by CopyToRemote (SFTP over SSH) in this process."""
+    return [copy for copy in COPIED if copy[1].endswith(".tar.gz")]
+
+
+# Reads an object of the stack's bucket on a server with the instance's own role (IMDSv2),
+# as the fetch does; prints the HTTP status.
+READ_WITH_ROLE = r"""
+set -euo pipefail
+token=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
+role=$(curl -sf -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/iam/security-credentials/)
+curl -sf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/iam/security-credentials/$role" \
+  | python3 -c 'import json,sys; c=json.load(sys.stdin); print("user = \"%s:%s\"" % (c["AccessKeyId"], c["SecretAccessKey"])); print("header = \"x-amz-security-token: %s\"" % c["Token"])' \
+  | curl -s -K - --aws-sigv4 "aws:amz:local-1:s3" -H "x-amz-content-sha256: $(printf '' | sha256sum | cut -d ' ' -f 1)" \
+      -o /dev/null -w '%{http_code}' "$1"
+"""
+
+
+def read_with_role(machine, url: str) -> str:
+    return machine.check(f"bash -c {shlex.quote(READ_WITH_ROLE)} read {shlex.quote(url)}").strip()
+
 
 @pytest.fixture(scope="module")
 def cluster(local_cloud, tmp_path_factory):
@@ -186,6 +218,43 @@ def test_1_up(cluster):
     for machine in cluster.hosts("meta-") + cluster.hosts("replica-"):
         rc, out, _ = machine.ssh("grep -l '%{' /home/work/app/pegasus/*/config.ini")
         assert rc == 1 and not out.strip(), f"{machine.name}: leftover %{{ in {out}"
+
+
+def test_1_b_the_package_came_from_the_stacks_store(cluster):
+    # One private, encrypted bucket with one object, in the region's S3 (moto).
+    bucket, objects = cluster.store()
+    assert bucket.startswith("pegasus-e2e-") and objects == [cluster.package_key(cluster.package)]
+    s3 = cluster.cloud.aws.client("s3")
+    head = s3.head_object(Bucket=bucket, Key=objects[0], ChecksumMode="ENABLED")
+    assert head["ServerSideEncryption"] == "AES256"
+    # S3 checked the upload against the same sha256 the servers check.
+    sha = hashlib.sha256(cluster.package.read_bytes()).digest()
+    assert head["ChecksumSHA256"] == base64.b64encode(sha).decode()
+    assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
+    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [
+        {"ObjectOwnership": "BucketOwnerEnforced"}]
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # Every Pegasus server fetched it itself; nothing went over SSH.
+    assert package_bytes_over_ssh() == []
+    for host in ("meta-0", "meta-1", "replica-0", "replica-1", "replica-2"):
+        fetch = cluster.engine.state.get_by_name("command:remote:Command", f"{host}-package")["extras"]["stdout"]
+        assert f"fetch-package: fetched s3://{bucket}/{objects[0]}" in fetch, fetch
+    # The role reads the package prefix of its bucket and nothing else; IMDSv1 is refused.
+    s3.put_object(Bucket=bucket, Key="not-a-package/secret", Body=b"x")
+    replica0 = cluster.machine("replica-0")
+    base = f"https://{bucket}.s3.local-1.amazonaws.com"
+    assert read_with_role(replica0, f"{base}/{objects[0]}") == "200"
+    assert read_with_role(replica0, f"{base}/not-a-package/secret") == "403"
+    s3.delete_object(Bucket=bucket, Key="not-a-package/secret")
+    assert replica0.check("curl -s -o /dev/null -w '%{http_code}' "
+                          "http://169.254.169.254/latest/meta-data/iam/security-credentials/").strip() == "401"
+    # A ZooKeeper host has no profile: the metadata service has no role for it.
+    zk0 = cluster.hosts("zk-")[0]
+    assert zk0.check("t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "
+                     "http://169.254.169.254/latest/api/token); curl -s -o /dev/null -w '%{http_code}' "
+                     "-H \"X-aws-ec2-metadata-token: $t\" "
+                     "http://169.254.169.254/latest/meta-data/iam/security-credentials/").strip() == "404"
 
 
 def only_the_health_check_ran(cluster: Cluster) -> bool:
@@ -372,6 +441,13 @@ def test_8_package_upgrade_rolls_every_server_and_removes_the_old_release(cluste
         releases = machine.check("ls /home/work/app/pegasus/releases").split()
         assert len(releases) == 1 and releases[0].startswith("pegasus-server-2.5.1-a1b2c3d"), releases
     assert cluster.meta_get("/version")["Version"] == "2.5.1"
+    # The new package was uploaded once, to a new key; the old object is gone.
+    bucket, objects = cluster.store()
+    assert objects == [cluster.package_key(new_package)]
+    assert package_bytes_over_ssh() == []
+    for host in ("meta-0", "replica-0"):
+        fetch = cluster.engine.state.get_by_name("command:remote:Command", f"{host}-package")["extras"]["stdout"]
+        assert f"fetch-package: fetched s3://{bucket}/{objects[0]}" in fetch, fetch
     # Without the admin tools, primaries are not moved first: the figure is what it is,
     # but no partition ever drops below 2 replicas (one server at a time, health-gated).
     assert stats["below_two"] == []
@@ -492,3 +568,10 @@ def test_d_destroy_leaves_nothing(cluster):
     assert not volumes_before & set(cluster.cloud.volumes)
     loops = cluster.cloud.attached_loop_devices()
     assert not loops, f"loop devices left: {loops}"
+    # The package store went with the stack: no bucket, object, role or profile is left.
+    assert cluster.cloud.aws.buckets() == []
+    iam = cluster.cloud.aws.client("iam")
+    assert not [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"{CLUSTER}-")]
+    assert iam.list_instance_profiles()["InstanceProfiles"] == []
+    # And no package crossed the SSH upload path during the whole suite.
+    assert package_bytes_over_ssh() == []

@@ -61,6 +61,9 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
     assert engine.state.order == [] and not local_cloud.machines
     retained = {op.name for op in engine.last_run.operations if op.action == "retain"}
     assert {f"replica-{i}-data1" for i in range(3)} <= retained
+    # retainData keeps nothing of the package store: the package can be uploaded again.
+    assert not retained & {f"{CLUSTER}-packages", f"{CLUSTER}-package"}
+    assert not [b for b in local_cloud.aws.buckets() if b.startswith(f"pegasus-{CLUSTER}-")]
     for volume_id in volumes:
         assert volume_id in local_cloud.volumes, f"{volume_id} was deleted"
         with_files = _files_on_volume(local_cloud.volumes[volume_id].path, tmp_path / volume_id)

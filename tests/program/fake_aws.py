@@ -56,8 +56,11 @@ def _unwrap(value):
 
 
 class FakeCloud(pulumi.runtime.Mocks):
-    def __init__(self, nic_name: str = "ens6", existing: dict[str, dict] | None = None) -> None:
+    def __init__(self, nic_name: str = "ens6", existing: dict[str, dict] | None = None,
+                 subnet_route_tables: list[str] | None = None) -> None:
         self.nic_name = nic_name
+        # Route tables associated with an existing subnet (none: it uses the VPC's main table).
+        self.subnet_route_tables = subnet_route_tables or []
         # name -> outputs a resource already has in the stack (an earlier `up`).
         self.existing = existing or {}
         self._lock = threading.Lock()
@@ -86,6 +89,13 @@ class FakeCloud(pulumi.runtime.Mocks):
             state.update(stdout=f"{self.nic_name} {_address(NIC_NET, args.name)}", stderr="")
         elif kind == "command:remote:Command":
             state.update(stdout=f"{self.nic_name}\n" if args.name.endswith("-nic") else "ok", stderr="")
+        elif kind == "aws:s3/bucket:Bucket":
+            name = f"{inputs.get('bucketPrefix', 'bucket-')}{n:012x}"
+            state.update(bucket=name, arn=f"arn:aws:s3:::{name}")
+        elif kind == "aws:iam/instanceProfile:InstanceProfile":
+            state.update(name=f"{args.name}-{n:07x}", arn=f"arn:aws:iam::123456789012:instance-profile/{args.name}")
+        elif kind == "aws:iam/role:Role":
+            state.update(name=f"{args.name}-{n:07x}", arn=f"arn:aws:iam::123456789012:role/{args.name}")
         elif kind.startswith("pulumi-python:dynamic"):
             state.update(path=f"/pegasus/{inputs.get('cluster_name')}", owner=inputs.get("owner"))
         state.update(self.existing.get(args.name, {}))
@@ -101,6 +111,11 @@ class FakeCloud(pulumi.runtime.Mocks):
             return {"names": ["eu-west-1a", "eu-west-1b"], "zoneIds": ["euw1-az1", "euw1-az2"]}
         if args.token == "aws:ec2/getSubnet:getSubnet":
             return {"id": args.args.get("id"), "availabilityZone": "eu-west-1b", "cidrBlock": "10.9.0.0/24"}
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"id": "eu-west-1", "name": "eu-west-1", "region": "eu-west-1"}
+        if args.token == "aws:ec2/getRouteTables:getRouteTables":
+            main = any(f.get("name") == "association.main" for f in args.args.get("filters") or [])
+            return {"id": "eu-west-1", "ids": ["rtb-0main0000000000"] if main else self.subnet_route_tables}
         if args.token == "aws:ec2/getVpc:getVpc":
             return {"id": args.args.get("id"), "cidrBlock": "10.9.0.0/16"}
         return {}

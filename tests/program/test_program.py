@@ -59,7 +59,8 @@ def test_resource_counts(deploy, base_config, shape):
     metas, replicas = raw.get("meta", {}).get("count", 3), raw.get("replica", {}).get("count", 3)
     roles = metas + replicas + (1 if collector_runs else 0)
     pegasus_hosts = instances - (0 if "servers" in raw.get("zookeeper", {}) else raw.get("zookeeper", {}).get("count", 3))
-    assert d.count(COPY) == pegasus_hosts  # one package upload per host
+    assert d.count(COPY) == 0  # the package comes from the stack's store (test_package_store.py)
+    assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-package")]) == pegasus_hosts
     # One staged config per role, written by a command (its text is unknown at preview).
     assert len([r for r in d.of_type(COMMAND) if r.name.endswith("-config")]) == roles
     # One rolling restart for the cluster holds every role's record; no per-server roll or check.

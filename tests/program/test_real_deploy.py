@@ -35,7 +35,8 @@ def test_failure_detector_udp_flows_are_open_and_nothing_wider(deploy, base_conf
 def test_preview_of_a_new_stack_passes_the_providers_checks(preview, base_config):
     # pulumi-command 1.2.1 fails CopyToRemote.Check when its source is unknown at
     # preview: every upload's source must be known before the cloud answers.
-    p = preview(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1}))
+    p = preview(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1},
+                      packageDelivery="upload"))
     copies = [r for r in p.resources.values() if r.type == COPY]
     assert copies and all("source" not in p.cloud.unknown_inputs[r.name] for r in copies)
     # The double is strict: the staged configs really are unknown at preview.
@@ -43,8 +44,9 @@ def test_preview_of_a_new_stack_passes_the_providers_checks(preview, base_config
 
 
 def test_preview_of_a_scale_out_passes_the_providers_checks(preview, base_config):
-    p = preview(with_(base_config, replica={"count": 4}))
+    p = preview(with_(base_config, replica={"count": 4}, packageDelivery="upload"))
     assert "replica-3-package-upload" in p.resources
+    assert "replica-3-package" in preview(with_(base_config, replica={"count": 4})).resources
 
 
 def test_default_tables_come_from_the_release(deploy, base_config, packages):
@@ -69,7 +71,7 @@ def test_the_vpc_gives_private_addresses_their_names(deploy, base_config):
 def test_uploads_follow_the_instance_they_land_on(deploy, base_config):
     # CopyToRemote re-copies only on a new file or path: a replaced instance
     # (a new id) must be in its triggers, or the new machine never gets the package.
-    d = deploy(base_config)
+    d = deploy(with_(base_config, packageDelivery="upload"))
     upload = d.resources["replica-0-package-upload"]
     instance_id = next(t for t in upload.inputs["triggers"] if str(t).startswith("replica-0-"))
     assert instance_id.startswith("replica-0-")

@@ -8,16 +8,29 @@ replacement is harmless, regenerate the file and say why in the commit).
 Last regenerated when the per-server `-roll`, `-meta-roll-leader` and
 `-check` commands became one `<cluster>-rolling-restart` (issue 10): they had
 no delete command, so Pulumi deleting them from a stack runs nothing.
+The package store (issue 10) only added URNs. The per-host package uploads
+(`<host>-package-upload`) belong to `packageDelivery: upload` since then: the
+default stack fetches from its store instead, so they are checked there. A
+stack that moves to the store deletes them, which does nothing on a host
+(CopyToRemote has no delete).
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 REFERENCE = Path(__file__).with_name("reference_urns.txt")
+UPLOAD_ONLY = "-package-upload"
 
 
 def test_every_reference_urn_is_still_registered(deploy, base_config):
     registered = {r.urn for r in deploy(base_config).resources.values()}
-    missing = sorted(set(REFERENCE.read_text().split()) - registered)
+    upload = copy.deepcopy(base_config)
+    upload["packageDelivery"] = "upload"
+    registered_with_uploads = {r.urn for r in deploy(upload).resources.values()}
+    reference = set(REFERENCE.read_text().split())
+    missing = sorted(u for u in reference if u not in registered and not u.endswith(UPLOAD_ONLY))
+    missing += sorted(u for u in reference if u.endswith(UPLOAD_ONLY) and u not in registered_with_uploads)
     assert not missing, "these resources would be replaced on every existing stack:\n" + "\n".join(missing)
+    assert {u for u in reference if u.endswith(UPLOAD_ONLY)}, "the reference lost the upload path's URNs"

@@ -132,6 +132,13 @@ def script_contexts() -> dict[str, dict]:
             "unit_path": f"{host_layout.SYSTEMD_DIR}/pegasus-extra-nic.service",
             "unit_name": "pegasus-extra-nic.service",
         },
+        "fetch_package.sh": {
+            "host": "replica-0 (i-0123456789abcdef0)", "tarball": tarball, "sha256": "ab" * 32,
+            "url": f"https://pegasus-prod-kv-20250101.s3.eu-west-1.amazonaws.com/packages/{'ab' * 32}/{RELEASE}.tar.gz",
+            "object": f"s3://pegasus-prod-kv-20250101/packages/{'ab' * 32}/{RELEASE}.tar.gz",
+            "region": "eu-west-1", "metadata_url": "http://169.254.169.254", "attempts": 6, "retry_seconds": 10,
+            "permission": "s3:GetObject on arn:aws:s3:::pegasus-prod-kv-20250101/packages/*",
+        },
         "install_package.sh": {**package, "sha256": "ab" * 32, "needs_jvm": True, "jvm_root": "/usr/lib/jvm",
                                "jvm_lib_link": LAYOUT.jvm_lib_link, "jvm_home_link": LAYOUT.jvm_home_link},
         "remove_package.sh": {**package, "sha256": "ab" * 32,

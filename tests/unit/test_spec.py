@@ -40,6 +40,13 @@ def test_defaults_follow_the_deployment_guide(package):
     assert spec.package.version == "2.5.0" and len(spec.package.sha256) == 64
     assert spec.cluster_root == "/pegasus/c1"
     assert not spec.retain_data
+    assert spec.package_delivery == "s3" and spec.package_from_store  # one upload per stack
+
+
+def test_direct_upload_is_a_choice(package):
+    raw = {**minimal(package), "packageDelivery": "upload"}
+    spec = build_spec(raw, stack="dev", secret_keys=SECRET)
+    assert spec.package_delivery == "upload" and not spec.package_from_store
 
 
 def test_external_zookeeper_and_overrides(package):
@@ -140,6 +147,12 @@ BAD_CONFIGS = [
     ("network.vpcCidr", "10.42.0.1/16", "pegasus:network.vpcCidr", "did you mean 10.42.0.0/16?"),
     ("network.adminCidr", "203.0.113.7/24", "pegasus:network.adminCidr", "did you mean 203.0.113.0/24?"),
     ("hdfsServiceArgs", "hdfs://nn:8020 /backup", "pegasus:hdfsServiceArgs", "not supported yet"),
+    ("packageDelivery", "scp", "pegasus:packageDelivery", "'scp' is not a way to deliver the package; use s3 ("),
+    ("packageDelivery", "S3", "pegasus:packageDelivery", "or upload (`pulumi up` copies it over SSH"),
+    ("packageDelivery", True, "pegasus:packageDelivery", "must be a string"),
+    ("packagedelivery", "s3", "pegasus:packagedelivery", "did you mean packageDelivery?"),
+    ("network.s3Endpoint", "skip", "pegasus:network.s3Endpoint", "use create (an S3 gateway endpoint"),
+    ("network.s3Endpoint", "existing", "pegasus:network.s3Endpoint", "set network.vpcId and network.subnetId"),
 ]
 
 

@@ -22,8 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
-from . import coldplug, disks, private_dns
+from . import coldplug, disks, private_dns, vpc_routes
+from .aws_services import AwsServices, s3_names, trust_ca
 from .disks import Volume
+from .instance_metadata import InstanceMetadata
 from .leftovers import (
     OPEN_TAGS, RunRecord, remove_tree, runs_root, sweep_leftovers, sweep_run, unmount_all_under,
 )
@@ -71,11 +73,16 @@ class LocalCloud:
         self.machines: dict[str, Machine] = {}
         self.volumes: dict[str, Volume] = {}
         self.private_dns = True  # VPC DNS host names (see private_dns.py)
+        self.s3_reachable = False  # an S3 gateway endpoint exists (vpc_routes.py)
+        self.buckets: set[str] = set()  # their names resolve to the region's S3
         self.closed = False
         try:
             self.keys = generate_key_pair(self.run_dir)
             self.network = Network(self.tag)
             self.network.create_bridge()
+            # The region's S3/IAM/STS (moto) and the instances' metadata service, on the bridge.
+            self.aws = AwsServices(self.run_dir / "aws", self.network.gateway, self.tag)
+            self.metadata = InstanceMetadata(self.network.gateway, self.aws, self.machine_at)
         except BaseException:
             self.close()
             raise
@@ -122,9 +129,11 @@ class LocalCloud:
         try:
             prepare_root(self.base, directory)
             personalize(machine.root, name, [self.keys.public_key, *authorized_keys])
+            trust_ca(machine.root, self.aws.ca_pem)
             machine.netns = self.network.create_netns(name)
             machine.primary_host_end = self.network.plug(
                 machine.netns, "eth0", machine.ip, mac=machine.mac, default_route=True)
+            vpc_routes.apply(machine.netns, self.network.gateway, self.metadata.port, self.s3_reachable)
             started = time.monotonic()
             # Boot finishes before we return so units the tests start do not race early
             # boot jobs. "degraded" is fine: the state is printed in the log for a reader.
@@ -190,8 +199,36 @@ class LocalCloud:
         with self._lock:
             machines = [m for m in self.machines.values() if m.root.exists()]
             addresses = [a for m in machines for a in [m.ip, *(n.ip for n in m.nics.values())]]
+            services = {self.network.gateway: s3_names(sorted(self.buckets))}
             for machine in machines:
-                private_dns.rewrite_hosts(machine.root, addresses if self.private_dns else None)
+                private_dns.rewrite_hosts(machine.root, addresses if self.private_dns else None, services)
+
+    # -- the region's services ---------------------------------------------
+    def machine_at(self, ip: str) -> str | None:
+        """The name of the machine that has `ip` (primary address or an extra NIC's)."""
+        with self._lock:
+            for machine in self.machines.values():
+                if ip == machine.ip or any(n.ip == ip for n in machine.nics.values()):
+                    return machine.name
+        return None
+
+    def set_buckets(self, names: set[str]) -> None:
+        """The buckets that exist: their virtual-hosted names resolve to the region's S3."""
+        with self._lock:
+            self.buckets = set(names)
+        self._refresh_dns()
+
+    def set_s3_route(self, reachable: bool) -> None:
+        """An S3 gateway endpoint came (True) or went (False): every machine's route to S3."""
+        with self._lock:
+            self.s3_reachable = reachable
+            machines = [m for m in self.machines.values() if not m.netns.startswith("pending-")]
+        for machine in machines:
+            try:
+                vpc_routes.apply(machine.netns, self.network.gateway, self.metadata.port, reachable)
+            except Exception:
+                if machine.name in self.machines and machine.is_running():
+                    raise  # a machine being terminated meanwhile is no error
 
     def terminate(self, machine: Machine) -> None:
         """Power off and remove a machine; its attached volumes are detached, not deleted."""
@@ -342,6 +379,12 @@ class LocalCloud:
                         future.result()
                     except Exception as error:  # keep tearing down the rest
                         errors.append(error)
+        for service in ("metadata", "aws"):
+            try:
+                if hasattr(self, service):
+                    getattr(self, service).close()
+            except Exception as error:
+                errors.append(error)
         try:
             if hasattr(self, "network"):
                 self.network.delete_bridge()

@@ -28,14 +28,17 @@ def private_dns_name(ip: str) -> str:
     return f"ip-{ip.replace('.', '-')}.{REGION}.compute.internal"
 
 
-def block(addresses: list[str]) -> str:
+def block(addresses: list[str], services: dict[str, list[str]] | None = None) -> str:
     lines = [BEGIN]
     lines += [f"{ip} {private_dns_name(ip)} {private_dns_name(ip).split('.')[0]}" for ip in sorted(set(addresses))]
+    lines += [f"{ip} {' '.join(names)}" for ip, names in sorted((services or {}).items()) if names]
     return "\n".join(lines + [END]) + "\n"
 
 
-def rewrite_hosts(root: Path, addresses: list[str] | None) -> None:
-    """Replace the marked block of `root`/etc/hosts (None: remove it), atomically."""
+def rewrite_hosts(root: Path, addresses: list[str] | None, services: dict[str, list[str]] | None = None) -> None:
+    """Replace the marked block of `root`/etc/hosts (None: remove it), atomically.
+    `services`: address -> names of the region's services there (S3's names answer
+    whatever the VPC's DNS host names setting: they are public names)."""
     path = root / "etc" / "hosts"
     try:
         text = path.read_text()
@@ -45,8 +48,8 @@ def rewrite_hosts(root: Path, addresses: list[str] | None) -> None:
         head, _, rest = text.partition(BEGIN)
         _, _, tail = rest.partition(END + "\n")
         text = head + tail
-    if addresses:
-        text = text + ("" if text.endswith("\n") or not text else "\n") + block(addresses)
+    if addresses or services:
+        text = text + ("" if text.endswith("\n") or not text else "\n") + block(addresses or [], services)
     tmp = path.with_name(".hosts.localcloud")
     tmp.write_text(text)
     os.chmod(tmp, 0o644)

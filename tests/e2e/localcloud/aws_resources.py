@@ -1,7 +1,8 @@
 """AWS resources and invokes, played by the local cloud.
 
 Instances are machines, volumes are sparse files on loop devices, network
-interfaces are veths. Everything else under `aws:` (VPC, subnets, security
+interfaces are veths; buckets, objects, roles and instance profiles live in the
+region's S3 and IAM (store_resources.py). Everything else under `aws:` (VPC, subnets, security
 groups, routes, gateways...) gets a plausible id and outputs; security groups
 and the VPC's DNS attributes take effect through network_policy.py (each
 instance's firewall, the private DNS names of private_dns.py).
@@ -20,6 +21,7 @@ from tools.localcloud.machines import random_mac
 from tools.localcloud.private_dns import REGION, private_dns_name
 
 from .resource_type import REPLACE, SAME, UPDATE, ResourceType, hex_id
+from .store_resources import RESOURCE_TYPES as STORE_RESOURCE_TYPES
 
 ZONE = "local-1a"
 ACCOUNT = "000000000000"
@@ -91,6 +93,8 @@ class Instance(ResourceType):
         machine = mocks.boot(machine_name(name), keys)
         instance_id = hex_id("i")
         mocks.machines[instance_id] = machine
+        # What the metadata service hands this instance: its profile's role credentials.
+        mocks.cloud.metadata.attach(machine.name, instance_id, inputs.get("iamInstanceProfile"))
         return instance_id, {
             "id": instance_id, "privateIp": machine.ip, "privateDns": private_dns_name(machine.ip),
             "publicIp": "", "primaryNetworkInterfaceId": hex_id("eni"),
@@ -104,7 +108,15 @@ class Instance(ResourceType):
             return SAME
         return UPDATE if _changed(old["inputs"], inputs) <= _INSTANCE_IN_PLACE else REPLACE
 
+    def update(self, mocks, old, raw, inputs):
+        # A new profile reaches the running instance (AssociateIamInstanceProfile); the rest
+        # of what may change in place has no effect here.
+        machine = mocks.machine_for(old["id"], old["name"])
+        mocks.cloud.metadata.attach(machine.name, old["id"], inputs.get("iamInstanceProfile"))
+        return old["extras"]
+
     def delete(self, mocks, record):
+        mocks.cloud.metadata.detach(record["extras"].get("machineName", ""))
         machine = mocks.machines.pop(record["id"], None)
         if machine is None:
             machine = mocks.cloud.machines.get(record["extras"].get("machineName"))
@@ -200,6 +212,7 @@ RESOURCE_TYPES = {
     "aws:ec2/volumeAttachment:VolumeAttachment": VolumeAttachment,
     "aws:ec2/networkInterface:NetworkInterface": NetworkInterface,
     "aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment": NetworkInterfaceAttachment,
+    **STORE_RESOURCE_TYPES,
 }
 
 
@@ -221,6 +234,8 @@ def invoke(token: str, args: dict) -> dict:
     if token == "aws:ec2/getSubnet:getSubnet":
         return {"id": "subnet-0123456789abcdef0", "availabilityZone": ZONE,
                 "vpcId": "vpc-0123456789abcdef0", "cidrBlock": "10.213.0.0/24"}
+    if token == "aws:ec2/getRouteTables:getRouteTables":
+        return {"id": REGION, "ids": ["rtb-0123456789abcdef0"]}
     if token == "aws:ec2/getSubnets:getSubnets":
         return {"id": REGION, "ids": ["subnet-0123456789abcdef0"]}
     return {"id": f"{token.rsplit(':', 1)[-1]}-local", **args}

@@ -23,6 +23,13 @@ _AWS_REQUIRED = {
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": ("ipProtocol", "securityGroupId"),
     "aws:ec2/securityGroupRule:SecurityGroupRule":
         ("fromPort", "protocol", "securityGroupId", "toPort", "type"),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": ("bucket",),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ("bucket", "rule"),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": ("bucket", "rules"),
+    "aws:s3/bucketObjectv2:BucketObjectv2": ("bucket", "key"),
+    "aws:iam/role:Role": ("assumeRolePolicy",),
+    "aws:iam/rolePolicy:RolePolicy": ("policy", "role"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("serviceName", "vpcId"),
 }
 
 

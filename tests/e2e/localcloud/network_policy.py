@@ -3,12 +3,14 @@
 Called by the engine after every create, update, replace or delete; it
 recomputes from the whole state (as AWS applies a rule to every member at once)
 and rewrites each instance's firewall, then switches the private DNS on or off
-after the VPC's attributes.
+after the VPC's attributes, and the route to S3 after the gateway endpoints.
 """
 
 from __future__ import annotations
 
 import threading
+
+from tools.localcloud import vpc_routes
 
 from . import firewall, security_groups
 
@@ -33,6 +35,10 @@ class NetworkPolicy:
     def changed(self, token: str) -> None:
         if token in security_groups.TYPES:
             self.refresh_firewalls()
+        if token == vpc_routes.ENDPOINT:
+            with self.state.lock:
+                resources = [dict(r) for r in self.state.resources.values()]
+            self.cloud.set_s3_route(vpc_routes.s3_routed(resources))
         if token == VPC:
             with self.state.lock:
                 resources = [dict(r) for r in self.state.resources.values()]

@@ -198,9 +198,24 @@ def _trim(text: str) -> str:
 
 # -- CopyToRemote -------------------------------------------------------------
 
+# Every CopyToRemote of this process: (host, remote path, bytes of the source), so a test
+# can tell what crossed the SSH upload path (the package should not, with the store).
+COPIED: list[tuple[str, str, int]] = []
+
+
+def _source_bytes(source: dict) -> int:
+    if source.get("__asset") == "string":
+        return len(source["text"].encode())
+    path = Path(source.get("path", ""))
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
 def copy_to_remote(connection: Connection, source: dict, remote_path: str) -> None:
     """Copy a normalized source ({"__asset": "string"|"file", ...} or
     {"__archive": "file", ...}) to `remote_path` over SFTP."""
+    COPIED.append((connection.host, remote_path, _source_bytes(source)))
     client, closers = connection.dial()
     try:
         sftp = client.open_sftp()
