@@ -147,3 +147,9 @@ def test_every_problem_is_reported_at_once(package):
     raw = edit(raw, "servers.replica.0.dataDisks", ["/dev/sdb", "/data/ssd2"])
     message = problems(raw)
     assert "3 problem(s)" in message
+
+
+def test_your_own_servers_get_the_package_over_ssh_and_the_store_is_refused(package):
+    assert build_spec(own(package), stack="own", secret_keys=SECRET).package_delivery == "upload"
+    message = problems({**own(package), "packageDelivery": "s3"})
+    assert "pegasus:packageDelivery" in message and "set it to upload" in message
