@@ -21,7 +21,10 @@ def load_private_key(text: str) -> paramiko.PKey:
 
 
 def connect(host: str, private_key: str, user: str = "root", port: int = 22,
-            timeout: float = 10.0) -> paramiko.SSHClient:
+            timeout: float = 30.0) -> paramiko.SSHClient:
+    """`timeout` for each of TCP, the banner and authentication: on a loaded 2-core
+    machine (every machine of a destroy powering off at once) sshd has been seen
+    to take over 10 s to send its banner."""
     client = paramiko.SSHClient()
     # Machines get fresh host keys each boot; this is a throwaway test network.
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
