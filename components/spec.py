@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .package import PackageError, PackageInfo, inspect_package
+from .tools_package import ToolsPackage, inspect_tools_package
 
 NAMESPACE = "pegasus"
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -75,7 +76,7 @@ DISTRIBUTIONS = {
 ARCHITECTURES = ("amd64", "arm64")
 
 TOP_LEVEL_KEYS = (
-    "clusterName", "package", "homeDir", "appDir", "ssh", "image", "meta", "replica",
+    "clusterName", "package", "toolsPackage", "homeDir", "appDir", "ssh", "image", "meta", "replica",
     "collector", "zookeeper", "network", "configOverrides", "retainData",
     "hdfsServiceArgs", "timeouts",
 )
@@ -212,6 +213,8 @@ class ClusterSpec:
     timeouts: Timeouts
     # Some override was set with --secret: every rendered config.ini stays secret.
     config_has_secrets: bool = False
+    # Pegasus's admin tools (pack_tools): rolls move primaries first, scale-in drains.
+    tools: ToolsPackage | None = None
 
     @property
     def cluster_root(self) -> str:
@@ -436,6 +439,7 @@ def build_spec(
     secret_keys: set[str] | frozenset[str] = frozenset(),
     project_dir: Path = Path("."),
     inspect: Callable[[Path], PackageInfo] = inspect_package,
+    inspect_tools: Callable[[Path], ToolsPackage] = inspect_tools_package,
 ) -> ClusterSpec:
     """Validate the `pegasus:*` config (keys without the namespace) into a ClusterSpec."""
     r = _Reader()
@@ -468,6 +472,18 @@ def build_spec(
             package = inspect(path)
         except PackageError as exc:
             r.problem("package", str(exc), "fix the path or rebuild the package with pack_server")
+
+    tools = None
+    tools_value = r.string(raw, "toolsPackage", None)
+    if tools_value:
+        path = Path(tools_value)
+        path = path if path.is_absolute() else project_dir / path
+        try:
+            tools = inspect_tools(path)
+        except PackageError as exc:
+            r.problem("toolsPackage", str(exc),
+                      "fix the path, rebuild the package with pack_tools, or remove the key to roll without "
+                      "moving primaries first")
 
     home_dir = r.string(raw, "homeDir", "/home/work") or "/home/work"
     home_ok = _check_path(r, "homeDir", home_dir)
@@ -518,7 +534,7 @@ def build_spec(
         app_dir=app_dir, ssh=ssh, image=image, meta=meta, replica=replica,
         collector=collector, zookeeper=zookeeper, network=network,
         config_overrides=overrides, hdfs_service_args=hdfs_args, retain_data=retain,
-        timeouts=timeouts,
+        timeouts=timeouts, tools=tools,
         config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
                                for key in ("configOverrides", "meta", "replica", "collector")),
     )
