@@ -102,7 +102,7 @@ class PegasusCluster(pulumi.ComponentResource):
         # restart) and the admin tools are installed: restarts on change, one
         # server at a time in Pegasus's order, and on a first deploy the check
         # of every server.
-        started = [server.service for role in ROLE_ORDER for server in servers[role]]
+        started: list[pulumi.Resource] = [server.service for role in ROLE_ORDER for server in servers[role]]
         restart = RollingRestart(f"{name}-rolling-restart", RollingRestartArgs(
             restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
             hosts={n: hosts[n].ssh_address for n in pegasus},

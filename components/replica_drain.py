@@ -19,10 +19,11 @@ From scripts/pegasus_rolling_update.sh and scripts/pegasus_offline_node.sh
 - `end()`: every setting put back, each one tried even if another fails.
 
 One addition to the scripts: `meta.lb.add_secondary_enable_flow_control true`
-while draining. server_state.cpp (v2.5.0) counts `add_secondary_max_count_for_one_node`
-only with flow control on (off by default); without it the limit the scripts set
-does nothing and the meta adds the downgraded node straight back as a secondary
-(partition_guardian.cpp: the last dropped node, alive, is preferred).
+while draining, put back after. server_state.cpp (v2.5.0) counts
+`add_secondary_max_count_for_one_node` only with flow control on; the release's
+config.ini turns it on, but an override may not, and then the limit the
+scripts set does nothing: the meta adds the downgraded node straight back as a
+secondary (partition_guardian.cpp prefers the last dropped node when alive).
 """
 
 from __future__ import annotations

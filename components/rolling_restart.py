@@ -201,8 +201,9 @@ class Roll:
                 try:
                     drain.drain(node)
                 except (DrainFailed, AdminShellError) as exc:
-                    raise RollFailed(f"{key} ({node}) could not be drained before its restart; nothing was "
-                                     f"restarted on it. Restarted before it: {', '.join(done) or 'none'}. {exc}") from exc
+                    raise RollFailed(
+                        f"{key} ({node}) could not be drained before its restart; nothing was restarted on it. "
+                        f"Restarted before it: {', '.join(done) or 'none'}. {exc}") from exc
                 self._step(key, "drained", keys, done)
                 drain.release_secondaries()
                 self._step(key, "check", keys, done)
@@ -241,7 +242,8 @@ class Roll:
                                      f"deleted. {exc}") from exc
                 address = self._removed_hosts.get(key.partition("/")[0])
                 if address:
-                    result = self._session.run(address, as_root(f"systemctl stop {shlex.quote(role_unit('replica'))}\n"))
+                    stop = as_root(f"systemctl stop {shlex.quote(role_unit('replica'))}\n")
+                    result = self._session.run(address, stop)
                     if result.returncode != 0:
                         raise RollFailed(f"{key} was drained but did not stop:\n{result.tail()}")
                 self._log(f"rolling restart: {key} ({node}) drained and stopped")

@@ -48,7 +48,7 @@ is {"err": "ERR_OK" | error name, ...}:
   /standin/control_meta?level=L      RPC_CM_CONTROL_META (meta_service.cpp on_control_meta_level):
                                      L stopped|blind|freezed|steady|lively, or invalid to only read;
                                      {"err", "old_level": "fl_<level>"}
-  /standin/propose_balancer?gpid=A.P&actions=TYPE:TARGET:NODE[,...][&force=true]
+  /standin/propose_balancer?gpid=A.P&actions=TYPE/TARGET/NODE[,...][&force=true]
                                      RPC_CM_PROPOSE_BALANCER (server_state.cpp on_propose_balancer,
                                      server_load_balancer.cpp register_proposals): queued for the
                                      partition; the guardian carries them out (see apply_proposals)
@@ -727,7 +727,7 @@ class Meta:
     def propose_balancer(self, q: dict) -> dict:
         try:
             app_id, pidx = (int(x) for x in q.get("gpid", "").split("."))
-            actions = [tuple(a.split(":")) for a in q.get("actions", "").split(",") if a]
+            actions = [tuple(a.split("/")) for a in q.get("actions", "").split(",") if a]
         except ValueError:
             return {"err": "ERR_INVALID_PARAMETERS"}
         app = self.app_by_id(app_id)

@@ -256,7 +256,7 @@ def get_meta_level(c: Cluster, args: list[str]) -> None:
 
 def send_proposal(c: Cluster, target_gpid: tuple[int, int], actions: list[tuple[str, str, str]],
                   force: bool) -> str:
-    text = ",".join(f"{t}:{target}:{node}" for t, target, node in actions)
+    text = ",".join(f"{t}/{target}/{node}" for t, target, node in actions)
     answer = c.meta(f"/standin/propose_balancer?gpid={target_gpid[0]}.{target_gpid[1]}"
                     f"&actions={quote(text)}" + ("&force=true" if force else ""))
     return answer["err"]
