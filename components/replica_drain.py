@@ -96,7 +96,11 @@ class Drain:
                 sent = send(node)
                 self.log(f"admin shell: {node}: {sent} proposals sent to move its {what} away")
             row = self.shell.nodes().get(node)
-            left = 0 if row is None else (row.primaries if what == "primaries" else row.replicas)
+            if row is None:
+                raise DrainFailed(f"the MetaServers do not list {node} (`nodes -d`): releases that name nodes "
+                                  "by host name (2.6+) are not drained yet; remove toolsPackage to roll "
+                                  "health-gated only")
+            left = row.primaries if what == "primaries" else row.replicas
             if left == 0:
                 self.log(f"admin shell: {node} holds no {what}")
                 return

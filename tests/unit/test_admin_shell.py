@@ -257,3 +257,23 @@ def test_the_installed_tarball_holds_what_pack_tools_lays_out(tmp_path):
     for member in ("run.sh", "bin/pegasus_shell/pegasus_shell", "scripts/migrate_node.sh",
                    "scripts/downgrade_node.sh", "src/shell/config.ini", "VERSION"):
         assert f"{top}/{member}" in names
+
+
+def test_a_node_the_metaservers_do_not_list_is_never_taken_as_drained():
+    class NoNodes:
+        def nodes(self):
+            return {}
+
+        def all_partitions(self):
+            return []
+
+        def propose_all(self, lines, answer):
+            return 0
+
+        def remote_command(self, *args):
+            return "OK"
+
+    drain = Drain(NoNodes(), lambda _: None, Timeouts(poll_seconds=0))  # type: ignore[arg-type]
+    drain.leader = "10.0.0.1:34601"
+    with pytest.raises(DrainFailed, match="do not list 10.0.1.1:34801"):
+        drain.drain("10.0.1.1:34801")
