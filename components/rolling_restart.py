@@ -207,6 +207,10 @@ class Roll:
                 self._step(key, "drained", keys, done)
                 drain.release_secondaries()
                 self._step(key, "check", keys, done)
+        except (DrainFailed, AdminShellError) as exc:
+            failure = exc
+            raise RollFailed(f"the admin shell failed during the roll (restarted: {', '.join(done) or 'none'}): "
+                             f"{exc}") from exc
         except BaseException as exc:
             failure = exc
             raise
@@ -258,7 +262,6 @@ class Roll:
             raise
         finally:
             self._put_back(drain, failure)
-
 
     def check(self, keys: Sequence[str]) -> None:
         """Every server serves, is ALIVE, and every table is healthy; checked in parallel."""
