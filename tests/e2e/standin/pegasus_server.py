@@ -605,6 +605,8 @@ class Meta:
     def on_ping(self, ping: dict, source) -> dict | None:
         node = str(ping.get("from", ""))
         with self.lock:
+            last_start = (self.stability.get(node) or {}).get("start")
+            restarted = "start_time" in ping and last_start is not None and int(ping["start_time"]) > last_start
             if "start_time" in ping and not self.stable(node, int(ping["start_time"])):
                 log.warning("%s is unstable, don't response to it's beacon", node)
                 return None
@@ -619,6 +621,13 @@ class Meta:
                 self.workers[node] = {"last_recv": time.monotonic(), "alive": True, "addr": list(source)}
             else:
                 w["last_recv"], w["addr"] = time.monotonic(), list(source)
+            if restarted:
+                # A restarted ReplicaServer loads its replicas inactive (replica_stub.cpp:
+                # not a transient inactivity), so none of them serves until the meta
+                # reassigns the partition: a secondary becomes primary, the node comes
+                # back as a secondary (the guardian, below).
+                log.info("worker %s restarted: its replicas come back inactive", node)
+                self.on_node_dead(node)
             ack["config"] = self.config_of(node)
             return ack
 
