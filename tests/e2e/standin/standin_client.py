@@ -44,9 +44,9 @@ class StandinClient:
     def __init__(self, metas: list[str], table: str = "stat", timeout: float = 0.25):
         # timeout: a request's budget for retries (about five, 8 ms << n apart). It
         # covers what takes milliseconds for the real client too (asking the
-        # MetaServer again after a primary moved), not a restart: the stand-in
-        # restarts and serves again within about a second, where a real
-        # ReplicaServer reloads its replicas for far longer than the client's 5 s.
+        # MetaServer again after a primary moved), not a restart: the stand-in's
+        # partitions are reassigned within seconds, where a real ReplicaServer
+        # reloads its replicas for far longer than the client's 5 s.
         self.metas, self.table, self.timeout = list(metas), table, timeout
         self.primaries: dict[int, str] = {}
         self.replica_counts: dict[int, int] = {}  # partition -> replicas the MetaServer lists
