@@ -289,3 +289,17 @@ def test_a_node_the_metaservers_do_not_list_is_never_taken_as_drained():
     drain.leader = "10.0.0.1:34601"
     with pytest.raises(DrainFailed, match="do not list 10.0.1.1:34801"):
         drain.drain("10.0.1.1:34801")
+
+
+def test_without_a_drain_a_restarted_primary_fails_requests_until_reassigned(shell, cluster):
+    """The contrast the drain is for: the same load, a ReplicaServer restarted as is."""
+    node = cluster.node(1)
+    assert shell.nodes()[node].primaries > 0
+    with Load(cluster) as load:
+        wait_for("load running", lambda: load.client.primaries)
+        cluster.replicas[1].stop()
+        cluster.replicas[1].start()
+        wait_for("its partitions reassigned, it back as a secondary",
+                 lambda: (row := shell.nodes()[node]).primaries == 0 and row.replicas > 0
+                 and shell.unhealthy_partitions() == 0, timeout=30)
+    assert load.stats["failed"] > 0, load.stats
