@@ -345,7 +345,11 @@ def run_load_on(cluster: Cluster, stop_file: str) -> None:
 def load_result(cluster: Cluster, stop_file: str, operation: str) -> dict:
     meta0 = cluster.machine("meta-0")
     meta0.check(f"touch {stop_file}")
-    wait_for(lambda: meta0.check("cat /root/load.json").strip(), "the client's figures", 30)
+    try:
+        wait_for(lambda: meta0.check("cat /root/load.json").strip(), "the client's figures", 60)
+    except AssertionError as error:
+        _, out, _ = meta0.ssh("tail -n 30 /root/load.err; pgrep -af standin_client || echo no client running")
+        raise AssertionError(f"{error}; the client's stderr and process:\n{err}") from None
     stats = json.loads(meta0.check("cat /root/load.json"))
     total = stats["ok"] + stats["failed"]
     print(f"\navailability during {operation}: {stats['failed']}/{total} requests failed, "

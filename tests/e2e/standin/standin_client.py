@@ -75,7 +75,10 @@ class StandinClient:
         sent again, 8 ms << n apart, while its timeout lasts)."""
         deadline, retries = time.monotonic() + self.timeout, 0
         while True:
-            ok, why = self._call_once(op, partition, key, value)
+            try:
+                ok, why = self._call_once(op, partition, key, value)
+            except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
+                ok, why = False, f"{type(e).__name__}: {e}"
             gap = min(0.008 * (1 << retries), 1.0)
             if ok or time.monotonic() + gap >= deadline:
                 return ok, why
