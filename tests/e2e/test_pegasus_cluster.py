@@ -349,7 +349,7 @@ def load_result(cluster: Cluster, stop_file: str, operation: str) -> dict:
         wait_for(lambda: meta0.check("cat /root/load.json").strip(), "the client's figures", 60)
     except AssertionError as error:
         _, out, _ = meta0.ssh("tail -n 30 /root/load.err; pgrep -af standin_client || echo no client running")
-        raise AssertionError(f"{error}; the client's stderr and process:\n{err}") from None
+        raise AssertionError(f"{error}; the client's stderr and process:\n{out}") from None
     stats = json.loads(meta0.check("cat /root/load.json"))
     total = stats["ok"] + stats["failed"]
     print(f"\navailability during {operation}: {stats['failed']}/{total} requests failed, "
