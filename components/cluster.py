@@ -29,6 +29,7 @@ import pulumi_aws as aws
 
 from . import host_layout as hl
 from . import server_files as files
+from .admin_tools import AdminTools
 from .fixed_settings import FixedSettings
 from .host import AwsHost, HostHandle
 from .host_preparation import HostPreparation
@@ -81,24 +82,36 @@ class PegasusCluster(pulumi.ComponentResource):
             for plan in plans:
                 if role in plan.roles:
                     servers[role].append(pegasus[plan.name].add_role(role, start_after))
-        pulumi.log.warn(
-            "a rolling restart (a config, unit or package change) restarts each ReplicaServer without moving "
-            "its primaries away first (that needs Pegasus's admin shell, which this program does not drive "
-            "yet): clients get errors on those partitions until the MetaServer reassigns them (up to "
-            "fd_grace_seconds). To avoid them, move the primaries off each ReplicaServer with the Pegasus "
-            "shell before its turn, or roll at a quiet time.", resource=self)
+        replica_names = [p.name for p in plans if p.kind == "replica"]
+        tools, tools_args = None, None
+        if spec.tools is not None:
+            tools = AdminTools(f"{name}-admin-tools", spec, [(hosts[m], preps[m]) for m in metas], opts=child)
+            tools_args = meta_ips.apply(lambda ips: {
+                "host": metas[0], "dir": tools.directory, "library_dir": files.layout(spec).jvm_lib_link,
+                "meta_list": files.address_list(ips, hl.ROLE_PORTS["meta"]),
+                "wait_seconds": spec.timeouts.health_seconds})
+        else:
+            pulumi.log.warn(
+                "no toolsPackage: a rolling restart (a config, unit or package change) restarts each "
+                "ReplicaServer without moving its primaries away first (that needs Pegasus's admin shell): "
+                "clients get errors on those partitions until the MetaServer reassigns them (up to "
+                "fd_grace_seconds). To avoid them, set pegasus:toolsPackage to the tarball pack_tools made "
+                "(this program then moves the primaries with the shell), or roll at a quiet time.", resource=self)
         # Once every server has started (each start waits for its package, so a
         # package that failed to install anywhere stops the roll before any
-        # restart): restarts on change, one server at a time in Pegasus's order,
-        # and on a first deploy the check of every server.
-        started = [server.service for role in ROLE_ORDER for server in servers[role]]
+        # restart) and the admin tools are installed: restarts on change, one
+        # server at a time in Pegasus's order, and on a first deploy the check
+        # of every server.
+        started: list[pulumi.Resource] = [server.service for role in ROLE_ORDER for server in servers[role]]
         restart = RollingRestart(f"{name}-rolling-restart", RollingRestartArgs(
             restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
             hosts={n: hosts[n].ssh_address for n in pegasus},
             staged_dir=files.layout(spec).staged_dir,
-            access=self._ssh_access(spec)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=started))
-        replica_names = [p.name for p in plans if p.kind == "replica"]
+            access=self._ssh_access(spec),
+            replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
+                           for n in replica_names},
+            tools=tools_args),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
         replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
         # (MetaServer addresses, {ReplicaServer host name: address}) for the cluster-level commands
         addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))

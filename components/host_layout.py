@@ -100,6 +100,11 @@ class HostLayout:
         return f"{self.role_dir(role)}/config.ini"
 
     @property
+    def tools_dir(self) -> str:
+        """Unpacked admin tools packages (pack_tools), one directory per build."""
+        return f"{self.app_dir}/tools"
+
+    @property
     def staged_dir(self) -> str:
         return f"{self.app_dir}/staged"
 

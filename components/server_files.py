@@ -156,6 +156,26 @@ def remove_package_script(spec: ClusterSpec) -> str:
                           current_link=lay.current_link, role_links=[lay.release_link(role) for role in ROLE_ORDER]))
 
 
+def tools_release_dir(spec: ClusterSpec) -> str:
+    """Where the admin tools of this build live on a MetaServer host."""
+    assert spec.tools is not None
+    return f"{layout(spec).tools_dir}/{spec.tools.release}-{spec.tools.sha256[:12]}"
+
+
+def install_tools_script(spec: ClusterSpec) -> str:
+    lay, tools = layout(spec), spec.tools
+    assert tools is not None
+    return as_root(render("install_tools.sh", tarball=lay.package_path(tools.file_name), sha256=tools.sha256,
+                          release=tools_release_dir(spec).rpartition("/")[2], tools_dir=lay.tools_dir))
+
+
+def remove_tools_script(spec: ClusterSpec) -> str:
+    lay, tools = layout(spec), spec.tools
+    assert tools is not None
+    return as_root(render("remove_tools.sh", tarball=lay.package_path(tools.file_name), sha256=tools.sha256,
+                          release=tools_release_dir(spec).rpartition("/")[2], tools_dir=lay.tools_dir))
+
+
 def installed_release(spec: ClusterSpec) -> str:
     """The release's directory name: the build, not only the commit (pack_server
     names two builds of one commit alike)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .package import PackageError, PackageInfo, inspect_package
+from .tools_package import ToolsPackage, inspect_tools_package
 
 if TYPE_CHECKING:
     from .own_servers_spec import OwnServers
@@ -78,7 +79,7 @@ DISTRIBUTIONS = {
 ARCHITECTURES = ("amd64", "arm64")
 
 TOP_LEVEL_KEYS = (
-    "clusterName", "package", "packageDelivery", "homeDir", "appDir", "ssh", "image", "meta", "replica",
+    "clusterName", "package", "packageDelivery", "toolsPackage", "homeDir", "appDir", "ssh", "image", "meta", "replica",
     "collector", "zookeeper", "network", "configOverrides", "retainData",
     "hdfsServiceArgs", "timeouts", "servers",
 )
@@ -231,6 +232,8 @@ class ClusterSpec:
     @property
     def package_from_store(self) -> bool:
         return self.package_delivery == "s3"
+    # Pegasus's admin tools (pack_tools): rolls move primaries first, scale-in drains.
+    tools: ToolsPackage | None = None
 
     @property
     def cluster_root(self) -> str:
@@ -455,6 +458,7 @@ def build_spec(
     secret_keys: set[str] | frozenset[str] = frozenset(),
     project_dir: Path = Path("."),
     inspect: Callable[[Path], PackageInfo] = inspect_package,
+    inspect_tools: Callable[[Path], ToolsPackage] = inspect_tools_package,
 ) -> ClusterSpec:
     """Validate the `pegasus:*` config (keys without the namespace) into a ClusterSpec."""
     r = _Reader()
@@ -500,6 +504,17 @@ def build_spec(
         r.problem("packageDelivery", "'s3' needs the bucket, endpoint and instance role this program makes on AWS, "
                   "and `servers` lists your own servers", "remove packageDelivery (your own servers get the "
                   "package over SSH) or set it to upload")
+    tools = None
+    tools_value = r.string(raw, "toolsPackage", None)
+    if tools_value:
+        path = Path(tools_value)
+        path = path if path.is_absolute() else project_dir / path
+        try:
+            tools = inspect_tools(path)
+        except PackageError as exc:
+            r.problem("toolsPackage", str(exc),
+                      "fix the path, rebuild the package with pack_tools, or remove the key to roll without "
+                      "moving primaries first")
 
     home_dir = r.string(raw, "homeDir", "/home/work") or "/home/work"
     home_ok = _check_path(r, "homeDir", home_dir)
@@ -570,7 +585,7 @@ def build_spec(
         app_dir=app_dir, ssh=ssh, image=image, meta=meta, replica=replica,
         collector=collector, zookeeper=zookeeper, network=network,
         config_overrides=overrides, hdfs_service_args=hdfs_args, retain_data=retain,
-        timeouts=timeouts, package_delivery=delivery or ("upload" if own else "s3"),
+        timeouts=timeouts, package_delivery=delivery or ("upload" if own else "s3"), tools=tools,
         config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
                                for key in ("configOverrides", "meta", "replica", "collector")),
         servers=servers,

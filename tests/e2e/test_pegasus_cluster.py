@@ -22,8 +22,8 @@ from components.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.remote_command import COPIED
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible
+from tests.support.package_builder import build_package, build_tools_package
 from tools.localcloud.sshkeys import generate_key_pair
-from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 
 pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
@@ -412,7 +412,11 @@ def run_load_on(cluster: Cluster, stop_file: str) -> None:
 def load_result(cluster: Cluster, stop_file: str, operation: str) -> dict:
     meta0 = cluster.machine("meta-0")
     meta0.check(f"touch {stop_file}")
-    wait_for(lambda: meta0.check("cat /root/load.json").strip(), "the client's figures", 30)
+    try:
+        wait_for(lambda: meta0.check("cat /root/load.json").strip(), "the client's figures", 60)
+    except AssertionError as error:
+        _, out, _ = meta0.ssh("tail -n 30 /root/load.err; pgrep -af standin_client || echo no client running")
+        raise AssertionError(f"{error}; the client's stderr and process:\n{out}") from None
     stats = json.loads(meta0.check("cat /root/load.json"))
     total = stats["ok"] + stats["failed"]
     print(f"\navailability during {operation}: {stats['failed']}/{total} requests failed, "
@@ -500,6 +504,57 @@ def test_a_scale_in_refuses_a_server_with_replicas_then_removes_a_drained_one(cl
     assert "replica-3" in deleted and not any(n.startswith("replica-2") for n in deleted)
     assert len(cluster.exports["replicaServers"]) == 3
     # Its UNALIVE record stays until a MetaServer restarts; the next up reports it and passes.
+    cluster.up(config)
+    assert only_the_health_check_ran(cluster)
+
+
+def test_a_2_with_admin_tools_a_rolling_upgrade_moves_primaries_first_and_no_request_fails(cluster, tmp_path):
+    config = copy.deepcopy(cluster.config)
+    config["toolsPackage"] = str(build_tools_package(tmp_path / "tools"))
+    config["package"] = str(build_package(tmp_path / "upgrade", version="2.5.2", git_sha="b2c3d4e"))
+    before = role_starts(cluster)
+    run_load_on(cluster, "/root/stop-load")
+    with timed(cluster.times, "upgrade with admin tools"):
+        cluster.up(config)
+    stats = load_result(cluster, "/root/stop-load", "a rolling upgrade with admin tools")
+    # Installed on every MetaServer host before the roll (one release directory per build).
+    for machine in cluster.hosts("meta-"):
+        tools = machine.check("ls /home/work/app/pegasus/tools").split()
+        assert len(tools) == 1 and tools[0].startswith("pegasus-tools-2.5.0-8f3c2ab"), tools
+    after = role_starts(cluster)
+    assert all(after[unit] > before[unit] for unit in before), "a server kept running the old release"
+    restarted = sorted(after, key=after.get)
+    kinds = [unit.split("/")[1] for unit in restarted]
+    roll_order = ["pegasus-replica.service", "pegasus-meta.service", "pegasus-collector.service"]
+    assert kinds == sorted(kinds, key=roll_order.index), restarted
+    # Each ReplicaServer's primaries moved and its replicas downgraded before its restart.
+    assert stats["failed"] == 0 and stats["below_two"] == [], stats
+    assert cluster.meta_get("/version")["Version"] == "2.5.2"
+
+
+def test_a_3_with_admin_tools_a_scale_in_drains_the_server_then_deletes_it(cluster):
+    config = copy.deepcopy(cluster.config)
+    config["replica"]["count"] = 4
+    cluster.up(config)
+    leaving = cluster.exports["replicaServers"][3]
+    # Give the new server replicas (the MetaServers do not balance at the steady level).
+    replica0 = cluster.machine("replica-0")
+    replica0.check("systemctl stop pegasus-replica.service")
+    wait_for(lambda: replica_count(cluster, leaving) > 0 and tables_healthy(cluster),
+             "replica-3 to take over replicas of replica-0", 120)
+    replica0.check("systemctl start pegasus-replica.service")
+    wait_for(lambda: cluster_healthy(cluster), "replica-0 back", 120)
+    config["replica"]["count"] = 3
+    run_load_on(cluster, "/root/stop-load")
+    with timed(cluster.times, "scale in with admin tools"):
+        cluster.up(config)
+    stats = load_result(cluster, "/root/stop-load", "a scale-in with admin tools")
+    assert stats["failed"] == 0 and stats["below_two"] == [], stats
+    deleted = {op.name for op in cluster.engine.last_run.operations if op.action == "delete"}
+    assert "replica-3" in deleted and not any(n.startswith("replica-2") for n in deleted)
+    # The MetaServers restarted after the removal: no UNALIVE record left behind.
+    assert leaving not in alive_replicas(cluster)
+    assert cluster_healthy(cluster)
     cluster.up(config)
     assert only_the_health_check_ran(cluster)
 

@@ -307,3 +307,23 @@ def test_a_planned_restart_says_in_plain_words_what_changed(deploy, base_config,
     assert "package pegasus-server-2.5.1-1234abc-glibc2.17-release (sha256 " in upgraded
     secret = deploy(tuned, secret_keys=("pegasus:ssh", "pegasus:replica"))
     assert "rocksdb_write_buffer_size = [secret]" in _roll_triggers(secret)["replica-0/replica"]
+
+
+def test_a_tools_package_is_installed_on_every_metaserver_before_the_roll_and_silences_the_warning(
+        deploy, base_config, tmp_path, caplog):
+    from tests.support.package_builder import build_tools_package
+    caplog.set_level("WARNING")
+    deploy(base_config)
+    assert any("no toolsPackage" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    d = deploy({**base_config, "toolsPackage": str(build_tools_package(tmp_path))})
+    assert not any("no toolsPackage" in r.getMessage() for r in caplog.records)
+    installs = {r.name for r in d.of_type(COMMAND) if r.name.endswith("-tools")}
+    assert installs == {f"meta-{i}-tools" for i in range(3)}
+    assert installs <= d.ancestors("c1-rolling-restart")
+    release = "pegasus-tools-2.5.0-8f3c2ab-glibc2.17-release-"
+    assert release in _command(d, "meta-1-tools")["create"] and "remove-tools" in _command(d, "meta-1-tools")["delete"]
+    tools = d.resources["c1-rolling-restart"].inputs["tools"]
+    assert tools["host"] == "meta-0" and tools["dir"].startswith(f"/home/work/app/pegasus/tools/{release}")
+    assert tools["meta_list"].count(":34601") == 3
+    assert set(d.resources["c1-rolling-restart"].inputs["replica_nodes"]) == {f"replica-{i}" for i in range(3)}

@@ -17,6 +17,8 @@ from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 STANDIN = Path(__file__).resolve().parent.parent / "e2e" / "standin" / "pegasus_server.py"
+SHELL_STANDIN = STANDIN.parent / "pegasus_shell.py"
+TOOLS_STANDIN = STANDIN.parent / "tools"
 
 SHEBANG = b"#!/usr/bin/env python3\n"
 PLACEHOLDER_SERVER = b"#!/bin/sh\nexit 1\n"
@@ -67,14 +69,19 @@ def server_binary(server: str, version: str = "2.5.0", git_sha: str = "0000000")
     if server == "placeholder":
         return PLACEHOLDER_SERVER
     if server == "standin":
-        source = STANDIN.read_text(encoding="utf-8")
-        for name, val in (("RELEASE", version), ("GIT_COMMIT", git_sha)):
-            source, count = re.subn(rf'^{name} = "[^"]*"', f'{name} = "{val}"', source, count=1, flags=re.MULTILINE)
-            if count != 1:
-                raise ValueError(f"the stand-in has no {name} line to stamp")
-        data = source.encode("utf-8")
-        return data if data.startswith(SHEBANG) else SHEBANG + data
+        return _stamp(STANDIN, {"RELEASE": version, "GIT_COMMIT": git_sha})
     raise ValueError(f"server {server!r} must be 'standin' or 'placeholder'")
+
+
+def _stamp(path: Path, values: dict[str, str]) -> bytes:
+    """A stand-in's source with its module constants (RELEASE, ...) set."""
+    source = path.read_text(encoding="utf-8")
+    for name, val in values.items():
+        source, count = re.subn(rf'^{name} = "[^"]*"', f'{name} = "{val}"', source, count=1, flags=re.MULTILINE)
+        if count != 1:
+            raise ValueError(f"{path.name} has no {name} line to stamp")
+    data = source.encode("utf-8")
+    return data if data.startswith(SHEBANG) else SHEBANG + data
 
 
 def _entry(name: str, mode: int, data: bytes | None = None) -> tuple[tarfile.TarInfo, io.BytesIO | None]:
@@ -88,6 +95,22 @@ def _entry(name: str, mode: int, data: bytes | None = None) -> tuple[tarfile.Tar
         return info, None
     info.size = len(data)
     return info, io.BytesIO(data)
+
+
+def _write_tarball(dest_dir: Path, top: str, dirs: list[str], files: dict[str, tuple[int, bytes]]) -> Path:
+    entries = [_entry(f"{top}/{d}", 0o755) for d in ["", *dirs]]
+    entries += [_entry(name, mode, data) for name, (mode, data) in sorted(files.items())]
+    buffer = io.BytesIO()
+    # gzip with mtime 0 and no file name in its header: the digest depends on content only.
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for info, data in entries:
+                tar.addfile(info, data)
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"{top}.tar.gz"
+    path.write_bytes(buffer.getvalue())
+    return path
 
 
 def build_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str = "8f3c2ab",
@@ -105,17 +128,45 @@ def build_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str = "8f3
     if tuple(int(part) for part in version.split(".")[:2]) >= (2, 4):
         # What the real binary's ELF header asks the loader for beyond bin/ (the stand-in reads it).
         files[f"{top}/bin/NEEDED"] = (0o644, b"libjvm.so\n")
-    entries = [_entry(f"{top}/", 0o755), _entry(f"{top}/bin/", 0o755)]
-    entries += [_entry(name, mode, data) for name, (mode, data) in sorted(files.items())]
+    return _write_tarball(dest_dir, top, ["bin/"], files)
 
-    buffer = io.BytesIO()
-    # gzip with mtime 0 and no file name in its header: the digest depends on content only.
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
-            for info, data in entries:
-                tar.addfile(info, data)
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    path = dest_dir / f"{top}.tar.gz"
-    path.write_bytes(buffer.getvalue())
-    return path
+
+# The shell's config template (src/shell/config.ini in the package): run.sh fills
+# @CLUSTER_NAME@ and @CLUSTER_ADDRESS@; the shell reads [pegasus.clusters].
+SHELL_CONFIG = """\
+; the admin shell's config; run.sh shell substitutes the cluster name and address
+[core]
+  data_dir = ./pegasus_shell.data
+
+[pegasus.clusters]
+  @CLUSTER_NAME@ = @CLUSTER_ADDRESS@
+"""
+
+
+def tools_package_name(version: str, git_sha: str, platform: str, build_type: str) -> str:
+    """`pegasus-tools-{version}-{gitSHA7}-{platform}-{buildType}`, as pack_tools (v2.5.0) names it."""
+    return package_name(version, git_sha, platform, build_type).replace("pegasus-server-", "pegasus-tools-", 1)
+
+
+def build_tools_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str = "8f3c2ab",
+                        platform: str = "glibc2.17", build_type: str = "release",
+                        omit: tuple[str, ...] = ()) -> Path:
+    """Write a `pack_tools`-shaped `<name>.tar.gz` (scripts/pack_tools.sh, v2.5.0): run.sh,
+    bin/pegasus_shell/pegasus_shell, lib/, scripts/migrate_node.sh and downgrade_node.sh,
+    src/shell/config.ini and VERSION; the shell and scripts are the stand-ins.
+    `omit`: member paths (below the top directory) left out, for tests of refusals."""
+    top = tools_package_name(version, git_sha, platform, build_type)
+    node_tool = (TOOLS_STANDIN / "node_tool.sh").read_bytes()
+    files = {
+        "run.sh": (0o755, (TOOLS_STANDIN / "run.sh").read_bytes()),
+        "bin/pegasus_shell/pegasus_shell": (0o755, _stamp(SHELL_STANDIN, {"RELEASE": version})),
+        "lib/libpegasus_standin.so": (0o644, FAKE_LIBRARY),  # pack_tools: chmod -x lib/*
+        "scripts/migrate_node.sh": (0o755, node_tool),
+        "scripts/downgrade_node.sh": (0o755, node_tool),
+        "src/shell/config.ini": (0o644, SHELL_CONFIG.encode("utf-8")),
+        # pack_tools writes $platform, which it never sets: two spaces before the build type.
+        "VERSION": (0o644, f"Pegasus Tools {version} ({git_sha})  {build_type}\n".encode("utf-8")),
+    }
+    files = {f"{top}/{name}": entry for name, entry in files.items() if name not in omit}
+    return _write_tarball(dest_dir, top, ["bin/", "bin/pegasus_shell/", "lib/", "scripts/", "src/", "src/shell/"],
+                          files)

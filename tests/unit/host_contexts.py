@@ -92,6 +92,11 @@ def zoo_cfg_context(ips: list[str] = ZK_IPS) -> dict:
     }
 
 
+TOOLS = {"tarball": f"{LAYOUT.packages_dir}/pegasus-tools-2.5.0-8f3c2ab-glibc2.17-release.tar.gz",
+         "sha256": "cd" * 32, "release": "pegasus-tools-2.5.0-8f3c2ab-glibc2.17-release-cdcdcdcdcdcd",
+         "tools_dir": LAYOUT.tools_dir}
+
+
 def script_contexts() -> dict[str, dict]:
     """One realistic context per template name (as render() takes it)."""
     tarball = LAYOUT.package_path(f"{RELEASE}.tar.gz")
@@ -143,6 +148,8 @@ def script_contexts() -> dict[str, dict]:
                                "jvm_lib_link": LAYOUT.jvm_lib_link, "jvm_home_link": LAYOUT.jvm_home_link},
         "remove_package.sh": {**package, "sha256": "ab" * 32,
                               "role_links": [LAYOUT.release_link(r) for r in ("meta", "replica", "collector")]},
+        "install_tools.sh": TOOLS,
+        "remove_tools.sh": TOOLS,
         "pegasus.service": unit_context("replica"),
         "start_role.sh": role_context("replica"),
         "restart_role.sh": {**role_context("meta"), "defer_if_leader": True, "pause_seconds": 30,

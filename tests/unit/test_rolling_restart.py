@@ -23,6 +23,7 @@ from pulumi.runtime._serialization import _serialize
 
 from components import ssh_exec
 from components.rolling_restart import (
+    Roll,
     RollFailed,
     RollingRestart,
     RollingRestartArgs,
@@ -244,3 +245,105 @@ def test_the_private_key_is_a_secret_and_the_records_are_readable():
         assert inputs["restart_records"] == {"replica-0/replica": "package p\n"}
 
     return restart.urn.apply(check)
+
+
+# ---------------------------------------------------------------------------
+# With the admin tools: drains around each ReplicaServer, removals (fakes, no SSH)
+
+
+class FakeSession:
+    """Records each command line's host and phase (or `systemctl stop`); fails as told."""
+
+    def __init__(self, fail: tuple[str, str] | None = None) -> None:
+        self.calls: list[str] = []
+        self.fail = fail
+
+    def run(self, host: str, command_line: str) -> ssh_exec.SshResult:
+        if "systemctl stop" in command_line:
+            self.calls.append(f"{host} stop")
+            return ssh_exec.SshResult(host, 0, "")
+        role = next(r for r in ("replica", "meta", "collector") if f"/{r}.restart.sh" in command_line)
+        phase = command_line.split(".restart.sh' ")[1].split()[0] if ".restart.sh' " in command_line else \
+            command_line.split(".restart.sh ")[1].split()[0]
+        self.calls.append(f"{host} {role} {phase}")
+        failed = self.fail == (f"{host} {role}", phase)
+        return ssh_exec.SshResult(host, 1 if failed else 0, "it failed" if failed else "")
+
+
+class FakeDrain:
+    def __init__(self, calls: list[str], fail_on: str = "", end_fails: bool = False) -> None:
+        self.calls, self.fail_on, self.end_fails = calls, fail_on, end_fails
+
+    def __getattr__(self, name):
+        def record(*args):
+            self.calls.append(" ".join([f"drain.{name}", *map(str, args)]))
+            if name == self.fail_on:
+                from components.replica_drain import DrainFailed
+                raise DrainFailed(f"{name} failed")
+            return ["assign_delay_ms: no answer"] if name == "end" and self.end_fails else []
+        return record
+
+
+TOOLS = {"host": "meta-0", "dir": "/app/tools/t", "meta_list": "10.0.0.1:34601", "wait_seconds": 5}
+NODES = {"replica-0": "10.0.1.1:34801", "replica-1": "10.0.1.2:34801", "replica-2": "10.0.1.3:34801"}
+
+
+def tools_roll(session: FakeSession, drain: FakeDrain, removed_hosts=None) -> Roll:
+    return Roll(session, HOSTS, "/app/staged", lambda _: None, tools=TOOLS, replica_nodes=NODES, servers=KEYS,
+                removed_hosts=removed_hosts, drain_factory=lambda _shell: drain)
+
+
+def test_with_tools_each_replicaserver_is_drained_before_its_restart_and_settings_go_back_once():
+    session, calls = FakeSession(), []
+    session.calls = calls
+    done = tools_roll(session, FakeDrain(calls)).restart(["meta-1/meta", "replica-1/replica", "replica-0/replica"])
+    assert calls == [
+        "drain.begin restart",
+        "drain.drain 10.0.1.1:34801", "127.0.0.1 replica drained", "drain.release_secondaries",
+        "127.0.0.1 replica check",
+        "drain.drain 10.0.1.2:34801", "127.0.0.2 replica drained", "drain.release_secondaries",
+        "127.0.0.2 replica check",
+        "drain.end",
+        "127.0.0.2 meta roll", "127.0.0.2 meta deferred"]
+    assert done == ["replica-0/replica", "replica-1/replica", "meta-1/meta"]
+
+
+def test_a_failed_restart_stops_the_roll_and_the_settings_still_go_back():
+    session, calls = FakeSession(fail=("127.0.0.1 replica", "drained")), []
+    session.calls = calls
+    with pytest.raises(RollFailed, match="replica-0/replica did not restart healthy"):
+        tools_roll(session, FakeDrain(calls)).restart(["replica-0/replica", "replica-1/replica", "meta-0/meta"])
+    assert calls[-1] == "drain.end" and not any("meta" in c for c in calls)
+
+
+def test_a_drain_that_fails_restarts_nothing_and_settings_go_back():
+    session, calls = FakeSession(), []
+    session.calls = calls
+    with pytest.raises(RollFailed, match="could not be drained before its restart; nothing was restarted"):
+        tools_roll(session, FakeDrain(calls, fail_on="drain")).restart(["replica-0/replica"])
+    assert calls == ["drain.begin restart", "drain.drain 10.0.1.1:34801", "drain.end"]
+
+
+def test_settings_that_cannot_be_put_back_fail_a_roll_that_otherwise_worked():
+    session, calls = FakeSession(), []
+    session.calls = calls
+    with pytest.raises(RollFailed, match="could not put back the MetaServer settings"):
+        tools_roll(session, FakeDrain(calls, end_fails=True)).restart(["replica-0/replica"])
+
+
+def test_a_removed_replicaserver_is_drained_stopped_and_waited_for_then_the_metaservers_restart():
+    session, calls = FakeSession(), []
+    session.calls = calls
+    roll = tools_roll(session, FakeDrain(calls), removed_hosts={"replica-2": "192.0.2.9"})
+    roll.restart([], removed=["replica-2/replica"])
+    assert calls == [
+        "drain.begin removal", "drain.drain 10.0.1.3:34801", "192.0.2.9 stop",
+        "drain.wait_unalive 10.0.1.3:34801 5.0", "drain.release_secondaries DEFAULT", "drain.wait_healthy 5.0",
+        "drain.end",
+        "127.0.0.1 meta force", "127.0.0.2 meta force", "127.0.0.1 meta deferred", "127.0.0.2 meta deferred"]
+
+
+def test_the_replicaservers_a_stack_drops_are_found_from_its_records():
+    from components.rolling_restart import removed_replicas
+    assert removed_replicas({"replica-2/replica": "a", "meta-0/meta": "m", "replica-0/replica": "a"},
+                            {"replica-0/replica": "a", "meta-0/meta": "m"}) == ["replica-2/replica"]

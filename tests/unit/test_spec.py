@@ -282,3 +282,41 @@ def test_a_slash_24_vpc_is_split_in_two(package):
     spec = build_spec(raw, stack="dev", secret_keys=SECRET)
     assert subnet_ranges(spec.network.vpc_cidr) == ("10.42.0.0/25", "10.42.0.128/25")
     assert subnet_ranges("10.42.0.0/16") == ("10.42.0.0/24", "10.42.1.0/24")  # as before: no replacement
+
+
+# ---------------------------------------------------------------- toolsPackage (pack_tools)
+
+def test_a_tools_package_is_read_like_the_server_package(package, tmp_path):
+    from tests.support.package_builder import build_tools_package
+    tools = build_tools_package(tmp_path)
+    spec = build_spec({**minimal(package), "toolsPackage": str(tools)}, stack="dev", secret_keys=SECRET)
+    assert spec.tools is not None and spec.tools.release == "pegasus-tools-2.5.0-8f3c2ab-glibc2.17-release"
+    assert spec.tools.version == "2.5.0" and len(spec.tools.sha256) == 64
+    assert build_spec(minimal(package), stack="dev", secret_keys=SECRET).tools is None
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("misnamed", "is not named as pack_tools names a package"),
+    ("missing", "does not exist or is not a file"),
+    ("no shell", "lacks bin/pegasus_shell/pegasus_shell"),
+    ("no libraries", "lacks lib/ (the shell's libraries)"),
+    ("server package", "is not named as pack_tools names a package"),
+])
+def test_a_bad_tools_package_is_refused_naming_the_key_and_the_fix(package, tmp_path, case, expected):
+    from tests.support.package_builder import build_tools_package
+    if case == "misnamed":
+        path = build_tools_package(tmp_path)
+        path = path.rename(tmp_path / "tools.tar.gz")
+    elif case == "missing":
+        path = tmp_path / "pegasus-tools-2.5.0-8f3c2ab-glibc2.17-release.tar.gz"
+    elif case == "no shell":
+        path = build_tools_package(tmp_path, omit=("bin/pegasus_shell/pegasus_shell",))
+    elif case == "no libraries":
+        path = build_tools_package(tmp_path, omit=("lib/libpegasus_standin.so",))
+    else:
+        path = package
+    with pytest.raises(SpecError) as raised:
+        build_spec({**minimal(package), "toolsPackage": str(path)}, stack="dev", secret_keys=SECRET)
+    message = str(raised.value)
+    assert "pegasus:toolsPackage:" in message and expected in message
+    assert "rebuild the package with pack_tools, or remove the key" in message

@@ -42,6 +42,19 @@ NODE is "ip:port" up to 2.5 and "host:port" (reverse DNS name) on 2.6.
   A MetaServer that does not lead answers every /meta/ path with 307 and
   Location: http://<leader>/<path>[?k=v&...] (redirect_if_not_primary).
 
+Test-double endpoints (not Pegasus's) on the leading MetaServer's port, standing for
+the RPCs the admin shell sends it (followers answer 307 as for /meta/); every answer
+is {"err": "ERR_OK" | error name, ...}:
+  /standin/control_meta?level=L      RPC_CM_CONTROL_META (meta_service.cpp on_control_meta_level):
+                                     L stopped|blind|freezed|steady|lively, or invalid to only read;
+                                     {"err", "old_level": "fl_<level>"}
+  /standin/propose_balancer?gpid=A.P&actions=TYPE/TARGET/NODE[,...][&force=true]
+                                     RPC_CM_PROPOSE_BALANCER (server_state.cpp on_propose_balancer,
+                                     server_load_balancer.cpp register_proposals): queued for the
+                                     partition; the guardian carries them out (see apply_proposals)
+  /standin/remote_command?cmd=C[&arg=V...]
+                                     RPC_CLI_CLI_CALL: {"err", "result": text}; the meta.lb.* commands
+                                     of partition_guardian.cpp and server_state.cpp
 Test-double endpoints (not Pegasus's), on a ReplicaServer's port:
   /standin/put?table=T&partition=P&key=K&value=V   200 {"ok": true} | 409/503 {"error": ...}
   /standin/get?table=T&partition=P&key=K           200 {"ok": true, "value": V|null} | 409/503
@@ -461,6 +474,11 @@ class Meta:
         self.min_live = config.integer("meta_server", "min_live_node_count_for_unfreeze", 3)
         self.assign_delay = config.integer("meta_server", "replica_assign_delay_ms_for_dropouts", 600000) / 1000
         self.level = config.get("meta_server", "meta_function_level_on_start", "steady")
+        # server_state.cpp (v2.5.0): the add-secondary limit counts only with flow control on.
+        self.flow_control = config.get("meta_server", "add_secondary_enable_flow_control", "false") == "true"
+        self.add_secondary_max = config.integer("meta_server", "add_secondary_max_count_for_one_node", 10)
+        self.proposals: dict[tuple[int, int], list[tuple[str, str, str]]] = {}  # (app_id, pidx) -> actions
+        self.sock: socket.socket | None = None
         self.tables = self.default_tables(config)
         self.lock = threading.RLock()
         self.workers: dict[str, dict] = {}  # node -> {last_recv, alive, addr}
@@ -587,6 +605,8 @@ class Meta:
     def on_ping(self, ping: dict, source) -> dict | None:
         node = str(ping.get("from", ""))
         with self.lock:
+            last_start = (self.stability.get(node) or {}).get("start")
+            restarted = "start_time" in ping and last_start is not None and int(ping["start_time"]) > last_start
             if "start_time" in ping and not self.stable(node, int(ping["start_time"])):
                 log.warning("%s is unstable, don't response to it's beacon", node)
                 return None
@@ -601,6 +621,13 @@ class Meta:
                 self.workers[node] = {"last_recv": time.monotonic(), "alive": True, "addr": list(source)}
             else:
                 w["last_recv"], w["addr"] = time.monotonic(), list(source)
+            if restarted:
+                # A restarted ReplicaServer loads its replicas inactive (replica_stub.cpp:
+                # not a transient inactivity), so none of them serves until the meta
+                # reassigns the partition: a secondary becomes primary, the node comes
+                # back as a secondary (the guardian, below).
+                log.info("worker %s restarted: its replicas come back inactive", node)
+                self.on_node_dead(node)
             ack["config"] = self.config_of(node)
             return ack
 
@@ -652,8 +679,10 @@ class Meta:
     def guardian_loop(self) -> None:
         while not self.stop.wait(0.5):
             with self.lock:
-                if self.frozen():
+                # meta_service.cpp: no partition is checked at a level below steady, nor when frozen.
+                if self.frozen() or self.level not in ("steady", "lively"):
                     continue
+                self.apply_proposals()
                 alive = [n for n, w in self.workers.items() if w["alive"]]
                 load = {n: 0 for n in alive}
                 for app in self.apps.values():
@@ -684,6 +713,8 @@ class Meta:
             return True
         if 1 + len(part["secondaries"]) >= part["max_replica_count"]:
             return False
+        if self.flow_control and self.add_secondary_max <= 0:
+            return False  # server_state.cpp: add_secondary_running_nodes[node] >= max: no proposal
         members = {part["primary"], *part["secondaries"]}
         returning = [n for n in part["dropped"] if n in alive and n not in members]
         waited = time.time() - max(part["dropped"].values(), default=0) >= self.assign_delay
@@ -698,8 +729,133 @@ class Meta:
         part["ballot"] += 1
         return True
 
+    # -- admin operations (the RPCs the shell sends)
+    def app_by_id(self, app_id: int) -> dict | None:
+        return next((a for a in self.apps.values() if a["app_id"] == app_id), None)
+
+    def propose_balancer(self, q: dict) -> dict:
+        try:
+            app_id, pidx = (int(x) for x in q.get("gpid", "").split("."))
+            actions = [tuple(a.split("/")) for a in q.get("actions", "").split(",") if a]
+        except ValueError:
+            return {"err": "ERR_INVALID_PARAMETERS"}
+        app = self.app_by_id(app_id)
+        if app is None or not 0 <= pidx < app["partition_count"] or any(len(a) != 3 for a in actions):
+            return {"err": "ERR_INVALID_PARAMETERS"}
+        if (app_id, pidx) in self.proposals:  # register_proposals: lb_actions not empty
+            return {"err": "ERR_INVALID_PARAMETERS"}
+        self.proposals[(app_id, pidx)] = actions
+        return {"err": "ERR_OK"}
+
+    def apply_proposals(self) -> None:
+        """Carries out queued proposals as the replicas would (replica_config.cpp): a
+        primary moves only from the current primary to one of its secondaries
+        (DOWNGRADE_TO_SECONDARY then UPGRADE_TO_PRIMARY); DOWNGRADE_TO_INACTIVE, sent
+        to the primary, drops one secondary, which the meta records as dropped.
+        Anything else the replicas would reject: dropped with a log line. The
+        replicas hear of the change at once (the meta sends proposals as RPCs)."""
+        for (app_id, pidx), actions in list(self.proposals.items()):
+            del self.proposals[(app_id, pidx)]
+            app = self.app_by_id(app_id)
+            part = app["partitions"][pidx] if app else None
+            if part is None:
+                continue
+            types = [a[0] for a in actions]
+            touched = [part["primary"], *part["secondaries"]]
+            if types == ["DOWNGRADE_TO_SECONDARY", "UPGRADE_TO_PRIMARY"]:
+                old, new = actions[0][2], actions[1][2]
+                if part["primary"] != old or new not in part["secondaries"] or not self.workers[new]["alive"]:
+                    log.warning("gpid(%d.%d): move_pri %s -> %s rejected by the replicas", app_id, pidx, old, new)
+                    continue
+                part["secondaries"] = [s for s in part["secondaries"] if s != new] + [old]
+                part["primary"] = new
+            elif types == ["DOWNGRADE_TO_INACTIVE"]:
+                target, node = actions[0][1], actions[0][2]
+                if part["primary"] != target or node not in part["secondaries"]:
+                    log.warning("gpid(%d.%d): downgrade of %s rejected by %s", app_id, pidx, node, target)
+                    continue
+                part["secondaries"].remove(node)
+                part["dropped"][node] = time.time()
+            else:
+                log.warning("gpid(%d.%d): proposal %s not modelled by the stand-in, dropped", app_id, pidx, actions)
+                continue
+            part["ballot"] += 1
+            self.save(app)
+            log.info("gpid(%d.%d): %s done, primary %s, secondaries %s", app_id, pidx, types,
+                     part["primary"], part["secondaries"])
+            self.push(touched)
+
+    def push(self, nodes: list[str]) -> None:
+        """Sends each node its partitions now (a proposal reaches a replica as an RPC)."""
+        for node in nodes:
+            addr = (self.workers.get(node) or {}).get("addr")
+            if addr and self.sock is not None:
+                message = {"t": "ack", "push": True, "is_master": True, "primary_node": f"{self.ip}:{self.port}",
+                           "config": self.config_of(node)}
+                try:
+                    self.sock.sendto(json.dumps(message).encode(), tuple(addr))
+                except OSError as e:
+                    log.warning("cannot push the configuration to %s: %s", node, e)
+
+    def remote_command(self, cmd: str, args: list[str]) -> str:
+        """The meta's command_manager commands the rolling update uses; results as upstream."""
+        if cmd == "meta.lb.assign_delay_ms":  # partition_guardian.cpp ctrl_assign_delay_ms
+            if not args:
+                return str(int(self.assign_delay * 1000))
+            if args[0] == "DEFAULT":
+                self.assign_delay = self.config.integer("meta_server", "replica_assign_delay_ms_for_dropouts",
+                                                        600000) / 1000
+            elif not args[0].isdigit() or int(args[0]) <= 0 or int(args[0]) > 2**31 - 1:
+                return "ERR: invalid arguments"
+            else:
+                self.assign_delay = int(args[0]) / 1000
+            return "OK"
+        if cmd == "meta.lb.add_secondary_enable_flow_control":  # command_manager.h remote_command_set_bool_flag
+            if not args:
+                return "true" if self.flow_control else "false"
+            if args[0] not in ("true", "false"):
+                return "ERR: invalid arguments"
+            self.flow_control = args[0] == "true"
+            return "OK"
+        if cmd == "meta.lb.add_secondary_max_count_for_one_node":  # server_state.cpp
+            if not args:
+                return str(self.add_secondary_max)
+            if args[0] == "DEFAULT":
+                self.add_secondary_max = self.config.integer("meta_server", "add_secondary_max_count_for_one_node", 10)
+            elif not args[0].isdigit() or int(args[0]) > 2**31 - 1:
+                return "ERR: invalid arguments"
+            else:
+                self.add_secondary_max = int(args[0])
+            return "OK"
+        return f"unknown command '{cmd}'"
+
+    def admin(self, path: str, args: list[tuple[str, str]]):
+        q = dict(args)
+        if path == "/standin/control_meta":
+            level = q.get("level", "invalid")
+            if level not in ("invalid", "stopped", "blind", "freezed", "steady", "lively"):
+                return 400, {"err": "ERR_INVALID_PARAMETERS"}, None
+            old, self.level = self.level, self.level if level == "invalid" else level
+            return 200, {"err": "ERR_OK", "old_level": f"fl_{old}"}, None
+        if path == "/standin/propose_balancer":
+            return 200, self.propose_balancer(q), None
+        if path == "/standin/remote_command":
+            return 200, {"err": "ERR_OK", "result": self.remote_command(q.get("cmd", ""),
+                                                                        [v for k, v in args if k == "arg"])}, None
+        return 404, "Not Found", None
+
     # -- HTTP
     def http(self, path: str, args: list[tuple[str, str]]):
+        if path.startswith("/standin/"):
+            if not self.is_leader:
+                # remote_command goes to the node it names (-l), leader or not
+                if path == "/standin/remote_command":
+                    return 200, {"err": "ERR_OK", "result": self.remote_command(
+                        dict(args).get("cmd", ""), [v for k, v in args if k == "arg"])}, None
+                leader = self.leader()
+                return 307, "", f"http://{leader}{path}?" + "&".join(f"{k}={quote(v)}" for k, v in args)
+            with self.lock:
+                return self.admin(path, args)
         if not path.startswith("/meta/"):
             return 404, "Not Found", None
         names = [k for k, _ in args]
@@ -849,6 +1005,7 @@ class Meta:
         return page
 
     def serve_udp(self, sock: socket.socket) -> None:
+        self.sock = sock
         for ping, source in udp_messages(sock, "ping", self.stop):
             ack = self.on_ping(ping, source)
             if ack is not None:
@@ -922,7 +1079,8 @@ class Replica:
                 if ack.get("primary_node"):
                     self.target = ack["primary_node"]
                 continue
-            self.last_ack = time.monotonic()
+            if not ack.get("push"):  # a pushed configuration is no beacon answer: no lease
+                self.last_ack = time.monotonic()
             with self.lock:
                 self.roles = ack.get("config", {})
 

@@ -41,8 +41,13 @@ def get(address: str, path: str, timeout: float = 2.0, hops: int = 3) -> tuple[i
 
 
 class StandinClient:
-    def __init__(self, metas: list[str], table: str = "stat"):
-        self.metas, self.table = list(metas), table
+    def __init__(self, metas: list[str], table: str = "stat", timeout: float = 0.25):
+        # timeout: a request's budget for retries (about five, 8 ms << n apart). It
+        # covers what takes milliseconds for the real client too (asking the
+        # MetaServer again after a primary moved), not a restart: the stand-in's
+        # partitions are reassigned within seconds, where a real ReplicaServer
+        # reloads its replicas for far longer than the client's 5 s.
+        self.metas, self.table, self.timeout = list(metas), table, timeout
         self.primaries: dict[int, str] = {}
         self.replica_counts: dict[int, int] = {}  # partition -> replicas the MetaServer lists
 
@@ -65,6 +70,26 @@ class StandinClient:
         raise OSError("; ".join(errors))
 
     def call(self, op: str, partition: int, key: str, value: str = "") -> tuple[bool, str]:
+        """One request, retried as a Pegasus client retries it (partition_resolver.cpp,
+        v2.5.0: on a failed call the partition's config is queried again and the call
+        sent again, 8 ms << n apart, while its timeout lasts)."""
+        deadline, retries = time.monotonic() + self.timeout, 0
+        while True:
+            try:
+                ok, why = self._call_once(op, partition, key, value)
+            except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
+                ok, why = False, f"{type(e).__name__}: {e}"
+            gap = min(0.008 * (1 << retries), 1.0)
+            if ok or time.monotonic() + gap >= deadline:
+                return ok, why
+            time.sleep(gap)
+            retries += 1
+            try:
+                self.refresh()
+            except OSError:
+                pass  # keep the partition table it has, as the client does
+
+    def _call_once(self, op: str, partition: int, key: str, value: str) -> tuple[bool, str]:
         if not self.primaries:
             self.refresh()
         primary = self.primaries.get(partition, "-")
