@@ -18,7 +18,7 @@ import time
 import pytest
 
 from tests.e2e.localcloud.engine import Engine
-from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible
+from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
 from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
@@ -90,14 +90,6 @@ def own(local_cloud, tmp_path_factory):
     yield cluster
     destroy_what_is_left(cluster.engine)
 
-
-def wait_for(predicate, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_1_up_on_listed_servers(own):

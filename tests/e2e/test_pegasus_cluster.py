@@ -21,7 +21,7 @@ import pytest
 from components.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.remote_command import COPIED
-from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible
+from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
 from tests.support.package_builder import build_package, build_tools_package
 from tools.localcloud.sshkeys import generate_key_pair
 from tests.support.pulumi_program import PROGRAM, stack_config
@@ -163,14 +163,6 @@ def alive_replicas(cluster: Cluster) -> dict[str, str]:
     nodes = cluster.meta_get("/meta/nodes")
     return {address: node["status"] for address, node in nodes["details"].items()}
 
-
-def wait_for(predicate, what: str, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_1_up(cluster):

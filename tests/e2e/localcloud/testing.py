@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tools.localcloud.cloud import LocalCloud, missing_prerequisites
@@ -29,3 +31,13 @@ def destroy_what_is_left(engine) -> None:
             engine.destroy()
         except DeploymentError as error:
             print(f"cleanup destroy failed: {error}")
+
+
+def wait_for(predicate, what: str, seconds: float = 60) -> None:
+    """Polls `predicate` once a second until it holds; fails naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
