@@ -3,7 +3,7 @@
 Each Pegasus server's `<host>-<role>-config` command stages, next to its
 newest config.ini, the script that restarts it (templates/restart_role.sh.j2).
 This resource holds, per server, the record of what that server runs with
-(`restartRecords`, one fact a line: package, addresses, overrides, unit and
+(`restart_records`, one fact a line: package, addresses, overrides, unit and
 config hashes), so a preview's diff names each server that will restart and
 says in plain words why. Then, from where `pulumi up` runs, over SSH:
 
