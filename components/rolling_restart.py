@@ -40,10 +40,11 @@ effects at import, and tolerant of outputs written by older versions.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi.dynamic
@@ -192,10 +193,8 @@ class Roll:
     def _drained_restarts(self, replicas: Sequence[str], keys: Sequence[str], done: list[str]) -> None:
         """pegasus_rolling_update.sh: each ReplicaServer drained, restarted, ALIVE,
         secondaries allowed again, every table healthy; settings back at the end."""
-        drain = self._drain()
-        failure: Optional[BaseException] = None
-        try:
-            drain.begin("restart")
+        with self._draining("restart", lambda exc: f"the admin shell failed during the roll (restarted: "
+                            f"{', '.join(done) or 'none'}): {exc}") as drain:
             for key in replicas:
                 node = self._node(key)
                 try:
@@ -207,15 +206,24 @@ class Roll:
                 self._step(key, "drained", keys, done)
                 drain.release_secondaries()
                 self._step(key, "check", keys, done)
+
+    @contextlib.contextmanager
+    def _draining(self, purpose: str, failure: Callable[[Exception], str]) -> Iterator[Drain]:
+        """A drain begun for `purpose`; the MetaServer settings it changed are put back at
+        the end, also when the body fails. An admin shell failure becomes RollFailed(failure(exc))."""
+        drain = self._drain()
+        failed: Optional[BaseException] = None
+        try:
+            drain.begin(purpose)
+            yield drain
         except (DrainFailed, AdminShellError) as exc:
-            failure = exc
-            raise RollFailed(f"the admin shell failed during the roll (restarted: {', '.join(done) or 'none'}): "
-                             f"{exc}") from exc
+            failed = exc
+            raise RollFailed(failure(exc)) from exc
         except BaseException as exc:
-            failure = exc
+            failed = exc
             raise
         finally:
-            self._put_back(drain, failure)
+            self._put_back(drain, failed)
 
     def _put_back(self, drain: Drain, failure: Optional[BaseException]) -> None:
         try:
@@ -232,11 +240,8 @@ class Roll:
     def _remove(self, removed: Sequence[str]) -> None:
         """pegasus_offline_node.sh, one ReplicaServer at a time: drained, stopped, its
         partitions healthy again on the others. Pulumi deletes it afterwards."""
-        drain = self._drain()
-        failure: Optional[BaseException] = None
         wait = float((self._tools or {}).get("wait_seconds", 600))
-        try:
-            drain.begin("removal")
+        with self._draining("removal", lambda exc: f"removing {', '.join(removed)}: {exc}") as drain:
             for key in removed:
                 node = self._node(key)
                 try:
@@ -254,14 +259,6 @@ class Roll:
                 drain.wait_unalive(node, wait)
                 drain.release_secondaries("DEFAULT")
                 drain.wait_healthy(wait)
-        except (DrainFailed, AdminShellError) as exc:
-            failure = exc
-            raise RollFailed(f"removing {', '.join(removed)}: {exc}") from exc
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            self._put_back(drain, failure)
 
     def check(self, keys: Sequence[str]) -> None:
         """Every server serves, is ALIVE, and every table is healthy; checked in parallel."""
