@@ -428,10 +428,7 @@ def test_8_package_upgrade_rolls_every_server_and_removes_the_old_release(cluste
     stats = load_result(cluster, "/root/stop-load", "a rolling upgrade without admin tools")
     after = role_starts(cluster)
     # Pegasus's order: every ReplicaServer, then the MetaServers, then the Collector; one at a time.
-    restarted = sorted(after, key=after.get)
-    kinds = [unit.split("/")[1] for unit in restarted]
-    roll_order = ["pegasus-replica.service", "pegasus-meta.service", "pegasus-collector.service"]
-    assert kinds == sorted(kinds, key=roll_order.index), restarted
+    assert_rolled_in_pegasus_order(after)
     assert len(set(after.values())) == len(after), f"two servers restarted in the same second: {after}"
     after = role_starts(cluster)
     assert all(after[unit] > before[unit] for unit in before), "a server kept running the old release"
@@ -468,18 +465,33 @@ def replica_count(cluster: Cluster, address: str) -> int:
     return int(nodes.get(address, {}).get("replica_count") or 0)
 
 
+def give_replicas_to(cluster: Cluster, address: str) -> None:
+    """The server at `address` (replica-3) takes over replicas: while replica-0 is down, the
+    MetaServers re-replicate its partitions onto the others (they do not balance by themselves)."""
+    replica0 = cluster.machine("replica-0")
+    replica0.check("systemctl stop pegasus-replica.service")
+    wait_for(lambda: replica_count(cluster, address) > 0 and tables_healthy(cluster),
+             "replica-3 to take over replicas of replica-0", 120)
+    replica0.check("systemctl start pegasus-replica.service")
+    wait_for(lambda: cluster_healthy(cluster), "replica-0 back", 120)
+
+
+def assert_rolled_in_pegasus_order(starts: dict[str, float]) -> None:
+    """Every ReplicaServer restarted before the MetaServers, and they before the Collector
+    (`starts`: when each host/unit last became active, from role_starts)."""
+    restarted = sorted(starts, key=starts.get)
+    kinds = [unit.split("/")[1] for unit in restarted]
+    roll_order = ["pegasus-replica.service", "pegasus-meta.service", "pegasus-collector.service"]
+    assert kinds == sorted(kinds, key=roll_order.index), restarted
+
+
 def test_a_scale_in_refuses_a_server_with_replicas_then_removes_a_drained_one(cluster):
     config = copy.deepcopy(cluster.config)
     config["replica"]["count"] = 3
     leaving = cluster.exports["replicaServers"][3]
     # The server to remove must hold replicas: while replica-0 is down, the
     # MetaServers re-replicate its partitions onto the others, replica-3 among them.
-    replica0 = cluster.machine("replica-0")
-    replica0.check("systemctl stop pegasus-replica.service")
-    wait_for(lambda: replica_count(cluster, leaving) > 0 and tables_healthy(cluster),
-             "replica-3 to take over replicas of replica-0", 120)
-    replica0.check("systemctl start pegasus-replica.service")
-    wait_for(lambda: cluster_healthy(cluster), "replica-0 back", 120)
+    give_replicas_to(cluster, leaving)
     with timed(cluster.times, "scale in"):
         with pytest.raises(DeploymentError) as error:
             cluster.up(config)
@@ -515,10 +527,7 @@ def test_a_2_with_admin_tools_a_rolling_upgrade_moves_primaries_first_and_no_req
         assert len(tools) == 1 and tools[0].startswith("pegasus-tools-2.5.0-8f3c2ab"), tools
     after = role_starts(cluster)
     assert all(after[unit] > before[unit] for unit in before), "a server kept running the old release"
-    restarted = sorted(after, key=after.get)
-    kinds = [unit.split("/")[1] for unit in restarted]
-    roll_order = ["pegasus-replica.service", "pegasus-meta.service", "pegasus-collector.service"]
-    assert kinds == sorted(kinds, key=roll_order.index), restarted
+    assert_rolled_in_pegasus_order(after)
     # Each ReplicaServer's primaries moved and its replicas downgraded before its restart.
     assert stats["failed"] == 0 and stats["below_two"] == [], stats
     assert cluster.meta_get("/version")["Version"] == "2.5.2"
@@ -530,12 +539,7 @@ def test_a_3_with_admin_tools_a_scale_in_drains_the_server_then_deletes_it(clust
     cluster.up(config)
     leaving = cluster.exports["replicaServers"][3]
     # Give the new server replicas (the MetaServers do not balance at the steady level).
-    replica0 = cluster.machine("replica-0")
-    replica0.check("systemctl stop pegasus-replica.service")
-    wait_for(lambda: replica_count(cluster, leaving) > 0 and tables_healthy(cluster),
-             "replica-3 to take over replicas of replica-0", 120)
-    replica0.check("systemctl start pegasus-replica.service")
-    wait_for(lambda: cluster_healthy(cluster), "replica-0 back", 120)
+    give_replicas_to(cluster, leaving)
     config["replica"]["count"] = 3
     run_load_on(cluster, "/root/stop-load")
     with timed(cluster.times, "scale in with admin tools"):
