@@ -622,7 +622,8 @@ class Meta:
             else:
                 w["last_recv"], w["addr"] = time.monotonic(), list(source)
             if restarted:
-                # A restarted ReplicaServer loads its replicas inactive (replica_stub.cpp:
+                # A restarted ReplicaServer loads its replicas inactive (replica.cpp:228 at
+                # v2.5.0, a new replica object starts PS_INACTIVE; replica_stub.cpp:
                 # not a transient inactivity), so none of them serves until the meta
                 # reassigns the partition: a secondary becomes primary, the node comes
                 # back as a secondary (the guardian, below).
