@@ -54,8 +54,12 @@ is {"err": "ERR_OK" | error name, ...}:
                                      partition; the guardian carries them out (see apply_proposals)
   /standin/remote_command?cmd=C[&arg=V...]
                                      RPC_CLI_CLI_CALL: {"err", "result": text}; the meta.lb.* commands
-                                     of partition_guardian.cpp and server_state.cpp
+                                     of partition_guardian.cpp and server_state.cpp ("OK" up to 2.5,
+                                     master's JSON answers on 2.6)
 Test-double endpoints (not Pegasus's), on a ReplicaServer's port:
+  /standin/remote_command?cmd=C[&arg=V...]
+                                     RPC_CLI_CLI_CALL: replica.kill_partition, perf-counters (the
+                                     replica_stub counts, up to 2.5), flush-log
   /standin/put?table=T&partition=P&key=K&value=V   200 {"ok": true} | 409/503 {"error": ...}
   /standin/get?table=T&partition=P&key=K           200 {"ok": true, "value": V|null} | 409/503
   A put needs this node to be the partition's primary and the partition to have
@@ -80,6 +84,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -97,6 +102,9 @@ LIBRARY = "libpegasus_standin.so"  # stands for the shared libraries the package
 SYSTEM_LIBRARY_DIRS = ["/lib", "/usr/lib", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
                        "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]
 SITE_LOCAL = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+# How long a replica takes to close here (the real one flushes its memtables first:
+# pegasus_server_impl.cpp stop(clear_state=false)).
+CLOSE_SECONDS = 1.0
 
 log = logging.getLogger("pegasus_server")
 
@@ -449,6 +457,108 @@ def http_json(address: str, path: str, timeout: float = 2.0) -> tuple[int, objec
         conn.close()
 
 
+# ---------------------------------------------------------------- remote commands (command_manager)
+
+def int_command(name: str, args: list[str], value: int, default: int, valid) -> tuple[str, int | None]:
+    """An integer setting's answer and its new value (None: unchanged). Up to 2.5 the meta's
+    own handlers (partition_guardian.cpp, server_state.cpp at v2.5.0) answer "OK", the value,
+    or "ERR: invalid arguments"; master's command_manager::set_int (utils/command_manager.h)
+    answers JSON (nlohmann dump(2)) and accepts any value >= 0."""
+    if release() < (2, 6):
+        if not args:
+            return str(value), None
+        if args[0] == "DEFAULT":
+            return "OK", default
+        if not args[0].isdigit() or not valid(int(args[0])):
+            return "ERR: invalid arguments", None
+        return "OK", int(args[0])
+    msg: dict[str, object] = {"error": "ok"}
+    new = None
+    if not args:
+        msg[name] = str(value)
+    elif len(args) > 1:
+        msg["error"] = f"ERR: invalid arguments '{' '.join(args)}', only one argument is acceptable"
+    elif args[0].lower() == "default":
+        msg[name] = new = default
+    elif not args[0].isdigit() or int(args[0]) > 2**63 - 1:
+        msg["error"] = f"ERR: invalid argument '{args[0]}', the value is not acceptable"
+    else:
+        new = int(args[0])
+    return json.dumps(msg, indent=2, sort_keys=True), new
+
+
+def bool_command(name: str, args: list[str], value: bool) -> tuple[str, bool | None]:
+    """A boolean setting (v2.5.0 remote_command_set_bool_flag; master command_manager::set_bool)."""
+    if release() < (2, 6):
+        if not args:
+            return "true" if value else "false", None
+        if args[0] not in ("true", "false"):
+            return "ERR: invalid arguments", None
+        return "OK", args[0] == "true"
+    msg: dict[str, object] = {"error": "ok"}
+    new = None
+    if not args:
+        msg[name] = "true" if value else "false"
+    elif len(args) > 1:
+        msg["error"] = "ERR: invalid arguments, only one boolean argument is acceptable"
+    elif args[0].lower() not in ("true", "false"):  # buf2bool, ignoring case
+        msg["error"] = f"ERR: invalid arguments, '{args[0]}' is not a boolean"
+    else:
+        new = args[0].lower() == "true"
+    return json.dumps(msg, indent=2, sort_keys=True), new
+
+
+def atoi(text: str) -> int:
+    """C's atoi: an optional sign and the leading digits, 0 without any."""
+    digits = text.lstrip(" \t")
+    sign = -1 if digits[:1] == "-" else 1
+    digits = digits[1:] if digits[:1] in "+-" and digits else digits
+    number = ""
+    for ch in digits:
+        if not ch.isdigit():
+            break
+        number += ch
+    return sign * int(number) if number else 0
+
+
+def basic_regex(pattern: str) -> "re.Pattern[str]":
+    """A POSIX basic regular expression (std::regex_constants::basic) as Python's: `(`, `)`,
+    `{`, `}`, `|`, `+` and `?` are literals, `\\(`...`\\)` groups."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i + 1] if pattern[i + 1] in "(){}" else re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(re.escape(ch) if ch in "(){}|+?" else ch)
+        i += 1
+    return re.compile("".join(out))
+
+
+def perf_counters_answer(snapshot: tuple[int, dict[str, int]], args: list[str]) -> str:
+    """`perf-counters [regexp]...` (perf_counters.cpp list_snapshot_by_regexp, v2.5.0): the
+    snapshot's counters whose full name matches one of the expressions. Only the replica
+    counts of replica_stub.cpp are kept here; master keeps those as metrics (replica_stub.cpp
+    METRIC_DEFINE_gauge_int64 total_replicas...), so there the command lists none of them."""
+    taken, counts = snapshot
+    counters = [] if release() >= (2, 6) else [
+        {"name": f"replica*eon.replica_stub*{name}", "type": "NUMBER", "value": float(value)}
+        for name, value in counts.items()]
+    info: dict[str, object] = {"result": "OK", "timestamp": taken,
+                               "timestamp_str": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(taken)),
+                               "counters": []}
+    patterns = []
+    for arg in args:
+        try:
+            patterns.append(basic_regex(arg))
+        except re.error:
+            info["result"] = f"ERROR: invalid filter: {arg}"
+            return json.dumps(info, separators=(",", ":"))
+    info["counters"] = [c for c in counters if not patterns or any(p.fullmatch(str(c["name"])) for p in patterns)]
+    return json.dumps(info, separators=(",", ":"))
+
+
 # ---------------------------------------------------------------- meta server
 
 def health(part: dict) -> tuple[int, bool, bool, bool]:
@@ -639,7 +749,7 @@ class Meta:
                 role = "primary" if part["primary"] == node else "secondary" if node in part["secondaries"] else None
                 if role:
                     out[f"{app['app_name']}.{part['pidx']}"] = {
-                        "role": role, "ballot": part["ballot"],
+                        "role": role, "ballot": part["ballot"], "app_id": app["app_id"], "pidx": part["pidx"],
                         "replicas": (1 if part["primary"] else 0) + len(part["secondaries"]),
                         "secondaries": [self.workers.get(s, {}).get("addr") for s in part["secondaries"]]}
         return out
@@ -800,34 +910,23 @@ class Meta:
 
     def remote_command(self, cmd: str, args: list[str]) -> str:
         """The meta's command_manager commands the rolling update uses; results as upstream."""
-        if cmd == "meta.lb.assign_delay_ms":  # partition_guardian.cpp ctrl_assign_delay_ms
-            if not args:
-                return str(int(self.assign_delay * 1000))
-            if args[0] == "DEFAULT":
-                self.assign_delay = self.config.integer("meta_server", "replica_assign_delay_ms_for_dropouts",
-                                                        600000) / 1000
-            elif not args[0].isdigit() or int(args[0]) <= 0 or int(args[0]) > 2**31 - 1:
-                return "ERR: invalid arguments"
-            else:
-                self.assign_delay = int(args[0]) / 1000
-            return "OK"
-        if cmd == "meta.lb.add_secondary_enable_flow_control":  # command_manager.h remote_command_set_bool_flag
-            if not args:
-                return "true" if self.flow_control else "false"
-            if args[0] not in ("true", "false"):
-                return "ERR: invalid arguments"
-            self.flow_control = args[0] == "true"
-            return "OK"
+        if cmd == "meta.lb.assign_delay_ms":  # partition_guardian.cpp ctrl_assign_delay_ms / register_int_command
+            default = self.config.integer("meta_server", "replica_assign_delay_ms_for_dropouts", 600000)
+            answer, value = int_command(cmd, args, int(self.assign_delay * 1000), default, lambda v: 0 < v <= 2**31 - 1)
+            if value is not None:
+                self.assign_delay = value / 1000
+            return answer
+        if cmd == "meta.lb.add_secondary_enable_flow_control":  # remote_command_set_bool_flag / register_bool_command
+            answer, flag = bool_command(cmd, args, self.flow_control)
+            if flag is not None:
+                self.flow_control = flag
+            return answer
         if cmd == "meta.lb.add_secondary_max_count_for_one_node":  # server_state.cpp
-            if not args:
-                return str(self.add_secondary_max)
-            if args[0] == "DEFAULT":
-                self.add_secondary_max = self.config.integer("meta_server", "add_secondary_max_count_for_one_node", 10)
-            elif not args[0].isdigit() or int(args[0]) > 2**31 - 1:
-                return "ERR: invalid arguments"
-            else:
-                self.add_secondary_max = int(args[0])
-            return "OK"
+            default = self.config.integer("meta_server", "add_secondary_max_count_for_one_node", 10)
+            answer, value = int_command(cmd, args, self.add_secondary_max, default, lambda v: v <= 2**31 - 1)
+            if value is not None:
+                self.add_secondary_max = value
+            return answer
         return f"unknown command '{cmd}'"
 
     def admin(self, path: str, args: list[tuple[str, str]]):
@@ -1029,7 +1128,17 @@ class Replica:
     fd_beacon_interval_seconds to the current meta from the replica port over UDP; a
     non-master ack points at the leader; no ack within 2/3 of the interval moves on
     to the next meta of the list; without an ack for fd_lease_seconds the node
-    serves nothing (its replicas go inactive)."""
+    serves nothing (its replicas go inactive).
+
+    Its replicas' life (replica_stub.cpp, v2.5.0): a replica the meta assigns joins
+    `_replicas`; one downgraded away stays there (the meta sends no
+    RPC_REMOVE_REPLICA for DOWNGRADE_TO_INACTIVE, replica_config.cpp) until the next
+    config sync finds it unknown to the meta (on_node_query_reply_scatter2, every
+    config_sync_interval_ms) or `replica.kill_partition` injects an error; either
+    closes it (begin_close_replica: `_closing_replicas`, then gone once closed,
+    CLOSE_SECONDS here). The perf counters that count them are read from a snapshot
+    the counter reporter takes every perf_counter_update_interval_seconds
+    (pegasus_counter_reporter.cpp)."""
 
     def __init__(self, config: Config, ip: str, port: int, data_dirs: list[str], stop: threading.Event):
         self.config, self.stop, self.ip, self.port = config, stop, ip, port
@@ -1043,6 +1152,12 @@ class Replica:
         self.last_ack = 0.0
         self.lock = threading.Lock()
         self.roles: dict[str, dict] = {}
+        self.local: dict[tuple[int, int], str] = {}  # (app_id, pidx) -> "serving" | "closing"
+        self.killed: set[tuple[int, int]] = set()  # closed while still a member: never served again here
+        self.sync_interval = config.integer("replication", "config_sync_interval_ms", 30000) / 1000
+        self.last_sync = time.monotonic()
+        self.counter_interval = config.integer("pegasus.server", "perf_counter_update_interval_seconds", 10)
+        self.snapshot: tuple[int, dict[str, int]] = (0, {})  # (taken at, seconds; counter -> value)
         self.min_replicas = config.integer("replication", "mutation_2pc_min_replica_count", 2)
         self.store_path = os.path.join(data_dirs[0], "reps", "standin-data.json")
         try:
@@ -1055,6 +1170,7 @@ class Replica:
     def run(self, sock: socket.socket) -> None:
         self.sock = sock
         threading.Thread(target=self.receive, daemon=True, name="fd-recv").start()
+        threading.Thread(target=self.take_snapshots, daemon=True, name="counter-reporter").start()
         while not self.stop.is_set():
             sent = time.monotonic()
             ping = {"t": "ping", "from": self.me, "to": self.target, "time": now_ms(), "start_time": self.start_time}
@@ -1072,7 +1188,78 @@ class Replica:
                 log.warning("lease expired: master %s disconnected, replicas go inactive", self.target)
                 with self.lock:
                     self.roles = {}
+            elif time.monotonic() - self.last_sync >= self.sync_interval:
+                self.config_sync()
             self.stop.wait(max(0.0, self.fd.beacon - (time.monotonic() - sent)))
+
+    def member_of(self) -> set[tuple[int, int]]:
+        return {(r["app_id"], r["pidx"]) for r in self.roles.values()}
+
+    def config_sync(self) -> None:
+        """Replicas the meta no longer lists for this node are closed (scatter2: PS_ERROR)."""
+        self.last_sync = time.monotonic()
+        with self.lock:
+            for gpid in [g for g, state in self.local.items() if state == "serving" and g not in self.member_of()]:
+                log.info("%d.%d: replica not exists on meta server, remove", *gpid)
+                self.close(gpid)
+
+    def close(self, gpid: tuple[int, int]) -> None:
+        """begin_close_replica then close_replica (with the lock held)."""
+        self.local[gpid] = "closing"
+
+        def closed() -> None:
+            with self.lock:
+                if self.local.get(gpid) == "closing":
+                    del self.local[gpid]
+            log.info("%d.%d: finish to close replica", *gpid)
+        timer = threading.Timer(CLOSE_SECONDS, closed)
+        timer.daemon = True
+        timer.start()
+
+    def take_snapshots(self) -> None:
+        """pegasus_counter_reporter.cpp: the first snapshot after rand() % interval + 1 s, then
+        one every interval; perf-counters answers from the latest."""
+        delay = random.randrange(self.counter_interval) + 1
+        while not self.stop.wait(delay):
+            with self.lock:
+                states = list(self.local.values())
+            self.snapshot = (int(time.time()), {"replica(Count)": states.count("serving"),
+                                                "opening.replica(Count)": 0,
+                                                "closing.replica(Count)": states.count("closing")})
+            delay = self.counter_interval
+
+    def remote_command(self, cmd: str, args: list[str]) -> str:
+        if cmd == "replica.kill_partition":  # replica_stub.cpp register_ctrl_command, on_kill_replica
+            if len(args) > 2:
+                return "ERR_INVALID_PARAMETERS"
+            app_id = atoi(args[0]) if args else -1
+            pidx = atoi(args[1]) if len(args) == 2 else -1
+            with self.lock:
+                if app_id == -1 or pidx == -1:
+                    for gpid in [g for g, state in self.local.items()
+                                 if state == "serving" and app_id in (-1, g[0])]:
+                        self.kill(gpid)
+                    return "ERR_OK"
+                if self.local.get((app_id, pidx)) != "serving":  # get_replica looks in _replicas only
+                    return "ERR_OBJECT_NOT_FOUND"
+                self.kill((app_id, pidx))
+                return "ERR_OK"
+        if cmd == "perf-counters":  # perf_counters.cpp list_snapshot_by_regexp
+            return perf_counters_answer(self.snapshot, args)
+        if cmd == "flush-log":  # simple_logger.cpp
+            for handler in log.handlers:
+                handler.flush()
+            return "Flush done."
+        return f"unknown command '{cmd}'"
+
+    def kill(self, gpid: tuple[int, int]) -> None:
+        """inject_error(ERR_INJECTED): the replica closes. One the meta still counts as a member
+        stops serving here for good (the stand-in's meta is not told; harsher than the real one)."""
+        log.info("kill replica: gpid = %d.%d", *gpid)
+        if gpid in self.member_of():
+            self.killed.add(gpid)
+            self.roles = {k: r for k, r in self.roles.items() if (r["app_id"], r["pidx"]) != gpid}
+        self.close(gpid)
 
     def receive(self) -> None:
         for ack, _ in udp_messages(self.sock, "ack", self.stop):
@@ -1083,10 +1270,16 @@ class Replica:
             if not ack.get("push"):  # a pushed configuration is no beacon answer: no lease
                 self.last_ack = time.monotonic()
             with self.lock:
-                self.roles = ack.get("config", {})
+                self.roles = {k: r for k, r in ack.get("config", {}).items()
+                              if (r["app_id"], r["pidx"]) not in self.killed}
+                for gpid in self.member_of():
+                    self.local.setdefault(gpid, "serving")
 
     def http(self, path: str, args: list[tuple[str, str]]):
         q = dict(args)
+        if path == "/standin/remote_command":
+            return 200, {"err": "ERR_OK", "result": self.remote_command(q.get("cmd", ""),
+                                                                        [v for k, v in args if k == "arg"])}, None
         if path not in ("/standin/put", "/standin/get", "/standin/replicate"):
             return 404, "Not Found", None
         gpid = f"{q.get('table', '')}.{q.get('partition', '')}"
