@@ -21,6 +21,15 @@ Tables as src/utils/output_utils.cpp writes them (kTabular). Any other command
 is refused as an unknown one; options are parsed with GNU getopt like upstream,
 and a command whose arguments do not parse prints its USAGE line.
 
+Stamped with a 2.6 release it speaks master's shell instead (same files at HEAD):
+nodes are host_port, so `balance`, `propose` and `remote_command -l` take any
+HOST:PORT whose host resolves to an IPv4 address here (host_port::from_string,
+src/rpc/rpc_host_port.cpp), names or IPs, and pass it on as written (the
+MetaServer then matches names); `remote_command` parses its options as argh
+does and prints one JSON report on stdout (nlohmann dump(2), keys sorted,
+each node's answer parsed as JSON when it is JSON); `ls` has the
+atomic_idempotent column; refusals print `ERROR: ...` on stderr.
+
 It acts on the pegasus_server stand-in (pegasus_server.py) over HTTP: reads on
 the MetaServers' /meta/ pages, operations on their /standin/ endpoints (standing
 for the RPCs). It needs what the real binary needs: its config file, the cluster
@@ -32,14 +41,17 @@ from __future__ import annotations
 import getopt
 import http.client
 import ipaddress
+import json
 import os
 import shlex
+import socket
 import sys
 from urllib.parse import quote
 
 from standin_client import get  # beside this file, here and in the tools package
 
 RELEASE = "2.5.0"  # stamped by tests/support/package_builder.py
+MASTER = tuple(int(x) for x in RELEASE.split(".")[:2]) >= (2, 6)
 LIBRARY = "libpegasus_standin.so"  # stands for the libraries pack_tools puts in lib/
 LEVELS = ("stopped", "blind", "freezed", "steady", "lively")
 # config_type names (idl/meta_admin.thrift) that `propose -p` accepts after "CT_"
@@ -62,6 +74,9 @@ USAGES = {
     "remote_command": "[-t all|meta-server|replica-server] [-r|--resolve_ip] [-l ip:port,ip:port...]"
                       "<command> [arguments...]",
 }
+if MASTER:  # src/shell/main.cpp at HEAD
+    USAGES["remote_command"] = ("[-t all|meta-server|replica-server] [-r|--resolve_ip] [-l host:port,host:port...] "
+                                "[-i|--sample_interval_ms num] <command> [arguments...]")
 
 
 class Usage(Exception):
@@ -131,6 +146,28 @@ def ipv4_address(text: str) -> str:
     return text
 
 
+def host_port(text: str) -> str:
+    """host_port::from_string (master): HOST:PORT with a port that fits 16 bits and a host
+    that resolves to IPv4 (rpc_address::ipv4_from_host: getaddrinfo, AF_INET); kept as written."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(text)
+    try:
+        socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise ValueError(text) from None
+    return f"{host}:{int(port)}"
+
+
+def node_address(text: str) -> str:
+    return host_port(text) if MASTER else ipv4_address(text)
+
+
+def error(message: str) -> None:
+    """master's SHELL_PRINTLN_ERROR (command_helper.h): bold red `ERROR: ...` on stderr."""
+    print(f"\x1b[1m\x1b[38;2;255;000;000mERROR: {message}\n\x1b[0m", end="", file=sys.stderr)
+
+
 def gpid(text: str) -> tuple[int, int]:
     """gpid::parse_from: "<app_id>.<partition_index>"."""
     app, sep, pidx = text.partition(".")
@@ -168,11 +205,11 @@ def ls(c: Cluster, args: list[str]) -> None:
     detailed = any(o in ("-d", "--detailed") for o, _ in opts)
     page = c.meta("/meta/apps?detail" if detailed else "/meta/apps")
     rows = [["app_id", "status", "app_name", "app_type", "partition_count", "replica_count", "is_stateful",
-             "create_time", "drop_time", "drop_expire", "envs_count"]]
+             "create_time", "drop_time", "drop_expire", "envs_count"] + (["atomic_idempotent"] if MASTER else [])]
     for app_id, a in page["general_info"].items():
         rows.append([app_id, a["status"], a["app_name"], a["app_type"], a["partition_count"], a["replica_count"],
                      a["is_stateful"], a["create_time"].replace(" ", "_"), a["drop_time"], a["drop_expire"],
-                     a["envs_count"]])
+                     a["envs_count"]] + (["false"] if MASTER else []))
     out = table("general_info", rows) + "\n"
     if detailed and page.get("healthy_info"):
         rows = [["app_id", "app_name", "partition_count", "fully_healthy", "unhealthy", "write_unhealthy",
@@ -257,9 +294,11 @@ def balance(c: Cluster, args: list[str]) -> None:
         key = {"-g": "gpid", "--gpid": "gpid", "-p": "type", "--type": "type", "-f": "from", "--from": "from",
                "-t": "to", "--to": "to"}[o]
         try:
-            values[key] = gpid(v) if key == "gpid" else ipv4_address(v) if key in ("from", "to") else v
+            values[key] = gpid(v) if key == "gpid" else node_address(v) if key in ("from", "to") else v
         except ValueError:
-            print(f"parse {v} as {'gpid' if key == 'gpid' else key + '_address'} failed", file=sys.stderr)
+            what = {"gpid": "gpid", "from": "from_host_port" if MASTER else "from_address",
+                    "to": "target_address"}[key]
+            print(f"parse {v} as {what} failed", file=sys.stderr)
             raise Usage() from None
     kind, source, dest = values.get("type"), values.get("from", ""), values.get("to", "")
     if kind == "move_pri":
@@ -280,37 +319,58 @@ def balance(c: Cluster, args: list[str]) -> None:
     print(f"send balance proposal result: {send_proposal(c, values['gpid'], actions, False)}")  # type: ignore[arg-type]
 
 
+def refuse(message: str) -> None:
+    """A refusal before the USAGE line: verify_logged (v2.5.0 command_utils.h) or master's ERROR."""
+    if MASTER:
+        error(message)
+    else:
+        print(message, file=sys.stderr)
+
+
 def propose(c: Cluster, args: list[str]) -> None:
     if len(args) < 8:  # upstream: dverify(args.argc >= 9)
         raise Usage()
     opts, _ = getopt.gnu_getopt(args, "fg:p:t:n:", ["force", "gpid=", "type=", "target=", "node="])
     force, target, node, proposal, pid = False, "", "", "CT_", None
     for o, v in opts:
-        try:
-            if o in ("-f", "--force"):
-                force = True
-            elif o in ("-g", "--gpid"):
+        if o in ("-f", "--force"):
+            force = True
+        elif o in ("-p", "--type"):
+            proposal += v
+        elif o in ("-g", "--gpid"):
+            try:
                 pid = gpid(v)
-            elif o in ("-p", "--type"):
-                proposal += v
-            elif o in ("-t", "--target"):
-                target = ipv4_address(v)
-            elif o in ("-n", "--node"):
-                node = ipv4_address(v)
-        except ValueError:
-            print(f"parse {v} as {'gpid' if o in ('-g', '--gpid') else 'target_address' if o in ('-t', '--target') else 'node'} failed")
-            return
+            except ValueError:
+                refuse(f"parse {v} as gpid failed")
+                raise Usage() from None
+        elif o in ("-t", "--target"):
+            try:
+                target = node_address(v)
+            except ValueError:
+                refuse(f"parse {v} as {'target_host_port' if MASTER else 'target_address'} failed")
+                raise Usage() from None
+        else:
+            try:
+                node = node_address(v)
+            except ValueError:
+                node = ""
+                if not MASTER or not target:  # master tests `target` here (rebalance.cpp at HEAD)
+                    refuse(f"parse {v}  as node failed" if MASTER else f"parse {v} as node failed")
+                    raise Usage() from None
     for ok, what in ((target, "need set target by -t"), (node, "need set node by -n"), (pid, "need set gpid by -g")):
         if not ok:
-            print(what)
-            return
+            refuse(what)
+            raise Usage()
     if proposal.removeprefix("CT_") not in CONFIG_TYPES:
-        print(f"parse {proposal} as config_type failed.")
-        return
+        refuse(f"parse {proposal} as config_type failed." + ("\n" if MASTER else ""))
+        raise Usage()
     print(f"send proposal response: {send_proposal(c, pid, [(proposal.removeprefix('CT_'), target, node)], force)}")  # type: ignore[arg-type]
 
 
 def remote_command(c: Cluster, args: list[str]) -> None:
+    if MASTER:
+        remote_command_master(c, args)
+        return
     try:
         opts, rest = getopt.getopt(args, "t:l:r", ["node_type=", "node_list=", "resolve_ip"])
     except getopt.GetoptError:
@@ -359,6 +419,87 @@ def remote_command(c: Cluster, args: list[str]) -> None:
         print(f"CALL [{desc}] [{address}] {'succeed' if ok else 'failed'}: {result}", file=sys.stderr)
         succeeded, failed = succeeded + ok, failed + (not ok)
     print(f"\nSucceed count: {succeeded}\nFailed count: {failed}", file=sys.stderr)
+
+
+def argh_parse(args: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """argh::parser with PREFER_PARAM_FOR_UNREG_OPTION (src/shell/argh.h): `-x value` is a
+    parameter, a dash word followed by another dash word (or nothing) a flag, the rest positional."""
+    def is_option(word: str) -> bool:
+        return word.startswith("-") and len(word) > 1 and not word.lstrip("-").replace(".", "", 1).isdigit()
+    params: dict[str, str | None] = {}
+    positional, i = [], 0
+    while i < len(args):
+        if is_option(args[i]):
+            if i + 1 < len(args) and not is_option(args[i + 1]):
+                params[args[i].lstrip("-")] = args[i + 1]
+                i += 2
+                continue
+            params[args[i].lstrip("-")] = None
+        else:
+            positional.append(args[i])
+        i += 1
+    return params, positional
+
+
+def as_json_if_json(text: str) -> object:
+    """nlohmann::json::parse, or the text itself when it is no JSON (remote_command at HEAD)."""
+    def no_constants(name: str) -> object:
+        raise ValueError(name)
+    try:
+        return json.loads(text, parse_constant=no_constants)
+    except ValueError:
+        return text
+
+
+def remote_command_master(c: Cluster, args: list[str]) -> None:
+    """node_management.cpp remote_command at HEAD."""
+    params, positional = argh_parse(args)
+    positional = [p for p in positional if p != "remote_command"]
+    if not positional:
+        error("missing <command>")
+        raise Usage()
+    command = {"server_info": "server-info", "flush_log": "flush-log"}.get(positional[0], positional[0])
+    pos_args = positional[1:]
+    kind = params.get("t") or ""
+    listed = [n for n in (params.get("l") or "").split(",") if n]
+    if kind and listed:
+        error("can not specify both node_type and nodes_str")
+        raise Usage()
+    kind = kind or ("" if listed else "all")
+    if kind and kind not in ("all", "meta-server", "replica-server"):
+        error("invalid node_type, should be in [all, meta-server, replica-server]")
+        raise Usage()
+    targets = []
+    if kind:
+        if kind in ("all", "meta-server"):
+            targets += [("meta-server", m) for m in c.metas]
+        if kind in ("all", "replica-server"):
+            targets += [("replica-server", n) for n, r in c.meta("/meta/nodes")["details"].items()
+                        if r["status"] == "ALIVE"]
+    for token in listed:
+        try:
+            targets.append(("user-specified", host_port(token)))
+        except ValueError:
+            error(f"parse '{token}' as host:port failed")
+            raise Usage() from None
+    interval = params.get("i", params.get("sample_interval_ms")) or "1000"
+    if not interval.isdigit():
+        error(f"invalid command, '{interval}' should be an unsigned integer")
+        raise Usage()
+    info: dict[str, object] = {"command": f"{command} {' '.join(pos_args)}"}
+    details, succeeded = {}, 0
+    query = f"cmd={quote(command)}" + "".join(f"&arg={quote(a)}" for a in pos_args)
+    for desc, address in targets:
+        try:
+            ok, result = True, c.node(address, f"/standin/remote_command?{query}")["result"]
+        except (OSError, http.client.HTTPException, KeyError, TypeError) as e:
+            ok, result = False, f"ERR_NETWORK_FAILURE: {e}"
+        details[address] = {"acked": ok, "message": as_json_if_json(result), "role": desc}
+        succeeded += ok
+    if details:
+        info["details"] = details
+    info.update(succeed_count=succeeded, failed_count=len(targets) - succeeded)
+    print(json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 COMMANDS = {"cluster_info": cluster_info, "nodes": nodes, "ls": ls, "app": app, "set_meta_level": set_meta_level,
