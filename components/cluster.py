@@ -86,8 +86,10 @@ class PegasusCluster(pulumi.ComponentResource):
         tools, tools_args = None, None
         if spec.tools is not None:
             tools = AdminTools(f"{name}-admin-tools", spec, [(hosts[m], preps[m]) for m in metas], opts=child)
+            release = spec.tools.version
             tools_args = meta_ips.apply(lambda ips: {
                 "host": metas[0], "dir": tools.directory, "library_dir": files.layout(spec).jvm_lib_link,
+                "release": release,
                 "meta_list": files.address_list(ips, hl.ROLE_PORTS["meta"]),
                 "wait_seconds": spec.timeouts.health_seconds})
         else:

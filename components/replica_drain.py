@@ -13,10 +13,30 @@ From scripts/pegasus_rolling_update.sh and scripts/pegasus_offline_node.sh
   DOWNGRADE_TO_INACTIVE` sent to each primary, as downgrade_node.sh writes
   them), each until `nodes -d` shows none left; a timeout fails the drain
   (the scripts go on and restart anyway; here the roll stops, settings put back).
+- `close(node)`, after the drain and before the restart (the rolling update's
+  close step): `replica.kill_partition <app_id> <pidx>` sent to the node for
+  each partition downgraded away from it, which closes those replicas (and so
+  flushes their memtables: the restart then replays less of the log); then,
+  up to 2.5, `perf-counters '.*replica(Count)'` until its replicas serving,
+  opening and closing are 0 (90 s, kill_partition sent again every 50 s);
+  then `flush-log`. `kill_partitions(node)` is the offline procedure's part
+  of it (no wait, no flush-log).
 - `release_secondaries()`: `add_secondary_max_count_for_one_node 100` once the
   node is back (or DEFAULT once a removed node is stopped), so the meta adds
   secondaries again.
 - `end()`: every setting put back, each one tried even if another fails.
+
+Nodes are given as "ip:port", the address the stack knows; each is used in
+every shell command under the name the MetaServers list it by
+(AdminShell.node_name: itself up to 2.5, its `host:port` on master).
+
+On master the close step does not wait on the counters: replica_stub.cpp
+there keeps them as metrics (total_replicas, opening_replicas,
+closing_replicas), `perf-counters` no longer lists them, and the shell's
+`server_stat` reads only memory metrics (node_management.cpp
+server_stat_filters); master's own admin_tools/pegasus_rolling_update.sh
+still greps perf-counters and stops there ("extract replica count from perf
+counters failed"). The replicas are still killed and the log flushed.
 
 One addition to the scripts: `meta.lb.add_secondary_enable_flow_control true`
 while draining, put back after. server_state.cpp (v2.5.0) counts
@@ -49,8 +69,10 @@ class DrainFailed(RuntimeError):
 class Timeouts:
     migrate_seconds: float = 30.0  # pegasus_rolling_update.sh: migration timeout
     downgrade_seconds: float = 90.0  # pegasus_rolling_update.sh: downgrade timeout
+    close_seconds: float = 90.0  # pegasus_rolling_update.sh: close timeout
     poll_seconds: float = 1.0
     resend_every: int = 10  # polls between two rounds of proposals
+    kill_every: int = 50  # polls between two rounds of kill_partition (the script's)
 
 
 @dataclass
@@ -62,13 +84,15 @@ class Drain:
     clock: Callable[[], float] = time.monotonic
     leader: str = ""
     saved: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # "ip:port" -> the MetaServers' name for it
+    downgraded: dict[str, set[str]] = field(default_factory=dict)  # name -> gpids proposed away from it
 
     def begin(self, purpose: str) -> None:
         """purpose: "restart" or "removal"."""
         shell = self.shell
         self.leader = shell.leader()
         self.saved["level"] = shell.get_meta_level()
-        self.saved[FLOW_CONTROL] = shell.remote_command(self.leader, FLOW_CONTROL)
+        self.saved[FLOW_CONTROL] = shell.setting(self.leader, FLOW_CONTROL)
         shell.set_meta_level("steady")
         delay = RESTART_ASSIGN_DELAY_MS if purpose == "restart" else REMOVAL_ASSIGN_DELAY_MS
         self.saved[ASSIGN_DELAY] = "DEFAULT"
@@ -78,16 +102,57 @@ class Drain:
                  f"{FLOW_CONTROL} true on the leading MetaServer {self.leader}")
 
     def _set(self, setting: str, value: str) -> None:
-        result = self.shell.remote_command(self.leader, setting, value)
-        if result != "OK":  # the scripts grep for OK
-            raise AdminShellError(f"`remote_command -l {self.leader} {setting} {value}` answered {result!r}")
+        self.shell.set_setting(self.leader, setting, value)
 
-    def drain(self, node: str) -> None:
+    def node(self, address: str) -> str:
+        """The name the MetaServers list the ReplicaServer at `address` by."""
+        if address not in self.names:
+            name = self.shell.node_name(address)
+            if name is None:
+                raise DrainFailed(f"the MetaServers do not list {address} (`nodes -d`), neither by that address "
+                                  "nor by a host name that resolves to it on the MetaServer host")
+            self.names[address] = name
+        return self.names[address]
+
+    def drain(self, address: str) -> None:
         """Moves the node's primaries, then its replicas, away; fails if they stay."""
+        node = self.node(address)
+        self.downgraded[node] = set()
         self.saved[ADD_SECONDARY_MAX] = "DEFAULT"
         self._set(ADD_SECONDARY_MAX, "0")
         self._until(node, "primaries", self.timeouts.migrate_seconds, self._move_primaries)
         self._until(node, "replicas", self.timeouts.downgrade_seconds, self._downgrade)
+
+    def kill_partitions(self, address: str) -> int:
+        """`replica.kill_partition` on the node for each partition downgraded away from it."""
+        node = self.node(address)
+        gpids = sorted(self.downgraded.get(node, ()), key=lambda g: tuple(int(x) for x in g.split(".")))
+        if gpids:
+            self.shell.remote_commands(node, [f"replica.kill_partition {g.replace('.', ' ')}" for g in gpids])
+        return len(gpids)
+
+    def close(self, address: str) -> None:
+        """The rolling update's close step: its downgraded replicas closed, its log flushed."""
+        node = self.node(address)
+        if self.shell.by_host:  # master: no replica counters to wait on (see the module's doc)
+            self.log(f"admin shell: {node}: kill_partition sent for {self.kill_partitions(address)} partitions "
+                     "(master lists no replica counters to wait on)")
+        else:
+            deadline, polls = self.clock() + self.timeouts.close_seconds, 0
+            while True:
+                if polls % self.timeouts.kill_every == 0:
+                    self.log(f"admin shell: {node}: kill_partition sent for {self.kill_partitions(address)} "
+                             "partitions")
+                left = self.shell.open_replicas(node)
+                if left == 0:
+                    self.log(f"admin shell: {node} has closed its replicas")
+                    break
+                if self.clock() >= deadline:
+                    raise DrainFailed(f"{node} still has {left} replicas open or closing after "
+                                      f"{self.timeouts.close_seconds:.0f}s of replica.kill_partition; see its log")
+                polls += 1
+                self.sleep(self.timeouts.poll_seconds)
+        self.shell.remote_command(node, "flush-log")
 
     def _until(self, node: str, what: str, seconds: float, send: Callable[[str], int]) -> None:
         deadline, polls = self.clock() + seconds, 0
@@ -97,9 +162,7 @@ class Drain:
                 self.log(f"admin shell: {node}: {sent} proposals sent to move its {what} away")
             row = self.shell.nodes().get(node)
             if row is None:
-                raise DrainFailed(f"the MetaServers do not list {node} (`nodes -d`): releases that name nodes "
-                                  "by host name (2.6+) are not drained yet; remove toolsPackage to roll "
-                                  "health-gated only")
+                raise DrainFailed(f"the MetaServers no longer list {node} (`nodes -d`)")
             left = row.primaries if what == "primaries" else row.replicas
             if left == 0:
                 self.log(f"admin shell: {node} holds no {what}")
@@ -132,6 +195,7 @@ class Drain:
             # node, or with one secondary (it would drop below 2 replicas).
             if node in p.secondaries and p.primary and p.primary != node and len(p.secondaries) > 1:
                 lines.append(f"propose --gpid {p.gpid} --type DOWNGRADE_TO_INACTIVE -t {p.primary} -n {node}")
+                self.downgraded.setdefault(node, set()).add(p.gpid)
         return self.shell.propose_all(lines, "send proposal response")
 
     def release_secondaries(self, value: str = "100") -> None:
@@ -146,8 +210,9 @@ class Drain:
             self.sleep(self.timeouts.poll_seconds)
         self.log("admin shell: every partition is fully healthy")
 
-    def wait_unalive(self, node: str, seconds: float) -> None:
+    def wait_unalive(self, address: str, seconds: float) -> None:
         """Until the MetaServer lists a stopped node UNALIVE (after fd_grace_seconds)."""
+        node = self.node(address)
         deadline = self.clock() + seconds
         while (row := self.shell.nodes().get(node)) is not None and row.status == "ALIVE":
             if self.clock() >= deadline:

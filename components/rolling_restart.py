@@ -21,9 +21,9 @@ says in plain words why. Then, from where `pulumi up` runs, over SSH:
 
 With Pegasus's admin tools installed on the MetaServer hosts (`tools`), as
 Pegasus's own scripts do it (replica_drain.py): each ReplicaServer is drained
-(primaries moved, replicas downgraded) before it restarts, and the MetaServer's
-settings are put back after the last one, also when the roll fails; a
-ReplicaServer the stack drops is drained, stopped and waited for (its
+(primaries moved, replicas downgraded, then closed) before it restarts, and
+the MetaServer's settings are put back after the last one, also when the roll
+fails; a ReplicaServer the stack drops is drained, stopped and waited for (its
 partitions healthy again elsewhere) before Pulumi deletes it (deletes come
 last in a deployment, after this update), and the MetaServers then restart
 to forget its UNALIVE record. Without tools, rolls are health-gated only.
@@ -136,7 +136,8 @@ class Roll:
         def run(command_line: str) -> tuple[int, str]:
             result = self._session.run(address, command_line)
             return result.returncode, result.output
-        return self._drain_factory(AdminShell(run, tools["dir"], tools["meta_list"], tools.get("library_dir", "")))
+        return self._drain_factory(AdminShell(run, tools["dir"], tools["meta_list"], tools.get("library_dir", ""),
+                                              tools["release"]))
 
     def _node(self, key: str) -> str:
         host = key.partition("/")[0]
@@ -191,14 +192,15 @@ class Roll:
         return done
 
     def _drained_restarts(self, replicas: Sequence[str], keys: Sequence[str], done: list[str]) -> None:
-        """pegasus_rolling_update.sh: each ReplicaServer drained, restarted, ALIVE,
-        secondaries allowed again, every table healthy; settings back at the end."""
+        """pegasus_rolling_update.sh: each ReplicaServer drained, its replicas closed, restarted,
+        ALIVE, secondaries allowed again, every table healthy; settings back at the end."""
         with self._draining("restart", lambda exc: f"the admin shell failed during the roll (restarted: "
                             f"{', '.join(done) or 'none'}): {exc}") as drain:
             for key in replicas:
                 node = self._node(key)
                 try:
                     drain.drain(node)
+                    drain.close(node)
                 except (DrainFailed, AdminShellError) as exc:
                     raise RollFailed(
                         f"{key} ({node}) could not be drained before its restart; nothing was restarted on it. "
@@ -238,14 +240,15 @@ class Roll:
             self._log(message)
 
     def _remove(self, removed: Sequence[str]) -> None:
-        """pegasus_offline_node.sh, one ReplicaServer at a time: drained, stopped, its
-        partitions healthy again on the others. Pulumi deletes it afterwards."""
+        """pegasus_offline_node.sh, one ReplicaServer at a time: drained, its replicas killed,
+        stopped, its partitions healthy again on the others. Pulumi deletes it afterwards."""
         wait = float((self._tools or {}).get("wait_seconds", 600))
         with self._draining("removal", lambda exc: f"removing {', '.join(removed)}: {exc}") as drain:
             for key in removed:
                 node = self._node(key)
                 try:
                     drain.drain(node)
+                    drain.kill_partitions(node)
                 except (DrainFailed, AdminShellError) as exc:
                     raise RollFailed(f"{key} ({node}) could not be drained; it keeps running and nothing was "
                                      f"deleted. {exc}") from exc
@@ -329,9 +332,9 @@ class RollingRestartArgs:
     staged_dir: str  # <appDir>/staged on every server
     # {user, port, private_key, bastion: {host, user, port} | None}: as every server's connection
     access: pulumi.Input[Mapping[str, Any]]
-    # host name -> "ip:port" of its ReplicaServer, as the MetaServers name it
+    # host name -> "ip:port" of its ReplicaServer (2.6+ MetaServers list a host name: the drain maps it)
     replica_nodes: pulumi.Input[Mapping[str, pulumi.Input[str]]] = None  # type: ignore[assignment]
-    # the admin tools on a MetaServer host, or None: {host, dir, meta_list, library_dir, wait_seconds}
+    # the admin tools on a MetaServer host, or None: {host, dir, meta_list, library_dir, release, wait_seconds}
     tools: pulumi.Input[Optional[Mapping[str, Any]]] = None
 
 

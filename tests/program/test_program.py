@@ -326,4 +326,5 @@ def test_a_tools_package_is_installed_on_every_metaserver_before_the_roll_and_si
     tools = d.resources["c1-rolling-restart"].inputs["tools"]
     assert tools["host"] == "meta-0" and tools["dir"].startswith(f"/home/work/app/pegasus/tools/{release}")
     assert tools["meta_list"].count(":34601") == 3
+    assert tools["release"] == "2.5.0"  # the shell's dialect: how it names nodes and answers
     assert set(d.resources["c1-rolling-restart"].inputs["replica_nodes"]) == {f"replica-{i}" for i in range(3)}

@@ -9,16 +9,18 @@ and that every setting is back afterwards.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tarfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from components import host_files
-from components.admin_shell import AdminShell, AdminShellError, pairs, sections
+from components.admin_shell import INPUT_END, AdminShell, AdminShellError, pairs, sections
 from components.replica_drain import Drain, DrainFailed, Timeouts
 from tests.e2e.standin.standin_client import StandinClient
 from tests.support.package_builder import build_tools_package
@@ -33,11 +35,9 @@ def run_local(command_line: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
-@pytest.fixture(scope="module")
-def tools_dir(tmp_path_factory) -> Path:
+def install_tools(root: Path, version: str) -> Path:
     """A tools package unpacked and linked by templates/install_tools.sh, as on a MetaServer host."""
-    root = tmp_path_factory.mktemp("tools")
-    tarball = build_tools_package(root / "packages")
+    tarball = build_tools_package(root / "packages", version=version)
     release = tarball.name.removesuffix(".tar.gz") + "-0123456789ab"
     script = host_files.render("install_tools.sh", tarball=str(tarball), sha256=_sha256(tarball),
                                release=release, tools_dir=str(root / "tools"))
@@ -46,6 +46,16 @@ def tools_dir(tmp_path_factory) -> Path:
         assert done.returncode == 0, done.stderr
     assert "already installed" in done.stdout
     return root / "tools" / release
+
+
+@pytest.fixture(scope="module")
+def tools_dir(tmp_path_factory) -> Path:
+    return install_tools(tmp_path_factory.mktemp("tools"), "2.5.0")
+
+
+@pytest.fixture(scope="module")
+def tools_dir_26(tmp_path_factory) -> Path:
+    return install_tools(tmp_path_factory.mktemp("tools-2.6"), "2.6.0")
 
 
 def _sha256(path: Path) -> str:
@@ -111,18 +121,25 @@ def test_tables_parse_as_the_shell_prints_them():
 # ---------------------------------------------------------------- against a stand-in cluster
 
 class Cluster:
-    def __init__(self, tmp: Path, zk: str, name: str, replicas: int = 4):
+    def __init__(self, tmp: Path, zk: str, name: str, replicas: int = 4, version: str = "2.5.0"):
         self.meta_port = free_port()
         self.rep_ports = [free_port() for _ in range(replicas)]
         vals = values(name, zk, [self.meta_port])
-        over = {"meta_server/replica_assign_delay_ms_for_dropouts": "600000"}
-        self.meta = Node(tmp, "2.5.0", "meta", "m", vals, {"meta": self.meta_port}, **over)
-        self.replicas = [Node(tmp, "2.5.0", "replica", f"r{i}", vals, {"replica": p}, **over)
+        # The counter reporter's snapshot every second (10 s in the release's config.ini).
+        over = {"meta_server/replica_assign_delay_ms_for_dropouts": "600000",
+                "pegasus.server/perf_counter_update_interval_seconds": "1"}
+        self.meta = Node(tmp, version, "meta", "m", vals, {"meta": self.meta_port}, **over)
+        self.replicas = [Node(tmp, version, "replica", f"r{i}", vals, {"replica": p}, **over)
                          for i, p in enumerate(self.rep_ports)]
         self.meta_list = f"127.0.0.1:{self.meta_port}"
 
     def node(self, index: int) -> str:
+        """The address the stack knows a ReplicaServer by."""
         return f"127.0.0.1:{self.rep_ports[index]}"
+
+    def name(self, index: int) -> str:
+        """How a 2.6 MetaServer lists it: the reverse DNS name of 127.0.0.1."""
+        return f"localhost:{self.rep_ports[index]}"
 
     def start(self):
         self.meta.start()
@@ -153,6 +170,31 @@ def cluster(tmp_path, zookeeper_server, cluster_name):
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture
+def cluster_26(tmp_path, zookeeper_server, cluster_name):
+    c = Cluster(tmp_path, zookeeper_server.hosts, cluster_name, version="2.6.0")
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+class Recorder:
+    """run_local that keeps every line piped into the shell."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, command_line: str) -> tuple[int, str]:
+        if INPUT_END in command_line:
+            self.lines += command_line.split(f"<<'{INPUT_END}'\n", 1)[1].split(f"\n{INPUT_END}\n", 1)[0].splitlines()
+        return run_local(command_line)
+
+    def remote(self, node: str) -> list[str]:
+        return [line.split(" ", 3)[3] for line in self.lines if line.startswith(f"remote_command -l {node} ")]
 
 
 @pytest.fixture
@@ -271,24 +313,176 @@ def test_the_installed_tarball_holds_what_pack_tools_lays_out(tmp_path):
         assert f"{top}/{member}" in names
 
 
-def test_a_node_the_metaservers_do_not_list_is_never_taken_as_drained():
-    class NoNodes:
-        def nodes(self):
-            return {}
+NAMED_NODES = ("[details]\naddress            status  replica_count  primary_count  secondary_count\n"
+               "replica-a:34801    ALIVE               3              1                2\n"
+               "replica-b:34801    ALIVE               3              1                2\n\n")
 
-        def all_partitions(self):
-            return []
 
-        def propose_all(self, lines, answer):
-            return 0
+def listing_shell(tmp: Path, addresses: dict[str, list[str]], release: str = "2.6.0") -> AdminShell:
+    """A shell whose MetaServers list NAMED_NODES, on a host where `getent` knows `addresses`
+    (printed as glibc's getent ahostsv4 does; exit 2 for an unknown name)."""
+    fake = tmp / "bin"
+    fake.mkdir(exist_ok=True)
+    cases = "".join(f"  {name}) printf '%s STREAM {name}\\n%s DGRAM\\n%s RAW\\n' "
+                    + " ".join(f"{ip} {ip} {ip}" for ip in ips) + " ;;\n" for name, ips in addresses.items())
+    (fake / "getent").write_text(f'#!/bin/bash\n[[ $1 == ahostsv4 ]] || exit 1\ncase $2 in\n{cases}  *) exit 2 ;;\nesac\n')
+    (fake / "getent").chmod(0o755)
 
-        def remote_command(self, *args):
-            return "OK"
+    def run(command_line: str) -> tuple[int, str]:
+        if INPUT_END in command_line:
+            return 0, NAMED_NODES
+        done = subprocess.run(["bash", "-c", command_line], capture_output=True, text=True, timeout=30,
+                              env={"PATH": f"{fake}:/usr/bin:/bin"})
+        return done.returncode, done.stdout + done.stderr
+    return AdminShell(run, "/tools", "10.0.0.1:34601", release=release)
 
-    drain = Drain(NoNodes(), lambda _: None, Timeouts(poll_seconds=0))  # type: ignore[arg-type]
+
+def test_a_2_6_node_is_the_listed_name_that_resolves_to_its_address_on_the_metaserver_host(tmp_path):
+    shell = listing_shell(tmp_path, {"replica-a": ["10.0.1.1"], "replica-b": ["10.0.1.2", "10.0.2.2"]})
+    assert shell.node_name("10.0.1.1:34801") == "replica-a:34801"
+    assert shell.node_name("10.0.2.2:34801") == "replica-b:34801"  # any of its addresses (a second NIC)
+    assert shell.node_name("10.0.1.1:34802") is None  # another port is another server
+    with pytest.raises(AdminShellError, match="all resolve to 10.0.1.1"):
+        listing_shell(tmp_path, {"replica-a": ["10.0.1.1"], "replica-b": ["10.0.1.1"]}).node_name("10.0.1.1:34801")
+
+
+def test_a_node_the_metaservers_do_not_list_is_never_taken_as_drained(tmp_path):
+    # replica-a does not resolve on the MetaServer host
+    drain = Drain(listing_shell(tmp_path, {"replica-b": ["10.0.1.2"]}), lambda _: None, Timeouts(poll_seconds=0))
     drain.leader = "10.0.0.1:34601"
     with pytest.raises(DrainFailed, match="do not list 10.0.1.1:34801"):
         drain.drain("10.0.1.1:34801")
+
+
+def master_report(command: str, message: str) -> str:
+    """node_management.cpp remote_command at HEAD, for one node (nlohmann dump(2), keys sorted)."""
+    return ('{\n  "command": "%s",\n  "details": {\n    "meta-a:34601": {\n      "acked": true,\n'
+            '      "message": %s,\n      "role": "user-specified"\n    }\n  },\n  "failed_count": 0,\n'
+            '  "succeed_count": 1\n}\n') % (command, message)
+
+
+def test_masters_reports_and_setting_answers_parse_as_its_shell_prints_them():
+    """command_manager set_int's answers (utils/command_manager.h at HEAD), as the shell nests them."""
+    value = master_report("meta.lb.assign_delay_ms ",
+                          '{\n        "error": "ok",\n        "meta.lb.assign_delay_ms": "600000"\n      }')
+    refused = master_report("meta.lb.assign_delay_ms x",
+                            '{\n        "error": "ERR: invalid argument \'x\', the value is not acceptable"\n      }')
+
+    def shell(output: str) -> AdminShell:
+        return AdminShell(lambda _line: (0, "Pegasus Shell 2.6.0\n" + output), "/tools", "10.0.0.1:34601",
+                          release="2.6.0")
+    assert shell(value).setting("meta-a:34601", "meta.lb.assign_delay_ms") == "600000"
+    first, second = shell(value + refused).remote_commands("meta-a:34601", ["meta.lb.assign_delay_ms",
+                                                                            "meta.lb.assign_delay_ms x"])
+    assert json.loads(first)["error"] == "ok" and "invalid argument" in json.loads(second)["error"]
+    with pytest.raises(AdminShellError, match="answered"):
+        shell(refused).set_setting("meta-a:34601", "meta.lb.assign_delay_ms", "x")
+    with pytest.raises(AdminShellError, match="did not succeed"):  # one report for two commands
+        shell(value).remote_commands("meta-a:34601", ["meta.lb.assign_delay_ms", "meta.lb.assign_delay_ms"])
+
+
+# ---------------------------------------------------------------- master (2.6): nodes by host name
+
+def test_the_2_6_shell_takes_any_resolvable_host_port_and_refuses_the_rest(tools_dir_26):
+    done = shell_in(tools_dir_26, "127.0.0.1:1",
+                    "propose -g 1.0 -p DOWNGRADE_TO_INACTIVE -t no-such-host.invalid:34801 -n localhost:34801",
+                    "balance -g 1.0 -p move_pri -f no-such-host.invalid:34801 -t localhost:34801",
+                    "remote_command -l localhost:99999 flush-log",
+                    "remote_command -t all -l localhost:1 flush-log",
+                    "remote_command -l 127.0.0.1:1 flush-log")
+    assert done.returncode == 0, done.stderr
+    assert "parse no-such-host.invalid:34801 as target_host_port failed" in done.stderr
+    assert "parse no-such-host.invalid:34801 as from_host_port failed" in done.stderr
+    assert "parse 'localhost:99999' as host:port failed" in done.stderr
+    assert "can not specify both node_type and nodes_str" in done.stderr
+    assert done.stdout.count("USAGE: \tremote_command") == 2 and "USAGE: \tpropose" in done.stdout
+    # An IP is a host_port too: accepted and called (nothing answers on port 1), reported as JSON.
+    report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert report["command"] == "flush-log " and report["details"]["127.0.0.1:1"]["acked"] is False
+    assert (report["succeed_count"], report["failed_count"]) == (0, 1)
+
+
+def test_a_2_6_metaserver_drops_proposals_that_name_nodes_by_address(cluster_26, tools_dir_26):
+    """Why the drain uses the listed names: master's shell takes an IP as a host_port and the
+    MetaServer says ERR_OK, but its guardian matches nodes by name (partition_guardian.cpp)."""
+    shell = AdminShell(run_local, str(tools_dir_26), cluster_26.meta_list, release="2.6.0")
+    part = next(p for p in shell.all_partitions() if p.primary == cluster_26.name(0))
+    to = part.secondaries[0].replace("localhost:", "127.0.0.1:")
+    by_address = f"balance --gpid {part.gpid} --type move_pri -f {cluster_26.node(0)} -t {to}"
+    assert shell.propose_all([by_address], "send balance proposal result") == 1
+    time.sleep(2)  # the guardian runs every 0.5 s
+    assert next(p for p in shell.all_partitions() if p.gpid == part.gpid).primary == cluster_26.name(0)
+    by_name = f"balance --gpid {part.gpid} --type move_pri -f {cluster_26.name(0)} -t {part.secondaries[0]}"
+    assert shell.propose_all([by_name], "send balance proposal result") == 1
+    wait_for("the primary moved", lambda: next(
+        p for p in shell.all_partitions() if p.gpid == part.gpid).primary == part.secondaries[0])
+
+
+def test_a_2_6_restart_drain_uses_the_names_the_metaservers_list_and_closes_without_counters(
+        cluster_26, tools_dir_26):
+    record, lines = Recorder(), []
+    shell = AdminShell(record, str(tools_dir_26), cluster_26.meta_list, release="2.6.0")
+    drain = fast_drain(shell, lines)
+    node, name = cluster_26.node(0), cluster_26.name(0)
+    with Load(cluster_26) as load:
+        drain.begin("restart")
+        assert drain.leader == f"localhost:{cluster_26.meta_port}"
+        drain.drain(node)
+        row = shell.nodes()[name]
+        assert (row.primaries, row.replicas) == (0, 0) and drain.downgraded[name]
+        assert shell.setting(drain.leader, ADD_MAX) == "0"
+        record.lines.clear()
+        drain.close(node)
+        assert record.remote(name) == [
+            f"replica.kill_partition {gpid.replace('.', ' ')}" for gpid in sorted(drain.downgraded[name])] + ["flush-log"]
+        drain.release_secondaries()
+        wait_for("healthy again", lambda: shell.unhealthy_partitions() == 0)
+        assert drain.end() == []
+    assert load.stats["failed"] == 0 and load.stats["ok"] > 0 and load.stats["below_two"] == [], load.stats
+    leader = f"localhost:{cluster_26.meta_port}"
+    assert shell.setting(leader, ADD_MAX) == "20" and shell.setting(leader, "meta.lb.assign_delay_ms") == "600000"
+    assert any("master lists no replica counters" in line for line in lines)
+    # master's perf-counters lists none of them: nothing to wait on (replica_stub.cpp keeps metrics)
+    counters = json.loads(shell.remote_command(name, "perf-counters", "'.*replica(Count)'"))
+    assert counters["result"] == "OK" and counters["counters"] == []
+
+
+# ---------------------------------------------------------------- the close step (up to 2.5)
+
+def test_the_close_step_kills_the_downgraded_replicas_waits_until_closed_then_flushes_the_log(cluster, tools_dir):
+    record, lines = Recorder(), []
+    shell = AdminShell(record, str(tools_dir), cluster.meta_list)
+    drain = fast_drain(shell, lines)
+    node = cluster.node(1)
+    drain.begin("restart")
+    drain.drain(node)
+    assert shell.nodes()[node].replicas == 0
+    # The MetaServers count none, but the node still holds them open until they are killed.
+    assert shell.open_replicas(node) > 0
+    record.lines.clear()
+    drain.close(node)
+    sent = record.remote(node)
+    kills = [f"replica.kill_partition {gpid.replace('.', ' ')}" for gpid in sorted(drain.downgraded[node])]
+    assert kills and sent[:len(kills)] == kills
+    polls = sent[len(kills):-1]
+    assert polls and set(polls) == {"perf-counters '.*replica(Count)'"} and sent[-1] == "flush-log"
+    assert shell.open_replicas(node) == 0 and any("has closed its replicas" in line for line in lines)
+    assert shell.remote_command(node, "replica.kill_partition", "1", "99") == "ERR_OBJECT_NOT_FOUND"
+    drain.release_secondaries()
+    wait_for("healthy again", lambda: shell.unhealthy_partitions() == 0)
+    assert drain.end() == []
+
+
+def test_replicas_that_do_not_close_fail_the_close_step(cluster, tools_dir):
+    shell = AdminShell(run_local, str(tools_dir), cluster.meta_list)
+    drain = fast_drain(shell, [])
+    drain.timeouts = Timeouts(close_seconds=1, poll_seconds=0.3)
+    # The counters come from the reporter's latest snapshot (pegasus_counter_reporter.cpp): one
+    # taken since the node got its replicas.
+    wait_for("a snapshot that counts its replicas", lambda: shell.open_replicas(cluster.node(2)) > 0)
+    # A node whose partitions were never downgraded keeps them open: nothing was killed.
+    with pytest.raises(DrainFailed, match=r"still has \d+ replicas open or closing after 1s"):
+        drain.close(cluster.node(2))
 
 
 def test_without_a_drain_a_restarted_primary_fails_requests_until_reassigned(shell, cluster):

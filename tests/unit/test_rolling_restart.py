@@ -284,7 +284,8 @@ class FakeDrain:
         return record
 
 
-TOOLS = {"host": "meta-0", "dir": "/app/tools/t", "meta_list": "10.0.0.1:34601", "wait_seconds": 5}
+TOOLS = {"host": "meta-0", "dir": "/app/tools/t", "meta_list": "10.0.0.1:34601", "release": "2.5.0",
+         "wait_seconds": 5}
 NODES = {"replica-0": "10.0.1.1:34801", "replica-1": "10.0.1.2:34801", "replica-2": "10.0.1.3:34801"}
 
 
@@ -299,10 +300,10 @@ def test_with_tools_each_replicaserver_is_drained_before_its_restart_and_setting
     done = tools_roll(session, FakeDrain(calls)).restart(["meta-1/meta", "replica-1/replica", "replica-0/replica"])
     assert calls == [
         "drain.begin restart",
-        "drain.drain 10.0.1.1:34801", "127.0.0.1 replica drained", "drain.release_secondaries",
-        "127.0.0.1 replica check",
-        "drain.drain 10.0.1.2:34801", "127.0.0.2 replica drained", "drain.release_secondaries",
-        "127.0.0.2 replica check",
+        "drain.drain 10.0.1.1:34801", "drain.close 10.0.1.1:34801", "127.0.0.1 replica drained",
+        "drain.release_secondaries", "127.0.0.1 replica check",
+        "drain.drain 10.0.1.2:34801", "drain.close 10.0.1.2:34801", "127.0.0.2 replica drained",
+        "drain.release_secondaries", "127.0.0.2 replica check",
         "drain.end",
         "127.0.0.2 meta roll", "127.0.0.2 meta deferred"]
     assert done == ["replica-0/replica", "replica-1/replica", "meta-1/meta"]
@@ -316,12 +317,14 @@ def test_a_failed_restart_stops_the_roll_and_the_settings_still_go_back():
     assert calls[-1] == "drain.end" and not any("meta" in c for c in calls)
 
 
-def test_a_drain_that_fails_restarts_nothing_and_settings_go_back():
+@pytest.mark.parametrize("step", ["drain", "close"])
+def test_a_drain_that_fails_restarts_nothing_and_settings_go_back(step):
     session, calls = FakeSession(), []
     session.calls = calls
     with pytest.raises(RollFailed, match="could not be drained before its restart; nothing was restarted"):
-        tools_roll(session, FakeDrain(calls, fail_on="drain")).restart(["replica-0/replica"])
-    assert calls == ["drain.begin restart", "drain.drain 10.0.1.1:34801", "drain.end"]
+        tools_roll(session, FakeDrain(calls, fail_on=step)).restart(["replica-0/replica"])
+    assert calls == ["drain.begin restart", "drain.drain 10.0.1.1:34801"] + \
+        (["drain.close 10.0.1.1:34801"] if step == "close" else []) + ["drain.end"]
 
 
 def test_settings_that_cannot_be_put_back_fail_a_roll_that_otherwise_worked():
@@ -337,7 +340,7 @@ def test_a_removed_replicaserver_is_drained_stopped_and_waited_for_then_the_meta
     roll = tools_roll(session, FakeDrain(calls), removed_hosts={"replica-2": "192.0.2.9"})
     roll.restart([], removed=["replica-2/replica"])
     assert calls == [
-        "drain.begin removal", "drain.drain 10.0.1.3:34801", "192.0.2.9 stop",
+        "drain.begin removal", "drain.drain 10.0.1.3:34801", "drain.kill_partitions 10.0.1.3:34801", "192.0.2.9 stop",
         "drain.wait_unalive 10.0.1.3:34801 5.0", "drain.release_secondaries DEFAULT", "drain.wait_healthy 5.0",
         "drain.end",
         "127.0.0.1 meta force", "127.0.0.2 meta force", "127.0.0.1 meta deferred", "127.0.0.2 meta deferred"]
