@@ -261,19 +261,25 @@ def test_a_restart_drain_moves_primaries_then_replicas_without_a_failed_request(
     assert any("holds no primaries" in line for line in lines)
 
 
-def test_a_removal_drains_stops_and_leaves_the_others_healthy(shell, cluster):
-    node, lines = cluster.node(3), []
+@pytest.mark.parametrize("release", ["2.5.0", "2.6.0"])
+def test_a_removal_drains_kills_stops_and_leaves_the_others_healthy(release, request):
+    master = release == "2.6.0"
+    cluster = request.getfixturevalue("cluster_26" if master else "cluster")
+    tools = request.getfixturevalue("tools_dir_26" if master else "tools_dir")
+    shell = AdminShell(run_local, str(tools), cluster.meta_list, release=release)
+    address, name, lines = cluster.node(3), cluster.name(3) if master else cluster.node(3), []
     drain = fast_drain(shell, lines)
     with Load(cluster) as load:
         drain.begin("removal")
-        drain.drain(node)
+        drain.drain(address)
+        assert drain.kill_partitions(address) == len(drain.downgraded[name]) > 0  # pegasus_offline_node.sh
         cluster.replicas[3].stop()
-        drain.wait_unalive(node, 20)
+        drain.wait_unalive(address, 20)
         drain.release_secondaries("DEFAULT")
         drain.wait_healthy(30)
         assert drain.end() == []
     nodes = shell.nodes()
-    assert nodes[node].status == "UNALIVE" and nodes[node].replicas == 0
+    assert nodes[name].status == "UNALIVE" and nodes[name].replicas == 0
     assert sum(r.replicas for r in nodes.values()) == 12
     assert load.stats["failed"] == 0 and load.stats["below_two"] == [], load.stats
 
