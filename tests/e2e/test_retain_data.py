@@ -1,4 +1,6 @@
-"""End to end: `retainData` keeps the data volumes, the data directories and the ZooKeeper path."""
+"""End to end on release 2.6 (master: nodes named by host name): a rolling upgrade with the admin
+tools loses no request, and `retainData` keeps the data volumes, the data directories and the
+ZooKeeper path."""
 
 from __future__ import annotations
 
@@ -10,14 +12,24 @@ import pytest
 from components.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import Engine
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
-from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION
-from tests.support.package_builder import build_package
+from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, load_result, run_load_on
+from tests.support.package_builder import build_package, build_tools_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 
 pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 
 CLUSTER = "kept"
 INSTANCE = "aws:ec2/instance:Instance"
+
+
+class Deployed:
+    """What test_pegasus_cluster's load helpers use of a cluster: its machines and exports."""
+
+    def __init__(self, engine: Engine, exports: dict) -> None:
+        self.engine, self.exports = engine, exports
+
+    def machine(self, name: str):
+        return self.engine.machine(name)
 
 
 def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud, tmp_path):
@@ -39,6 +51,9 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
     }
     engine = Engine(local_cloud, tmp_path / "state.json", PROGRAM, stack="retain", secret_keys=("pegasus:ssh",))
     exports = engine.up(stack_config("pegasus", config))
+    rolled = time.monotonic()
+    _rolling_upgrade_with_admin_tools_loses_no_request(engine, exports, config, tmp_path)
+    print(f"\nscenario 2.6 rolling upgrade with admin tools: {time.monotonic() - rolled:.1f} s")
     volumes = [r["id"] for r in engine.state.resources.values() if r["type"] == "aws:ebs/volume:Volume"]
     assert len(volumes) == 3
     checked = {}
@@ -69,6 +84,26 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
         with_files = _files_on_volume(local_cloud.volumes[volume_id].path, tmp_path / volume_id)
         assert "reps" in with_files, with_files  # the ReplicaServer's replica directory survived
     print(f"\nscenario retain data: {time.monotonic() - started:.1f} s")
+
+
+def _rolling_upgrade_with_admin_tools_loses_no_request(engine: Engine, exports: dict, config: dict,
+                                                        tmp_path) -> None:
+    """The shell drains each ReplicaServer under its host name (`nodes -d` on 2.6), closes its
+    replicas (replica.kill_partition) and restarts it, under steady client load."""
+    config = {**config, "package": str(build_package(tmp_path / "upgrade", version="2.6.1", git_sha="c3d4e5f")),
+              "toolsPackage": str(build_tools_package(tmp_path / "tools", version="2.6.0"))}
+    deployed = Deployed(engine, exports)
+    run_load_on(deployed, "/root/stop-load")
+    engine.up(stack_config("pegasus", config))
+    stats = load_result(deployed, "/root/stop-load", "a rolling upgrade with admin tools on 2.6")
+    assert stats["failed"] == 0 and stats["below_two"] == [], stats
+    for i in range(3):
+        replica = engine.machine(f"replica-{i}")
+        releases = replica.check("ls /home/work/app/pegasus/releases").split()
+        assert len(releases) == 1 and releases[0].startswith("pegasus-server-2.6.1"), releases
+        killed = replica.check("cat /home/work/app/pegasus/replica/log/log.*.txt | grep -c 'kill replica: gpid' "
+                               "|| true").strip()
+        assert int(killed) > 0, f"replica-{i} closed no replica before its restart"
 
 
 def _files_on_volume(image, mount_point) -> list[str]:
