@@ -221,15 +221,28 @@ class AdminShell:
         if "control meta level ok" not in output:  # what the rolling update greps for
             raise AdminShellError(f"`set_meta_level {level}` failed:\n{output[-3000:]}")
 
-    def remote_commands(self, node: str, commands: Sequence[str]) -> list[str]:
+    def calls(self, node: str, commands: Sequence[str]) -> list[str | None]:
         """`remote_command -l NODE <command>` for each command line, in one shell; the node's
-        answers in order (an answer master parsed as JSON comes back as JSON text)."""
+        answers in order, None for a call that failed (an answer master parsed as JSON comes
+        back as JSON text)."""
+        return self._calls(node, commands)[0]
+
+    def _calls(self, node: str, commands: Sequence[str]) -> tuple[list[str | None], str]:
         lines = [f"remote_command -l {node} {command}" for command in commands]
         output = self.run(*lines)
         answers = self._json_answers(node, output) if self.by_host else self._call_answers(node, output)
-        if len(answers) != len(lines) or None in answers:
-            raise AdminShellError(f"`{'; '.join(lines)}` did not succeed:\n{output[-3000:]}")
-        return [a for a in answers if a is not None]
+        if len(answers) != len(lines):
+            raise AdminShellError(f"`{'; '.join(lines)}` reported {len(answers)} calls:\n{output[-3000:]}")
+        return answers, output
+
+    def remote_commands(self, node: str, commands: Sequence[str]) -> list[str]:
+        """As `calls`, failing unless every call succeeded."""
+        answers, output = self._calls(node, commands)
+        done = [a for a in answers if a is not None]
+        if len(done) != len(answers):
+            lines = "; ".join(f"remote_command -l {node} {command}" for command in commands)
+            raise AdminShellError(f"`{lines}` did not succeed:\n{output[-3000:]}")
+        return done
 
     def remote_command(self, node: str, command: str, *args: str) -> str:
         """`remote_command -l NODE CMD ARGS`: the node's answer."""
@@ -285,10 +298,13 @@ class AdminShell:
         elif answer != "OK":  # the scripts grep for OK
             raise AdminShellError(f"`{line}` answered {answer!r}")
 
-    def open_replicas(self, node: str) -> int:
+    def open_replicas(self, node: str) -> int | None:
         """Replicas the node serves, opens or closes (`perf-counters '.*replica(Count)'`), as
-        pegasus_rolling_update.sh (v2.5.0) sums them; up to 2.5 only: see replica_drain.py."""
-        answer = self.remote_command(node, "perf-counters", "'.*replica(Count)'")
+        pegasus_rolling_update.sh (v2.5.0) sums them; None when the call failed. Up to 2.5
+        only: see replica_drain.py."""
+        [answer] = self.calls(node, ["perf-counters '.*replica(Count)'"])
+        if answer is None:
+            return None
         try:
             counters = json.loads(answer).get("counters") or []
             counts = {c["name"].split("*")[-1]: int(c["value"]) for c in counters

@@ -20,7 +20,8 @@ From scripts/pegasus_rolling_update.sh and scripts/pegasus_offline_node.sh
   up to 2.5, `perf-counters '.*replica(Count)'` until its replicas serving,
   opening and closing are 0 (90 s, kill_partition sent again every 50 s);
   then `flush-log`. `kill_partitions(node)` is the offline procedure's part
-  of it (no wait, no flush-log).
+  of it (no wait, no flush-log). As in the scripts, a kill_partition or
+  flush-log that does not reach the node is no error; the wait is what counts.
 - `release_secondaries()`: `add_secondary_max_count_for_one_node 100` once the
   node is back (or DEFAULT once a removed node is stopped), so the meta adds
   secondaries again.
@@ -123,36 +124,41 @@ class Drain:
         self._until(node, "primaries", self.timeouts.migrate_seconds, self._move_primaries)
         self._until(node, "replicas", self.timeouts.downgrade_seconds, self._downgrade)
 
-    def kill_partitions(self, address: str) -> int:
-        """`replica.kill_partition` on the node for each partition downgraded away from it."""
+    def kill_partitions(self, address: str) -> None:
+        """`replica.kill_partition` on the node for each partition downgraded away from it. As
+        in the scripts, a call that fails is no error: the restart (or stop) closes them too."""
         node = self.node(address)
         gpids = sorted(self.downgraded.get(node, ()), key=lambda g: tuple(int(x) for x in g.split(".")))
-        if gpids:
-            self.shell.remote_commands(node, [f"replica.kill_partition {g.replace('.', ' ')}" for g in gpids])
-        return len(gpids)
+        answers = self.shell.calls(node, [f"replica.kill_partition {g.replace('.', ' ')}" for g in gpids]) \
+            if gpids else []
+        failed = [g for g, answer in zip(gpids, answers) if answer is None]
+        self.log(f"admin shell: {node}: replica.kill_partition sent for {len(gpids)} partitions"
+                 + (f", not delivered for {', '.join(failed)}" if failed else ""))
 
     def close(self, address: str) -> None:
         """The rolling update's close step: its downgraded replicas closed, its log flushed."""
         node = self.node(address)
         if self.shell.by_host:  # master: no replica counters to wait on (see the module's doc)
-            self.log(f"admin shell: {node}: kill_partition sent for {self.kill_partitions(address)} partitions "
-                     "(master lists no replica counters to wait on)")
+            self.kill_partitions(address)
+            self.log(f"admin shell: {node}: master lists no replica counters to wait on")
         else:
             deadline, polls = self.clock() + self.timeouts.close_seconds, 0
             while True:
                 if polls % self.timeouts.kill_every == 0:
-                    self.log(f"admin shell: {node}: kill_partition sent for {self.kill_partitions(address)} "
-                             "partitions")
-                left = self.shell.open_replicas(node)
+                    self.kill_partitions(address)
+                left = self.shell.open_replicas(node)  # None: the node did not answer this time
                 if left == 0:
                     self.log(f"admin shell: {node} has closed its replicas")
                     break
                 if self.clock() >= deadline:
-                    raise DrainFailed(f"{node} still has {left} replicas open or closing after "
-                                      f"{self.timeouts.close_seconds:.0f}s of replica.kill_partition; see its log")
+                    state = "did not answer perf-counters" if left is None else f"still has {left} replicas " \
+                        "open or closing"
+                    raise DrainFailed(f"{node} {state} after {self.timeouts.close_seconds:.0f}s of "
+                                      "replica.kill_partition; see its log")
                 polls += 1
                 self.sleep(self.timeouts.poll_seconds)
-        self.shell.remote_command(node, "flush-log")
+        if self.shell.calls(node, ["flush-log"]) == [None]:  # the script ignores it too
+            self.log(f"admin shell: {node}: flush-log was not delivered")
 
     def _until(self, node: str, what: str, seconds: float, send: Callable[[str], int]) -> None:
         deadline, polls = self.clock() + seconds, 0
