@@ -38,6 +38,7 @@ from .own_servers import own_hosts
 from .package_store import PackageStore
 from .pegasus_server import PegasusServer, RoleCommands
 from .remote_command import remote_command
+from .resource_names import ResourceNames
 from .rolling_restart import RollingRestart, RollingRestartArgs, server_key
 from .spec import ClusterSpec
 from .topology import ROLE_ORDER, ROLL_ORDER, HostPlan, plan_hosts
@@ -46,9 +47,23 @@ from .zookeeper_path_guard import ZooKeeperPathGuard, ZooKeeperPathGuardArgs, de
 
 
 class PegasusCluster(pulumi.ComponentResource):
-    def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    """Every resource of the cluster is named under `name` (`<name>-replica-0`), so
+    several clusters can share a program, a stack and a project (give each its own
+    clusterName: it names the ZooKeeper path and the servers' tags).
+
+    `adopt_old_names`: the cluster takes over the resources a stack deployed before
+    names carried the cluster's (`replica-0`, `meta-0-prepare`): each renamed resource
+    gets an alias to its old name, so `pulumi up` updates it in place and replaces
+    nothing. Only the one cluster such a stack holds may: __main__.py sets it for the
+    cluster of the stack's config; a further cluster in a program must not (the engine
+    refuses two resources with an alias to the same old resource). See resource_names.py.
+    """
+
+    def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None, *,
+                 adopt_old_names: bool = False) -> None:
         super().__init__("pegasus:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        names = ResourceNames(name, adopt_old_names)
         # First registered: its check refuses, at preview, a change of what an
         # existing cluster cannot change (homeDir, appDir, clusterName, fewer or
         # smaller disks).
@@ -60,15 +75,15 @@ class PegasusCluster(pulumi.ComponentResource):
         # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.
         store: PackageStore | None = None
         if spec.servers:
-            hosts = own_hosts(spec, plans, child)
+            hosts = own_hosts(spec, plans, names, child)
         else:
-            hosts, store = self._aws_hosts(name, spec, plans, child)
+            hosts, store = self._aws_hosts(names, spec, plans, child)
         preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
         zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
         metas = [p.name for p in plans if p.kind == "meta"]
 
         zookeeper = ZooKeeperEnsemble(f"{name}-zookeeper", spec, zk_hosts, opts=child)
-        guard = self._path_guard(name, spec, zookeeper, hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
+        guard = self._path_guard(names, spec, zookeeper, hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
                                  zk_hosts[0][1] if zk_hosts else preps[metas[0]])
 
         meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
@@ -144,9 +159,10 @@ class PegasusCluster(pulumi.ComponentResource):
                                "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
                                "collector": self.collector, "health": self.health})
 
-    def _aws_hosts(self, name: str, spec: ClusterSpec, plans: list[HostPlan],
+    def _aws_hosts(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan],
                    child: pulumi.ResourceOptions) -> tuple[dict[str, HostHandle], PackageStore | None]:
         """The machines, and the package store they read the package from (unless it is uploaded)."""
+        name = names.cluster
         network = Network(name, spec, opts=child)
         key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
                               tags={"pegasus:cluster": spec.cluster_name}, opts=child)
@@ -157,12 +173,12 @@ class PegasusCluster(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self)).id
         # The package, uploaded once for the stack; Pegasus servers read it with their role.
         store = PackageStore(name, spec, network, opts=child) if spec.package_from_store else None
-        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name,
+        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, names,
                                  instance_profile=store.instance_profile if store and p.roles else None,
                                  opts=child).handle for p in plans}
         return hosts, store
 
-    def _path_guard(self, name: str, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
+    def _path_guard(self, names: ResourceNames, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
         tunnel = None
         if spec.zookeeper.access == "ssh":
             bastion = spec.ssh.bastion
@@ -171,7 +187,7 @@ class PegasusCluster(pulumi.ComponentResource):
                 "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None,
             })
         return ZooKeeperPathGuard(
-            f"{name}-zookeeper-path",
+            f"{names.cluster}-zookeeper-path",
             ZooKeeperPathGuardArgs(cluster_name=spec.cluster_name, servers=zookeeper.servers, owner=default_owner_id(),
                                    retain=spec.retain_data, adopt=spec.zookeeper.adopt_existing_path,
                                    tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds),
