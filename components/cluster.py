@@ -57,6 +57,8 @@ class PegasusCluster(pulumi.ComponentResource):
     nothing. Only the one cluster such a stack holds may: __main__.py sets it for the
     cluster of the stack's config; a further cluster in a program must not (the engine
     refuses two resources with an alias to the same old resource). See resource_names.py.
+    That cluster's ZooKeeper path also stays stamped with the stack alone, as before;
+    any other cluster's with the stack and its name.
     """
 
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None, *,
@@ -186,9 +188,13 @@ class PegasusCluster(pulumi.ComponentResource):
                 "host": v[0], "user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
                 "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None,
             })
+        # The stack owns its own cluster's path; a further cluster of the program owns its
+        # path under its own name, so two of them given one clusterName on one ensemble are
+        # refused rather than sharing /pegasus/<clusterName>.
+        owner = default_owner_id() if names.adopt_old_names else f"{default_owner_id()}/{names.cluster}"
         return ZooKeeperPathGuard(
             f"{names.cluster}-zookeeper-path",
-            ZooKeeperPathGuardArgs(cluster_name=spec.cluster_name, servers=zookeeper.servers, owner=default_owner_id(),
+            ZooKeeperPathGuardArgs(cluster_name=spec.cluster_name, servers=zookeeper.servers, owner=owner,
                                    retain=spec.retain_data, adopt=spec.zookeeper.adopt_existing_path,
                                    tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*zookeeper.ready, *via_prep.done]))
