@@ -4,8 +4,8 @@
                     project="pegasus", stack="e2e")
     exports = engine.up(config)                 # previews first; DeploymentError on failure
     assert engine.last_run.operations == []     # after a second, unchanged up
-    engine.up(config, replace=["replica-0"])    # `pulumi up --replace <urn or name>`
-    engine.reboot("replica-0")                  # an instance, by resource name or id
+    engine.up(config, replace=["c1-replica-0"]) # `pulumi up --replace <urn or name>`
+    engine.reboot("c1-replica-0")               # an instance, by resource name or id
     engine.destroy()
 
 `up` first runs a preview (as `pulumi up` does), then runs the real program
