@@ -13,6 +13,8 @@ The package store (issue 10) only added URNs. The per-host package uploads
 default stack fetches from its store instead, so they are checked there. A
 stack that moves to the store deletes them, which does nothing on a host
 (CopyToRemote has no delete).
+`<cluster>-health` became a dynamic resource (issue 9: it fetches the logs of
+a server that does not serve); the command it replaces had no delete either.
 """
 
 from __future__ import annotations
