@@ -16,8 +16,9 @@ leader last, then the Collector), one at a time, each only in a healthy
 cluster, waiting until every table is fully healthy again. Every server hangs
 off the graph by one edge, so a first deploy is as long for 1000
 ReplicaServers as for 3.
-Checks: after that, the cluster's `-health` (at every up) and
-`-replica-removal` (before Pulumi deletes a dropped ReplicaServer).
+Checks: after that, the cluster's `-health` (at every up: every server
+serves, else those that do not with their own logs) and `-replica-removal`
+(before Pulumi deletes a dropped ReplicaServer).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pulumi_aws as aws
 from . import host_layout as hl
 from . import server_files as files
 from .admin_tools import AdminTools
+from .cluster_health import ClusterHealth, ClusterHealthArgs
 from .fixed_settings import FixedSettings
 from .host import AwsHost, HostHandle
 from .host_preparation import HostPreparation
@@ -120,9 +122,10 @@ class PegasusCluster(pulumi.ComponentResource):
         # server at a time in Pegasus's order, and on a first deploy the check
         # of every server.
         started: list[pulumi.Resource] = [server.service for role in ROLE_ORDER for server in servers[role]]
+        restart_hosts = {n: hosts[n].ssh_address for n in pegasus}
         restart = RollingRestart(f"{name}-rolling-restart", RollingRestartArgs(
             restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
-            hosts={n: hosts[n].ssh_address for n in pegasus},
+            hosts=restart_hosts,
             staged_dir=files.layout(spec).staged_dir,
             access=self._ssh_access(spec),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
@@ -130,15 +133,19 @@ class PegasusCluster(pulumi.ComponentResource):
             tools=tools_args),
             opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
         replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
-        # (MetaServer addresses, {ReplicaServer host name: address}) for the cluster-level commands
+        # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard
         addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))
-        # Runs at every `pulumi up`, changed or not (a new trigger each run: one
+        keys = [server_key(s.host, s.role) for role in ROLL_ORDER for s in servers[role]]
+        server_ips = pulumi.Output.all(*[hosts[key.partition("/")[0]].cluster_ip for key in keys]).apply(
+            lambda ips: dict(zip(keys, ips)))
+        # Runs at every `pulumi up`, changed or not (a new `run` each time: one
         # line in the preview), so a server that died since the last up is
-        # reported rather than found by the next change.
-        health = remote_command(
-            f"{name}-health", hosts[metas[0]].connection,
-            create=addresses.apply(lambda a: files.health_check_script(spec, *a)),
-            triggers=[uuid.uuid4().hex],
+        # reported, with its own logs, rather than found by the next change.
+        health = ClusterHealth(f"{name}-health", ClusterHealthArgs(
+            run=uuid.uuid4().hex,
+            script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
+            check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
+            access=self._ssh_access(spec)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
@@ -156,7 +163,7 @@ class PegasusCluster(pulumi.ComponentResource):
         self.collector = (hosts[collector_host].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['collector']}")
                           if collector_host else pulumi.Output.from_input(""))
         self.ssh = {n: h.ssh_address.apply(lambda ip: self._ssh_hint(spec, ip)) for n, h in hosts.items()}
-        self.health = health.stdout
+        self.health = health.report
         self.register_outputs({"metaServers": self.meta_servers, "zookeeperServers": self.zookeeper_servers,
                                "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
                                "collector": self.collector, "health": self.health})

@@ -245,7 +245,7 @@ def test_scale_out_keeps_every_existing_server(deploy, base_config):
     assert changed_servers(_roll_triggers(before), _roll_triggers(after)) == []
     new = set(snap_after) - set(snap_before)
     assert new and all(n.startswith(("c1-replica-3", "c1-replica-4")) for n in new)
-    health = after.resources["c1-health"].inputs["create"]
+    health = after.resources["c1-health"].inputs["script"]
     assert all(replica in health for replica in after.exports["replicaServers"])
     assert len(after.exports["replicaServers"]) == 5
 
@@ -285,8 +285,11 @@ def test_a_change_updates_the_rolling_restart_in_place(deploy, base_config, othe
 def test_the_health_check_runs_at_every_up(deploy, base_config):
     first, second = deploy(base_config), deploy(base_config)
     health = [d.resources["c1-health"].inputs for d in (first, second)]
-    assert health[0]["create"] == health[1]["create"] and health[0]["triggers"] != health[1]["triggers"]
-    assert "replica_hosts=(replica-0 replica-1 replica-2)" in health[0]["create"]
+    assert health[0]["script"] == health[1]["script"] and health[0]["run"] != health[1]["run"]
+    servers = first.exports["replicaServers"] + first.exports["metaServers"].split(",") + [first.exports["collector"]]
+    keys = [f"replica-{i}/replica" for i in range(3)] + [f"meta-{i}/meta" for i in range(3)] + ["meta-0/collector"]
+    assert all(f"{key}={address}" in health[0]["script"] for key, address in zip(keys, servers))
+    assert health[0]["check_hosts"] == ["meta-0", "meta-1", "meta-2"]
 
 
 def test_scale_in_runs_the_removal_guard_before_any_delete(deploy, base_config):
@@ -327,3 +330,11 @@ def test_a_tools_package_is_installed_on_every_metaserver_before_the_roll_and_si
     assert tools["host"] == "meta-0" and tools["dir"].startswith(f"/home/work/app/pegasus/tools/{release}")
     assert tools["meta_list"].count(":34601") == 3
     assert set(d.resources["c1-rolling-restart"].inputs["replica_nodes"]) == {f"replica-{i}" for i in range(3)}
+
+
+def test_a_restarted_replicaserver_waits_one_beacon_per_metaserver_before_its_gate(deploy, base_config):
+    d = deploy(with_(base_config, replica={"configOverrides": {"replication": {"fd_beacon_interval_seconds": "2"}}}))
+    assert "settle_seconds=6" in d.resources["c1-replica-0-replica-config"].inputs["create"]
+    assert "settle_seconds=0" in d.resources["c1-meta-0-meta-config"].inputs["create"]
+    default = deploy(base_config).resources["c1-replica-1-replica-config"].inputs["create"]
+    assert "settle_seconds=9" in default  # the release's 3 s beacon, 3 MetaServers

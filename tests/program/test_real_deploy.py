@@ -53,7 +53,7 @@ def test_default_tables_come_from_the_release(deploy, base_config, packages):
     expected = {"2.4.0": [], "2.5.0": ["stat"], "2.6.0": ["stat"]}
     for version, tables in expected.items():
         assert declared_tables(fixture_for_version(version).read_text()) == tables
-        health = deploy(with_(base_config, package=packages[version])).resources["c1-health"].inputs["create"]
+        health = deploy(with_(base_config, package=packages[version])).resources["c1-health"].inputs["script"]
         assert f"tables=({' '.join(tables)})" in health, version
 
 

@@ -17,8 +17,11 @@ The package store (issue 10) only added URNs. The per-host package uploads
 (`<host>-package-upload`) belong to `packageDelivery: upload` since then: the
 default stack fetches from its store instead, so they are checked there. A
 stack that moves to the store deletes them, which does nothing on a host
-(CopyToRemote has no delete). Since issue 11 per-host resources are named
-under the cluster (`c1-replica-0`) and keep these URNs through aliases.
+(CopyToRemote has no delete).
+`<cluster>-health` became a dynamic resource (issue 9: it fetches the logs of
+a server that does not serve); the command it replaces had no delete either.
+Since issue 11 per-host resources are named under the cluster (`c1-replica-0`)
+and keep these URNs through aliases.
 """
 
 from __future__ import annotations
