@@ -25,7 +25,9 @@ if spec.retain_data:
     pulumi.log.warn("retainData is on: `pulumi destroy` keeps the data volumes, the data directories "
                     f"and the ZooKeeper path {spec.cluster_root}")
 
-cluster = PegasusCluster(spec.cluster_name, spec)
+# The stack's one cluster keeps the resources that stacks deployed before
+# resource names carried the cluster's name (components/resource_names.py).
+cluster = PegasusCluster(spec.cluster_name, spec, adopt_old_names=True)
 
 pulumi.export("metaServers", cluster.meta_servers)
 pulumi.export("zookeeperServers", cluster.zookeeper_servers)

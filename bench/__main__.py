@@ -49,7 +49,7 @@ def render_everything(spec) -> int:
     zk_ips = [f"10.0.0.{i + 1}" for i in range(spec.zookeeper.count)]
     meta_ips = [f"10.0.1.{i + 1}" for i in range(spec.meta.count)]
     zk_servers = files.zookeeper_servers(zk_ips)
-    replica_ips = {plan.name: f"10.0.2.{n}" for n, plan in enumerate(plans) if plan.kind == "replica"}
+    server_ips = {f"{plan.name}/{role}": f"10.0.2.{n}" for n, plan in enumerate(plans) for role in plan.roles}
     rendered = []
     for n, plan in enumerate(plans):
         rendered += [files.prepare_host_script(spec), files.remove_app_dir_script(spec)]
@@ -65,13 +65,14 @@ def render_everything(spec) -> int:
         for role in plan.roles:
             f = files.role_files(spec, role, f"10.0.2.{n}", "", meta_ips, zk_servers)
             rendered += [f.config, f.unit, f.stage, f.start, f.restart_script, f.stop]
-    rendered += [files.zookeeper_ready_script(zk_ips, 300), files.health_check_script(spec, meta_ips, replica_ips)]
+    rendered += [files.zookeeper_ready_script(zk_ips, 300), files.health_check_script(spec, meta_ips, server_ips)]
     return len(rendered)
 
 
-# Types whose create or update acts on servers: pulumi-command's, and the
-# rolling restart (a dynamic resource that runs the staged scripts over SSH).
-REMOTE = ("command:remote:Command", "command:remote:CopyToRemote", "pulumi-python:dynamic/pegasus:RollingRestart")
+# Types whose create or update acts on servers: pulumi-command's, the rolling
+# restart and the health check (dynamic resources that run scripts over SSH).
+REMOTE = ("command:remote:Command", "command:remote:CopyToRemote", "pulumi-python:dynamic/pegasus:RollingRestart",
+          "pulumi-python:dynamic/pegasus:ClusterHealth")
 
 
 def longest_remote_chain(cloud: FakeCloud, only=lambda name: True) -> int:

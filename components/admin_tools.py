@@ -30,13 +30,16 @@ class AdminTools(pulumi.ComponentResource):
         self.installed: list[pulumi.Resource] = []
         for host, prep in hosts:
             # As the server package: a replaced instance gets the upload again.
+            names = host.names
             upload = command.remote.CopyToRemote(
-                f"{host.name}-tools-upload", connection=host.connection, source=pulumi.FileAsset(tools.path),
+                names(f"{host.name}-tools-upload"), connection=host.connection, source=pulumi.FileAsset(tools.path),
                 remote_path=layout.package_path(tools.file_name), triggers=[tools.sha256, host.identity],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=prep.done))
+                opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{host.name}-tools-upload"),
+                                            depends_on=prep.done))
             self.installed.append(remote_command(
-                f"{host.name}-tools", host.connection, triggers=[tools.sha256],
+                names(f"{host.name}-tools"), host.connection, triggers=[tools.sha256],
                 create=files.install_tools_script(spec), delete=files.remove_tools_script(spec),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[upload])))
+                opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{host.name}-tools"),
+                                            depends_on=[upload])))
         self.directory = files.tools_release_dir(spec)
         self.register_outputs({"release": tools.release})

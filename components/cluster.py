@@ -16,8 +16,9 @@ leader last, then the Collector), one at a time, each only in a healthy
 cluster, waiting until every table is fully healthy again. Every server hangs
 off the graph by one edge, so a first deploy is as long for 1000
 ReplicaServers as for 3.
-Checks: after that, the cluster's `-health` (at every up) and
-`-replica-removal` (before Pulumi deletes a dropped ReplicaServer).
+Checks: after that, the cluster's `-health` (at every up: every server
+serves, else those that do not with their own logs) and `-replica-removal`
+(before Pulumi deletes a dropped ReplicaServer).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pulumi_aws as aws
 from . import host_layout as hl
 from . import server_files as files
 from .admin_tools import AdminTools
+from .cluster_health import ClusterHealth, ClusterHealthArgs
 from .fixed_settings import FixedSettings
 from .host import AwsHost, HostHandle
 from .host_preparation import HostPreparation
@@ -38,6 +40,7 @@ from .own_servers import own_hosts
 from .package_store import PackageStore
 from .pegasus_server import PegasusServer, RoleCommands
 from .remote_command import remote_command
+from .resource_names import ResourceNames
 from .rolling_restart import RollingRestart, RollingRestartArgs, server_key
 from .spec import ClusterSpec
 from .topology import ROLE_ORDER, ROLL_ORDER, HostPlan, plan_hosts
@@ -46,9 +49,25 @@ from .zookeeper_path_guard import ZooKeeperPathGuard, ZooKeeperPathGuardArgs, de
 
 
 class PegasusCluster(pulumi.ComponentResource):
-    def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    """Every resource of the cluster is named under `name` (`<name>-replica-0`), so
+    several clusters can share a program, a stack and a project (give each its own
+    clusterName: it names the ZooKeeper path and the servers' tags).
+
+    `adopt_old_names`: the cluster takes over the resources a stack deployed before
+    names carried the cluster's (`replica-0`, `meta-0-prepare`): each renamed resource
+    gets an alias to its old name, so `pulumi up` updates it in place and replaces
+    nothing. Only the one cluster such a stack holds may: __main__.py sets it for the
+    cluster of the stack's config; a further cluster in a program must not (the engine
+    refuses two resources with an alias to the same old resource). See resource_names.py.
+    That cluster's ZooKeeper path also stays stamped with the stack alone, as before;
+    any other cluster's with the stack and its name.
+    """
+
+    def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None, *,
+                 adopt_old_names: bool = False) -> None:
         super().__init__("pegasus:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        names = ResourceNames(name, adopt_old_names)
         # First registered: its check refuses, at preview, a change of what an
         # existing cluster cannot change (homeDir, appDir, clusterName, fewer or
         # smaller disks).
@@ -60,15 +79,15 @@ class PegasusCluster(pulumi.ComponentResource):
         # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.
         store: PackageStore | None = None
         if spec.servers:
-            hosts = own_hosts(spec, plans, child)
+            hosts = own_hosts(spec, plans, names, child)
         else:
-            hosts, store = self._aws_hosts(name, spec, plans, child)
+            hosts, store = self._aws_hosts(names, spec, plans, child)
         preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
         zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
         metas = [p.name for p in plans if p.kind == "meta"]
 
         zookeeper = ZooKeeperEnsemble(f"{name}-zookeeper", spec, zk_hosts, opts=child)
-        guard = self._path_guard(name, spec, zookeeper, hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
+        guard = self._path_guard(names, spec, zookeeper, hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
                                  zk_hosts[0][1] if zk_hosts else preps[metas[0]])
 
         meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
@@ -105,9 +124,10 @@ class PegasusCluster(pulumi.ComponentResource):
         # server at a time in Pegasus's order, and on a first deploy the check
         # of every server.
         started: list[pulumi.Resource] = [server.service for role in ROLE_ORDER for server in servers[role]]
+        restart_hosts = {n: hosts[n].ssh_address for n in pegasus}
         restart = RollingRestart(f"{name}-rolling-restart", RollingRestartArgs(
             restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
-            hosts={n: hosts[n].ssh_address for n in pegasus},
+            hosts=restart_hosts,
             staged_dir=files.layout(spec).staged_dir,
             access=self._ssh_access(spec),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
@@ -115,15 +135,19 @@ class PegasusCluster(pulumi.ComponentResource):
             tools=tools_args),
             opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
         replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
-        # (MetaServer addresses, {ReplicaServer host name: address}) for the cluster-level commands
+        # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard
         addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))
-        # Runs at every `pulumi up`, changed or not (a new trigger each run: one
+        keys = [server_key(s.host, s.role) for role in ROLL_ORDER for s in servers[role]]
+        server_ips = pulumi.Output.all(*[hosts[key.partition("/")[0]].cluster_ip for key in keys]).apply(
+            lambda ips: dict(zip(keys, ips)))
+        # Runs at every `pulumi up`, changed or not (a new `run` each time: one
         # line in the preview), so a server that died since the last up is
-        # reported rather than found by the next change.
-        health = remote_command(
-            f"{name}-health", hosts[metas[0]].connection,
-            create=addresses.apply(lambda a: files.health_check_script(spec, *a)),
-            triggers=[uuid.uuid4().hex],
+        # reported, with its own logs, rather than found by the next change.
+        health = ClusterHealth(f"{name}-health", ClusterHealthArgs(
+            run=uuid.uuid4().hex,
+            script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
+            check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
+            access=self._ssh_access(spec)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
@@ -141,14 +165,15 @@ class PegasusCluster(pulumi.ComponentResource):
         self.collector = (hosts[collector_host].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['collector']}")
                           if collector_host else pulumi.Output.from_input(""))
         self.ssh = {n: h.ssh_address.apply(lambda ip: self._ssh_hint(spec, ip)) for n, h in hosts.items()}
-        self.health = health.stdout
+        self.health = health.report
         self.register_outputs({"metaServers": self.meta_servers, "zookeeperServers": self.zookeeper_servers,
                                "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
                                "collector": self.collector, "health": self.health})
 
-    def _aws_hosts(self, name: str, spec: ClusterSpec, plans: list[HostPlan],
+    def _aws_hosts(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan],
                    child: pulumi.ResourceOptions) -> tuple[dict[str, HostHandle], PackageStore | None]:
         """The machines, and the package store they read the package from (unless it is uploaded)."""
+        name = names.cluster
         network = Network(name, spec, opts=child)
         key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
                               tags={"pegasus:cluster": spec.cluster_name}, opts=child)
@@ -159,12 +184,12 @@ class PegasusCluster(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self)).id
         # The package, uploaded once for the stack; Pegasus servers read it with their role.
         store = PackageStore(name, spec, network, opts=child) if spec.package_from_store else None
-        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name,
+        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, names,
                                  instance_profile=store.instance_profile if store and p.roles else None,
                                  opts=child).handle for p in plans}
         return hosts, store
 
-    def _path_guard(self, name: str, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
+    def _path_guard(self, names: ResourceNames, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
         tunnel = None
         if spec.zookeeper.access == "ssh":
             bastion = spec.ssh.bastion
@@ -172,9 +197,13 @@ class PegasusCluster(pulumi.ComponentResource):
                 "host": v[0], "user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
                 "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None,
             })
+        # The stack owns its own cluster's path; a further cluster of the program owns its
+        # path under its own name, so two of them given one clusterName on one ensemble are
+        # refused rather than sharing /pegasus/<clusterName>.
+        owner = default_owner_id() if names.adopt_old_names else f"{default_owner_id()}/{names.cluster}"
         return ZooKeeperPathGuard(
-            f"{name}-zookeeper-path",
-            ZooKeeperPathGuardArgs(cluster_name=spec.cluster_name, servers=zookeeper.servers, owner=default_owner_id(),
+            f"{names.cluster}-zookeeper-path",
+            ZooKeeperPathGuardArgs(cluster_name=spec.cluster_name, servers=zookeeper.servers, owner=owner,
                                    retain=spec.retain_data, adopt=spec.zookeeper.adopt_existing_path,
                                    tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*zookeeper.ready, *via_prep.done]))

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 import pulumi_command as command
 
 from .network import Network
+from .resource_names import ResourceNames
 from .spec import ClusterSpec, DiskSpec
 from .topology import HostPlan
 
@@ -31,7 +32,8 @@ def ebs_stable_path(volume_id: str) -> str:
 
 @dataclass
 class HostHandle:
-    name: str
+    name: str  # the host plan's name (`replica-0`): what scripts, tags and messages call it
+    names: ResourceNames  # how the resources made for it are named
     # Every command but the first: the host answered once, so a host that stops
     # answering (gone for good) fails within a minute instead of a quarter hour.
     connection: command.remote.ConnectionArgs
@@ -82,15 +84,16 @@ def refuse_instance_type_change(plan: HostPlan, running: str | None) -> None:
 
 class AwsHost(pulumi.ComponentResource):
     def __init__(self, plan: HostPlan, spec: ClusterSpec, network: Network, ami_id: pulumi.Input[str],
-                 key_name: pulumi.Input[str], instance_profile: pulumi.Input[str] | None = None,
+                 key_name: pulumi.Input[str], names: ResourceNames, instance_profile: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("pegasus:cluster:Host", plan.name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("pegasus:cluster:Host", names(plan.name), None,
+                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=names.aliases(plan.name))))
+        self._names = names
         self.tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack,
                      "pegasus:role": plan.kind, "pegasus:node": plan.name}
         groups = [network.security_groups[plan.kind]]
         instance = aws.ec2.Instance(
-            plan.name, ami=ami_id, instance_type=plan.instance_type, subnet_id=network.subnet_id,
+            names(plan.name), ami=ami_id, instance_type=plan.instance_type, subnet_id=network.subnet_id,
             availability_zone=network.availability_zone, vpc_security_group_ids=groups, key_name=key_name,
             associate_public_ip_address=spec.network.public_addresses,
             # The role the server reads the package store with (package_store.py). Adding,
@@ -111,7 +114,8 @@ class AwsHost(pulumi.ComponentResource):
             # first boot only) must never replace a running server and its data.
             # A new instance type would be applied in place to every server of the
             # role at once (stop, modify, start): refused below instead.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name", "instance_type"],
+            opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(plan.name),
+                                        ignore_changes=["ami", "key_name", "instance_type"],
                                         depends_on=[*network.egress_ready, *network.group_rules[plan.kind]]))
         instance.instance_type.apply(lambda running: refuse_instance_type_change(plan, running))
         ssh_address = instance.public_ip if spec.network.public_addresses else instance.private_ip
@@ -128,32 +132,39 @@ class AwsHost(pulumi.ComponentResource):
                                        spec, ready)
         cluster_ip, nic_mac = instance.private_ip, None
         if plan.extra_nic:
-            nic = aws.ec2.NetworkInterface(f"{plan.name}-nic1", subnet_id=network.subnet_id,
+            nic_name = f"{plan.name}-nic1"
+            nic = aws.ec2.NetworkInterface(names(nic_name), subnet_id=network.subnet_id,
                                            security_groups=groups, tags={**self.tags, "pegasus:nic": "1"},
-                                           opts=child)
+                                           opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(nic_name)))
             ready.append(aws.ec2.NetworkInterfaceAttachment(
-                f"{plan.name}-nic1-attach", instance_id=instance.id, network_interface_id=nic.id, device_index=1,
-                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True)))
+                names(f"{nic_name}-attach"), instance_id=instance.id, network_interface_id=nic.id, device_index=1,
+                opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{nic_name}-attach"),
+                                            delete_before_replace=True)))
             cluster_ip, nic_mac = nic.private_ip, nic.mac_address
-        self.handle = HostHandle(name=plan.name, connection=connection_args(spec, ssh_address),
+        self.handle = HostHandle(name=plan.name, names=names, connection=connection_args(spec, ssh_address),
                                  first_connection=connection_args(spec, ssh_address, BOOT_DIALS), identity=instance.id,
                                  cluster_ip=cluster_ip, ssh_address=ssh_address, data_devices=data_devices,
                                  slog_device=slog_device, nic_mac=nic_mac, ready=ready)
         self.register_outputs({"instanceId": instance.id, "privateIp": instance.private_ip,
                                "clusterIp": cluster_ip})
 
-    def _volume(self, name: str, disk: str, disk_spec: DiskSpec, instance: aws.ec2.Instance, letter: str,
+    def _volume(self, plan_name: str, disk: str, disk_spec: DiskSpec, instance: aws.ec2.Instance, letter: str,
                 spec: ClusterSpec, ready: list) -> pulumi.Output[str]:
+        """`plan_name`: the volume's name from the host plan (`replica-0-data1`), which its Name tag keeps."""
+        names = self._names
         # With retainData the volume outlives `pulumi destroy`; its attachment does not.
         volume = aws.ebs.Volume(
-            name, availability_zone=instance.availability_zone, size=disk_spec.size_gib, type=disk_spec.type,
-            iops=disk_spec.iops, throughput=disk_spec.throughput, encrypted=True,
-            tags={**self.tags, "pegasus:disk": disk, "Name": f"{spec.cluster_name}-{name}"},
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=spec.retain_data))
+            names(plan_name), availability_zone=instance.availability_zone, size=disk_spec.size_gib,
+            type=disk_spec.type, iops=disk_spec.iops, throughput=disk_spec.throughput, encrypted=True,
+            tags={**self.tags, "pegasus:disk": disk, "Name": f"{spec.cluster_name}-{plan_name}"},
+            opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(plan_name),
+                                        retain_on_delete=spec.retain_data))
         # A volume attaches to one instance at a time: detach before attaching anew.
         # Detaching a volume that a running server has mounted loses writes in
         # flight: the instance is stopped first (the provider's documented option).
-        ready.append(aws.ec2.VolumeAttachment(f"{name}-attach", instance_id=instance.id, volume_id=volume.id,
-                                              device_name=f"/dev/sd{letter}", stop_instance_before_detaching=True,
-                                              opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True)))
+        ready.append(aws.ec2.VolumeAttachment(
+            names(f"{plan_name}-attach"), instance_id=instance.id, volume_id=volume.id, device_name=f"/dev/sd{letter}",
+            stop_instance_before_detaching=True,
+            opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{plan_name}-attach"),
+                                        delete_before_replace=True)))
         return volume.id.apply(ebs_stable_path)

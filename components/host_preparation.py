@@ -23,28 +23,33 @@ class HostPreparation(pulumi.ComponentResource):
     done: list[pulumi.Resource]
 
     def __init__(self, host: HostHandle, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("pegasus:cluster:HostPreparation", host.name, None, opts)
+        names = host.names
+        super().__init__("pegasus:cluster:HostPreparation", names(host.name), None,
+                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=names.aliases(host.name))))
         base = remote_command(
-            f"{host.name}-prepare", connection=host.first_connection,
+            names(f"{host.name}-prepare"), connection=host.first_connection,
             create=files.prepare_host_script(spec), delete=files.remove_app_dir_script(spec),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=host.ready))
+            opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{host.name}-prepare"),
+                                        depends_on=host.ready))
         self.done = [base]
         if host.data_devices or host.slog_device:
             devices = pulumi.Output.all(pulumi.Output.all(*host.data_devices),
                                         pulumi.Output.from_input(host.slog_device))
             disks = devices.apply(lambda d: files.disk_entries(spec, d[0], d[1]))
             self.done.append(remote_command(
-                f"{host.name}-disks", connection=host.connection,
+                names(f"{host.name}-disks"), connection=host.connection,
                 create=disks.apply(files.prepare_disks_script), delete=disks.apply(files.cleanup_disks_script),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[base])))
+                opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{host.name}-disks"),
+                                            depends_on=[base])))
         if host.interface is not None:
             self.interface = host.interface
         elif spec.network.primary_interface:
             self.interface = pulumi.Output.from_input(spec.network.primary_interface)
         elif host.nic_mac is not None:
             nic = remote_command(
-                f"{host.name}-nic", connection=host.connection, create=host.nic_mac.apply(files.resolve_nic_script),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[base]))
+                names(f"{host.name}-nic"), connection=host.connection,
+                create=host.nic_mac.apply(files.resolve_nic_script),
+                opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{host.name}-nic"), depends_on=[base]))
             self.done.append(nic)
             self.interface = nic.stdout.apply(lambda out: out.strip().splitlines()[-1].strip())
         else:

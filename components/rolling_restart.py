@@ -54,8 +54,7 @@ from components.dynamic_inputs import plain
 from components.host_files import as_root
 from components.host_layout import restart_script_name, role_unit
 from components.replica_drain import Drain, DrainFailed
-from components.ssh_exec import SshResult, SshSession
-from components.ssh_tunnel import SshEndpoint
+from components.ssh_exec import SshResult, SshSession, session_for
 from components.topology import ROLL_ORDER
 
 # Exit status of the restart script's probe phase when a restart is due.
@@ -276,13 +275,6 @@ def _report(what: str, failed: Mapping[str, SshResult]) -> str:
         for key, result in sorted(failed.items(), key=lambda item: roll_position(item[0])))
 
 
-def _session(access: Mapping[str, Any]) -> SshSession:
-    bastion = access.get("bastion")
-    return SshSession(user=access["user"], private_key=access["private_key"], port=int(access.get("port") or 22),
-                      bastion=SshEndpoint(bastion["host"], bastion["user"], int(bastion.get("port") or 22))
-                      if bastion else None)
-
-
 def _roll(session: SshSession, values: Mapping[str, Any], old: Optional[Mapping[str, Any]] = None) -> Roll:
     old = old or {}
     return Roll(session, values["hosts"], values["staged_dir"], pulumi.log.info, tools=values.get("tools"),
@@ -299,7 +291,7 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
     def create(self, props: dict) -> pulumi.dynamic.CreateResult:
         values = plain(dict(props))
         records = values["restart_records"]
-        with _session(values["access"]) as session:
+        with session_for(values["access"]) as session:
             roll = _roll(session, values)
             restarted = roll.restart(roll.due(list(records)))
             roll.check(sorted(records, key=roll_position))
@@ -317,7 +309,7 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
         removed = removed_replicas(old.get("restart_records") or {}, new["restart_records"]) if new.get("tools") else []
         restarted: list[str] = []
         if keys or removed:
-            with _session(new["access"]) as session:
+            with session_for(new["access"]) as session:
                 restarted = _roll(session, new, old).restart(keys, removed)
         return pulumi.dynamic.UpdateResult(_outputs(news, restarted))
 

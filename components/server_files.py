@@ -335,6 +335,7 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
     leader_last = role == "meta" and len(meta_ips) > 1
     pause = spec.timeouts.meta_pause_seconds if role == "meta" else 0
     restart_script = render("restart_role.sh", defer_if_leader=leader_last, pause_seconds=pause,
+                            settle_seconds=settle_seconds(spec, role, len(meta_ips)),
                             check_seconds=spec.timeouts.health_seconds, **common)
     return RoleFiles(
         restart_reasons=restart_reasons(spec, role, interface, meta_ips, zk_servers),
@@ -351,13 +352,24 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
     )
 
 
-def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
-    """`replica_ips`: host name -> cluster address of every ReplicaServer of the stack."""
+def settle_seconds(spec: ClusterSpec, role: str, meta_count: int) -> int:
+    """How long a restarted ReplicaServer may take to reach the leading MetaServer: it
+    beacons a random MetaServer first and follows a non-leader's answer to the leader
+    at its next beacon (failure_detector_multimaster.cpp:62 and :116, v2.5.0). Until
+    then the leader still lists it ALIVE with its partitions healthy, so the roll's
+    health gate would pass before the restart is even seen."""
+    if role != "replica":
+        return 0
+    beacon = _role_settings(spec, "replica", "replication").get("fd_beacon_interval_seconds") or "3"
+    return (int(beacon) if beacon.isdigit() else 3) * max(1, meta_count)
+
+
+def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], server_ips: Mapping[str, str]) -> str:
+    """`server_ips`: "<host>/<role>" -> cluster address, for every Pegasus server of the stack."""
     return as_root(render(
         "health_check.sh",
         meta_addresses=meta_addresses(meta_ips),
-        replica_addresses=[f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in replica_ips.values()],
-        replica_hosts=list(replica_ips),
+        servers=[f"{key}={ip}:{hl.ROLE_PORTS[key.rpartition('/')[2]]}" for key, ip in server_ips.items()],
         tables=declared_tables(_user_config_template(spec, "meta")),
         wait_seconds=spec.timeouts.health_seconds,
         log_dir=layout(spec).log_dir("meta"),

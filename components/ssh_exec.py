@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from components.ssh_tunnel import SshEndpoint, write_ssh_config
 
@@ -77,6 +78,15 @@ class SshSession:
             if done.returncode != SSH_FAILED:
                 break
         return result
+
+
+def session_for(access: Mapping[str, Any]) -> SshSession:
+    """A session from a dynamic resource's `access` input: {user, port, private_key,
+    bastion: {host, user, port} | None}, as every server's connection has them."""
+    bastion = access.get("bastion")
+    return SshSession(user=access["user"], private_key=access["private_key"], port=int(access.get("port") or 22),
+                      bastion=SshEndpoint(bastion["host"], bastion["user"], int(bastion.get("port") or 22))
+                      if bastion else None)
 
 
 def _ssh_environment() -> dict[str, str]:

@@ -36,10 +36,11 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
         installs = []
         for index, (host, prep) in enumerate(hosts):
             installs.append(remote_command(
-                f"{host.name}-zookeeper", connection=host.connection,
+                host.names(f"{host.name}-zookeeper"), connection=host.connection,
                 create=ips.apply(functools.partial(_install_script, index)),
                 delete=files.remove_zookeeper_script(),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=prep.done)))
+                opts=pulumi.ResourceOptions(parent=self, aliases=host.names.aliases(f"{host.name}-zookeeper"),
+                                            depends_on=prep.done)))
         first = hosts[0][0]
         check = remote_command(
             f"{name}-ready", connection=first.connection,

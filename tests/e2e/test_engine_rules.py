@@ -1,5 +1,5 @@
 """The engine's own rules: preview before up, unknowns, provider checks, URNs and
-resource options (ignoreChanges, deleteBeforeReplace, --replace)."""
+resource options (ignoreChanges, deleteBeforeReplace, --replace, aliases)."""
 
 from __future__ import annotations
 
@@ -109,3 +109,28 @@ def test_replace_by_name_or_urn_as_pulumi_up_replace(rules):
     assert engine.ledger().count("create outer") == 2 and engine.ledger().count("delete outer") == 1
     with pytest.raises(DeploymentError, match="matches no resource"):
         engine.up(config, replace=["no-such-resource"])
+
+
+def test_a_renamed_resource_with_an_alias_to_its_old_name_is_updated_in_place(rules):
+    engine, config = rules
+    engine.up(config)
+    old, new = f"{URN}{LOCAL}::aliased", f"{URN}{LOCAL}::aliased-new"
+    created = engine.state.get(old)
+    engine.up({**config, "demo:renamed": "true", "demo:tag": "2"})
+    preview, up = engine.history[-2], engine.history[-1]
+    for run in (preview, up):
+        assert [(op.name, op.action) for op in run.operations if "aliased" in op.name] == [("aliased-new", "update")]
+    assert engine.ledger().count("create aliased") == 1 and "update aliased 2" in engine.ledger()
+    assert "delete aliased" not in engine.ledger()
+    assert old not in engine.state.resources and engine.state.resources[new]["id"] == created["id"]
+    engine.up({**config, "demo:renamed": "true", "demo:tag": "2"})
+    assert engine.last_run.operations == []
+
+
+def test_two_resources_with_an_alias_to_one_old_resource_fail(rules):
+    engine, config = rules
+    engine.up(config)
+    with pytest.raises(DeploymentError, match="Duplicate resource alias '.*::aliased' applied to resource"):
+        engine.up({**config, "demo:renamed": "true", "demo:twin": "true"})
+    assert engine.history[-1].kind == "preview"  # the up never started
+    assert f"{URN}{LOCAL}::aliased" in engine.state.resources and "delete aliased" not in engine.ledger()

@@ -56,6 +56,12 @@ def test_local_machines_are_kept_listed_and_removed_without_a_trace(tmp_path):
         for entry in [e for role in servers.values() for e in role]:
             rc, _, err = run_over_ssh(entry["host"], key, "sudo -n true", user="admin", timeout=30)
             assert rc == 0, f"{entry['host']}: {err}"
+            # Your own servers use no AWS service: no route to a metadata service or S3
+            # that would die with the command that made the machines.
+            _, out, _ = run_over_ssh(entry["host"], key, "curl -s -o /dev/null -w '%{http_code}' -m 3 -X PUT "
+                                     "-H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "
+                                     "http://169.254.169.254/latest/api/token", user="admin", timeout=30)
+            assert out.strip() == "000", f"{entry['host']}: a metadata service answered ({out})"
         for replica in servers["replica"]:
             assert all(d.startswith("/dev/disk/by-id/virtio-") for d in replica["dataDisks"])
         # What `make up STACK=local` adds (the key pair) makes it a valid stack of your own servers.

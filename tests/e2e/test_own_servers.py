@@ -137,7 +137,7 @@ def test_3_scale_out_onto_another_listed_server(own):
     exports = own.up(config)
     touched = {op.name for op in own.engine.last_run.operations}
     cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart"}
-    assert touched - cluster_checks and all(n.startswith("replica-3") or n in cluster_checks for n in touched), \
+    assert touched - cluster_checks and all(n.startswith(f"{CLUSTER}-replica-3") or n in cluster_checks for n in touched), \
         touched
     assert len(exports["replicaServers"]) == 4
     assert own.alive() == {r: "ALIVE" for r in exports["replicaServers"]}

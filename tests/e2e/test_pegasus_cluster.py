@@ -34,6 +34,11 @@ ROLE_UNITS = ("pegasus-meta.service", "pegasus-replica.service", "pegasus-collec
 STANDIN_CLIENT = Path(__file__).parent / "standin" / "standin_client.py"
 
 
+def named(resource: str) -> str:
+    """A resource's name from its host's (`replica-0-disks`): under the cluster's since issue 11."""
+    return f"{CLUSTER}-{resource}"
+
+
 def timed(record: dict, name: str):
     """Print and keep each scenario's wall time (the suite's budget is 15 minutes)."""
     class _Timer:
@@ -90,12 +95,13 @@ class Cluster:
         self.exports = self.engine.up(stack_config("pegasus", self.config), replace=replace)
         return self.exports
 
-    def machine(self, name: str):
-        """The machine that runs the instance named `name` now (a replacement has its own)."""
-        return self.engine.machine(name)
+    def machine(self, host: str):
+        """The machine that runs the instance of `host` (`replica-0`) now (a replacement has its own)."""
+        return self.engine.machine(named(host))
 
     def hosts(self, prefix: str) -> list:
-        return [m for n, m in sorted(self.cloud.machines.items()) if n.startswith(prefix)]
+        """The machines of the hosts whose names start with `prefix` (`replica-`)."""
+        return [m for n, m in sorted(self.cloud.machines.items()) if n.startswith(named(prefix))]
 
     def meta_get(self, path: str) -> dict:
         """The MetaServer's answer, asked from a MetaServer host: the security groups
@@ -172,7 +178,7 @@ def test_1_up(cluster):
     # Every server was checked once the last server had started, and none restarted.
     ops = {op.name: op for op in cluster.engine.last_run.operations}
     rolling = ops[f"{CLUSTER}-rolling-restart"]
-    all_started = max(ops[name].ended for name in ("meta-0-collector", *(f"replica-{i}-replica" for i in range(3))))
+    all_started = max(ops[name].ended for name in (named("meta-0-collector"), *(named(f"replica-{i}-replica") for i in range(3))))
     assert rolling.started >= all_started and not rolling.error
     assert not [name for name in ops if name.endswith(("-roll", "-check"))]
     # Every unit is active where it should be.
@@ -232,7 +238,7 @@ def test_1_b_the_package_came_from_the_stacks_store(cluster):
     # Every Pegasus server fetched it itself; nothing went over SSH.
     assert package_bytes_over_ssh(cluster) == []
     for host in ("meta-0", "meta-1", "replica-0", "replica-1", "replica-2"):
-        fetch = cluster.engine.state.get_by_name("command:remote:Command", f"{host}-package")["extras"]["stdout"]
+        fetch = cluster.engine.state.get_by_name("command:remote:Command", named(f"{host}-package"))["extras"]["stdout"]
         assert f"fetch-package: fetched s3://{bucket}/{objects[0]}" in fetch, fetch
     # The role reads the package prefix of its bucket and nothing else; IMDSv1 is refused.
     s3.put_object(Bucket=bucket, Key="not-a-package/secret", Body=b"x")
@@ -254,7 +260,7 @@ def test_1_b_the_package_came_from_the_stacks_store(cluster):
 def only_the_health_check_ran(cluster: Cluster) -> bool:
     """An up with nothing to change still checks the cluster's health, and does nothing else."""
     ran = sorted((op.name, op.action) for op in cluster.engine.last_run.operations)
-    return ran == [(f"{CLUSTER}-health", "delete-replaced"), (f"{CLUSTER}-health", "replace")]
+    return ran == [(f"{CLUSTER}-health", "update")]
 
 
 def test_2_noop_up_runs_only_the_health_check(cluster):
@@ -278,8 +284,8 @@ def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
     config["replica"]["configOverrides"] = {"replication": {"gc_interval_ms": "45000"}}
     # The preview names exactly what the change touches: the replicas' configs and restarts.
     planned = {op.name: op.action for op in cluster.engine.preview(stack_config("pegasus", config)).operations}
-    assert planned == {**{f"replica-{i}-replica-config": "update" for i in range(3)},
-                       f"{CLUSTER}-rolling-restart": "update", f"{CLUSTER}-health": "replace"}
+    assert planned == {**{named(f"replica-{i}-replica-config"): "update" for i in range(3)},
+                       f"{CLUSTER}-rolling-restart": "update", f"{CLUSTER}-health": "update"}
     with timed(cluster.times, "config change"):
         cluster.up(config)
     ops = {op.name: op for op in cluster.engine.last_run.operations}
@@ -327,8 +333,8 @@ def test_5_scale_out_creates_only_the_new_server(cluster):
     # Their list of servers grew (the rolling restart restarts none of the others).
     cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart"}
     assert touched - cluster_checks, "nothing was created"
-    assert all(name.startswith("replica-3") or name in cluster_checks for name in touched), touched
-    assert {op.action for op in cluster.engine.last_run.operations if op.name.startswith("replica-3")} == {"create"}
+    assert all(name.startswith(named("replica-3")) or name in cluster_checks for name in touched), touched
+    assert {op.action for op in cluster.engine.last_run.operations if op.name.startswith(named("replica-3"))} == {"create"}
     assert len(exports["replicaServers"]) == 4
     assert alive_replicas(cluster) == {r: "ALIVE" for r in exports["replicaServers"]}
 
@@ -364,8 +370,8 @@ def machine_with_address(cluster: Cluster, prefix: str, address: str):
 def test_6_reboots_come_back_and_change_nothing(cluster):
     leader = machine_with_address(cluster, "meta-", cluster.meta_get("/meta/cluster")["primary_meta_server"])
     with timed(cluster.times, "reboots"):
-        for name in ("replica-1", leader.name):
-            cluster.engine.reboot(name)
+        for name in ("replica-1", leader.name.removeprefix(named(""))):
+            cluster.engine.reboot(named(name))
             machine = cluster.machine(name)
             for disk in ((1, 2) if name.startswith("replica") else ()):
                 source = machine.check(f"findmnt -n -o SOURCE /home/work/ssd{disk}").strip()
@@ -441,7 +447,7 @@ def test_8_package_upgrade_rolls_every_server_and_removes_the_old_release(cluste
     assert objects == [cluster.package_key(new_package)]
     assert package_bytes_over_ssh(cluster) == []
     for host in ("meta-0", "replica-0"):
-        fetch = cluster.engine.state.get_by_name("command:remote:Command", f"{host}-package")["extras"]["stdout"]
+        fetch = cluster.engine.state.get_by_name("command:remote:Command", named(f"{host}-package"))["extras"]["stdout"]
         assert f"fetch-package: fetched s3://{bucket}/{objects[0]}" in fetch, fetch
     # Without the admin tools, primaries are not moved first: the figure is what it is,
     # but no partition ever drops below 2 replicas (one server at a time, health-gated).
@@ -452,7 +458,7 @@ def test_9_a_replaced_replica_keeps_its_data_and_rejoins(cluster):
     machine = cluster.machine("replica-2")
     machine.check("echo keep-me > /home/work/ssd1/pegasus/e2e/replace-sentinel && sync")
     with timed(cluster.times, "replace"):
-        cluster.up(replace=["replica-2"])
+        cluster.up(replace=[named("replica-2")])
     replaced = cluster.machine("replica-2")
     assert replaced.check("cat /home/work/ssd1/pegasus/e2e/replace-sentinel").strip() == "keep-me"
     assert replaced.check("systemctl is-active pegasus-replica.service").strip() == "active"
@@ -505,7 +511,7 @@ def test_a_scale_in_refuses_a_server_with_replicas_then_removes_a_drained_one(cl
         cluster.up(config)
         load_result(cluster, "/root/stop-load", "a scale-in drained by stopping the server")
     deleted = {op.name for op in cluster.engine.last_run.operations if op.action == "delete"}
-    assert "replica-3" in deleted and not any(n.startswith("replica-2") for n in deleted)
+    assert named("replica-3") in deleted and not any(n.startswith(named("replica-2")) for n in deleted)
     assert len(cluster.exports["replicaServers"]) == 3
     # Its UNALIVE record stays until a MetaServer restarts; the next up reports it and passes.
     cluster.up(config)
@@ -547,7 +553,7 @@ def test_a_3_with_admin_tools_a_scale_in_drains_the_server_then_deletes_it(clust
     stats = load_result(cluster, "/root/stop-load", "a scale-in with admin tools")
     assert stats["failed"] == 0 and stats["below_two"] == [], stats
     deleted = {op.name for op in cluster.engine.last_run.operations if op.action == "delete"}
-    assert "replica-3" in deleted and not any(n.startswith("replica-2") for n in deleted)
+    assert named("replica-3") in deleted and not any(n.startswith(named("replica-2")) for n in deleted)
     # The MetaServers restarted after the removal: no UNALIVE record left behind.
     assert leaving not in alive_replicas(cluster)
     assert cluster_healthy(cluster)
@@ -556,12 +562,12 @@ def test_a_3_with_admin_tools_a_scale_in_drains_the_server_then_deletes_it(clust
 
 
 def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(cluster):
-    volume_id = cluster.engine.state.get_by_name("aws:ebs/volume:Volume", "replica-2-data1")["id"]
+    volume_id = cluster.engine.state.get_by_name("aws:ebs/volume:Volume", named("replica-2-data1"))["id"]
     machine = cluster.machine("replica-2")
     machine.check("systemctl stop pegasus-replica.service && umount /home/work/ssd1")
     cluster.cloud.detach_volume(volume_id)
     with timed(cluster.times, "missing disk"):
-        cluster.engine.reboot("replica-2")
+        cluster.engine.reboot(named("replica-2"))
         machine = cluster.machine("replica-2")
         time.sleep(5)
         assert machine.check("systemctl is-active pegasus-replica.service || true").strip() != "active"
@@ -569,9 +575,13 @@ def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(clust
         assert rc != 0 or not out.strip(), f"the server wrote to the root disk: {out}"
         with pytest.raises(DeploymentError) as error:
             cluster.up()
-    assert "replica-2 (" in str(error.value) and f"{CLUSTER}-health" in str(error.value)
+    message = str(error.value)
+    assert f"{CLUSTER}-health" in message and "not serving: replica-2/replica" in message
+    # That server's own status, journal and log tail, fetched from it over SSH.
+    assert "--- replica-2/replica (" in message and "journal lines of pegasus-replica.service" in message
+    assert "RequiresMountsFor" in message or "/home/work/ssd1" in message, message[-3000:]
     cluster.cloud.attach_volume(machine, volume_id)
-    cluster.engine.reboot("replica-2")
+    cluster.engine.reboot(named("replica-2"))
     wait_for(lambda: cluster_healthy(cluster), "a healthy cluster once the disk is back", 120)
     cluster.up()
 
@@ -579,7 +589,7 @@ def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(clust
 def test_c_disk_preparation_keeps_existing_data(cluster):
     replica = cluster.machine("replica-0")
     replica.check("echo keep-me > /home/work/ssd1/sentinel && sync")
-    prepare = cluster.engine.state.get_by_name("command:remote:Command", "replica-0-disks")["inputs"]["create"]
+    prepare = cluster.engine.state.get_by_name("command:remote:Command", named("replica-0-disks"))["inputs"]["create"]
     rc, out, err = replica.ssh(prepare)
     assert rc == 0, err
     assert "formatted" not in out and "kept" in out
@@ -589,18 +599,18 @@ def test_c_disk_preparation_keeps_existing_data(cluster):
 
 def test_d_destroy_leaves_nothing(cluster):
     pegasus_hosts = {r["name"] for r in cluster.engine.state.resources.values()
-                     if r["type"] == "aws:ec2/instance:Instance" and r["name"].startswith(("meta-", "replica-"))}
+                     if r["type"] == "aws:ec2/instance:Instance" and r["name"].startswith((named("meta-"), named("replica-")))}
     seen: dict = {"hosts": set()}
 
     def before_delete(record: dict) -> None:
         # ZooKeeper, checked while it still runs: the first ZooKeeper removal is next.
-        if record["name"].startswith("zk-") and record["name"].endswith("-zookeeper") and "path" not in seen:
+        if record["name"].startswith(named("zk-")) and record["name"].endswith("-zookeeper") and "path" not in seen:
             with cluster.zookeeper() as client:
                 seen["path"] = client.exists(f"/pegasus/{CLUSTER}")
                 seen["pegasus"] = client.exists("/pegasus")
         # Each Pegasus host, checked just before its instance goes.
         if record["type"] == "aws:ec2/instance:Instance" and record["name"] in pegasus_hosts:
-            machine = cluster.machine(record["name"])
+            machine = cluster.engine.machine(record["name"])
             for unit in ROLE_UNITS:
                 rc, _, _ = machine.ssh(f"systemctl cat {unit}")
                 assert rc != 0, f"{unit} still installed on {machine.name}"

@@ -19,6 +19,7 @@ from tests.support.pulumi_program import PROGRAM, stack_config
 pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 
 CLUSTER = "kept"
+METAS = (f"{CLUSTER}-meta-0", f"{CLUSTER}-meta-1")  # their instances' resource names
 INSTANCE = "aws:ec2/instance:Instance"
 
 
@@ -62,20 +63,20 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
         # Look at each piece of retained state just before the last thing it lives on goes:
         # the ZooKeeper path before ZooKeeper stops, a MetaServer's directory before its
         # machine. Deletes of unrelated resources may come in any order.
-        if record["name"] == "zk-0-zookeeper":
+        if record["name"] == f"{CLUSTER}-zk-0-zookeeper":
             with zookeeper_session(exports["zookeeperServers"], None, 30) as client:
                 checked["path"] = client.exists(f"/pegasus/{CLUSTER}")
-        elif record["type"] == INSTANCE and record["name"] in ("meta-0", "meta-1"):
+        elif record["type"] == INSTANCE and record["name"] in METAS:
             rc, _, _ = local_cloud.machines[record["name"]].ssh("test -d /home/work/app/pegasus/meta")
             checked[record["name"]] = rc == 0
 
     engine.destroy(before_delete=before_delete)
-    assert checked.keys() == {"path", "meta-0", "meta-1"}, f"destroy never reached {checked.keys()}"
+    assert checked.keys() == {"path", *METAS}, f"destroy never reached {checked.keys()}"
     assert checked["path"] is not None, "the ZooKeeper path was removed despite retainData"
-    assert checked["meta-0"] and checked["meta-1"], "the MetaServers' directories were removed"
+    assert all(checked[meta] for meta in METAS), "the MetaServers' directories were removed"
     assert engine.state.order == [] and not local_cloud.machines
     retained = {op.name for op in engine.last_run.operations if op.action == "retain"}
-    assert {f"replica-{i}-data1" for i in range(3)} <= retained
+    assert {f"{CLUSTER}-replica-{i}-data1" for i in range(3)} <= retained
     # retainData keeps nothing of the package store: the package can be uploaded again.
     assert not retained & {f"{CLUSTER}-packages", f"{CLUSTER}-package"}
     assert not [b for b in local_cloud.aws.buckets() if b.startswith(f"pegasus-{CLUSTER}-")]

@@ -2,7 +2,8 @@
 
 `FakeCloud` answers every resource with its inputs plus the outputs the program
 reads (ids, addresses, MACs); `RecordingMonitor` also keeps each registration's
-dependencies, so tests can check the order `pulumi up` would follow.
+dependencies, so tests can check the order `pulumi up` would follow, and the
+URNs its aliases name, so they can check what an existing stack keeps.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from tests.e2e.localcloud import checks
 from tests.e2e.localcloud.values import normalize, unwrap_secrets
+from tests.support.alias_urns import alias_urns
 
 PRIMARY_NET = "10.42"
 NIC_NET = "10.43"
@@ -68,6 +70,8 @@ class FakeCloud(pulumi.runtime.Mocks):
         self.raw_inputs: dict[str, dict] = {}
         self.custom_count = 0  # resources a provider would create (components excluded)
         self.invokes: list[str] = []  # function calls (lookups) the program made
+        # (URN, the URNs its aliases name) of every registration, components included
+        self.claims: list[tuple[str, list[str]]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = _unwrap(args.inputs)
@@ -158,6 +162,10 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
+        aliases = alias_urns(request.aliases, name=request.name, type_=request.type, parent=request.parent,
+                             make_urn=self.make_urn)
+        with self.cloud._lock:
+            self.cloud.claims.append((response.urn, aliases))
         if not request.custom:
             return response  # components only group; custom resources are what gets created
         deps = set(request.dependencies)

@@ -33,38 +33,38 @@ def test_no_aws_resource_and_no_aws_lookup(deploy, own_config):
     # The same components do the work: preparation, disks, ZooKeeper, guard, package, roles, checks.
     names = set(d.resources)
     for host in ("zk-0", "meta-0", "meta-1", "replica-0", "replica-1", "replica-2"):
-        assert f"{host}-prepare" in names and f"{host}-address" in names
-    assert {"replica-0-disks", "zk-0-zookeeper", "c1-zookeeper-ready", "c1-zookeeper-path", "c1-health",
-            "meta-0-meta", "meta-0-collector", "c1-rolling-restart", "c1-fixed-settings"} <= names
+        assert f"c1-{host}-prepare" in names and f"c1-{host}-address" in names
+    assert {"c1-replica-0-disks", "c1-zk-0-zookeeper", "c1-zookeeper-ready", "c1-zookeeper-path", "c1-health",
+            "c1-meta-0-meta", "c1-meta-0-collector", "c1-rolling-restart", "c1-fixed-settings"} <= names
     assert len([r for r in d.resources.values() if r.type == COPY]) == 5  # the package, on each Pegasus host
 
 
 def test_hosts_are_reached_at_their_listed_address_and_known_by_their_nic(deploy, own_config):
     d = deploy(own_config)
-    assert d.resources["zk-0-prepare"].inputs["connection"]["host"] == "zk1.example.net"
-    assert d.resources["replica-1-prepare"].inputs["connection"]["user"] == "admin"
+    assert d.resources["c1-zk-0-prepare"].inputs["connection"]["host"] == "zk1.example.net"
+    assert d.resources["c1-replica-1-prepare"].inputs["connection"]["user"] == "admin"
     # The address command names the NIC the stack gives (MACs in lower case) and changes nothing.
-    assert "nic=02:00:0a:01:00:21" in d.resources["replica-1-address"].inputs["create"]
-    assert "nic=eth1" in d.resources["meta-0-address"].inputs["create"]
+    assert "nic=02:00:0a:01:00:21" in d.resources["c1-replica-1-address"].inputs["create"]
+    assert "nic=eth1" in d.resources["c1-meta-0-address"].inputs["create"]
     # What it reads is the address every config names: here the mock's answer on ens6.
     meta_ips = d.exports["metaServers"].split(",")
     assert len(meta_ips) == 2 and all(ip.startswith("10.43.") for ip in meta_ips)
-    stage = d.resources["replica-0-replica-config"].inputs["create"]
+    stage = d.resources["c1-replica-0-replica-config"].inputs["create"]
     assert "primary_interface = ens6" in stage and d.exports["metaServers"] in stage
     assert d.exports["ssh"]["replica-0"] == "ssh admin@10.1.0.20"
 
 
 def test_devices_are_prepared_and_an_operators_directory_is_only_used(deploy, own_config):
     d = deploy(own_config)
-    disks = d.resources["replica-0-disks"].inputs
+    disks = d.resources["c1-replica-0-disks"].inputs
     assert f"prepare_disk {DEVICE.format(0)} /home/work/ssd1 pg-ssd1" in disks["create"]
     assert "use_directory /data/ssd2" in disks["create"] and "/home/work/ssd2" not in disks["create"]
     assert "leave_directory /data/ssd2" in disks["delete"]
     assert "cleanup_disk /data/ssd2" not in disks["delete"], "the operator's mount would be unmounted"
     # The data dir on the operator's mount, and the unit refuses to run without that mount.
-    stage = d.resources["replica-0-replica-config"].inputs["create"]
+    stage = d.resources["c1-replica-0-replica-config"].inputs["create"]
     assert "ssd1:/home/work/ssd1/pegasus/c1,ssd2:/data/ssd2/pegasus/c1" in stage
-    start = d.resources["replica-0-replica"].inputs["create"]
+    start = d.resources["c1-replica-0-replica"].inputs["create"]
     assert "RequiresMountsFor=/data/ssd2" in start and "ExecStartPre=/bin/mountpoint -q /data/ssd2" in start
 
 
@@ -75,9 +75,9 @@ def test_a_collector_of_its_own_and_an_external_ensemble(deploy, own_config):
     del raw["servers"]["zookeeper"]
     raw["zookeeper"] = {"servers": "10.1.0.41:2181"}
     d = deploy(raw)
-    assert "collector-0-collector" in d.resources and "meta-0-collector" not in d.resources
+    assert "c1-collector-0-collector" in d.resources and "c1-meta-0-collector" not in d.resources
     assert not [n for n in d.resources if n.startswith("zk-")]
-    assert "10.1.0.41:2181" in d.resources["meta-0-meta-config"].inputs["create"]
+    assert "10.1.0.41:2181" in d.resources["c1-meta-0-meta-config"].inputs["create"]
 
 
 def test_preview_without_any_cloud_passes_the_providers_checks(preview, own_config):
@@ -85,5 +85,5 @@ def test_preview_without_any_cloud_passes_the_providers_checks(preview, own_conf
     assert not [r for r in p.resources.values() if r.type.startswith("aws:")]
     assert p.cloud.invokes == []
     # The addresses come from the servers at `up`: unknown at preview, as an instance's are.
-    assert "create" in p.cloud.unknown_inputs["replica-0-replica"]
+    assert "create" in p.cloud.unknown_inputs["c1-replica-0-replica"]
     assert [r for r in p.resources.values() if r.type == COMMAND]

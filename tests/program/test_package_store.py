@@ -89,12 +89,13 @@ def test_every_pegasus_server_carries_the_profile_and_zookeeper_none(deploy, bas
     d = deploy(base_config)
     profile = _one(d, PROFILE)
     for instance in d.of_type(INSTANCE):
-        if instance.name in PEGASUS_HOSTS:
+        if instance.inputs["tags"]["pegasus:node"] in PEGASUS_HOSTS:
             assert instance.inputs["iamInstanceProfile"].startswith("c1-server-profile"), instance.name
             assert profile.urn in instance.dependencies
         else:  # ZooKeeper hosts read no package: least privilege
             assert not instance.inputs.get("iamInstanceProfile"), instance.name
-    assert {i.name for i in d.of_type(INSTANCE) if i.inputs.get("iamInstanceProfile")} == PEGASUS_HOSTS
+    assert {i.name for i in d.of_type(INSTANCE) if i.inputs.get("iamInstanceProfile")} == {
+        f"c1-{h}" for h in PEGASUS_HOSTS}
 
 
 def test_the_endpoint_sits_on_the_servers_route_table(deploy, base_config):
@@ -122,31 +123,31 @@ def test_an_existing_vpc_may_keep_its_own_s3_endpoint(deploy, base_config):
                                            "subnetId": "subnet-0123456789abcdef0", "s3Endpoint": "existing"}))
     assert d.count(ENDPOINT) == 0  # AWS refuses a second one on the same route table
     assert d.count(OBJECT) == 1 and d.count(PROFILE) == 1
-    assert {"c1-package", "c1-package-read"} <= d.ancestors("replica-0-package")
+    assert {"c1-package", "c1-package-read"} <= d.ancestors("c1-replica-0-package")
 
 
 def test_each_server_fetches_the_package_itself_after_the_store_is_ready(deploy, base_config):
     d = deploy(base_config)
     bucket = _one(d, BUCKET)
     for host in PEGASUS_HOSTS:
-        package = d.resources[f"{host}-package"]
+        package = d.resources[f"c1-{host}-package"]
         script = package.inputs["create"]
         assert "fetch-package" in script and "install-package" in script
         assert f"https://{bucket.inputs['bucketPrefix']}" in script and ".s3.eu-west-1.amazonaws.com/packages/" in script
-        assert f"host='{host} ({host}-" in script  # the host and its instance: a new instance fetches again
+        assert f"host='{host} (c1-{host}-" in script  # the host and its instance: a new instance fetches again
         assert {"c1-package", "c1-package-read", "c1-s3-endpoint", "c1-server-profile"} <= d.ancestors(package.name)
-        assert f"{host}-package-upload" not in d.resources
+        assert f"c1-{host}-package-upload" not in d.resources
 
 
 def test_direct_upload_keeps_the_ssh_copy_and_makes_no_store(deploy, base_config):
     d = deploy(with_(base_config, packageDelivery="upload"))
     uploads = {r.name for r in d.of_type(COPY)}
-    assert uploads == {f"{h}-package-upload" for h in PEGASUS_HOSTS}
+    assert uploads == {f"c1-{h}-package-upload" for h in PEGASUS_HOSTS}
     for token in STORE_TYPES:
         assert d.count(token) == 0, token
     assert not [i.name for i in d.of_type(INSTANCE) if i.inputs.get("iamInstanceProfile")]
     for host in PEGASUS_HOSTS:
-        script = d.resources[f"{host}-package"].inputs["create"]
+        script = d.resources[f"c1-{host}-package"].inputs["create"]
         assert "fetch-package" not in script and "install-package" in script
 
 
@@ -154,6 +155,6 @@ def test_a_preview_of_a_new_stack_fetches_with_what_is_known_later(preview, base
     p = preview(base_config)
     assert not [r for r in p.resources.values() if r.type == COPY]
     # The bucket's name is the cloud's answer: the fetch script is unknown until then.
-    assert "create" in p.cloud.unknown_inputs["replica-0-package"]
+    assert "create" in p.cloud.unknown_inputs["c1-replica-0-package"]
     # The object's source is the local file, known at preview.
     assert "source" not in p.cloud.unknown_inputs["c1-package"]

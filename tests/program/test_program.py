@@ -121,12 +121,12 @@ def test_start_and_destroy_order(deploy, base_config):
     guard = "c1-zookeeper-path"
     assert "c1-zookeeper-ready" in d.ancestors(guard)
     for i in range(3):
-        assert {f"zk-{i}-zookeeper", f"zk-{i}-prepare"} <= d.ancestors("c1-zookeeper-ready")
-        assert guard in d.ancestors(f"meta-{i}-meta")
-        replica = d.ancestors(f"replica-{i}-replica")
-        assert {"meta-0-meta", "meta-1-meta", "meta-2-meta"} <= replica
-        assert {"replica-{0}-disks".format(i), f"replica-{i}-package", f"replica-{i}-replica-config"} <= replica
-    assert {f"replica-{i}-replica" for i in range(3)} <= d.ancestors("meta-0-collector")
+        assert {f"c1-zk-{i}-zookeeper", f"c1-zk-{i}-prepare"} <= d.ancestors("c1-zookeeper-ready")
+        assert guard in d.ancestors(f"c1-meta-{i}-meta")
+        replica = d.ancestors(f"c1-replica-{i}-replica")
+        assert {"c1-meta-0-meta", "c1-meta-1-meta", "c1-meta-2-meta"} <= replica
+        assert {f"c1-replica-{i}-disks", f"c1-replica-{i}-package", f"c1-replica-{i}-replica-config"} <= replica
+    assert {f"c1-replica-{i}-replica" for i in range(3)} <= d.ancestors("c1-meta-0-collector")
     health = d.ancestors("c1-health")
     services = {r.name for r in d.of_type(COMMAND) if r.name.split("-")[-1] in ("meta", "replica", "collector")}
     assert services <= health
@@ -136,7 +136,7 @@ def test_start_and_destroy_order(deploy, base_config):
     assert "c1-rolling-restart" in health and "c1-rolling-restart" in d.ancestors("c1-replica-removal")
     # Destroy runs in reverse: MetaServers go before the guard, the guard before ZooKeeper.
     assert guard not in d.ancestors("c1-zookeeper-ready")
-    assert all(f"meta-{i}-meta" not in d.ancestors(guard) for i in range(3))
+    assert all(f"c1-meta-{i}-meta" not in d.ancestors(guard) for i in range(3))
 
 
 def test_one_rolling_restart_waits_for_every_start_and_package_and_nothing_waits_in_a_line(deploy, base_config):
@@ -152,8 +152,8 @@ def test_one_rolling_restart_waits_for_every_start_and_package_and_nothing_waits
     assert len(packages) == 6 and packages <= d.ancestors("c1-rolling-restart")
     # First starts do not wait for each other: ReplicaServers start in parallel.
     for i in range(3):
-        others = {f"replica-{j}-replica" for j in range(3) if j != i}
-        assert not others & d.ancestors(f"replica-{i}-replica")
+        others = {f"c1-replica-{j}-replica" for j in range(3) if j != i}
+        assert not others & d.ancestors(f"c1-replica-{i}-replica")
 
 
 def _command(d, name):
@@ -162,19 +162,19 @@ def _command(d, name):
 
 def test_delete_scripts_name_exactly_the_role_directories(deploy, base_config):
     d = deploy(with_(base_config, replica={"dataDisks": {"count": 3}, "slogDisk": {"type": "gp3", "sizeGiB": 50}}))
-    replica_delete = _command(d, "replica-0-replica")["delete"]
+    replica_delete = _command(d, "c1-replica-0-replica")["delete"]
     for path in ("/home/work/app/pegasus/replica", "/home/work/ssd1/pegasus/c1", "/home/work/ssd2/pegasus/c1",
                  "/home/work/ssd3/pegasus/c1", "/home/work/slog/pegasus/c1"):
         assert path in replica_delete
     assert "/home/work/app/pegasus/meta" not in replica_delete
-    meta_delete = _command(d, "meta-0-meta")["delete"]
+    meta_delete = _command(d, "c1-meta-0-meta")["delete"]
     assert "/home/work/app/pegasus/meta" in meta_delete and "/ssd1/" not in meta_delete
     assert "retain_data=false" in replica_delete.replace(" ", "")
 
 
 def test_retain_data_keeps_directories_volumes_and_path(deploy, base_config):
     d = deploy(with_(base_config, retainData=True))
-    assert "retain_data=true" in _command(d, "replica-0-replica")["delete"].replace(" ", "")
+    assert "retain_data=true" in _command(d, "c1-replica-0-replica")["delete"].replace(" ", "")
     guard = d.resources["c1-zookeeper-path"]
     assert guard.inputs["retain"] is True
 
@@ -224,7 +224,7 @@ def test_role_override_restarts_only_that_role(deploy, base_config):
     assert changed == {f"replica-{i}/replica" for i in range(3)}
     changed_resources = _changed(_snapshot(before), _snapshot(after))
     # (the cluster's health check runs at every up: a new trigger each run)
-    assert changed_resources == {f"replica-{i}-replica-config" for i in range(3)} | {"c1-health", "c1-rolling-restart"}
+    assert changed_resources == {f"c1-replica-{i}-replica-config" for i in range(3)} | {"c1-health", "c1-rolling-restart"}
 
 
 def test_shared_override_or_package_restarts_every_server(deploy, base_config, other_package):
@@ -244,8 +244,8 @@ def test_scale_out_keeps_every_existing_server(deploy, base_config):
     # The rolling restart learns of the new servers but restarts none of the old ones.
     assert changed_servers(_roll_triggers(before), _roll_triggers(after)) == []
     new = set(snap_after) - set(snap_before)
-    assert new and all(n.startswith(("replica-3", "replica-4")) for n in new)
-    health = after.resources["c1-health"].inputs["create"]
+    assert new and all(n.startswith(("c1-replica-3", "c1-replica-4")) for n in new)
+    health = after.resources["c1-health"].inputs["script"]
     assert all(replica in health for replica in after.exports["replicaServers"])
     assert len(after.exports["replicaServers"]) == 5
 
@@ -264,7 +264,7 @@ def test_outputs(deploy, base_config):
 
 def test_extra_nic_interface_reaches_the_config(deploy, base_config):
     d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1}))
-    config = d.resources["replica-0-replica-config"].inputs["create"]
+    config = d.resources["c1-replica-0-replica-config"].inputs["create"]
     assert "primary_interface = ens6" in config
 
 
@@ -285,8 +285,11 @@ def test_a_change_updates_the_rolling_restart_in_place(deploy, base_config, othe
 def test_the_health_check_runs_at_every_up(deploy, base_config):
     first, second = deploy(base_config), deploy(base_config)
     health = [d.resources["c1-health"].inputs for d in (first, second)]
-    assert health[0]["create"] == health[1]["create"] and health[0]["triggers"] != health[1]["triggers"]
-    assert "replica_hosts=(replica-0 replica-1 replica-2)" in health[0]["create"]
+    assert health[0]["script"] == health[1]["script"] and health[0]["run"] != health[1]["run"]
+    servers = first.exports["replicaServers"] + first.exports["metaServers"].split(",") + [first.exports["collector"]]
+    keys = [f"replica-{i}/replica" for i in range(3)] + [f"meta-{i}/meta" for i in range(3)] + ["meta-0/collector"]
+    assert all(f"{key}={address}" in health[0]["script"] for key, address in zip(keys, servers))
+    assert health[0]["check_hosts"] == ["meta-0", "meta-1", "meta-2"]
 
 
 def test_scale_in_runs_the_removal_guard_before_any_delete(deploy, base_config):
@@ -294,7 +297,7 @@ def test_scale_in_runs_the_removal_guard_before_any_delete(deploy, base_config):
     after = deploy(with_(base_config, replica={"count": 3}))
     guard = after.resources["c1-replica-removal"].inputs["create"]
     assert "replica-2=" in guard and "replica-3=" not in guard
-    assert {f"replica-{i}-replica" for i in range(3)} <= after.ancestors("c1-replica-removal")
+    assert {f"c1-replica-{i}-replica" for i in range(3)} <= after.ancestors("c1-replica-removal")
 
 
 def test_a_planned_restart_says_in_plain_words_what_changed(deploy, base_config, other_package):
@@ -319,12 +322,20 @@ def test_a_tools_package_is_installed_on_every_metaserver_before_the_roll_and_si
     d = deploy({**base_config, "toolsPackage": str(build_tools_package(tmp_path))})
     assert not any("no toolsPackage" in r.getMessage() for r in caplog.records)
     installs = {r.name for r in d.of_type(COMMAND) if r.name.endswith("-tools")}
-    assert installs == {f"meta-{i}-tools" for i in range(3)}
+    assert installs == {f"c1-meta-{i}-tools" for i in range(3)}
     assert installs <= d.ancestors("c1-rolling-restart")
     release = "pegasus-tools-2.5.0-8f3c2ab-glibc2.17-release-"
-    assert release in _command(d, "meta-1-tools")["create"] and "remove-tools" in _command(d, "meta-1-tools")["delete"]
+    assert release in _command(d, "c1-meta-1-tools")["create"] and "remove-tools" in _command(d, "c1-meta-1-tools")["delete"]
     tools = d.resources["c1-rolling-restart"].inputs["tools"]
     assert tools["host"] == "meta-0" and tools["dir"].startswith(f"/home/work/app/pegasus/tools/{release}")
     assert tools["meta_list"].count(":34601") == 3
     assert tools["release"] == "2.5.0"  # the shell's dialect: how it names nodes and answers
     assert set(d.resources["c1-rolling-restart"].inputs["replica_nodes"]) == {f"replica-{i}" for i in range(3)}
+
+
+def test_a_restarted_replicaserver_waits_one_beacon_per_metaserver_before_its_gate(deploy, base_config):
+    d = deploy(with_(base_config, replica={"configOverrides": {"replication": {"fd_beacon_interval_seconds": "2"}}}))
+    assert "settle_seconds=6" in d.resources["c1-replica-0-replica-config"].inputs["create"]
+    assert "settle_seconds=0" in d.resources["c1-meta-0-meta-config"].inputs["create"]
+    default = deploy(base_config).resources["c1-replica-1-replica-config"].inputs["create"]
+    assert "settle_seconds=9" in default  # the release's 3 s beacon, 3 MetaServers

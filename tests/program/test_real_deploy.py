@@ -40,26 +40,26 @@ def test_preview_of_a_new_stack_passes_the_providers_checks(preview, base_config
     copies = [r for r in p.resources.values() if r.type == COPY]
     assert copies and all("source" not in p.cloud.unknown_inputs[r.name] for r in copies)
     # The double is strict: the staged configs really are unknown at preview.
-    assert "create" in p.cloud.unknown_inputs["replica-0-replica-config"]
+    assert "create" in p.cloud.unknown_inputs["c1-replica-0-replica-config"]
 
 
 def test_preview_of_a_scale_out_passes_the_providers_checks(preview, base_config):
     p = preview(with_(base_config, replica={"count": 4}, packageDelivery="upload"))
-    assert "replica-3-package-upload" in p.resources
-    assert "replica-3-package" in preview(with_(base_config, replica={"count": 4})).resources
+    assert "c1-replica-3-package-upload" in p.resources
+    assert "c1-replica-3-package" in preview(with_(base_config, replica={"count": 4})).resources
 
 
 def test_default_tables_come_from_the_release(deploy, base_config, packages):
     expected = {"2.4.0": [], "2.5.0": ["stat"], "2.6.0": ["stat"]}
     for version, tables in expected.items():
         assert declared_tables(fixture_for_version(version).read_text()) == tables
-        health = deploy(with_(base_config, package=packages[version])).resources["c1-health"].inputs["create"]
+        health = deploy(with_(base_config, package=packages[version])).resources["c1-health"].inputs["script"]
         assert f"tables=({' '.join(tables)})" in health, version
 
 
 def test_releases_from_2_6_check_the_reverse_name(deploy, base_config, packages):
     for version, required in (("2.5.0", "false"), ("2.6.0", "true")):
-        start = deploy(with_(base_config, package=packages[version])).resources["replica-0-replica"].inputs["create"]
+        start = deploy(with_(base_config, package=packages[version])).resources["c1-replica-0-replica"].inputs["create"]
         assert f"needs_reverse_name={required}" in start, version
 
 
@@ -72,9 +72,9 @@ def test_uploads_follow_the_instance_they_land_on(deploy, base_config):
     # CopyToRemote re-copies only on a new file or path: a replaced instance
     # (a new id) must be in its triggers, or the new machine never gets the package.
     d = deploy(with_(base_config, packageDelivery="upload"))
-    upload = d.resources["replica-0-package-upload"]
-    instance_id = next(t for t in upload.inputs["triggers"] if str(t).startswith("replica-0-"))
-    assert instance_id.startswith("replica-0-")
+    upload = d.resources["c1-replica-0-package-upload"]
+    instance_id = next(t for t in upload.inputs["triggers"] if str(t).startswith("c1-replica-0-"))
+    assert instance_id.startswith("c1-replica-0-")
 
 
 def test_no_command_sends_its_previous_output_to_sshd(deploy, base_config):
@@ -83,7 +83,7 @@ def test_no_command_sends_its_previous_output_to_sshd(deploy, base_config):
 
 
 def test_an_existing_server_keeps_its_instance_type(deploy, base_config):
-    cloud = FakeCloud(existing={"replica-1": {"instanceType": "m6i.xlarge"}})
+    cloud = FakeCloud(existing={"c1-replica-1": {"instanceType": "m6i.xlarge"}})
     with pytest.raises(Exception) as error:
         deploy(base_config, cloud=cloud)
     message = str(error.value)
@@ -105,7 +105,7 @@ def test_the_availability_zone_is_pinned_by_the_subnets(deploy, base_config):
 def test_secret_overrides_stay_secret(deploy, base_config):
     raw = with_(base_config, replica={"configOverrides": {"pegasus.server": {"rocksdb_password": "hunter2"}}})
     d = deploy(raw, secret_keys=("pegasus:ssh", "pegasus:replica"))
-    staged = d.cloud.raw_inputs["replica-0-replica-config"]["create"]
+    staged = d.cloud.raw_inputs["c1-replica-0-replica-config"]["create"]
     assert SECRET_SIG in str(staged)
     for r in d.of_type(COMMAND) + d.of_type(COPY):
         raw_inputs = d.cloud.raw_inputs[r.name]
@@ -116,22 +116,22 @@ def test_secret_overrides_stay_secret(deploy, base_config):
 
 def test_units_as_the_real_server_needs_them(deploy, base_config):
     d = deploy(with_(base_config, replica={"dataDisks": {"count": 2}, "slogDisk": {"type": "gp3", "sizeGiB": 50}}))
-    replica = d.resources["replica-0-replica"].inputs["create"]
+    replica = d.resources["c1-replica-0-replica"].inputs["create"]
     for mount in ("/home/work/ssd1", "/home/work/ssd2", "/home/work/slog"):
         assert f"RequiresMountsFor={mount}" in replica and f"ExecStartPre=/bin/mountpoint -q {mount}\n" in replica
     assert "WorkingDirectory=/home/work/app/pegasus/replica\n" in replica
     assert "StartLimitBurst=4" in replica and "StartLimitIntervalSec=600" in replica
-    meta = d.resources["meta-0-meta"].inputs["create"]
+    meta = d.resources["c1-meta-0-meta"].inputs["create"]
     assert "WorkingDirectory=/home/work/app/pegasus/meta\n" in meta and "RequiresMountsFor" not in meta
-    zookeeper = d.resources["zk-0-zookeeper"].inputs["create"]
+    zookeeper = d.resources["c1-zk-0-zookeeper"].inputs["create"]
     assert "SuccessExitStatus=143" in zookeeper
 
 
 def test_a_colocated_collector_gets_its_own_prometheus_port(deploy, base_config):
     raw = with_(base_config, configOverrides={"pegasus.server": {"perf_counter_sink": "prometheus"}})
     d = deploy(raw)
-    assert "prometheus_port = 9091" in d.resources["meta-0-meta-config"].inputs["create"]
-    assert "prometheus_port = 9092" in d.resources["meta-0-collector-config"].inputs["create"]
+    assert "prometheus_port = 9091" in d.resources["c1-meta-0-meta-config"].inputs["create"]
+    assert "prometheus_port = 9092" in d.resources["c1-meta-0-collector-config"].inputs["create"]
     metrics = {(r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in d.of_type(INGRESS) if "metrics" in r.name}
     assert metrics == {(9091, "203.0.113.0/24"), (9092, "203.0.113.0/24")}
     assert not [r for r in deploy(base_config).of_type(INGRESS) if "metrics" in r.name]
@@ -145,7 +145,7 @@ def test_hdfs_service_args_are_refused_until_supported(deploy, base_config):
 
 def test_private_key_never_reaches_a_staged_config(deploy, base_config):
     d = deploy(base_config)
-    assert PRIVATE_KEY.splitlines()[1] not in d.resources["meta-0-meta-config"].inputs["create"]
+    assert PRIVATE_KEY.splitlines()[1] not in d.resources["c1-meta-0-meta-config"].inputs["create"]
 
 
 def test_direct_zookeeper_access_opens_the_client_port_to_the_operators_only(deploy, base_config):
@@ -162,10 +162,10 @@ def test_servers_live_within_their_groups_rules(deploy, base_config):
     # with the commands that stop the roles, which then could not connect.
     d = deploy(base_config)
     for instance in d.of_type(INSTANCE):
-        kind = instance.name.split("-")[0].replace("zk", "zookeeper")
+        kind = instance.inputs["tags"]["pegasus:role"]
         ancestors = d.ancestors(instance.name)
         assert {f"c1-{kind}-ssh", f"c1-{kind}-egress"} <= ancestors, instance.name
-    assert "c1-replica-34801-udp-from-meta" in d.ancestors("replica-0")
+    assert "c1-replica-34801-udp-from-meta" in d.ancestors("c1-replica-0")
 
 
 def test_only_the_first_command_on_a_host_waits_for_it_to_boot(deploy, base_config):

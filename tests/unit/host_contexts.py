@@ -199,8 +199,8 @@ def script_contexts() -> dict[str, dict]:
         },
         "health_check.sh": {
             "meta_addresses": META_ADDRESSES,
-            "replica_addresses": [f"{REPLICA_IP}:{host_layout.ROLE_PORTS['replica']}", "10.0.1.22:34801"],
-            "replica_hosts": ["replica-0", "replica-1"],
+            "servers": [f"replica-0/replica={REPLICA_IP}:{host_layout.ROLE_PORTS['replica']}",
+                        "replica-1/replica=10.0.1.22:34801", f"meta-0/meta={META_ADDRESSES[0]}"],
             "tables": ["stat"],
             "wait_seconds": 300,
             "log_dir": LAYOUT.log_dir("meta"),

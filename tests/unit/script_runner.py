@@ -208,6 +208,8 @@ class FakeMeta:
                     "total_node_count": str(len(self.nodes)),
                 },
             }
+        if path == "/version":  # every role serves it (builtin_http_calls.cpp, v2.5.0)
+            return {"Version": "2.5.0", "GitCommit": "8f3c2ab"}
         if path == "/meta/cluster":
             return {"primary_meta_server": self.primary or self.address, "meta_function_level": "steady"}
         if path in ("/meta/apps", "/meta/apps?detail", "/meta/apps?detail="):

@@ -605,6 +605,23 @@ def test_a_rerun_of_the_roll_restarts_nothing_when_the_server_runs_the_newest_fi
     assert "restart -- pegasus-replica.service" in systemd.calls()
 
 
+def test_a_restarted_replica_is_not_judged_before_the_metaservers_can_have_seen_it(
+        tmp_path, systemd, meta, replica_port):
+    # Right after the restart the MetaServers still list it ALIVE with healthy
+    # partitions: a gate read then would let the next server restart too early.
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes = {me: "ALIVE"}
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], phase="roll",
+                         settle_seconds=2)
+    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    Path(context["staged_config"]).write_text("; config of replica v2\n")
+    started = time.monotonic()
+    rolled = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
+    assert rolled.returncode == 0, rolled.stderr
+    assert "waiting 2s for the MetaServers to see the restart" in rolled.stdout
+    assert time.monotonic() - started >= 2
+
+
 def test_a_running_server_keeps_its_unit_until_its_roll(tmp_path, systemd, meta, replica_port):
     # Were the start (rerun on a new connection) to write the new unit, the roll
     # would find nothing to apply and the change would never take effect.
@@ -885,11 +902,14 @@ def test_stop_role_refuses_dangerous_dirs_before_removing_any(tmp_path, systemd,
 REPLICAS = [f"10.0.0.{i}:34801" for i in (1, 2, 3)]
 
 
+def replica_servers(addresses=REPLICAS):
+    return [f"replica-{i}/replica={a}" for i, a in enumerate(addresses)]
+
+
 def health_context(meta, **extra):
     return {
         "meta_addresses": [meta.address],
-        "replica_addresses": REPLICAS,
-        "replica_hosts": [f"replica-{i}" for i in range(len(REPLICAS))],
+        "servers": replica_servers() + [f"meta-0/meta={meta.address}"],
         "tables": ["stat"],
         "wait_seconds": 2,
         "log_dir": "/nonexistent/meta/log",
@@ -902,15 +922,16 @@ def test_health_check_passes_on_a_healthy_cluster(tmp_path, meta):
     meta.tables = ["stat"]
     result = run_script(host_files.render("health_check.sh", **health_context(meta)), tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "3 ReplicaServers ALIVE" in result.stdout and "stat" in result.stdout
-    assert "does not know" not in result.stdout
+    assert "3 ReplicaServers ALIVE" in result.stdout and "1 other servers answering" in result.stdout
+    assert "stat" in result.stdout and "does not know" not in result.stdout
+    assert "/version" in meta.requests
 
 
 def test_health_check_matches_nodes_named_by_host_name(tmp_path, meta):
     # 2.6+ keys /meta/nodes by host:port (meta_http_service.cpp, master); the stack knows IPs.
     meta.nodes = {"localhost:34801": "ALIVE"}
     meta.tables = ["stat"]
-    context = health_context(meta, replica_addresses=["127.0.0.1:34801"], replica_hosts=["replica-0"])
+    context = health_context(meta, servers=replica_servers(["127.0.0.1:34801"]))
     result = run_script(host_files.render("health_check.sh", **context), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "1 ReplicaServers ALIVE (127.0.0.1:34801)" in result.stdout
@@ -934,19 +955,20 @@ def test_health_check_reports_nodes_it_does_not_know_without_waiting_for_them(tm
 
 
 @pytest.mark.parametrize(
-    ("nodes", "tables", "expected"),
+    ("nodes", "tables", "expected", "down"),
     [
-        ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE"}, ["stat"], "replica-2 (10.0.0.3:34801) is not listed"),
+        ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE"}, ["stat"],
+         "replica-2/replica (10.0.0.3:34801) is not listed", "replica-2/replica"),
         ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE", "10.0.0.3:34801": "UNALIVE"},
-         ["stat"], "replica-2 (10.0.0.3:34801) is UNALIVE"),
+         ["stat"], "replica-2/replica (10.0.0.3:34801) is UNALIVE", "replica-2/replica"),
         # Enough ALIVE nodes, but not this cluster's: a count would pass, the addresses do not.
         ({"10.0.0.1:34801": "ALIVE", "10.0.0.2:34801": "ALIVE", "10.0.0.4:34801": "ALIVE"},
-         ["stat"], "replica-2 (10.0.0.3:34801) is not listed"),
-        ({r: "ALIVE" for r in REPLICAS}, ["temp"], "table stat missing (tables: temp)"),
+         ["stat"], "replica-2/replica (10.0.0.3:34801) is not listed", "replica-2/replica"),
+        ({r: "ALIVE" for r in REPLICAS}, ["temp"], "table stat missing (tables: temp)", None),
     ],
     ids=["missing", "unalive", "wrong-node", "no-table"],
 )
-def test_health_check_times_out_naming_the_problem(tmp_path, meta, nodes, tables, expected):
+def test_health_check_times_out_naming_the_problem(tmp_path, meta, nodes, tables, expected, down):
     meta.nodes, meta.tables = nodes, tables
     log_dir = tmp_path / "meta-log"
     log_dir.mkdir()
@@ -957,6 +979,21 @@ def test_health_check_times_out_naming_the_problem(tmp_path, meta, nodes, tables
     assert result.returncode == 1
     assert expected in result.stderr.strip().splitlines()[-1]
     assert "last /meta/nodes answer" in result.stderr and "meta log line" in result.stderr
+    # The line the caller reads to fetch those servers' own logs.
+    named = [line for line in result.stdout.splitlines() if line.startswith("health-check: not serving:")]
+    assert named == ([f"health-check: not serving: {down}"] if down else [])
+
+
+def test_health_check_names_a_meta_server_or_collector_that_does_not_answer(tmp_path, meta):
+    meta.nodes = {r: "ALIVE" for r in REPLICAS}
+    meta.tables = ["stat"]
+    silent = f"127.0.0.1:{free_port()}"
+    context = health_context(meta, servers=replica_servers() + [f"meta-0/meta={meta.address}",
+                                                                f"meta-1/meta={silent}", f"meta-0/collector={silent}"])
+    result = run_script(host_files.render("health_check.sh", **context), tmp_path)
+    assert result.returncode == 1
+    assert f"meta-1/meta ({silent}) does not answer HTTP" in result.stderr.strip().splitlines()[-1]
+    assert "health-check: not serving: meta-1/meta meta-0/collector" in result.stdout
 
 
 def test_health_check_error_survives_a_log_dir_of_thousands_of_files(tmp_path, meta):
@@ -974,11 +1011,13 @@ def test_health_check_error_survives_a_log_dir_of_thousands_of_files(tmp_path, m
 
 def test_health_check_reports_when_no_meta_answers(tmp_path):
     nobody_listens = f"127.0.0.1:{free_port()}"
-    context = {"meta_addresses": [nobody_listens], "replica_addresses": REPLICAS[:1], "replica_hosts": ["replica-0"],
+    context = {"meta_addresses": [nobody_listens],
+               "servers": replica_servers(REPLICAS[:1]) + [f"meta-0/meta={nobody_listens}"],
                "tables": ["stat"], "wait_seconds": 1, "log_dir": str(tmp_path)}
     result = run_script(host_files.render("health_check.sh", **context), tmp_path)
     assert result.returncode == 1
     assert f"no MetaServer answered ({nobody_listens})" in result.stderr
+    assert "health-check: not serving: meta-0/meta" in result.stdout
 
 
 # --- restart_role's check phase -------------------------------------------------
@@ -1034,6 +1073,16 @@ def test_check_phase_ignores_the_record_of_a_removed_node(tmp_path, systemd, met
     meta.tables = ["stat"]
     result = run_script(restart_role_script({**context, "phase": "check"}), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
+
+
+def test_logs_phase_prints_this_servers_logs_and_changes_nothing(tmp_path, systemd, meta, replica_port):
+    context = started_replica(tmp_path, systemd, meta, replica_port)
+    (Path(context["log_dir"]) / "log.3.txt").write_text("replica: coredump in rocksdb\n")
+    result = run_script(restart_role_script({**context, "phase": "logs"}), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 0, result.stderr
+    assert "replica: coredump in rocksdb" in result.stderr
+    assert "fake journal of -u pegasus-replica.service" in result.stderr
+    assert not any(c.startswith(("restart", "start", "stop")) for c in systemd.calls()), systemd.calls()
 
 
 # --- replica_removal_guard ------------------------------------------------------------

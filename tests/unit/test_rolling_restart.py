@@ -1,10 +1,9 @@
 """The cluster's rolling restart: its order, and the provider driving staged scripts over a real sshd.
 
-The "servers" are two addresses of one sshd (127.0.0.1 and 127.0.0.2). Each
-role's staged restart script here is a test double of templates/restart_role.sh.j2
-that only writes down which server ran which phase (the server from
-$SSH_CONNECTION) and exits as a control file says; the real script is tested
-in test_host_scripts.py and, on real machines, in the end-to-end suite.
+The "servers" are two addresses of one sshd (127.0.0.1 and 127.0.0.2), and
+the staged restart scripts are doubles (tests/support/staged_scripts.py); the
+real script is tested in test_host_scripts.py and, on real machines, in the
+end-to-end suite.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import base64
 import os
 import stat
-import textwrap
 from pathlib import Path
 
 import pulumi
@@ -34,6 +32,7 @@ from components.rolling_restart import (
 )
 from components.ssh_exec import SSH_FAILED, SshSession
 from tests.support.recording_mocks import RecordingMocks
+from tests.support.staged_scripts import StagedScripts
 from tests.support.zookeeper_server import free_port
 
 # Two addresses of one sshd; a role runs at most once per address, so a run names its server.
@@ -68,32 +67,6 @@ def test_the_metaservers_get_a_deferred_pass_after_the_last_of_them_before_the_c
 # The provider over a real sshd
 
 
-class StagedScripts:
-    """Doubles of the staged restart scripts: each run appends "<server ip> <role> <phase>"
-    to a log; `<ip>-<role>-<phase>` in the control directory holds the exit status to use."""
-
-    def __init__(self, root: Path) -> None:
-        self.dir, self.control, self.log = root / "staged", root / "control", root / "runs.log"
-        self.dir.mkdir()
-        self.control.mkdir()
-        for role in ("meta", "replica", "collector"):
-            (self.dir / f"{role}.restart.sh").write_text(textwrap.dedent(f"""\
-                set -euo pipefail
-                server=${{SSH_CONNECTION#* * }}; server=${{server%% *}}  # "client port server port"
-                echo "$server {role} $1" >>{self.log}
-                echo "{role} $1 on $server: output line"
-                status_file={self.control}/$server-{role}-$1
-                exit "$(cat "$status_file" 2>/dev/null || echo 0)"
-                """))
-
-    def exit_with(self, key: str, phase: str, status: int) -> None:
-        host, _, role = key.partition("/")
-        (self.control / f"{HOSTS[host]}-{role}-{phase}").write_text(str(status))
-
-    def runs(self) -> list[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
-
-
 def run_of(key: str, phase: str) -> str:
     host, _, role = key.partition("/")
     return f"{HOSTS[host]} {role} {phase}"
@@ -101,7 +74,7 @@ def run_of(key: str, phase: str) -> str:
 
 @pytest.fixture()
 def staged(tmp_path):
-    return StagedScripts(tmp_path)
+    return StagedScripts(tmp_path, HOSTS)
 
 
 def props(sshd, staged: StagedScripts, records: dict[str, str], **access) -> dict:

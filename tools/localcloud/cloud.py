@@ -52,9 +52,13 @@ def missing_prerequisites() -> list[str]:
 
 
 class LocalCloud:
-    def __init__(self, *, base: Path | None = None, sweep: bool = True, keep: bool = False, log=print):
+    def __init__(self, *, base: Path | None = None, sweep: bool = True, keep: bool = False, with_aws: bool = True,
+                 log=print):
         """`keep`: the machines outlive this process (a user's, see local_machines.py);
-        never close() such a cloud, destroy it with leftovers.sweep_run."""
+        never close() such a cloud, destroy it with leftovers.sweep_run.
+        `with_aws`: the region's S3/IAM/STS and the metadata service, with their CA trusted
+        and their routes on every machine; off for machines listed as your own servers,
+        which use none of it (and would keep routes to services that die with this process)."""
         problems = missing_prerequisites()
         if problems:
             raise RuntimeError("cannot start a local cloud: " + "; ".join(problems))
@@ -81,8 +85,11 @@ class LocalCloud:
             self.network = Network(self.tag)
             self.network.create_bridge()
             # The region's S3/IAM/STS (moto) and the instances' metadata service, on the bridge.
-            self.aws = AwsServices(self.run_dir / "aws", self.network.gateway, self.tag)
-            self.metadata = InstanceMetadata(self.network.gateway, self.aws, self.machine_at)
+            self.aws: AwsServices | None = None
+            self.metadata: InstanceMetadata | None = None
+            if with_aws:
+                self.aws = AwsServices(self.run_dir / "aws", self.network.gateway, self.tag)
+                self.metadata = InstanceMetadata(self.network.gateway, self.aws, self.machine_at)
         except BaseException:
             self.close()
             raise
@@ -129,11 +136,13 @@ class LocalCloud:
         try:
             prepare_root(self.base, directory)
             personalize(machine.root, name, [self.keys.public_key, *authorized_keys])
-            trust_ca(machine.root, self.aws.ca_pem)
+            if self.aws:
+                trust_ca(machine.root, self.aws.ca_pem)
             machine.netns = self.network.create_netns(name)
             machine.primary_host_end = self.network.plug(
                 machine.netns, "eth0", machine.ip, mac=machine.mac, default_route=True)
-            vpc_routes.apply(machine.netns, self.network.gateway, self.metadata.port, self.s3_reachable)
+            if self.metadata:
+                vpc_routes.apply(machine.netns, self.network.gateway, self.metadata.port, self.s3_reachable)
             started = time.monotonic()
             # Boot finishes before we return so units the tests start do not race early
             # boot jobs. "degraded" is fine: the state is printed in the log for a reader.
@@ -220,6 +229,8 @@ class LocalCloud:
 
     def set_s3_route(self, reachable: bool) -> None:
         """An S3 gateway endpoint came (True) or went (False): every machine's route to S3."""
+        if self.metadata is None:
+            raise RuntimeError("this local cloud runs without AWS services (with_aws=False)")
         with self._lock:
             self.s3_reachable = reachable
             machines = [m for m in self.machines.values() if not m.netns.startswith("pending-")]
@@ -381,7 +392,7 @@ class LocalCloud:
                         errors.append(error)
         for service in ("metadata", "aws"):
             try:
-                if hasattr(self, service):
+                if getattr(self, service, None) is not None:
                     getattr(self, service).close()
             except Exception as error:
                 errors.append(error)

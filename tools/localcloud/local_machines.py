@@ -161,7 +161,7 @@ def create(package_arg: str | None, shape: Shape, stack_file: Path = STACK_FILE,
     package = find_package(package_arg)
     public_key = key_pair(user_key_dir())
     started = time.monotonic()
-    cloud = LocalCloud(keep=True, log=log)
+    cloud = LocalCloud(keep=True, with_aws=False, log=log)
     try:
         servers = boot_servers(cloud, shape, [public_key])
     except BaseException:

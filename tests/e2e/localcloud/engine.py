@@ -4,8 +4,8 @@
                     project="pegasus", stack="e2e")
     exports = engine.up(config)                 # previews first; DeploymentError on failure
     assert engine.last_run.operations == []     # after a second, unchanged up
-    engine.up(config, replace=["replica-0"])    # `pulumi up --replace <urn or name>`
-    engine.reboot("replica-0")                  # an instance, by resource name or id
+    engine.up(config, replace=["c1-replica-0"]) # `pulumi up --replace <urn or name>`
+    engine.reboot("c1-replica-0")               # an instance, by resource name or id
     engine.destroy()
 
 `up` first runs a preview (as `pulumi up` does), then runs the real program
@@ -17,7 +17,11 @@ of replacements, are deleted, dependents first, independent ones in parallel
 
 State is keyed by URN (registration.py). Resource options honoured:
 `ignoreChanges`, `replaceOnChanges`, `deleteBeforeReplace`, `retainOnDelete`,
-`dependsOn`/`parent` (for delete order).
+`dependsOn`/`parent` (for delete order), and `aliases` as pulumi/pulumi v3.259.0
+takes them (pkg/resource/deploy/step_generator.go, getOldResource): the old
+state is looked up by URN, then by each alias; what an alias found is the
+resource's, kept under its new URN and not deleted; two resources claiming one
+old URN, or an alias naming a URN registered in the run, fail the run.
 
 Where it knowingly differs from Pulumi's engine:
 - deleteBeforeReplace deletes only the resource itself first; Pulumi also
@@ -27,6 +31,9 @@ Where it knowingly differs from Pulumi's engine:
   keeps what was done (Pulumi's partial state). Replaced resources left
   undeleted are deleted by the next successful `up` or by `destroy`.
 - No refresh, no import, no `protect`; secrets are plain text in the state file.
+- Aliases: a child does not inherit its parent's (the engine's generateAliases
+  multiplies them out), and an alias with its own parent, stack or project is
+  refused (tests/support/alias_urns.py).
 - The firewall (security groups) and private DNS follow the state after each
   change (network_policy.py), not the AWS API's eventual consistency.
 """
@@ -126,7 +133,7 @@ class Engine:
         if missing:
             raise DeploymentError(f"preview failed: --replace {sorted(missing)} matches no resource "
                                   "of the program", [])
-        registered = set(mocks.registered)
+        registered = set(mocks.registered) | set(mocks.aliased)  # found through an alias: kept
         for key in reversed(self.state.order):
             if key not in registered:
                 record = self.state.resources[key]

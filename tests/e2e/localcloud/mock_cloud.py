@@ -101,6 +101,7 @@ class CloudMocks(pulumi.runtime.Mocks):
         self.registered: list[str] = []  # in the order registrations completed
         self.replace = set(replace)  # URNs or names to replace (`pulumi up --replace`)
         self.replace_matched: set[str] = set()
+        self.aliased: dict[str, str] = {}  # old URN -> the URN of the resource whose alias found it
         self.on_change = on_change  # called with a type token after a resource changed
         self._running = 0
         self._idle = threading.Condition()
@@ -199,13 +200,13 @@ class CloudMocks(pulumi.runtime.Mocks):
         failures = checks.check(args.typ, inputs)
         if failures:
             self._fail(urn, args, "check", checks.failure_message(args.typ, args.name, failures))
-        old = self.state.get(urn)
+        old = self._old_state(urn, reg.aliases)
         if old is not None and reg.ignore_changes:
             raw, inputs = ignore_changes(old, raw, inputs, reg.ignore_changes)
         change = "create" if old is None else resource_type.diff(self, old, raw, inputs)
         if old is not None:
             change = self._engine_rules(urn, args.name, reg, old, inputs, change)
-        record_extra = {"urn": urn, "parent": reg.parent, "dependencies": reg.dependencies,
+        record_extra = {"urn": urn, "name": args.name, "parent": reg.parent, "dependencies": reg.dependencies,
                         "retain": reg.retain_on_delete}
         if change == SAME:
             record = {**old, "inputs": inputs, **record_extra}
@@ -227,6 +228,33 @@ class CloudMocks(pulumi.runtime.Mocks):
         with self._lock:
             self.registered.append(urn)
         return resource_id, outputs
+
+    def _old_state(self, urn: str, aliases: list[str]) -> dict | None:
+        """The resource's state: under its URN, else under the first of its aliases that has one,
+        with the engine's refusals (pulumi/pulumi v3.259.0, pkg/resource/deploy/step_generator.go,
+        getOldResource; diag 2016 and 2008 in sdk/go/common/diag/errors.go). An up then keeps
+        that state under the new URN, so the old one is not deleted as a leftover."""
+        with self._lock:
+            if urn in self.aliased:
+                raise ValueError(f"Duplicate resource URN '{urn}' conflicting with alias on resource "
+                                 f"with URN '{self.aliased[urn]}'")
+        old = self.state.get(urn)
+        if old is not None:
+            return old
+        for alias in aliases:
+            old = self.state.get(alias)
+            if old is None:
+                continue
+            with self._lock:
+                claimed = urn if alias in self._seen else self.aliased.get(alias)
+                if claimed is not None:
+                    raise ValueError(f"Duplicate resource alias '{alias}' applied to resource with URN "
+                                     f"'{urn}' conflicting with resource with URN '{claimed}'")
+                self.aliased[alias] = urn
+            if not self.preview:
+                self.state.rename(alias, urn)
+            return old
+        return None
 
     def _engine_rules(self, urn, name, reg, old, inputs, change):
         """What the engine adds to the provider's diff: replaceOnChanges, --replace,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import get_project, get_stack
 
+from tests.support.alias_urns import alias_urns
+
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
 
@@ -43,6 +45,7 @@ class Registration:
     replace_on_changes: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     retain_on_delete: bool = False
+    aliases: list[str] = field(default_factory=list)  # the URNs its aliases name
 
 
 class OptionsAwareMonitor(MockMonitor):
@@ -63,7 +66,9 @@ class OptionsAwareMonitor(MockMonitor):
             ignore_changes=list(request.ignoreChanges),
             replace_on_changes=list(request.replaceOnChanges),
             delete_before_replace=bool(request.deleteBeforeReplace),
-            retain_on_delete=bool(request.retainOnDelete))
+            retain_on_delete=bool(request.retainOnDelete),
+            aliases=alias_urns(request.aliases, name=request.name, type_=request.type, parent=request.parent,
+                               make_urn=self.make_urn))
         try:
             return super().RegisterResource(request)
         finally:

@@ -86,6 +86,18 @@ class StackState:
                 self.order.remove(key)
             self.save()
 
+    def rename(self, old: str, new: str) -> None:
+        """Keep the record of `old` as `new`, and every reference to it (as Pulumi's snapshot
+        does for an alias, pkg/resource/deploy/snapshot.go NormalizeURNReferences)."""
+        with self.lock:
+            self.resources[new] = {**self.resources.pop(old), "urn": new}
+            self.order = [new if key == old else key for key in self.order]
+            for record in [*self.resources.values(), *self.pending_deletes]:
+                if record.get("parent") == old:
+                    record["parent"] = new
+                record["dependencies"] = [new if d == old else d for d in record.get("dependencies", [])]
+            self.save()
+
     def add_pending_delete(self, record: dict[str, Any]) -> None:
         with self.lock:
             self.pending_deletes.append(copy.deepcopy(record))

@@ -1,9 +1,11 @@
 """A small program for the engine's rules: URNs, unknowns at preview, checks,
-ignoreChanges, deleteBeforeReplace, --replace. Local commands only (no machines).
+ignoreChanges, deleteBeforeReplace, --replace, aliases. Local commands only (no machines).
 
 Config (namespace `demo`): ledger (a local file every command appends to),
 tag (changes inputs and triggers), badCopy (an upload whose source is unknown
-at preview, as pulumi-command 1.2.1 refuses).
+at preview, as pulumi-command 1.2.1 refuses), renamed (`aliased` gets a new
+name and an alias to its old one), twin (a second resource with an alias to
+`aliased`).
 """
 
 import pulumi
@@ -47,6 +49,14 @@ create_first = command.local.Command(
     triggers=[tag])
 
 echo = command.local.Command("echo", create=f"echo {tag}", update=f"echo {tag}")
+
+renamed = config.get_bool("renamed")
+command.local.Command(
+    "aliased-new" if renamed else "aliased", create=note("create aliased"), update=note(f"update aliased {tag}"),
+    delete=note("delete aliased"), opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="aliased")] if renamed else []))
+if config.get_bool("twin"):
+    command.local.Command("aliased-twin", create=note("create twin"),
+                          opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="aliased")]))
 
 if config.get_bool("badCopy"):
     command.remote.CopyToRemote(
