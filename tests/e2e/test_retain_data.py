@@ -29,8 +29,8 @@ class Deployed:
     def __init__(self, engine: Engine, exports: dict) -> None:
         self.engine, self.exports = engine, exports
 
-    def machine(self, name: str):
-        return self.engine.machine(name)
+    def machine(self, host: str):
+        return self.engine.machine(f"{CLUSTER}-{host}")
 
 
 def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud, tmp_path):
@@ -99,7 +99,7 @@ def _rolling_upgrade_with_admin_tools_loses_no_request(engine: Engine, exports: 
     stats = load_result(deployed, "/root/stop-load", "a rolling upgrade with admin tools on 2.6")
     assert stats["failed"] == 0 and stats["below_two"] == [], stats
     for i in range(3):
-        replica = engine.machine(f"replica-{i}")
+        replica = engine.machine(f"{CLUSTER}-replica-{i}")
         releases = replica.check("ls /home/work/app/pegasus/releases").split()
         assert len(releases) == 1 and releases[0].startswith("pegasus-server-2.6.1"), releases
         killed = replica.check("cat /home/work/app/pegasus/replica/log/log.*.txt | grep -c 'kill replica: gpid' "
