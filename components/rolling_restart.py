@@ -1,6 +1,6 @@
 """The cluster's rolling restart: one resource that restarts changed servers one at a time.
 
-Each Pegasus server's `<host>-<role>-config` command stages, next to its
+Each Pegasus server's `<cluster>-<host>-<role>-config` command stages, next to its
 newest config.ini, the script that restarts it (templates/restart_role.sh.j2).
 This resource holds, per server, the record of what that server runs with
 (`restart_records`, one fact a line: package, addresses, overrides, unit and
