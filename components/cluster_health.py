@@ -22,7 +22,6 @@ keep it importable and free of side effects at import.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
@@ -30,7 +29,7 @@ import pulumi
 import pulumi.dynamic
 
 from components.dynamic_inputs import plain
-from components.rolling_restart import PARALLEL_SESSIONS, roll_position, script_command
+from components.rolling_restart import each_server, roll_position
 from components.ssh_exec import DIALS, SSH_FAILED, SshResult, SshSession, session_for
 
 NOT_SERVING = "health-check: not serving:"
@@ -78,14 +77,11 @@ def check(session: SshSession, values: Mapping[str, Any]) -> str:
 
 
 def _server_logs(session: SshSession, hosts: Mapping[str, str], staged_dir: str, keys: Sequence[str]) -> list[str]:
-    def logs(key: str) -> str:
-        host = key.partition("/")[0]
-        result = session.run(hosts[host], script_command(staged_dir, key, "logs"))
-        if result.returncode == SSH_FAILED:
-            return f"\n--- {key} ({hosts[host]}) does not answer SSH: {result.tail(3)}\n{GONE_FOR_GOOD}"
-        return f"\n--- {key} ({hosts[host]}), its status, journal and log tail:\n{result.tail(200)}"
-    with ThreadPoolExecutor(max_workers=PARALLEL_SESSIONS) as pool:
-        return list(pool.map(logs, [k for k in keys if k.partition("/")[0] in hosts]))
+    results = each_server(session, hosts, staged_dir, [k for k in keys if k.partition("/")[0] in hosts], "logs")
+    return [f"\n--- {key} ({result.host}) does not answer SSH: {result.tail(3)}\n{GONE_FOR_GOOD}"
+            if result.returncode == SSH_FAILED else
+            f"\n--- {key} ({result.host}), its status, journal and log tail:\n{result.tail(200)}"
+            for key, result in results.items()]
 
 
 class ClusterHealthProvider(pulumi.dynamic.ResourceProvider):

@@ -109,6 +109,15 @@ def script_command(staged_dir: str, key: str, phase: str) -> str:
     return as_root(f"exec bash {shlex.quote(script)} {shlex.quote(phase)}\n")
 
 
+def each_server(session: SshSession, hosts: Mapping[str, str], staged_dir: str, keys: Sequence[str],
+                phase: str) -> dict[str, SshResult]:
+    """Runs `phase` of each server's staged restart script, in parallel; server -> its result."""
+    def run(key: str) -> SshResult:
+        return session.run(hosts[key.partition("/")[0]], script_command(staged_dir, key, phase))
+    with ThreadPoolExecutor(max_workers=PARALLEL_SESSIONS) as pool:
+        return dict(zip(keys, pool.map(run, keys)))
+
+
 class Roll:
     """Runs the phases of the staged restart scripts over one SSH session."""
 
@@ -146,8 +155,7 @@ class Roll:
         return self._nodes[host]
 
     def _each(self, keys: Sequence[str], phase: str) -> dict[str, SshResult]:
-        with ThreadPoolExecutor(max_workers=PARALLEL_SESSIONS) as pool:
-            return dict(zip(keys, pool.map(lambda key: self._run(key, phase), keys)))
+        return each_server(self._session, self._hosts, self._staged_dir, keys, phase)
 
     def due(self, keys: Sequence[str]) -> list[str]:
         """The servers that do not run their newest files, asked in parallel."""
