@@ -255,12 +255,17 @@ def test_a_label_longer_than_16_characters_is_refused_before_formatting(tmp_path
     assert subprocess.run(["blkid", "-p", disk.loop], capture_output=True).returncode == 2
 
 
-def test_an_operators_mounted_directory_is_used_and_left_as_it_was(tmp_path, disks, fstab):
-    disk = disks("1a7")
+def operators_mount(tmp_path, disk):
+    """A file system the operator made and mounted on a directory of their own."""
     sh("mkfs.ext4", "-q", disk.device)
     directory = tmp_path / "home" / "data1"  # under the fixture's mount root: unmounted after the test
     directory.mkdir(parents=True)
     sh("mount", disk.device, str(directory))
+    return directory
+
+
+def test_an_operators_mounted_directory_is_used_and_left_as_it_was(tmp_path, disks, fstab):
+    directory = operators_mount(tmp_path, disks("1a7"))
     (directory / "operator-file").write_text("theirs\n")
     before = fstab.read_text()
     result = prepare(tmp_path, fstab, [], directories=[str(directory)])
@@ -276,11 +281,7 @@ def test_an_operators_mounted_directory_is_used_and_left_as_it_was(tmp_path, dis
 
 
 def test_an_operators_pegasus_directory_is_never_removed(tmp_path, disks, fstab):
-    disk = disks("1b8")
-    sh("mkfs.ext4", "-q", disk.device)
-    directory = tmp_path / "home" / "data1"  # under the fixture's mount root: unmounted after the test
-    directory.mkdir(parents=True)
-    sh("mount", disk.device, str(directory))
+    directory = operators_mount(tmp_path, disks("1b8"))
     (directory / "pegasus").mkdir()  # made by the operator, not by this program: no marker
     assert prepare(tmp_path, fstab, [], directories=[str(directory)]).returncode == 0
     assert cleanup(tmp_path, fstab, [], directories=[str(directory)]).returncode == 0
