@@ -62,9 +62,10 @@ class Key:
 
 def _servers(role: str, disks: bool = False) -> tuple[Key, ...]:
     where = f"servers.{role}[]"
-    keys: tuple[Key, ...] = (Key(f"{where}.host", "string", "where SSH logs in: a host name or an address", required=True, modes=OWN),
-            Key(f"{where}.nic", "string", "the interface Pegasus binds, by name or MAC address",
-                default_doc="the one Pegasus picks (first private IPv4)", modes=OWN))
+    keys: tuple[Key, ...] = (
+        Key(f"{where}.host", "string", "where SSH logs in: a host name or an address", required=True, modes=OWN),
+        Key(f"{where}.nic", "string", "the interface Pegasus binds, by name or MAC address",
+            default_doc="the one Pegasus picks (first private IPv4)", modes=OWN))
     if disks:
         keys += (Key(f"{where}.dataDisks", "list", "data disks: `/dev/disk/by-id/...` devices (formatted only when "
                      "blank) or directories you mounted; the same on every ReplicaServer", required=True, modes=OWN),
