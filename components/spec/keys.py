@@ -216,9 +216,19 @@ def key(path: str) -> Key:
     return BY_PATH[path]
 
 
+def _children() -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for k in KEYS:
+        found[k.parent] = found.get(k.parent, ()) + (k.name,)
+    return found
+
+
+_CHILDREN = _children()
+
+
 def children(parent: str) -> tuple[str, ...]:
     """Names of the keys an object holds ("" for the top level), in declaration order."""
-    return tuple(k.name for k in KEYS if k.parent == parent)
+    return _CHILDREN.get(parent, ())
 
 
 def aws_only() -> dict[str, tuple[str, ...] | None]:
