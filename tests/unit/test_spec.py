@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.spec import SpecError, build_spec
+from components.spec.reader import SpecError
+
+from components.spec.validation import build_spec
 from tests.support.package_builder import build_package
 
 SECRET = {"pegasus:ssh"}
@@ -153,6 +155,9 @@ BAD_CONFIGS = [
     ("packagedelivery", "s3", "pegasus:packagedelivery", "did you mean packageDelivery?"),
     ("network.s3Endpoint", "skip", "pegasus:network.s3Endpoint", "use create (an S3 gateway endpoint"),
     ("network.s3Endpoint", "existing", "pegasus:network.s3Endpoint", "set network.vpcId and network.subnetId"),
+    # read even where they change nothing: a typo is not silently taken for false
+    ("zookeeper.allowSingleNode", "yes", "pegasus:zookeeper.allowSingleNode", "must be true or false"),
+    ("network.allowWorldSsh", "maybe", "pegasus:network.allowWorldSsh", "must be true or false"),
 ]
 
 
@@ -221,7 +226,7 @@ def test_relative_package_resolves_against_the_project(package):
 
 
 def test_package_is_read_once_per_run(package, monkeypatch):
-    import components.package as pkg
+    import components.spec.server_package as pkg
 
     reads = []
     real_open = open
@@ -277,7 +282,7 @@ def test_a_key_set_without_path_gets_the_path_hint_alone(package):
 
 
 def test_a_slash_24_vpc_is_split_in_two(package):
-    from components.network import subnet_ranges
+    from components.resources.network import subnet_ranges
     raw = _set(minimal(package), "network.vpcCidr", "10.42.0.0/24")
     spec = build_spec(raw, stack="dev", secret_keys=SECRET)
     assert subnet_ranges(spec.network.vpc_cidr) == ("10.42.0.0/25", "10.42.0.128/25")

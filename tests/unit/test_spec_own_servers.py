@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from components.spec import SpecError, build_spec
+from components.spec.reader import SpecError
+
+from components.spec.validation import build_spec
 from tests.support.package_builder import build_package
 
 SECRET = {"pegasus:ssh"}
@@ -49,6 +51,12 @@ def test_a_listed_cluster_needs_no_aws_key(package):
     assert spec.servers.replica[1].nic == "02:00:0a:00:00:21"  # MACs compared in lower case
     assert spec.servers.mounted_dirs() == ("", "/data/ssd2") and spec.servers.mounted_slog() == ""
     assert spec.ssh.user == "ops"
+
+
+def test_no_public_key_is_needed_it_is_never_installed_on_your_own_servers(package):
+    raw = own(package)
+    del raw["ssh"]["publicKey"]
+    assert build_spec(raw, stack="own", secret_keys=SECRET).ssh.public_key == ""
 
 
 def edit(raw: dict, path: str, value) -> dict:
