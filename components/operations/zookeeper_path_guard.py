@@ -14,6 +14,15 @@ guard runs between "ZooKeeper is ready" and "MetaServers start":
   `retain` is set, and only while the stamp still carries this resource's
   claim id: a replacement that adopted the path, or another stack that took it
   over, keeps it.
+- access: the path's ACL is not ZooKeeper's open one (world:anyone:cdrwa): anyone
+  may read it; only the `writers` (`ip` scheme: the MetaServers' hosts' addresses)
+  and this guard (`digest` scheme: a secret it makes at create and keeps in its
+  outputs, so it keeps access from wherever it connects, through any tunnel host)
+  may create or delete children, write it or change the ACL. Pegasus 2.4 and 2.5
+  authenticate to ZooKeeper in no way, so an address is all ZooKeeper can tell a
+  MetaServer by; master's `[zookeeper] sasl_*` settings add SASL (see
+  docs/operating.md). The nodes the MetaServers create below keep the ACL they give
+  them (open). A stack deployed before this keeps the open ACL until its next update.
 
 The provider is a Pulumi dynamic provider. The SDK pickles it with dill, and
 dill pickles a class that lives in an importable module *by reference*
@@ -31,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,7 +50,8 @@ import pulumi
 import pulumi.dynamic
 from pulumi.runtime import rpc
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError
+from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError, NotEmptyError
+from kazoo.security import ACL, Id, Permissions, make_digest_acl_credential
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
@@ -194,10 +205,49 @@ def claim_path(
             return outcome
         except (BadVersionError, NoNodeError):
             continue  # someone wrote in between: look again
+        except NoAuthError as error:
+            raise PathClaimRefused(
+                f"ZooKeeper path {path} on {servers or 'ZooKeeper'} is {outcome} by this stack's claim, but its "
+                f"ACL admits another stack's path guard only ({state.owner or 'unstamped'}): that stack, or a lost "
+                f"state, restricted it. A ZooKeeper super user can open it again (`setAcl {path} "
+                "world:anyone:cdrwa` in zkCli.sh); then run pulumi up again"
+            ) from error
     raise PathClaimRefused(
         f"ZooKeeper path {path} kept changing while claiming it ({_CLAIM_ATTEMPTS} attempts): "
         "another deployment is probably working on the same clusterName; stop it and run again"
     )
+
+
+GUARD_USER = "pegasus-path-guard"
+
+
+def path_acl(writers: list[str], guard_secret: str) -> list[ACL]:
+    """Anyone reads; the `writers` (ip scheme: an address or addr/bits) and the guard
+    (digest scheme) change anything."""
+    return ([ACL(Permissions.READ, Id("world", "anyone")),
+             ACL(Permissions.ALL, Id("digest", make_digest_acl_credential(GUARD_USER, guard_secret)))]
+            + [ACL(Permissions.ALL, Id("ip", w)) for w in writers])
+
+
+def restrict_path(client: KazooClient, path: str, writers: list[str], guard_secret: str) -> str:
+    """Sets the ACL of `path` (the client must have authenticated as the guard, or the
+    path must still be open); returns what was done."""
+    acl = path_acl(writers, guard_secret)
+    try:
+        current = client.get_acls(path)[0]
+    except NoNodeError:
+        return "absent"
+    if sorted(map(str, current)) == sorted(map(str, acl)):
+        return "unchanged"
+    try:
+        client.set_acls(path, acl)
+    except NoAuthError as error:
+        raise PathClaimRefused(
+            f"cannot set the ACL of {path}: it admits neither this stack's path guard nor its address "
+            f"({current}); another stack, or a lost state, restricted it. A ZooKeeper super user can reset it "
+            f"(`setAcl {path} world:anyone:cdrwa` in zkCli.sh), then run pulumi up again"
+        ) from error
+    return "restricted"
 
 
 def restamp_path(client: KazooClient, path: str, owner: str, claim_id: str) -> bool:
@@ -280,7 +330,7 @@ def zookeeper_session(
 
 _REPLACE_KEYS = ("cluster_name", "servers")
 # Changing these rewrites the state only; `owner` also re-stamps the node.
-_UPDATE_KEYS = ("owner", "retain", "adopt", "tunnel", "timeout_seconds", "__provider")
+_UPDATE_KEYS = ("owner", "retain", "adopt", "tunnel", "timeout_seconds", "writers", "__provider")
 
 
 def _settings(props: Mapping[str, Any]) -> dict:
@@ -294,7 +344,14 @@ def _settings(props: Mapping[str, Any]) -> dict:
         "adopt": bool(props.get("adopt")),
         "tunnel": props.get("tunnel") or None,
         "timeout_seconds": int(timeout),
+        # Older states have no writers: their path keeps the open ACL until an update sets it.
+        "writers": sorted(set(props.get("writers") or [])),
     }
+
+
+def _authenticate(client: KazooClient, secret: str | None) -> None:
+    if secret:
+        client.add_auth("digest", f"{GUARD_USER}:{secret}")
 
 
 class ZooKeeperPathGuardProvider(pulumi.dynamic.ResourceProvider):
@@ -329,13 +386,18 @@ class ZooKeeperPathGuardProvider(pulumi.dynamic.ResourceProvider):
         settings = _settings(props)
         path = cluster_root(settings["cluster_name"])
         claim_id = uuid.uuid4().hex
+        secret = secrets.token_urlsafe(24) if settings["writers"] else None
         with zookeeper_session(settings["servers"], settings["tunnel"], settings["timeout_seconds"]) as client:
+            _authenticate(client, secret)
             outcome = claim_path(
                 client, path, settings["owner"], claim_id, adopt=settings["adopt"], servers=settings["servers"]
             )
+            if secret:
+                restrict_path(client, path, settings["writers"], secret)
         if outcome == "taken over":
             pulumi.log.warn(f"took over ZooKeeper path {path} (adoptExistingPath is set)")
-        return pulumi.dynamic.CreateResult(claim_id, {**settings, "path": path, "claim_id": claim_id})
+        return pulumi.dynamic.CreateResult(claim_id, {**settings, "path": path, "claim_id": claim_id,
+                                                      "guard_secret": secret})
 
     def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
         olds, news = plain(dict(olds)), plain(dict(news))
@@ -351,11 +413,18 @@ class ZooKeeperPathGuardProvider(pulumi.dynamic.ResourceProvider):
         old, new = _settings(olds), _settings(news)
         path = olds.get("path") or cluster_root(new["cluster_name"])
         claim_id = olds.get("claim_id") or _id
-        if new["owner"] != old["owner"]:
+        # A state from before the ACL has no secret: the first update makes one.
+        secret = olds.get("guard_secret") or (secrets.token_urlsafe(24) if new["writers"] else None)
+        access_changed = new["writers"] != old["writers"] or secret != olds.get("guard_secret")
+        if new["owner"] != old["owner"] or access_changed:
             with zookeeper_session(new["servers"], new["tunnel"], new["timeout_seconds"]) as client:
+                _authenticate(client, olds.get("guard_secret"))
                 if not restamp_path(client, path, new["owner"], claim_id):
-                    pulumi.log.warn(f"{path} is no longer ours (claim {claim_id}); its stamp was left as is")
-        return pulumi.dynamic.UpdateResult({**new, "path": path, "claim_id": claim_id})
+                    pulumi.log.warn(f"{path} is no longer ours (claim {claim_id}); its stamp and ACL were left "
+                                    "as they are")
+                elif access_changed and secret:
+                    restrict_path(client, path, new["writers"], secret)
+        return pulumi.dynamic.UpdateResult({**new, "path": path, "claim_id": claim_id, "guard_secret": secret})
 
     def delete(self, _id: str, props: dict) -> None:
         settings = _settings(props)
@@ -366,6 +435,7 @@ class ZooKeeperPathGuardProvider(pulumi.dynamic.ResourceProvider):
         claim_id = props.get("claim_id") or _id
         try:
             with zookeeper_session(settings["servers"], settings["tunnel"], settings["timeout_seconds"]) as client:
+                _authenticate(client, props.get("guard_secret"))
                 outcome = release_path(client, path, claim_id)
         except ZooKeeperUnreachable as error:
             raise ZooKeeperUnreachable(
@@ -390,6 +460,8 @@ class ZooKeeperPathGuardArgs:
     # None, or {host, user, port, private_key, bastion: {host, user, port} | None}
     tunnel: Optional[pulumi.Input[Mapping[str, Any]]] = None
     timeout_seconds: pulumi.Input[int] = DEFAULT_TIMEOUT_SECONDS
+    # Who may write the path beside the guard itself (ip scheme): the MetaServers' hosts' addresses.
+    writers: Optional[pulumi.Input[list]] = None
 
 
 def default_owner_id() -> str:
@@ -423,10 +495,13 @@ class ZooKeeperPathGuard(pulumi.dynamic.Resource, module="pegasus", name="ZooKee
             # The whole tunnel (private key included) is a secret in inputs and outputs.
             "tunnel": pulumi.Output.secret(args.tunnel) if args.tunnel is not None else None,
             "timeout_seconds": args.timeout_seconds,
+            "writers": args.writers,
             "path": None,
             "claim_id": None,
+            "guard_secret": None,
         }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["tunnel"]))
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["tunnel", "guard_secret"]))
         super().__init__(ZooKeeperPathGuardProvider(), name, props, opts)
         if args.retain is True:
             pulumi.log.info("retain is set: destroy will keep the cluster's ZooKeeper path", resource=self)

@@ -396,7 +396,8 @@ def zookeeper_servers(ips: Sequence[str]) -> str:
 
 def install_zookeeper_script(ips: Sequence[str], my_index: int) -> str:
     zoo_cfg = render("zoo.cfg", servers=[{"id": i + 1, "ip": ip} for i, ip in enumerate(ips)],
-                     client_port=hl.ZOOKEEPER_CLIENT_PORT, peer_port=hl.ZOOKEEPER_PEER_PORT,
+                     client_port=hl.ZOOKEEPER_CLIENT_PORT, client_address=ips[my_index],
+                     peer_port=hl.ZOOKEEPER_PEER_PORT,
                      election_port=hl.ZOOKEEPER_ELECTION_PORT, data_dir=hl.ZOOKEEPER_DATA_DIR)
     unit = render("zookeeper.service", conf_dir=hl.ZOOKEEPER_CONF_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR,
                   data_dir=hl.ZOOKEEPER_DATA_DIR, user="zookeeper")
@@ -404,6 +405,8 @@ def install_zookeeper_script(ips: Sequence[str], my_index: int) -> str:
         "install_zookeeper.sh", zoo_cfg=zoo_cfg, myid=my_index + 1, unit_text=unit,
         conf_dir=hl.ZOOKEEPER_CONF_DIR, data_dir=hl.ZOOKEEPER_DATA_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR,
         unit_path=f"{hl.SYSTEMD_DIR}/{hl.ZOOKEEPER_UNIT}", user="zookeeper",
+        peers=[ip for i, ip in enumerate(ips) if i != my_index], client_port=hl.ZOOKEEPER_CLIENT_PORT,
+        stagger_seconds=20, peer_wait_seconds=300,
     ))
 
 

@@ -104,7 +104,9 @@ class AwsHost(pulumi.ComponentResource):
         self.handle = HostHandle(name=plan.name, names=names, connection=connection_args(spec, ssh_address),
                                  first_connection=connection_args(spec, ssh_address, BOOT_DIALS), identity=instance.id,
                                  cluster_ip=cluster_ip, ssh_address=ssh_address, data_devices=data_devices,
-                                 slog_device=slog_device, nic_mac=nic_mac, ready=ready)
+                                 slog_device=slog_device, nic_mac=nic_mac, ready=ready,
+                                 addresses=pulumi.Output.all(instance.private_ip, cluster_ip).apply(
+                                     lambda ips: sorted(set(ips))))
         self.register_outputs({"instanceId": instance.id, "privateIp": instance.private_ip,
                                "clusterIp": cluster_ip})
 

@@ -91,7 +91,7 @@ class PegasusCluster(pulumi.ComponentResource):
 
         zookeeper = ZooKeeperEnsemble(f"{name}-zookeeper", spec, zk_hosts, opts=child)
         guard = self._path_guard(names, spec, zookeeper, hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
-                                 zk_hosts[0][1] if zk_hosts else preps[metas[0]])
+                                 zk_hosts[0][1] if zk_hosts else preps[metas[0]], [hosts[m] for m in metas])
 
         meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
         pegasus = {p.name: PegasusServer(hosts[p.name], preps[p.name], spec, meta_ips, zookeeper.servers, store,
@@ -197,7 +197,8 @@ class PegasusCluster(pulumi.ComponentResource):
                                  opts=child).handle for p in plans}
         return hosts, store
 
-    def _path_guard(self, names: ResourceNames, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
+    def _path_guard(self, names: ResourceNames, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep,
+                    meta_hosts: list[HostHandle]):
         tunnel = None
         if spec.zookeeper.access == "ssh":
             bastion = spec.ssh.bastion
@@ -205,6 +206,10 @@ class PegasusCluster(pulumi.ComponentResource):
                 "host": v[0], "user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
                 "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None,
             })
+        # Only the MetaServers write the path (besides the guard, by its own secret): an
+        # address is all ZooKeeper can know them by (Pegasus 2.4/2.5 authenticate in no way).
+        writers = pulumi.Output.all(*[host.addresses for host in meta_hosts if host.addresses is not None]).apply(
+            lambda lists: sorted({ip for ips in lists for ip in ips}))
         # The stack owns its own cluster's path; a further cluster of the program owns its
         # path under its own name, so two of them given one clusterName on one ensemble are
         # refused rather than sharing /pegasus/<clusterName>.
@@ -213,7 +218,8 @@ class PegasusCluster(pulumi.ComponentResource):
             f"{names.cluster}-zookeeper-path",
             ZooKeeperPathGuardArgs(cluster_name=spec.cluster_name, servers=zookeeper.servers, owner=owner,
                                    retain=spec.retain_data, adopt=spec.zookeeper.adopt_existing_path,
-                                   tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds),
+                                   tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds,
+                                   writers=writers),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*zookeeper.ready, *via_prep.done]))
 
     @staticmethod

@@ -37,6 +37,8 @@ class HostHandle:
     interface: pulumi.Output[str] | None = None
     # Resources a remote command on this host must wait for (disks attached, NIC plugged).
     ready: list[pulumi.Resource] = field(default_factory=list)
+    # Every IPv4 address the host may connect from (the ZooKeeper path's ACL admits a MetaServer's).
+    addresses: pulumi.Output[list[str]] | None = None
 
 
 BOOT_DIALS = 60  # x 15 s: a freshly booted instance refuses SSH for a while

@@ -40,7 +40,7 @@ class OwnHost(pulumi.ComponentResource):
             identity=host, cluster_ip=cluster_ip, ssh_address=host,
             data_devices=[pulumi.Output.from_input(d) for d in server.data_disks],
             slog_device=pulumi.Output.from_input(server.slog_disk) if server.slog_disk else None,
-            interface=interface, ready=[address])
+            interface=interface, ready=[address], addresses=words.apply(lambda w: w[1:]))
         self.register_outputs({"clusterIp": cluster_ip, "interface": interface})
 
 

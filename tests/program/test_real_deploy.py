@@ -7,7 +7,8 @@ import pytest
 
 from components.render.config_ini import declared_tables
 from tests.program.conftest import PRIVATE_KEY
-from tests.program.fake_aws import FakeCloud
+from tests.program.fake_aws import NIC_NET, PRIMARY_NET, FakeCloud
+from tests.program.fake_aws import _address as fake_address
 from tests.program.test_program import COMMAND, COPY, INGRESS, INSTANCE, with_
 from tests.support.package_builder import build_package, fixture_for_version
 
@@ -150,11 +151,25 @@ def test_private_key_never_reaches_a_staged_config(deploy, base_config):
 
 def test_direct_zookeeper_access_opens_the_client_port_to_the_operators_only(deploy, base_config):
     # Found by the local cloud's security groups: the path guard runs where `pulumi up` runs.
-    direct = deploy(with_(base_config, zookeeper={"count": 3, "access": "direct"}))
+    direct = deploy(with_(base_config, zookeeper={"count": 3, "access": "direct"},
+                          network={"adminCidr": "10.8.0.0/16"}))
     rule = direct.resources["c1-zookeeper-client-from-operators"].inputs
-    assert (rule["fromPort"], rule["cidrIpv4"]) == (2181, "203.0.113.0/24")
+    assert (rule["fromPort"], rule["cidrIpv4"]) == (2181, "10.8.0.0/16")
     tunnel = deploy(base_config)
     assert "c1-zookeeper-client-from-operators" not in tunnel.resources
+    # Never beyond the private ranges: ZooKeeper takes no authentication from Pegasus 2.4/2.5 (issue 19).
+    with pytest.raises(Exception) as error:
+        deploy(with_(base_config, zookeeper={"count": 3, "access": "direct"}))
+    assert "pegasus:zookeeper.access" in str(error.value) and "'203.0.113.0/24'" in str(error.value)
+
+
+def test_only_the_metaservers_hosts_may_write_the_clusters_zookeeper_path(deploy, base_config):
+    d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1}))
+    metas = [i.name for i in d.of_type(INSTANCE) if i.inputs["tags"]["pegasus:role"] == "meta"]
+    nics = [n.name for n in d.of_type("aws:ec2/networkInterface:NetworkInterface") if n.name.startswith("c1-meta-")]
+    expected = {fake_address(PRIMARY_NET, m) for m in metas} | {fake_address(NIC_NET, n) for n in nics}
+    assert len(expected) == 6  # each MetaServer host's own address and its extra NIC's
+    assert sorted(d.resources["c1-zookeeper-path"].inputs["writers"]) == sorted(expected)
 
 
 def test_servers_live_within_their_groups_rules(deploy, base_config):

@@ -22,6 +22,9 @@ stack that moves to the store deletes them, which does nothing on a host
 a server that does not serve); the command it replaces had no delete either.
 Since issue 11 per-host resources are named under the cluster (`c1-replica-0`)
 and keep these URNs through aliases.
+Issue 19 dropped `c1-zookeeper-2181-from-replica` and `-from-collector`: only the
+MetaServer talks to ZooKeeper, so existing stacks delete those two rules (a
+deleted ingress rule closes the port, nothing else).
 """
 
 from __future__ import annotations

@@ -84,10 +84,11 @@ def zookeeper_unit_context() -> dict:
     }
 
 
-def zoo_cfg_context(ips: list[str] = ZK_IPS) -> dict:
+def zoo_cfg_context(ips: list[str] = ZK_IPS, me: int = 0) -> dict:
     return {
         "servers": [{"id": i + 1, "ip": ip} for i, ip in enumerate(ips)],
         "client_port": host_layout.ZOOKEEPER_CLIENT_PORT,
+        "client_address": ips[me],
         "peer_port": host_layout.ZOOKEEPER_PEER_PORT,
         "election_port": host_layout.ZOOKEEPER_ELECTION_PORT,
         "data_dir": host_layout.ZOOKEEPER_DATA_DIR,
@@ -178,6 +179,10 @@ def script_contexts() -> dict[str, dict]:
             "log_dir": host_layout.ZOOKEEPER_LOG_DIR,
             "unit_path": zk_unit,
             "user": "zookeeper",
+            "peers": [ip for ip in ZK_IPS[1:]],
+            "client_port": host_layout.ZOOKEEPER_CLIENT_PORT,
+            "stagger_seconds": 20,
+            "peer_wait_seconds": 300,
         },
         "zookeeper_ready.sh": {
             "servers": ZK_IPS,

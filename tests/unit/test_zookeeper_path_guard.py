@@ -24,6 +24,8 @@ from pathlib import Path
 import pulumi
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import ACL, Id, Permissions
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime._serialization import _serialize
@@ -339,6 +341,76 @@ def test_update_of_owner_restamps_our_path(zk, zookeeper_server, cluster_name):
     )
 
     assert stamp_of(zk, path) == {"owner": "acme/pegasus/renamed", "claim": created.id}
+
+
+# ---------------------------------------------------------------------------
+# the path's ACL (issue 19: the path was created open to anyone)
+
+
+def anonymous(zookeeper_server) -> KazooClient:
+    client = KazooClient(hosts=zookeeper_server.hosts)
+    client.start(timeout=30)
+    return client
+
+
+def test_the_path_is_written_only_by_its_writers_and_its_guard(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    props = guard_props(cluster_name, zookeeper_server.hosts, writers=["10.9.9.9", "10.8.0.0/16"])
+    created = create(props)
+    acl = {(str(a.id.scheme), str(a.id.id), a.perms) for a in zk.get_acls(path)[0]}
+    assert ("world", "anyone", Permissions.READ) in acl  # anyone may read (no write, no ACL change)
+    assert {("ip", "10.9.9.9", Permissions.ALL), ("ip", "10.8.0.0/16", Permissions.ALL)} <= acl
+    assert [a for a in acl if a[0] == "digest" and a[1].startswith("pegasus-path-guard:")]
+    assert len(acl) == 4 and created.outs["guard_secret"]
+    # This test's own client comes from 127.0.0.1: it reads, and may change nothing.
+    other = anonymous(zookeeper_server)
+    try:
+        assert stamp_of(other, path)["claim"] == created.id
+        with pytest.raises(NoAuthError):
+            other.create(f"{path}/apps", b"")
+        with pytest.raises(NoAuthError):
+            other.set(path, b"mine now")
+        with pytest.raises(NoAuthError):
+            other.set_acls(path, [ACL(Permissions.ALL, Id("world", "anyone"))])
+    finally:
+        other.stop()
+        other.close()
+    # A MetaServer at one of the writers' addresses creates its nodes below (here: 127.0.0.1 as a writer).
+    ZooKeeperPathGuardProvider().update(created.id, created.outs,
+                                        guard_props(cluster_name, zookeeper_server.hosts, writers=["127.0.0.1"]))
+    meta = anonymous(zookeeper_server)
+    try:
+        meta.create(f"{path}/lock", b"")
+    finally:
+        meta.stop()
+        meta.close()
+    # The guard itself (by its secret, from wherever it connects) still removes it all at destroy.
+    delete(created, props)
+    assert not zk.exists(path)
+
+
+def test_a_stack_deployed_before_gets_the_acl_at_its_next_update(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    old = create(guard_props(cluster_name, zookeeper_server.hosts))  # no writers: as before this version
+    assert zk.get_acls(path)[0] == [ACL(Permissions.ALL, Id("world", "anyone"))]
+    news = guard_props(cluster_name, zookeeper_server.hosts, writers=["10.9.9.9"])
+    assert ZooKeeperPathGuardProvider().diff(old.id, old.outs, news).changes
+    updated = ZooKeeperPathGuardProvider().update(old.id, old.outs, news)
+    assert updated.outs["guard_secret"] and ("ip", "10.9.9.9") in {
+        (a.id.scheme, a.id.id) for a in zk.get_acls(path)[0]}
+    ZooKeeperPathGuardProvider().delete(old.id, {**news, **updated.outs})
+    assert not zk.exists(path)
+
+
+def test_another_stack_cannot_take_over_a_restricted_path_even_with_adopt(zookeeper_server, zk, cluster_name):
+    path = f"/pegasus/{cluster_name}"
+    first = create(guard_props(cluster_name, zookeeper_server.hosts, writers=["10.9.9.9"]))
+    with pytest.raises(PathClaimRefused) as refused:
+        create(guard_props(cluster_name, zookeeper_server.hosts, owner="acme/other/prod", adopt=True,
+                           writers=["10.9.9.9"]))
+    assert "ACL admits another stack's path guard" in str(refused.value) and "setAcl" in str(refused.value)
+    assert stamp_of(zk, path)["claim"] == first.id
+    delete(first, guard_props(cluster_name, zookeeper_server.hosts))
 
 
 def test_check_reports_bad_names_servers_and_tunnels_by_property():

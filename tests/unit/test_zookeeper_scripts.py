@@ -7,6 +7,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -22,12 +23,13 @@ ZK_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
 
 
 def test_zoo_cfg_lists_every_server_of_an_ensemble():
-    text = templates.render("zoo.cfg", **zoo_cfg_context(["10.0.0.1", "10.0.0.2", "10.0.0.3"]))
+    text = templates.render("zoo.cfg", **zoo_cfg_context(["10.0.0.1", "10.0.0.2", "10.0.0.3"], me=1))
     lines = text.splitlines()
     assert [line for line in lines if line.startswith("server.")] == [
         "server.1=10.0.0.1:2888:3888", "server.2=10.0.0.2:2888:3888", "server.3=10.0.0.3:2888:3888",
     ]
-    for setting in ("tickTime=2000", "initLimit=10", "syncLimit=5", "clientPort=2181",
+    # The client port listens on the server's own cluster address only (issue 19).
+    for setting in ("tickTime=2000", "initLimit=10", "syncLimit=5", "clientPort=2181", "clientPortAddress=10.0.0.2",
                     "4lw.commands.whitelist=srvr,ruok,mntr,stat", "admin.enableServer=false",
                     f"dataDir={host_layout.ZOOKEEPER_DATA_DIR}"):
         assert setting in lines
@@ -60,9 +62,11 @@ def zk_user() -> str:
         return ""
 
 
-def install_context(tmp_path, myid=1, zoo_cfg=None):
+def install_context(tmp_path, myid=1, zoo_cfg=None, peers=(), client_port=2181, peer_wait_seconds=300):
     conf, data, log = (tmp_path / "etc-zk", tmp_path / "lib-zk", tmp_path / "log-zk")
     return {
+        "peers": list(peers), "client_port": client_port, "stagger_seconds": 0,
+        "peer_wait_seconds": peer_wait_seconds,
         "zoo_cfg": zoo_cfg or templates.render("zoo.cfg", **dict(zoo_cfg_context(["10.0.0.1"]), data_dir=str(data))),
         "myid": myid,
         "unit_text": templates.render("zookeeper.service", conf_dir=str(conf), log_dir=str(log),
@@ -102,6 +106,30 @@ def test_install_zookeeper_writes_files_and_restarts_only_on_change(tmp_path):
     assert moved.returncode == 0, moved.stderr
     assert Path(context["data_dir"], "myid").read_text() == "2\n"
     assert f"restart -- {unit}" in systemd.calls()
+
+
+@pytest.mark.skipif(not ZK_SERVER.exists(), reason=f"{ZK_SERVER} is missing: the test must not install packages")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown the ZooKeeper dirs")
+def test_a_running_member_restarts_only_while_the_others_keep_the_quorum(tmp_path, four_letter_servers):
+    systemd = FakeSystemd(tmp_path)
+    unit = host_layout.ZOOKEEPER_UNIT
+    peers, port = four_letter_servers(["follower", "looking"])
+    first = run_script(templates.render("install_zookeeper.sh", **install_context(tmp_path, peers=peers,
+                                                                                   client_port=port)),
+                       tmp_path, fake_bin=systemd.bin)
+    assert first.returncode == 0, first.stderr  # a first start waits for nobody
+    # A changed zoo.cfg with one other server of three serving: 1 < 2, no restart.
+    changed = install_context(tmp_path, myid=3, peers=peers, client_port=port, peer_wait_seconds=3)
+    systemd.clear_calls()
+    refused = run_script(templates.render("install_zookeeper.sh", **changed), tmp_path, fake_bin=systemd.bin)
+    assert refused.returncode == 1 and not [c for c in systemd.calls() if c.startswith("restart")]
+    assert "only 1 of the other 2 servers serve" in refused.stderr and "quorum (2)" in refused.stderr
+    # Both others serving: it restarts.
+    peers, port = four_letter_servers(["follower", "leader"])
+    changed.update(peers=peers, client_port=port, myid=4)
+    restarted = run_script(templates.render("install_zookeeper.sh", **changed), tmp_path, fake_bin=systemd.bin)
+    assert restarted.returncode == 0, restarted.stderr
+    assert f"restart -- {unit}" in systemd.calls() and "2 of the other servers serve" in restarted.stdout
 
 
 def test_remove_zookeeper_removes_its_unit_and_dirs(tmp_path):
@@ -200,6 +228,9 @@ def test_ready_against_a_real_standalone_zookeeper_using_our_zoo_cfg(tmp_path):
         result = ready(tmp_path, ["127.0.0.1"], port, wait_seconds=60)
         assert result.returncode == 0, result.stderr
         assert "127.0.0.1=standalone" in result.stdout
+        # clientPortAddress: another address of the same host is refused.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.2", port), timeout=5).close()
         assert (data_dir / "version-2").is_dir()  # it used our dataDir
     finally:
         os.killpg(server.pid, signal.SIGTERM)
