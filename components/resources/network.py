@@ -191,10 +191,13 @@ class Network(pulumi.ComponentResource):
                        child: pulumi.ResourceOptions) -> None:
         """The client ports, and the group applications join. Rules are named after their
         source (a range, a group id), so editing the lists replaces no other rule."""
+        # AWS refuses to delete a group while instances are in it (DependencyViolation),
+        # and the provider retries for its default 15 minutes: 5 fail sooner.
         clients = aws.ec2.SecurityGroup(
             f"{name}-clients", vpc_id=self.vpc_id,
             description=f"Pegasus {spec.cluster_name} applications: members reach the client ports",
-            tags={**tags, "Name": f"{spec.cluster_name}-clients"}, opts=child)
+            tags={**tags, "Name": f"{spec.cluster_name}-clients"},
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(delete="5m")))
         self.client_security_group_id = clients.id
         sources: list[tuple[str, dict]] = [("clients", {"referenced_security_group_id": clients.id})]
         sources += [(cidr.replace("/", "-"), {"cidr_ipv4": cidr}) for cidr in spec.network.client_cidrs]

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from tests.e2e.applications import Load
 from tests.e2e.localcloud.engine import Engine
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
 from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION
@@ -118,7 +119,15 @@ def test_1_up_on_listed_servers(own):
 def test_2_a_config_change_rolls_the_replicas(own):
     config = copy.deepcopy(own.config)
     config["replica"] = {"configOverrides": {"replication": {"gc_interval_ms": "45000"}}}
+    # An application on the servers' network (the program manages no firewall there).
+    app = own.cloud.boot_machine("app-0")
+    load = Load(app, own.exports["metaServers"], "config").start()
+    started = time.monotonic()
     own.up(config)
+    print(f"\nscenario own servers config roll: {time.monotonic() - started:.1f} s")
+    stats = load.result("a config roll of your own servers' ReplicaServers without admin tools")
+    assert stats["below_two"] == [], stats
+    own.cloud.terminate(app)
     ops = {op.name: op.action for op in own.engine.last_run.operations}
     assert ops[f"{CLUSTER}-rolling-restart"] == "update"
     record = own.engine.state.get_by_name("pulumi-python:dynamic/pegasus:RollingRestart", f"{CLUSTER}-rolling-restart")

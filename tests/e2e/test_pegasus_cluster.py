@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from components.operations.zookeeper_path_guard import zookeeper_session
+from tests.e2e.applications import Load, reaches
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.remote_command import COPIED
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
@@ -132,6 +133,10 @@ class Cluster:
     def package_key(self, package: Path) -> str:
         return f"packages/{hashlib.sha256(package.read_bytes()).hexdigest()}/{package.name}"
 
+    def load(self, name: str) -> Load:
+        """Steady reads and writes from the application machine (in <cluster>-clients), started."""
+        return Load(self.app, self.exports["metaServers"], name).start()
+
 
 def package_bytes_over_ssh(cluster: Cluster) -> list[tuple[str, str, int]]:
     """Uploads of a server package by CopyToRemote (SFTP over SSH) to this cluster's machines
@@ -161,6 +166,9 @@ def read_with_role(machine, url: str) -> str:
 def cluster(local_cloud, tmp_path_factory):
     deployed = Cluster(local_cloud, tmp_path_factory.mktemp("cluster"))
     yield deployed
+    for machine in list(deployed.engine.applications):
+        if machine in local_cloud.machines:
+            deployed.engine.terminate_application(local_cloud.machines[machine])
     destroy_what_is_left(deployed.engine)
     print("\nscenario times: " + ", ".join(f"{k} {v:.0f} s" for k, v in deployed.times.items()))
 
@@ -257,6 +265,41 @@ def test_1_b_the_package_came_from_the_stacks_store(cluster):
                      "http://169.254.169.254/latest/meta-data/iam/security-credentials/").strip() == "404"
 
 
+def test_1_c_applications_reach_the_client_ports_from_their_group_and_nothing_else_does(cluster):
+    started = time.monotonic()
+    clients = cluster.exports["clientSecurityGroupId"]
+    assert clients.startswith("sg-")
+    # An application's instance launched into <cluster>-clients; another one in no group of the stack.
+    cluster.app = cluster.engine.launch_application(named("app-0"), [clients])
+    outsider = cluster.engine.launch_application(named("outsider"), [])
+    meta, replica = cluster.exports["metaServers"].split(",")[0], cluster.exports["replicaServers"][0]
+    zookeeper = cluster.exports["zookeeperServers"].split(",")[0]
+    assert (reaches(cluster.app, meta), reaches(cluster.app, replica)) == ("open", "open")
+    # Security groups drop what they do not allow: the connection times out, as on AWS.
+    assert [reaches(outsider, a) for a in (meta, replica, zookeeper)] == ["timeout"] * 3
+    # 2181 only for the MetaServers (and the ensemble itself): not applications, not ReplicaServers.
+    assert reaches(cluster.app, zookeeper) == "timeout"
+    assert reaches(cluster.machine("replica-0"), zookeeper) == "timeout"
+    assert reaches(cluster.machine("meta-0"), zookeeper) == "open"
+    # ZooKeeper listens on its cluster address only (clientPortAddress).
+    zk0 = cluster.hosts("zk-")[0]
+    listening = zk0.check("ss -Htln 'sport = :2181' | awk '{print $4}'").split()
+    assert listening == [f"{zk0.ip}:2181"], listening
+    # The cluster's path: anyone reads it, only the MetaServers' hosts and the path guard write it.
+    with cluster.zookeeper() as client:
+        acl = {(a.id.scheme, a.id.id, a.perms) for a in client.get_acls(f"/pegasus/{CLUSTER}")[0]}
+    metas = {m.ip for m in cluster.hosts("meta-")} | {n.ip for m in cluster.hosts("meta-") for n in m.nics.values()}
+    assert {(s, i) for s, i, _ in acl if s == "ip"} == {("ip", ip) for ip in metas}
+    assert ("world", "anyone", 1) in acl and len([a for a in acl if a[0] == "digest"]) == 1
+    cluster.engine.terminate_application(outsider)
+    # Apache's Python client works from there: a short steady load.
+    load = cluster.load("steady")
+    time.sleep(10)
+    stats = load.result("steady operation")
+    assert stats["errors"] == 0 and stats["below_two"] == [], stats
+    print(f"\nscenario client access: {time.monotonic() - started:.1f} s")
+
+
 def only_the_health_check_ran(cluster: Cluster) -> bool:
     """An up with nothing to change still checks the cluster's health, and does nothing else."""
     ran = sorted((op.name, op.action) for op in cluster.engine.last_run.operations)
@@ -286,8 +329,11 @@ def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
     planned = {op.name: op.action for op in cluster.engine.preview(stack_config("pegasus", config)).operations}
     assert planned == {**{named(f"replica-{i}-replica-config"): "update" for i in range(3)},
                        f"{CLUSTER}-rolling-restart": "update", f"{CLUSTER}-health": "update"}
+    load = cluster.load("config")
     with timed(cluster.times, "config change"):
         cluster.up(config)
+    stats = load.result("a config roll of the ReplicaServers without admin tools")
+    assert stats["below_two"] == [], stats
     ops = {op.name: op for op in cluster.engine.last_run.operations}
     assert set(ops) == set(planned)
     # Each replica restarted once, one after the other in the roll's order, inside the
@@ -370,13 +416,16 @@ def machine_with_address(cluster: Cluster, prefix: str, address: str):
 def test_6_reboots_come_back_and_change_nothing(cluster):
     leader = machine_with_address(cluster, "meta-", cluster.meta_get("/meta/cluster")["primary_meta_server"])
     with timed(cluster.times, "reboots"):
-        for name in ("replica-1", leader.name.removeprefix(named(""))):
+        for name, operation in (("replica-1", "a reboot of a ReplicaServer"),
+                                (leader.name.removeprefix(named("")), "a reboot of the MetaServer leader")):
+            load = cluster.load(name)
             cluster.engine.reboot(named(name))
             machine = cluster.machine(name)
             for disk in ((1, 2) if name.startswith("replica") else ()):
                 source = machine.check(f"findmnt -n -o SOURCE /home/work/ssd{disk}").strip()
                 assert source.startswith("/dev/loop"), f"{name}: ssd{disk} is not mounted after the reboot"
             wait_for(lambda: cluster_healthy(cluster), f"a healthy cluster after {name} rebooted", 90)
+            load.result(operation)
         cluster.up()
     assert only_the_health_check_ran(cluster), "an up after reboots must find nothing to do"
 
@@ -389,8 +438,11 @@ def test_7_a_new_ssh_key_restarts_nothing(cluster, tmp_path):
         machine.check(f"echo {shlex.quote(new_key.public_key)} >> /home/admin/.ssh/authorized_keys")
     config = copy.deepcopy(cluster.config)
     config["ssh"] = {"privateKey": new_key.private_key, "publicKey": new_key.public_key}
+    load = cluster.load("keys")
     with timed(cluster.times, "key rotation"):
         cluster.up(config)
+    stats = load.result("an SSH key rotation")
+    assert stats["errors"] == 0 and stats["below_two"] == [], stats
     assert cluster.commands_run(), "a new connection reruns the commands"
     assert not [op for op in cluster.engine.last_run.operations if op.type == "aws:ec2/instance:Instance"]
     assert role_starts(cluster) == before, "a new SSH key restarted a server"
@@ -428,10 +480,10 @@ def test_8_package_upgrade_rolls_every_server_and_removes_the_old_release(cluste
     config = copy.deepcopy(cluster.config)
     config["package"] = str(new_package)
     before = role_starts(cluster)
-    run_load_on(cluster, "/root/stop-load")
+    load = cluster.load("upgrade")
     with timed(cluster.times, "upgrade"):
         cluster.up(config)
-    stats = load_result(cluster, "/root/stop-load", "a rolling upgrade without admin tools")
+    stats = load.result("a rolling upgrade without admin tools")
     after = role_starts(cluster)
     # Pegasus's order: every ReplicaServer, then the MetaServers, then the Collector; one at a time.
     assert_rolled_in_pegasus_order(after)
@@ -457,8 +509,11 @@ def test_8_package_upgrade_rolls_every_server_and_removes_the_old_release(cluste
 def test_9_a_replaced_replica_keeps_its_data_and_rejoins(cluster):
     machine = cluster.machine("replica-2")
     machine.check("echo keep-me > /home/work/ssd1/pegasus/e2e/replace-sentinel && sync")
+    load = cluster.load("replace")
     with timed(cluster.times, "replace"):
         cluster.up(replace=[named("replica-2")])
+        wait_for(lambda: cluster_healthy(cluster), "a healthy cluster after the replacement", 90)
+    load.result("pulumi up --replace of a ReplicaServer's instance")
     replaced = cluster.machine("replica-2")
     assert replaced.check("cat /home/work/ssd1/pegasus/e2e/replace-sentinel").strip() == "keep-me"
     assert replaced.check("systemctl is-active pegasus-replica.service").strip() == "active"
@@ -504,12 +559,12 @@ def test_a_scale_in_refuses_a_server_with_replicas_then_removes_a_drained_one(cl
         assert f"replica-3 ({leaving}) still holds" in str(error.value) and "Nothing was stopped" in str(error.value)
         assert cluster.machine("replica-3").check("systemctl is-active pegasus-replica.service").strip() == "active"
         # Drained by hand (without the admin shell: stopped, and the MetaServers move its partitions).
-        run_load_on(cluster, "/root/stop-load")
+        load = cluster.load("scale-in")
         cluster.machine("replica-3").check("systemctl stop pegasus-replica.service")
         wait_for(lambda: replica_count(cluster, leaving) == 0 and tables_healthy(cluster),
                  "the MetaServers to move replica-3's partitions", 120)
         cluster.up(config)
-        load_result(cluster, "/root/stop-load", "a scale-in drained by stopping the server")
+        load.result("a scale-in drained by stopping the server (no admin tools)")
     deleted = {op.name for op in cluster.engine.last_run.operations if op.action == "delete"}
     assert named("replica-3") in deleted and not any(n.startswith(named("replica-2")) for n in deleted)
     assert len(cluster.exports["replicaServers"]) == 3
@@ -523,10 +578,10 @@ def test_a_2_with_admin_tools_a_rolling_upgrade_moves_primaries_first_and_no_req
     config["toolsPackage"] = str(build_tools_package(tmp_path / "tools"))
     config["package"] = str(build_package(tmp_path / "upgrade", version="2.5.2", git_sha="b2c3d4e"))
     before = role_starts(cluster)
-    run_load_on(cluster, "/root/stop-load")
+    load = cluster.load("upgrade-tools")
     with timed(cluster.times, "upgrade with admin tools"):
         cluster.up(config)
-    stats = load_result(cluster, "/root/stop-load", "a rolling upgrade with admin tools")
+    stats = load.result("a rolling upgrade with admin tools")
     # Installed on every MetaServer host before the roll (one release directory per build).
     for machine in cluster.hosts("meta-"):
         tools = machine.check("ls /home/work/app/pegasus/tools").split()
@@ -547,10 +602,10 @@ def test_a_3_with_admin_tools_a_scale_in_drains_the_server_then_deletes_it(clust
     # Give the new server replicas (the MetaServers do not balance at the steady level).
     give_replicas_to(cluster, leaving)
     config["replica"]["count"] = 3
-    run_load_on(cluster, "/root/stop-load")
+    load = cluster.load("scale-in-tools")
     with timed(cluster.times, "scale in with admin tools"):
         cluster.up(config)
-    stats = load_result(cluster, "/root/stop-load", "a scale-in with admin tools")
+    stats = load.result("a scale-in with admin tools")
     assert stats["failed"] == 0 and stats["below_two"] == [], stats
     deleted = {op.name for op in cluster.engine.last_run.operations if op.action == "delete"}
     assert named("replica-3") in deleted and not any(n.startswith(named("replica-2")) for n in deleted)
@@ -621,6 +676,14 @@ def test_d_destroy_leaves_nothing(cluster):
 
     volumes_before = set(cluster.cloud.volumes)
     with timed(cluster.times, "destroy"):
+        # An application's instance still in <cluster>-clients: AWS refuses to delete the group
+        # (DependencyViolation); everything else is gone. Without it, the next destroy finishes.
+        with pytest.raises(DeploymentError) as refused:
+            cluster.engine.destroy(before_delete=before_delete)
+        assert f"{CLUSTER}-clients" in str(refused.value) and "DependencyViolation" in str(refused.value)
+        assert {r["name"] for r in cluster.engine.state.resources.values()
+                if r["type"] == "aws:ec2/instance:Instance"} == set()
+        cluster.engine.terminate_application(cluster.app)
         cluster.engine.destroy(before_delete=before_delete)
     assert "path" in seen, "ZooKeeper was never checked before it went"
     assert seen["path"] is None, "the cluster's ZooKeeper path survived destroy"

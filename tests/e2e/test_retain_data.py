@@ -10,9 +10,10 @@ import time
 import pytest
 
 from components.operations.zookeeper_path_guard import zookeeper_session
+from tests.e2e.applications import Load
 from tests.e2e.localcloud.engine import Engine
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
-from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, load_result, run_load_on
+from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION
 from tests.support.package_builder import build_package, build_tools_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 
@@ -21,16 +22,6 @@ pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 CLUSTER = "kept"
 METAS = (f"{CLUSTER}-meta-0", f"{CLUSTER}-meta-1")  # their instances' resource names
 INSTANCE = "aws:ec2/instance:Instance"
-
-
-class Deployed:
-    """What test_pegasus_cluster's load helpers use of a cluster: its machines and exports."""
-
-    def __init__(self, engine: Engine, exports: dict) -> None:
-        self.engine, self.exports = engine, exports
-
-    def machine(self, host: str):
-        return self.engine.machine(f"{CLUSTER}-{host}")
 
 
 def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud, tmp_path):
@@ -93,11 +84,12 @@ def _rolling_upgrade_with_admin_tools_loses_no_request(engine: Engine, exports: 
     replicas (replica.kill_partition) and restarts it, under steady client load."""
     config = {**config, "package": str(build_package(tmp_path / "upgrade", version="2.6.1", git_sha="c3d4e5f")),
               "toolsPackage": str(build_tools_package(tmp_path / "tools", version="2.6.0"))}
-    deployed = Deployed(engine, exports)
-    run_load_on(deployed, "/root/stop-load")
+    app = engine.launch_application(f"{CLUSTER}-app-0", [exports["clientSecurityGroupId"]])
+    load = Load(app, exports["metaServers"], "upgrade").start()
     engine.up(stack_config("pegasus", config))
-    stats = load_result(deployed, "/root/stop-load", "a rolling upgrade with admin tools on 2.6")
+    stats = load.result("a rolling upgrade with admin tools on 2.6")
     assert stats["failed"] == 0 and stats["below_two"] == [], stats
+    engine.terminate_application(app)
     for i in range(3):
         replica = engine.machine(f"{CLUSTER}-replica-{i}")
         releases = replica.check("ls /home/work/app/pegasus/releases").split()

@@ -60,9 +60,12 @@ def install_on(root: Path, destination: str = "/opt/pegasus-app") -> str:
     system (`root`: its tree seen from this host); returns the command prefix that runs
     Python with them there."""
     where = root / destination.lstrip("/")
-    if where.exists():
-        shutil.rmtree(where)
-    shutil.copytree(client_env(), where / "lib")
+    env = client_env()
+    marker = where / "lib" / ".installed-from"
+    if not marker.is_file() or marker.read_text() != env.name:
+        shutil.rmtree(where / "lib", ignore_errors=True)
+        shutil.copytree(env, where / "lib")
+        marker.write_text(env.name)
     shutil.copy2(LOAD_DRIVER, where / LOAD_DRIVER.name)
     shutil.copy2(WIRE, where / WIRE.name)
     return f"PYTHONPATH={destination}/lib:{destination} python3 {destination}/{LOAD_DRIVER.name}"

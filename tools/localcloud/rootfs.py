@@ -33,6 +33,7 @@ PACKAGES = (
     "netcat-openbsd",
     "python3",
     "python3-kazoo",
+    "python3-thrift",  # the Pegasus stand-in speaks thrift (tests/e2e/standin/rdsn_thrift.py)
     "zookeeper",
     "e2fsprogs",
     "util-linux",

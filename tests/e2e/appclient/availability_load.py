@@ -340,6 +340,8 @@ def main(argv: list[str]) -> int:
         time.sleep(0.5)
     load = Load(args)
     outcome: dict = {}
+    log.info("load started on table %s (app %d, %d partitions, each with %d replicas)", args.table, app_id,
+             args.partitions, REPLICAS)
 
     @inlineCallbacks
     def go():

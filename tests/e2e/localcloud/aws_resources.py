@@ -60,6 +60,22 @@ class AwsGeneric(ResourceType):
         return resource_id, extras
 
 
+class SecurityGroup(AwsGeneric):
+    """DeleteSecurityGroup refuses a group that network interfaces still use (EC2 API
+    Reference, DeleteSecurityGroup: DependencyViolation), such as an application's
+    instance launched into it outside the stack (Engine.launch_application)."""
+
+    def __init__(self):
+        super().__init__("aws:ec2/securityGroup:SecurityGroup")
+
+    def delete(self, mocks, record):
+        users = sorted(name for name, groups in mocks.applications.items() if record["id"] in groups)
+        if users:
+            raise RuntimeError(f"deleting EC2 Security Group ({record['id']}): operation error EC2: "
+                               f"DeleteSecurityGroup, api error DependencyViolation: resource {record['id']} has "
+                               f"a dependent object (the network interfaces of {', '.join(users)})")
+
+
 class KeyPair(ResourceType):
     def create(self, mocks, name, raw, inputs):
         key_name = inputs.get("keyName") or name
@@ -205,6 +221,7 @@ class NetworkInterfaceAttachment(ResourceType):
 
 
 RESOURCE_TYPES = {
+    "aws:ec2/securityGroup:SecurityGroup": SecurityGroup,
     "aws:ec2/keyPair:KeyPair": KeyPair,
     "aws:ec2/instance:Instance": Instance,
     "aws:ec2/volume:Volume": Volume,

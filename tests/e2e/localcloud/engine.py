@@ -79,7 +79,8 @@ class Engine:
         self.secret_keys = list(secret_keys)
         self.machines: dict[str, Any] = {}  # instance id -> Machine, across runs
         self.history: list[RunLog] = []
-        self.policy = NetworkPolicy(cloud, self.state, self.machines)
+        self.applications: dict[str, list[str]] = {}  # machine name -> its security group ids
+        self.policy = NetworkPolicy(cloud, self.state, self.machines, self.applications)
 
     @property
     def last_run(self) -> RunLog:
@@ -87,7 +88,8 @@ class Engine:
 
     def _mocks(self, log: RunLog, *, preview: bool = False, replace: Iterable[str] = ()) -> CloudMocks:
         return CloudMocks(self.cloud, self.state, log, preview=preview, machines=self.machines,
-                          replace=replace, on_change=None if preview else self.policy.changed, aws=self.aws)
+                          replace=replace, on_change=None if preview else self.policy.changed, aws=self.aws,
+                          applications=self.applications)
 
     def _run(self, mocks: CloudMocks, config: Mapping[str, str], preview: bool):
         return _run_program(mocks, dict(config), program=self.program, project=self.project,
@@ -162,6 +164,21 @@ class Engine:
             if record["type"] == "aws:ec2/instance:Instance" and record["id"] in self.machines:
                 return self.machines[record["id"]]
         raise KeyError(f"no running instance {instance!r} in this engine's state")
+
+    def launch_application(self, name: str, group_ids: list[str]):
+        """An application's instance that its owner launches outside this stack (as with
+        `aws ec2 run-instances --security-group-ids ...`): the groups' rules count its
+        address among their members. Its own inbound is not filtered here (its own
+        groups would let its owner in)."""
+        machine = self.cloud.boot_machine(name)
+        self.applications[machine.name] = list(group_ids)
+        self.policy.refresh_firewalls()
+        return machine
+
+    def terminate_application(self, machine) -> None:
+        self.applications.pop(machine.name, None)
+        self.cloud.terminate(machine)
+        self.policy.refresh_firewalls()
 
     def reboot(self, instance: str) -> None:
         """Reboot an instance (as `aws ec2 reboot-instances`): disks, NICs and firewall stay."""

@@ -90,8 +90,11 @@ class NotAWS(Exception):
 
 class CloudMocks(pulumi.runtime.Mocks):
     def __init__(self, cloud, state: StackState, log: RunLog, *, preview: bool = False,
-                 machines: dict | None = None, replace=(), on_change=None, aws: bool = True):
+                 machines: dict | None = None, replace=(), on_change=None, aws: bool = True,
+                 applications: dict | None = None):
         self.cloud = cloud
+        # machine name -> security group ids: instances launched outside the stack (Engine.launch_application)
+        self.applications: dict[str, list[str]] = applications if applications is not None else {}
         self.aws = aws  # False: any AWS resource or lookup fails (a stack of your own servers)
         self.state = state
         self.log = log

@@ -26,10 +26,11 @@ def dns_hostnames_enabled(resources: list[dict]) -> bool:
 
 
 class NetworkPolicy:
-    def __init__(self, cloud, state, machines: dict):
+    def __init__(self, cloud, state, machines: dict, applications: dict | None = None):
         self.cloud = cloud
         self.state = state
         self.machines = machines  # instance id -> Machine (the engine's map)
+        self.applications = applications if applications is not None else {}  # name -> group ids
         self._lock = threading.Lock()
 
     def changed(self, token: str) -> None:
@@ -48,6 +49,12 @@ class NetworkPolicy:
         with self._lock:
             with self.state.lock:
                 resources = [dict(r) for r in self.state.resources.values()]
+            # Instances launched outside the stack are members of their groups too.
+            for name, groups in list(self.applications.items()):
+                machine = self.cloud.machines.get(name)
+                if machine is not None:
+                    resources.append({"type": security_groups.INSTANCE, "id": f"application/{name}",
+                                      "inputs": {"vpcSecurityGroupIds": groups}, "extras": {"privateIp": machine.ip}})
             allows = security_groups.inbound_by_instance(resources)
             for instance_id, machine in list(self.machines.items()):
                 try:

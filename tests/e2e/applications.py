@@ -1,0 +1,80 @@
+"""Applications of a cluster under test: machines that run Apache's Python client.
+
+An application machine is an instance its owner launches outside the stack: on
+AWS, into the stack's `<cluster>-clients` group (Engine.launch_application); with
+your own servers, on their network. It gets pypegasus3 from PyPI
+(tests/support/pypegasus_env.py) and runs tests/e2e/appclient/availability_load.py,
+whose figures each day-2 scenario prints as one line.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+
+from tests.e2e.localcloud.testing import wait_for
+from tests.support.pypegasus_env import install_on
+
+TABLE = "availability"  # the table the load creates (8 partitions, 3 replicas) and keeps using
+PARTITIONS = 8
+
+
+def prepare(machine) -> str:
+    """Installs the client on the machine; returns the command that runs the load driver."""
+    return install_on(machine.root)
+
+
+class Load:
+    """One run of the load driver on an application machine, from start to its figures."""
+
+    def __init__(self, machine, meta_servers: str, name: str) -> None:
+        self.machine, self.metas, self.name = machine, meta_servers, name
+        self.stop_file, self.out = f"/root/stop-{name}", f"/root/load-{name}.json"
+        self.started = 0.0
+
+    def start(self) -> "Load":
+        driver = prepare(self.machine)
+        self.machine.check(f"rm -f {self.stop_file} {self.out}")
+        command = (f"cd /root && {driver} --metas {shlex.quote(self.metas)} --table {TABLE} "
+                   f"--partitions {PARTITIONS} --stop-file {self.stop_file} --out {self.out}")
+        self.machine.check(f"setsid nohup bash -c {shlex.quote(command)} >/root/load-{self.name}.err 2>&1 "
+                           "</dev/null & disown")
+        # The table exists and every partition has its three replicas before the operation begins.
+        wait_for(lambda: "load started" in self.machine.check(f"cat /root/load-{self.name}.err || true")
+                 or self.machine.check(f"test -s {self.out} && echo done || true").strip(),
+                 f"the load driver on {self.machine.name} to start", 180)
+        self.started = time.monotonic()
+        return self
+
+    def result(self, operation: str) -> dict:
+        """Stops the load and prints `availability during <operation> (pypegasus3): ...`."""
+        self.machine.check(f"touch {self.stop_file}")
+        try:
+            wait_for(lambda: self.machine.check(f"cat {self.out} 2>/dev/null || true").strip(),
+                     "the load driver's figures", 300)
+        except AssertionError as error:
+            _, out, _ = self.machine.ssh(f"tail -n 40 /root/load-{self.name}.err")
+            raise AssertionError(f"{error}; the driver's stderr:\n{out}") from None
+        stats = json.loads(self.machine.check(f"cat {self.out}"))
+        if "error" in stats:
+            _, out, _ = self.machine.ssh(f"tail -n 40 /root/load-{self.name}.err")
+            raise AssertionError(f"the load driver failed: {stats['error']}\n{out}")
+        total = stats["total"]
+        print(f"\navailability during {operation} (pypegasus3): {stats['errors']}/{total} errors, "
+              f"{stats['failed']}/{total} failed, {stats['lost']} lost, {len(stats['below_two'])} partitions "
+              f"ever below 2 replicas (first tries: {stats['error_names']}; after retries: {stats['failed_names']};"
+              f" {stats['acked']} writes read back)")
+        if stats["samples"]:
+            print(f"  failed operations (seconds into the load, time, op, hash key, first, last): {stats['samples']}")
+        assert total > 0 and stats["acked"] > 0, stats
+        assert stats["unreadable"] == 0, stats  # every acknowledged write could be read back
+        assert stats["lost"] == 0, stats
+        return stats
+
+
+def reaches(machine, address: str, seconds: int = 5) -> str:
+    """"open", "refused" or "timeout": a TCP connect from `machine` to `address` (ip:port)."""
+    ip, port = address.rsplit(":", 1)
+    rc, _, _ = machine.ssh(f"timeout {seconds} bash -c 'exec 3<>/dev/tcp/{ip}/{port}'")
+    return {0: "open", 124: "timeout"}.get(rc, "refused")
