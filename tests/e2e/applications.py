@@ -41,11 +41,25 @@ class Load:
         self.machine.check(f"setsid nohup bash -c {shlex.quote(command)} >/root/load-{self.name}.err 2>&1 "
                            "</dev/null & disown")
         # The table exists and every partition has its three replicas before the operation begins.
-        wait_for(lambda: "load started" in self.machine.check(f"cat /root/load-{self.name}.err || true")
-                 or self.machine.check(f"test -s {self.out} && echo done || true").strip(),
-                 f"the load driver on {self.machine.name} to start", 180)
+        try:
+            wait_for(lambda: "load started" in self.machine.check(f"cat /root/load-{self.name}.err || true")
+                     or self.machine.check(f"test -s {self.out} && echo done || true").strip(),
+                     f"the load driver on {self.machine.name} to start", 180)
+        except AssertionError as error:
+            _, out, _ = self.machine.ssh(f"tail -n 40 /root/load-{self.name}.err; ls -la /opt/pegasus-app; "
+                                         "pgrep -af availability_load || echo no driver running")
+            raise AssertionError(f"{error}; the driver's stderr:\n{out}") from None
         self.started = time.monotonic()
         return self
+
+    def failure(self) -> str:
+        """Stops the load and returns why it could not run (it must not have run)."""
+        self.machine.check(f"touch {self.stop_file}")
+        wait_for(lambda: self.machine.check(f"cat {self.out} 2>/dev/null || true").strip(),
+                 "the load driver's outcome", 300)
+        outcome = json.loads(self.machine.check(f"cat {self.out}"))
+        assert "error" in outcome, outcome
+        return outcome["error"]
 
     def result(self, operation: str) -> dict:
         """Stops the load and prints `availability during <operation> (pypegasus3): ...`."""

@@ -32,7 +32,6 @@ pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 CLUSTER = "e2e"
 COMMAND_TYPES = ("command:remote:Command", "command:remote:CopyToRemote")
 ROLE_UNITS = ("pegasus-meta.service", "pegasus-replica.service", "pegasus-collector.service")
-STANDIN_CLIENT = Path(__file__).parent / "standin" / "standin_client.py"
 
 
 def named(resource: str) -> str:
@@ -447,33 +446,6 @@ def test_7_a_new_ssh_key_restarts_nothing(cluster, tmp_path):
     assert cluster.commands_run(), "a new connection reruns the commands"
     assert not [op for op in cluster.engine.last_run.operations if op.type == "aws:ec2/instance:Instance"]
     assert role_starts(cluster) == before, "a new SSH key restarted a server"
-
-
-def run_load_on(cluster: Cluster, stop_file: str) -> None:
-    """Steady reads and writes on every partition from a MetaServer host (the groups
-    let nobody else reach the servers), until stop_file exists."""
-    meta0 = cluster.machine("meta-0")
-    client = base64.b64encode(STANDIN_CLIENT.read_bytes()).decode()
-    meta0.check(f"echo {client} | base64 -d > /root/standin_client.py && rm -f {stop_file} /root/load.json")
-    metas = cluster.exports["metaServers"]
-    meta0.check(f"nohup python3 /root/standin_client.py {metas} stat 600 {stop_file} "
-                ">/root/load.json 2>/root/load.err </dev/null &")
-
-
-def load_result(cluster: Cluster, stop_file: str, operation: str) -> dict:
-    meta0 = cluster.machine("meta-0")
-    meta0.check(f"touch {stop_file}")
-    try:
-        wait_for(lambda: meta0.check("cat /root/load.json").strip(), "the client's figures", 60)
-    except AssertionError as error:
-        _, out, _ = meta0.ssh("tail -n 30 /root/load.err; pgrep -af standin_client || echo no client running")
-        raise AssertionError(f"{error}; the client's stderr and process:\n{out}") from None
-    stats = json.loads(meta0.check("cat /root/load.json"))
-    total = stats["ok"] + stats["failed"]
-    print(f"\navailability during {operation}: {stats['failed']}/{total} requests failed, "
-          f"{len(stats['below_two'])} partitions ever below 2 replicas ({stats['errors']})")
-    assert total > 0
-    return stats
 
 
 def test_8_package_upgrade_rolls_every_server_and_removes_the_old_release(cluster, tmp_path):

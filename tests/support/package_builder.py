@@ -18,7 +18,6 @@ from pathlib import Path
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 STANDIN = Path(__file__).resolve().parent.parent / "e2e" / "standin" / "pegasus_server.py"
 SHELL_STANDIN = STANDIN.parent / "pegasus_shell.py"
-CLIENT_STANDIN = STANDIN.parent / "standin_client.py"  # the shell stand-in imports its GET
 TOOLS_STANDIN = STANDIN.parent / "tools"
 # The stand-in's client protocol, beside it in bin/ (it imports them from there).
 PROTOCOL_MODULES = ("client_rpc.py", "rdsn_thrift.py", "rrdb_store.py", "replica_data.py")
@@ -165,7 +164,6 @@ def build_tools_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str 
     files = {
         "run.sh": (0o755, (TOOLS_STANDIN / "run.sh").read_bytes()),
         "bin/pegasus_shell/pegasus_shell": (0o755, _stamp(SHELL_STANDIN, {"RELEASE": version})),
-        "bin/pegasus_shell/standin_client.py": (0o644, CLIENT_STANDIN.read_bytes()),
         "lib/libpegasus_standin.so": (0o644, FAKE_LIBRARY),  # pack_tools: chmod -x lib/*
         "scripts/migrate_node.sh": (0o755, node_tool),
         "scripts/downgrade_node.sh": (0o755, node_tool),

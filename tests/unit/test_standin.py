@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.standin.standin_client import StandinClient
+from tests.support.app_load import LocalLoad
 from tests.support.package_builder import STANDIN, build_package
 from tests.support.zookeeper_server import free_port
 
@@ -282,10 +282,13 @@ def test_cluster_fd_partitions_failover_and_rejoin(tmp_path, zookeeper_server, c
         assert get(metas[0], "/version")[1] == {"Version": version, "GitCommit": "8f3c2ab"}
         assert get(metas[0], "/meta/app?name=nope")[0] == 404
 
-        client = StandinClient([f"127.0.0.1:{metas[1]}"], table="stat")
-        time.sleep(1.5)  # replicas learn their roles from the next acks
-        stats = client.run_load(seconds=1.5, interval=0.1)
-        assert stats["failed"] == 0 and stats["ok"] > 0, stats
+        # Apache's Python client (given every MetaServer: it follows no forward) on every partition.
+        # (pypegasus3 reads no partition configuration of master: test_standin_protocol.py says why.)
+        meta_list = ",".join(f"127.0.0.1:{p}" for p in metas)
+        if version < "2.6":
+            with LocalLoad(meta_list, tmp_path / "load1") as load:
+                time.sleep(1.5)
+            assert load.stats["errors"] == 0 and load.stats["lost"] == 0 and load.stats["total"] > 0, load.stats
 
         # a replica dies: UNALIVE after the grace period, its primaries move
         victim = nodes[2]
@@ -296,8 +299,10 @@ def test_cluster_fd_partitions_failover_and_rejoin(tmp_path, zookeeper_server, c
             "healthy"]["read_unhealthy_partition_count"] == "0" and b)
         assert all(r["primary"] != name(reps[0]) for r in app["replicas"].values())
         time.sleep(1.5)
-        stats = client.run_load(seconds=1.0, interval=0.1)
-        assert stats["failed"] == 0, stats
+        if version < "2.6":
+            with LocalLoad(meta_list, tmp_path / "load2", wait_replicas=2) as load:
+                time.sleep(1.0)
+            assert load.stats["errors"] == 0 and load.stats["lost"] == 0, load.stats
 
         # it restarts and gets its replicas back
         victim.start()

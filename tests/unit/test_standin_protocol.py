@@ -450,3 +450,36 @@ def test_acknowledged_writes_survive_a_primary_moving_and_every_server_restartin
     data = [p for n in cluster["nodes"][2:] for p in (n.app_dir / "ssd1" / "reps").glob("*.pegasus")] + [
         p for n in cluster["nodes"][2:] for p in (n.app_dir / "ssd2" / "reps").glob("*.pegasus")]
     assert {p.name for p in data} == {f"1.{i}.pegasus" for i in range(4)}  # one directory per partition
+
+
+def test_pypegasus3_reads_no_partition_configuration_of_a_2_6_metaserver(tmp_path, zookeeper_server,
+                                                                        zookeeper_client):
+    """Master's MetaServer gives each partition its host_port beside its address
+    (hp_primary, hp_secondaries, hp_last_drops: optional fields 9-11 of
+    partition_configuration, idl/dsn.layer2.thrift at master), written as rDSN writes a
+    host_port: a string, an i16 and a byte under a T_STRUCT field header
+    (serialization_helper/thrift_helper.h host_port::write). pypegasus3 0.0.1.1 (PyPI) does
+    not know them and skips them as a thrift struct, which misreads them: the answer is
+    lost and the client has no configuration. Apache's python-client learned host_port
+    after 2.5 (commit 5cfba55, #2062, in no release)."""
+    name = f"proto26-{uuid.uuid4().hex[:8]}"
+    meta_port, reps = free_port(), [free_port() for _ in range(3)]
+    vals = values(name, zookeeper_server.hosts, [meta_port])
+    nodes = [Node(tmp_path, "2.6.0", "meta", "m", vals, {"meta": meta_port})]
+    nodes += [Node(tmp_path, "2.6.0", "replica", f"r{i}", vals, {"replica": p}) for i, p in enumerate(reps)]
+    try:
+        nodes[0].start()
+        wait_for("the MetaServer leads", lambda: get(meta_port, "/meta/cluster")[0] == 200)
+        for node in nodes[1:]:
+            node.start()
+        wait_for("stat healthy", lambda: get(meta_port, "/meta/apps?detail")[1]["summary"].get(
+            "fully_healthy_app_count") == "1")
+        config = partitions(meta_port)  # this module's own reader knows host_port
+        assert config.partitions[0].hp_primary.host == "localhost"
+        out = python_client("record('partitions', len(c.table.partition_dict))\nyield defer.succeed(None)",
+                            [f"127.0.0.1:{meta_port}"])
+        assert out == {"init": False, "partitions": 0}, out
+    finally:
+        for node in nodes:
+            node.stop()
+        zookeeper_client.delete(f"/pegasus/{name}", recursive=True)

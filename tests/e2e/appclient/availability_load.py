@@ -50,7 +50,7 @@ import socket
 import sys
 import time
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, error, reactor, task
 from twisted.internet.defer import inlineCallbacks
 
 import rdsn_thrift as rt
@@ -70,27 +70,38 @@ log = logging.getLogger("availability")
 
 # ------------------------------------------------------------------ the MetaServer, by thrift
 
+def _send(meta: str, name: str, argument, response_cls):
+    host, port = meta.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(rt.encode_request(name, 1, argument))
+        reply = rt.read_reply(rt.socket_reader(sock))
+    if reply is None or reply.error != "ERR_OK":
+        raise OSError(f"{meta}: {reply.error if reply else 'closed the connection'}")
+    return reply.result(response_cls)
+
+
 def meta_call(metas: list[str], name: str, argument, response_cls):
-    """Sends one request to each MetaServer in turn; the first answer that is not
-    ERR_FORWARD_TO_OTHERS."""
-    last = "no MetaServer answered"
-    for meta in metas:
-        host, port = meta.rsplit(":", 1)
+    """Sends one request to the MetaServers in turn; the first answer that is not
+    ERR_FORWARD_TO_OTHERS. A MetaServer that does not lead names the leader in its
+    answer to a partition query (partitions[0].primary, meta_service.cpp), which is
+    then asked too, as Apache's clients do."""
+    last, tried, queue = "no MetaServer answered", set(), list(metas)
+    while queue:
+        meta = queue.pop(0)
+        if meta in tried:
+            continue
+        tried.add(meta)
         try:
-            with socket.create_connection((host, int(port)), timeout=5) as sock:
-                sock.sendall(rt.encode_request(name, 1, argument))
-                reply = rt.read_reply(rt.socket_reader(sock))
-        except OSError as e:
-            last = f"{meta}: {e}"
-            continue
-        if reply is None or reply.error != "ERR_OK":
-            last = f"{meta}: {reply.error if reply else 'closed'}"
-            continue
-        response = reply.result(response_cls)
-        if response.err.name == "ERR_FORWARD_TO_OTHERS":
+            response = _send(meta, name, argument, response_cls)
+            if response.err.name != "ERR_FORWARD_TO_OTHERS":
+                return response
+            query = response if name == "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX" else _send(
+                meta, "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX", rt.QueryCfgRequest(app_name=""), rt.QueryCfgResponse)
+            leaders = [f"{p.primary.ip}:{p.primary.port}" for p in query.partitions[:1] if p.primary.ip]
+            queue = leaders + queue
             last = f"{meta}: not the leader"
-            continue
-        return response
+        except OSError as e:
+            last = str(e)
     raise OSError(last)
 
 
@@ -101,6 +112,12 @@ def create_table(metas: list[str], table: str, partitions: int, replicas: int) -
     deadline = time.monotonic() + 120
     while True:
         try:
+            # Asked first: the MetaServer checks the replica count against the ALIVE servers
+            # before it looks for the table (server_state.cpp create_app).
+            query = meta_call(metas, "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX",
+                              rt.QueryCfgRequest(app_name=table, partition_indices=[]), rt.QueryCfgResponse)
+            if query.err.name == "ERR_OK":
+                return query.app_id
             response = meta_call(metas, "RPC_CM_CREATE_APP", request, rt.CreateAppResponse)
             if response.err.name == "ERR_OK":
                 return response.appid
@@ -161,6 +178,16 @@ def connection_gone(session) -> bool:
                                        bool(getattr(transport, "disconnecting", False)))
 
 
+def close_quietly(client: Pegasus) -> None:
+    """Pegasus.close cancels its configuration-check timer, which raises while that check
+    runs (pgclient.py check_state sets the next timer only after its query)."""
+    try:
+        client.close()
+    except error.AlreadyCalled:
+        client.table.close()
+        client.meta_session_manager.close()
+
+
 class Load:
     def __init__(self, args) -> None:
         self.args = args
@@ -197,7 +224,7 @@ class Load:
             yield client.init()
         finally:
             old, self.retrier, self.retrier_since = self.retrier, client, asked
-            reactor.callLater(2 * OPERATION_TIMEOUT_MS / 1000, old.close)
+            reactor.callLater(2 * OPERATION_TIMEOUT_MS / 1000, close_quietly, old)
             self._refreshing = None
 
     @inlineCallbacks
@@ -285,8 +312,11 @@ class Load:
 
     @inlineCallbacks
     def run(self):
-        yield self.naive.init()
-        yield self.retrier.init()
+        for client in (self.naive, self.retrier):
+            yield client.init()
+            if client.table.query_cfg_response is None:
+                # pypegasus3 follows no ERR_FORWARD_TO_OTHERS: it needs the leader among the addresses.
+                raise RuntimeError(f"pypegasus3 got no configuration of {self.args.table} from {self.metas}")
         keys = hash_keys(self.args.partitions)
         watcher = task.LoopingCall(lambda: reactor.callInThread(self.watch_replicas))
         watcher.start(0.5)
@@ -310,8 +340,8 @@ class Load:
                 log.error("lost: %s/%s should be %r, read %r", hash_key, sort_key, value, read)
         self.stats["acked"] = len(self.acked)
         self.stats["below_two"] = sorted(self.below_two)
-        self.naive.close()
-        self.retrier.close()
+        close_quietly(self.naive)
+        close_quietly(self.retrier)
 
 
 def main(argv: list[str]) -> int:
@@ -323,20 +353,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--stop-file", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--wait-replicas", type=int, default=REPLICAS,
+                        help="start once every partition has this many replicas")
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # pypegasus3 configures the root logger at import (pgclient.py: its logger.conf, a file
+    # pegasus.log where it runs): this driver's own lines go to stderr, beside it.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     metas = args.metas.split(",")
     app_id = create_table(metas, args.table, args.partitions, REPLICAS)
     deadline = time.monotonic() + 120
     while True:
         try:
             counts = replica_counts(metas, args.table)
-            if len(counts) == args.partitions and all(c >= REPLICAS for c in counts.values()):
+            if len(counts) == args.partitions and all(c >= args.wait_replicas for c in counts.values()):
                 break
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise SystemExit(f"table {args.table} (app {app_id}) is not fully healthy after 120 s")
+            raise SystemExit(f"table {args.table} (app {app_id}) has partitions with fewer than {args.wait_replicas} "
+                             "replicas after 120 s")
         time.sleep(0.5)
     load = Load(args)
     outcome: dict = {}

@@ -60,10 +60,12 @@ Test-double endpoints (not Pegasus's), on a ReplicaServer's port:
   /standin/remote_command?cmd=C[&arg=V...]
                                      RPC_CLI_CLI_CALL: replica.kill_partition, perf-counters (the
                                      replica_stub counts, up to 2.5), flush-log
-  /standin/put?table=T&partition=P&key=K&value=V   200 {"ok": true} | 409/503 {"error": ...}
-  /standin/get?table=T&partition=P&key=K           200 {"ok": true, "value": V|null} | 409/503
-  A put needs this node to be the partition's primary and the partition to have
-  at least mutation_2pc_min_replica_count (2) replicas; a get needs the primary.
+  POST /standin/prepare, /standin/learn   replication between stand-ins (replica_data.py)
+and on the leading MetaServer's, for the primaries:
+  /standin/learner_ready, /standin/remove_secondary   (see Meta.learner_ready, remove_secondary)
+
+Clients speak rDSN's thrift RPC on the same port (client_rpc.py: the MetaServer's
+partition query and table creation, every rrdb RPC Apache's Python client sends).
 
 Failure detection wire format (ours; upstream sends thrift over RPC_CHANNEL_UDP):
 one JSON object per UDP datagram.
@@ -830,13 +832,17 @@ class Meta:
 
     def on_node_dead(self, node: str) -> None:
         """The dead node's replicas drop out at once (downgrade to inactive); a lost
-        primary is replaced by a secondary only by the guardian, and not when frozen."""
+        primary is replaced by a secondary only by the guardian, and not when frozen.
+        The partitions' other members hear of it at once (the real MetaServer sends the
+        change to the primary, which tells its secondaries)."""
+        told: set[str] = set()
         for app in self.apps.values():
             changed = False
             for part in app["partitions"]:
                 if node in part.setdefault("learners", []):
                     part["learners"].remove(node)
                 if part["primary"] == node or node in part["secondaries"]:
+                    told |= {part["primary"], *part["secondaries"]} - {node, ""}
                     if part["primary"] == node:
                         part["primary"] = ""
                     else:
@@ -846,6 +852,7 @@ class Meta:
                     changed = True
             if changed:
                 self.save(app)
+        self.push(sorted(told))
 
     def guardian_loop(self) -> None:
         while not self.stop.wait(0.5):
@@ -890,6 +897,7 @@ class Meta:
                 load[part["primary"]] += 1
             part["dropped"].pop(part["primary"], None)
             part["ballot"] += 1
+            self.push([part["primary"], *part["secondaries"]])  # the proposal reaches the replicas at once
             return True
         if 1 + len(part["secondaries"]) + len(learners) >= part["max_replica_count"]:
             return False
@@ -1059,6 +1067,11 @@ class Meta:
             return 200, self.propose_balancer(q), None
         if path == "/standin/learner_ready":
             return 200, self.learner_ready(q), None
+        if path == "/standin/partition":  # a primary asks for its partition's current configuration
+            part, key = self.partition(q.get("gpid", ""))
+            if part is None:
+                return 200, {"err": "ERR_OBJECT_NOT_FOUND"}, None
+            return 200, {"err": "ERR_OK", "role": self.config_of(q.get("node", "")).get(key)}, None
         if path == "/standin/remove_secondary":
             return 200, self.remove_secondary(q), None
         if path == "/standin/remote_command":
@@ -1471,24 +1484,7 @@ class Replica:
         if path == "/standin/remote_command":
             return 200, {"err": "ERR_OK", "result": self.remote_command(q.get("cmd", ""),
                                                                         [v for k, v in args if k == "arg"])}, None
-        if path not in ("/standin/put", "/standin/get"):
-            return 404, "Not Found", None
-        # Until standin_client.py goes: its put/get of a raw key, over the same replicas.
-        name = f"{q.get('table', '')}.{q.get('partition', '')}"
-        with self.lock:
-            role = self.roles.get(name)
-        gpid = (role["app_id"], role["pidx"]) if role else (0, 0)
-        status, store = self.status(gpid), self.data.store(gpid)
-        if status != "primary" or store is None:
-            return 409, {"error": f"ERR_INVALID_STATE: {self.me} is not the primary of {name}"}, None
-        key = q.get("key", "").encode()
-        if path == "/standin/get":
-            error, value = rrdb_store.get(store, key)
-            return 200, {"ok": True, "value": value.decode() if error == rrdb_store.K_OK else None}, None
-        error, _ = self.data.write(gpid, rrdb_store.put_ops(key, q.get("value", "").encode(), 0))
-        if error == "ERR_OK":
-            return 200, {"ok": True}, None
-        return (409 if error == "ERR_INVALID_STATE" else 503), {"error": error or "ERR_TIMEOUT"}, None
+        return 404, "Not Found", None
 
     def http_post(self, path: str, body: bytes):
         return self.data.http_post(path, body)

@@ -46,9 +46,7 @@ import os
 import shlex
 import socket
 import sys
-from urllib.parse import quote
-
-from standin_client import get  # beside this file, here and in the tools package
+from urllib.parse import quote, urlsplit
 
 RELEASE = "2.5.0"  # stamped by tests/support/package_builder.py
 MASTER = tuple(int(x) for x in RELEASE.split(".")[:2]) >= (2, 6)
@@ -106,10 +104,27 @@ def pairs(name: str, items: list[tuple[str, object]]) -> str:
 
 # ---------------------------------------------------------------- talking to the MetaServers
 
-def http_get(address: str, path: str) -> tuple[int, object]:
-    # The client double's GET (it follows the MetaServers' redirects); pack_tools-shaped
-    # packages carry standin_client.py beside this file (tests/support/package_builder.py).
-    return get(address, path, timeout=5)
+def http_get(address: str, path: str, hops: int = 3) -> tuple[int, object]:
+    """GET that follows the MetaServers' 307 redirects; (status, parsed JSON or text).
+    (The stand-in's test-double endpoints stand for the RPCs the real shell sends.)"""
+    for _ in range(hops + 1):
+        host, port = address.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status == 307:
+                location = urlsplit(response.getheader("Location", ""))
+                address, path = location.netloc, location.path + (f"?{location.query}" if location.query else "")
+                continue
+            try:
+                return response.status, json.loads(body or b"null")
+            except ValueError:
+                return response.status, body.decode(errors="replace")
+        finally:
+            conn.close()
+    raise OSError(f"too many redirects for {path}")
 
 
 class Cluster:

@@ -138,20 +138,15 @@ class ReplicaData:
             if 1 + len(role["secondaries"]) < self.min_replicas:
                 return "ERR_NOT_ENOUGH_MEMBER", 0
             decree = store.decree + 1
-            message = {"gpid": gpid_text(gpid), "ballot": role["ballot"], "decree": decree, "ops": ops}
-            failed = []
-            for addr in role["secondaries"]:
-                try:
-                    status, answer = post_json(addr, "/standin/prepare", message, self.prepare_timeout)
-                except (OSError, http.client.HTTPException) as e:
-                    status, answer = 0, {"error": str(e)}
-                if status != 200:
-                    failed.append((addr, answer.get("error", status)))
-            for _node, addr in role.get("learners", []):  # learners take new writes while they learn
-                try:
-                    post_json(addr, "/standin/prepare", message, self.prepare_timeout)
-                except (OSError, http.client.HTTPException):
-                    pass
+            failed = self._prepare(gpid, role, decree, ops)
+            if any("ballot" in str(why) for _, why in failed):
+                # A secondary knows a newer configuration than this primary (the stand-in's
+                # MetaServer tells each node on its own beacons, where the real one goes through
+                # the primary): take the newer one, and prepare again.
+                role = self._refresh_role(gpid)
+                if not role or role["role"] != "primary":
+                    return "ERR_INVALID_STATE", 0
+                failed = self._prepare(gpid, role, decree, ops)
             if failed:
                 role = self._remove_secondaries(gpid, role, failed)
                 if not role or role["role"] != "primary":
@@ -162,6 +157,35 @@ class ReplicaData:
                     return "", 0
             store.apply(decree, ops)
             return "ERR_OK", decree
+
+    def _prepare(self, gpid: tuple[int, int], role: dict, decree: int, ops: list) -> list:
+        """Sends the mutation to every secondary (and the learners, who may miss it); returns
+        the secondaries that did not take it, with why."""
+        message = {"gpid": gpid_text(gpid), "ballot": role["ballot"], "decree": decree, "ops": ops}
+        failed = []
+        for addr in role["secondaries"]:
+            try:
+                status, answer = post_json(addr, "/standin/prepare", message, self.prepare_timeout)
+            except (OSError, http.client.HTTPException) as e:
+                status, answer = 0, {"error": str(e)}
+            if status != 200:
+                failed.append((addr, answer.get("error", status)))
+        for _node, addr in role.get("learners", []):  # learners take new writes while they learn
+            try:
+                post_json(addr, "/standin/prepare", message, self.prepare_timeout)
+            except (OSError, http.client.HTTPException):
+                pass
+        return failed
+
+    def _refresh_role(self, gpid: tuple[int, int]) -> dict | None:
+        try:
+            answer = self.meta_call(f"/standin/partition?gpid={gpid_text(gpid)}&node={self.me}")
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            log.warning("%s: the MetaServer did not answer: %s", gpid_text(gpid), e)
+            return None
+        role = answer.get("role")
+        self.set_role(gpid, role)
+        return role
 
     def _remove_secondaries(self, gpid: tuple[int, int], role: dict, failed: list) -> dict | None:
         for addr, why in failed:
