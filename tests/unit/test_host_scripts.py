@@ -1011,6 +1011,21 @@ def test_health_check_error_survives_a_log_dir_of_thousands_of_files(tmp_path, m
     assert result.stderr.count("===== last 50 lines of") == 5
 
 
+def test_the_newest_log_comes_last_where_an_error_messages_tail_keeps_it(tmp_path, meta):
+    # Found by the stand-in once its logs grew: a roll's message keeps the last 60 lines of the
+    # output, and the newest log (the failed start's refusal) was printed first, then cut.
+    log_dir = tmp_path / "meta-log"
+    log_dir.mkdir()
+    for i, text in enumerate(("an older start\n" * 80, "refusing to start: the reason\n")):
+        path = log_dir / f"log.{i + 1}.txt"
+        path.write_text(text)
+        os.utime(path, (1_700_000_000 + i, 1_700_000_000 + i))
+    result = run_script(templates.render("health_check.sh", **health_context(meta, log_dir=str(log_dir))),
+                        tmp_path)
+    blocks = result.stderr.split("===== last 50 lines of ")
+    assert blocks[-1].startswith(f"{log_dir}/log.2.txt\nrefusing to start: the reason")
+
+
 def test_health_check_reports_when_no_meta_answers(tmp_path):
     nobody_listens = f"127.0.0.1:{free_port()}"
     context = {"meta_addresses": [nobody_listens],
