@@ -353,3 +353,35 @@ def test_frozen_cluster_keeps_dead_primary_unassigned(tmp_path, zookeeper_server
         meta.stop()
         for n in nodes:
             n.stop()
+
+
+def test_fewer_alive_than_the_live_percentage_freezes_the_cluster(tmp_path, zookeeper_server, cluster_name):
+    # check_freeze (meta_service.cpp): ALIVE * 100 < node_live_percentage_threshold_for_update * known nodes.
+    # With 70%, one of three down leaves 200 < 210: frozen, its primaries are not reassigned.
+    meta_port, reps = free_port(), [free_port() for _ in range(3)]
+    vals = values(cluster_name, zookeeper_server.hosts, [meta_port])
+    over = {"meta_server/min_live_node_count_for_unfreeze": "1", "meta_server/replica_assign_delay_ms_for_dropouts": "0",
+            "meta_server/node_live_percentage_threshold_for_update": "70"}
+    meta = Node(tmp_path, "2.5.0", "meta", "m", vals, {"meta": meta_port}, **over)
+    nodes = [Node(tmp_path, "2.5.0", "replica", f"r{i}", vals, {"replica": p}) for i, p in enumerate(reps)]
+    try:
+        meta.start()
+        wait_for("meta leads", lambda: get(meta_port, "/meta/cluster")[0] == 200)
+        for n in nodes:
+            n.start()
+        wait_for("stat healthy", lambda: get(meta_port, "/meta/app?name=stat&detail")[1]["healthy"][
+            "fully_healthy_partition_count"] == "4")
+        assert get(meta_port, "/meta/cluster")[1]["meta_function_level"] == "steady"
+        led = [p for p, r in get(meta_port, "/meta/app?name=stat&detail")[1]["replicas"].items()
+               if r["primary"] == f"127.0.0.1:{reps[0]}"]
+        assert led, "replica 0 leads no partition"
+        nodes[0].stop(signal.SIGKILL)
+        wait_for("2 ALIVE", lambda: alive(meta_port, 2), timeout=15)
+        time.sleep(2)  # several guardian rounds
+        assert get(meta_port, "/meta/cluster")[1]["meta_function_level"] == "freezed"
+        replicas = get(meta_port, "/meta/app?name=stat&detail")[1]["replicas"]
+        assert all(replicas[p]["primary"] == "-" for p in led), replicas
+    finally:
+        meta.stop()
+        for n in nodes:
+            n.stop()

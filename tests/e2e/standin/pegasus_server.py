@@ -582,6 +582,8 @@ class Meta:
         self.resolved = [resolve_host_port(e, "[meta_server] server_list") for e in self.server_list]
         self.zk_hosts = config.get("zookeeper", "hosts_list")
         self.min_live = config.integer("meta_server", "min_live_node_count_for_unfreeze", 3)
+        # meta_service.cpp (v2.5.0, master): 65 in the code, 50 in every release's config.ini
+        self.live_percentage = config.integer("meta_server", "node_live_percentage_threshold_for_update", 65)
         self.assign_delay = config.integer("meta_server", "replica_assign_delay_ms_for_dropouts", 600000) / 1000
         self.level = config.get("meta_server", "meta_function_level_on_start", "steady")
         # server_state.cpp (v2.5.0): the add-secondary limit counts only with flow control on.
@@ -768,7 +770,11 @@ class Meta:
 
     # -- partitions (server_state.cpp, partition_guardian.cpp)
     def frozen(self) -> bool:
-        return sum(1 for w in self.workers.values() if w["alive"]) < self.min_live
+        """meta_service.cpp check_freeze (v2.5.0, master): fewer ALIVE than
+        min_live_node_count_for_unfreeze, or than node_live_percentage_threshold_for_update
+        percent of the nodes it knows (ALIVE and dead)."""
+        alive = sum(1 for w in self.workers.values() if w["alive"])
+        return alive < self.min_live or alive * 100 < self.live_percentage * len(self.workers)
 
     def on_node_dead(self, node: str) -> None:
         """The dead node's replicas drop out at once (downgrade to inactive); a lost
@@ -1036,7 +1042,9 @@ class Meta:
                     primaries[part["primary"]] += 1
         std = lambda v: statistics.pstdev(v) if len(v) > 1 else 0.0  # noqa: E731
         return {"meta_servers": metas, "primary_meta_server": self.me, "zookeeper_hosts": zk,
-                "zookeeper_root": self.root, "meta_function_level": self.level,
+                # get_function_level(): freezed while check_freeze holds, whatever the level set
+                "zookeeper_root": self.root,
+                "meta_function_level": "freezed" if self.level in ("steady", "lively") and self.frozen() else self.level,
                 "balance_operation_count": balance,
                 "primary_replica_count_stddev": f"{std(list(primaries.values())):.2f}",
                 "total_replica_count_stddev": f"{std(list(totals.values())):.2f}"}
