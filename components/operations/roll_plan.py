@@ -36,6 +36,7 @@ Pure: no I/O. Nodes are the MetaServer's names ("ip:port" up to 2.5,
 from __future__ import annotations
 
 import heapq
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
@@ -150,6 +151,40 @@ def parse_cluster_map(nodes_page: Any, apps_page: Any, app_pages: Mapping[str, A
         except (KeyError, AttributeError, TypeError, ValueError) as exc:
             raise MapUnreadable(f"the answer for table {table} is not a partition table ({exc!r})") from exc
     return ClusterMap(nodes, tuple(partitions))
+
+
+MAP_LINE = "partition-map: "  # how templates/partition_map.sh prints the map
+
+
+def read_map_output(output: str) -> tuple[ClusterMap, dict[str, set[str]]]:
+    """The map and the host names' IPv4 addresses (host -> addresses) from the output of
+    templates/partition_map.sh."""
+    lines = [line[len(MAP_LINE):] for line in output.splitlines() if line.startswith(MAP_LINE)]
+    if not lines:
+        raise MapUnreadable("the MetaServer host printed no partition map")
+    try:
+        answer = json.loads(lines[-1])
+        resolved = {str(host): {str(ip) for ip in ips} for host, ips in (answer.get("resolved") or {}).items()}
+        return parse_cluster_map(answer["nodes"], answer["apps"], answer["tables"]), resolved
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise MapUnreadable(f"the partition map printed is not one ({exc!r})") from exc
+
+
+def node_names(addresses: Mapping[str, str], cluster: ClusterMap, resolved: Mapping[str, set[str]]) -> dict[str, str]:
+    """server -> the name the MetaServers list it by, for each server of `addresses`
+    (server -> "ip:port") found: the address itself (up to 2.5), or the one listed
+    `host:port` whose host resolves to that IP (master). Ambiguous or unlisted: left out."""
+    out = {}
+    for server, address in addresses.items():
+        if address in cluster.nodes:
+            out[server] = address
+            continue
+        ip, _, port = address.rpartition(":")
+        named = [n for n in cluster.nodes
+                 if n.rpartition(":")[2] == port and ip in resolved.get(n.rpartition(":")[0], ())]
+        if len(named) == 1:
+            out[server] = named[0]
+    return out
 
 
 def freeze_cap(cluster: ClusterMap, limits: RollLimits) -> int:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from components import host_files
+from components.operations.roll_plan import node_names, read_map_output
 from tests.e2e.standin.standin_client import StandinClient
 from tests.support.package_builder import STANDIN, build_package
 from tests.support.zookeeper_server import free_port
@@ -281,6 +283,17 @@ def test_cluster_fd_partitions_failover_and_rejoin(tmp_path, zookeeper_server, c
         assert app["replicas"]["0"]["replica_count"] == "3/3" and app["nodes"]["total"]["total"] == "12"
         assert get(metas[0], "/version")[1] == {"Version": version, "GitCommit": "8f3c2ab"}
         assert get(metas[0], "/meta/app?name=nope")[0] == 404
+        # The roll's partition map: read from a follower (redirected) after an address that does not answer.
+        script = host_files.render("partition_map.sh", meta_addresses=[f"127.0.0.1:{free_port()}",
+                                                                       f"127.0.0.1:{metas[1]}"])
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        cluster, resolved = read_map_output(done.stdout)
+        assert [p.gpid for p in cluster.partitions] == ["1.0", "1.1", "1.2", "1.3"]
+        assert all(p.healthy and set(p.members) <= {name(r) for r in reps} for p in cluster.partitions)
+        addresses = {f"r{i}": f"127.0.0.1:{p}" for i, p in enumerate(reps)}
+        assert node_names(addresses, cluster, resolved) == {f"r{i}": name(p) for i, p in enumerate(reps)}
+        assert resolved == ({} if version < "2.6" else {"localhost": {"127.0.0.1"}})
 
         client = StandinClient([f"127.0.0.1:{metas[1]}"], table="stat")
         time.sleep(1.5)  # replicas learn their roles from the next acks
