@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from components import host_files
+from components.render import templates as host_files
 from components.operations.roll_plan import node_names, read_map_output
 from tests.e2e.standin.standin_client import StandinClient
 from tests.support.package_builder import STANDIN, build_package
