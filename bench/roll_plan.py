@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import time
 
-from components.operations.roll_plan import (
-    ClusterMap,
-    RollLimits,
-    default_max_parallel,
-    parse_cluster_map,
-    plan_roll,
-)
+from components.operations.roll_plan import ClusterMap, RollLimits, parse_cluster_map, plan_roll
+from components.spec.model import default_max_parallel
 from tests.support.partition_placement import balanced_map
 
 TABLES, PARTITIONS, REPLICAS = 20, 128, 3

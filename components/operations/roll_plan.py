@@ -44,17 +44,6 @@ from typing import Any, Mapping, Optional, Sequence
 ALIVE = "ALIVE"
 # The floor every release ships (config.ini [replication] and the code default).
 MIN_REPLICAS = 2
-# roll.maxParallel's default: one ReplicaServer in ten at most (see default_max_parallel).
-DEFAULT_SHARE = 10
-
-
-def default_max_parallel(replicas: int) -> int:
-    """While a group is down, the other servers serve its primaries (n/(n-k) of their load:
-    at most 11% more at one in ten) and, once it is back, its members learn what they
-    missed from those primaries; one in ten bounds both. At least one."""
-    return max(1, replicas // DEFAULT_SHARE)
-
-
 class MapUnreadable(ValueError):
     """The MetaServer's answers do not make a partition map."""
 

@@ -42,7 +42,6 @@ from components.resources.package_store import PackageStore
 from components.resources.pegasus_server import PegasusServer, RoleCommands
 from components.resources.remote_command import remote_command
 from components.resources.resource_names import ResourceNames
-from components.operations.roll_plan import default_max_parallel
 from components.operations.rolling_restart import RollingRestart, RollingRestartArgs, server_key
 from components.spec.model import ClusterSpec
 from components.spec.topology import ROLE_ORDER, ROLL_ORDER, HostPlan, plan_hosts
@@ -136,7 +135,7 @@ class PegasusCluster(pulumi.ComponentResource):
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
             tools=tools_args,
-            roll=files.roll_limits(spec, default_max_parallel(len(replica_names))),
+            roll=files.roll_limits(spec, spec.roll.max_parallel),
             map_script=meta_ips.apply(files.partition_map_script),
             map_hosts=metas),
             opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))

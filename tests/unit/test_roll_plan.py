@@ -13,11 +13,11 @@ from components.operations.roll_plan import (
     Partition,
     RollLimits,
     colour,
-    default_max_parallel,
     group_problems,
     parse_cluster_map,
     plan_roll,
 )
+from components.spec.model import default_max_parallel
 from tests.support.partition_placement import balanced_map
 
 
