@@ -170,7 +170,8 @@ class Roll:
         self._removed_hosts = dict(removed_hosts or {})  # SSH addresses of the hosts the stack drops
         self._drain_factory = drain_factory or (lambda shell: Drain(shell, log))
         # Groups of ReplicaServers: the planner's limits, and where the partition map is read.
-        self._limits = RollLimits(**roll) if roll else RollLimits(1)
+        # (numbers come back from the engine's state as floats)
+        self._limits = RollLimits(**{k: int(v) for k, v in roll.items()}) if roll else RollLimits(1)
         self._map_script, self._map_hosts = map_script, list(map_hosts)
 
     def _run(self, key: str, phase: str) -> SshResult:
@@ -251,9 +252,9 @@ class Roll:
         while remaining:
             plan = self.plan(remaining)
             group = plan.groups[0]
-            if len(remaining) > 1 and self._limits.max_parallel > 1:
-                self._log(f"rolling restart: group of {len(group)}: {', '.join(group)} (plan: "
-                          f"{plan.describe(self._limits)})")
+            if self._limits.max_parallel > 1:
+                self._log(f"rolling restart: group of {len(group)}: {', '.join(group)} (" + (
+                    f"plan: {plan.describe(self._limits)})" if len(remaining) > 1 else "the last to restart)"))
             restart(group)
             remaining = [k for k in remaining if k not in group]
 

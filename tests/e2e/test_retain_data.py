@@ -146,6 +146,8 @@ def _grouped_rolling_upgrade_with_admin_tools_loses_no_request(engine: Engine, e
     servers = [s for group in groups for s in group]
     assert sorted(servers) == sorted(f"replica-{i}/replica" for i in range(REPLICAS)), lines
     assert max(len(g) for g in groups) >= 2, groups
+    assert all("at most 3 at once (roll.maxParallel 3)" in line or "the last to restart" in line
+               for line in lines if line.startswith("rolling restart: group of")), lines
     total = stats["ok"] + stats["failed"]
     print(f"\navailability during grouped roll: {stats['failed']}/{total} failed, {stats['lost']} lost, "
           f"{len(stats['below_two'])} partitions ever below 2 replicas, {len(groups)} groups for "

@@ -332,7 +332,8 @@ def test_the_replicaservers_a_stack_drops_are_found_from_its_records():
 GROUP_HOSTS = {**{f"replica-{i}": f"10.0.0.{i + 1}" for i in range(6)}, "meta-0": "10.0.9.1", "meta-1": "10.0.9.2"}
 GROUP_NODES = {f"replica-{i}": f"10.0.1.{i + 1}:34801" for i in range(6)}
 MAP_SCRIPT = "print the partition map"
-LIMITS = {"max_parallel": 3, "min_replicas": 2, "min_live": 3, "live_percentage": 50}
+# As the engine hands numbers back: floats.
+LIMITS = {"max_parallel": 3.0, "min_replicas": 2.0, "min_live": 3.0, "live_percentage": 50.0}
 
 
 def map_output(placements: list[tuple[int, ...]], down: tuple[int, ...] = ()) -> str:
