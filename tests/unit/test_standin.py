@@ -311,12 +311,23 @@ def test_cluster_fd_partitions_failover_and_rejoin(tmp_path, zookeeper_server, c
         time.sleep(1.5)
         stats = client.run_load(seconds=1.0, interval=0.1)
         assert stats["failed"] == 0 and stats["lost"] == 0, stats  # the new primaries hold every acknowledged write
+        for p in range(4):
+            assert client.call("put", p, f"k{p}", "while-down") == (True, "")
 
         # it restarts and gets its replicas back
         victim.start()
         wait_for("victim ALIVE", lambda: alive(metas[0], 3), timeout=15)
         wait_for("fully healthy again", lambda: get(metas[0], "/meta/app?name=stat&detail")[1]["healthy"][
             "fully_healthy_partition_count"] == "4", timeout=15)
+        # Back as a secondary it learned what was written while it was down: made primary, it serves it.
+        replicas = get(metas[0], "/meta/app?name=stat&detail")[1]["replicas"]
+        pidx, row = next((p, r) for p, r in replicas.items() if name(reps[0]) in r["secondaries"])
+        actions = f"DOWNGRADE_TO_SECONDARY/{row['primary']}/{row['primary']},UPGRADE_TO_PRIMARY/{name(reps[0])}/{name(reps[0])}"
+        assert get(metas[0], f"/standin/propose_balancer?gpid=1.{pidx}&actions={actions}")[1] == {"err": "ERR_OK"}
+        wait_for("the primary moved to it", lambda: get(metas[0], "/meta/app?name=stat&detail")[1]["replicas"][pidx][
+            "primary"] == name(reps[0]))
+        client.refresh()
+        assert client.call("get", int(pidx), f"k{pidx}") == (True, "") and client.read == "while-down", client.read
         # the MetaServer's ZooKeeper log is in its working directory
         assert (nodes[0].app_dir / "zoo.log").is_file()
     finally:
