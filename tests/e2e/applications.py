@@ -28,16 +28,17 @@ def prepare(machine) -> str:
 class Load:
     """One run of the load driver on an application machine, from start to its figures."""
 
-    def __init__(self, machine, meta_servers: str, name: str) -> None:
+    def __init__(self, machine, meta_servers: str, name: str, table: str = TABLE, partitions: int = PARTITIONS) -> None:
         self.machine, self.metas, self.name = machine, meta_servers, name
+        self.table, self.partitions = table, partitions
         self.stop_file, self.out = f"/root/stop-{name}", f"/root/load-{name}.json"
         self.started = 0.0
 
     def start(self) -> "Load":
         driver = prepare(self.machine)
         self.machine.check(f"rm -f {self.stop_file} {self.out}")
-        command = (f"cd /root && {driver} --metas {shlex.quote(self.metas)} --table {TABLE} "
-                   f"--partitions {PARTITIONS} --stop-file {self.stop_file} --out {self.out}")
+        command = (f"cd /root && {driver} --metas {shlex.quote(self.metas)} --table {self.table} "
+                   f"--partitions {self.partitions} --stop-file {self.stop_file} --out {self.out}")
         self.machine.check(f"setsid nohup bash -c {shlex.quote(command)} >/root/load-{self.name}.err 2>&1 "
                            "</dev/null & disown")
         # The table exists and every partition has its three replicas before the operation begins.
@@ -52,14 +53,15 @@ class Load:
         self.started = time.monotonic()
         return self
 
-    def failure(self) -> str:
-        """Stops the load and returns why it could not run (it must not have run)."""
+    def failure(self) -> dict:
+        """Stops a load that could not run: why (`error`), and the partitions ever seen
+        below 2 replicas meanwhile (`below_two`)."""
         self.machine.check(f"touch {self.stop_file}")
         wait_for(lambda: self.machine.check(f"cat {self.out} 2>/dev/null || true").strip(),
                  "the load driver's outcome", 300)
         outcome = json.loads(self.machine.check(f"cat {self.out}"))
         assert "error" in outcome, outcome
-        return outcome["error"]
+        return outcome
 
     def result(self, operation: str) -> dict:
         """Stops the load and prints `availability during <operation> (pypegasus3): ...`."""

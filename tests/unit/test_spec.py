@@ -167,6 +167,9 @@ BAD_CONFIGS = [
     ("network.clientSecurityGroups", ["sg-0123456789abcdef0\n"], "pegasus:network.clientSecurityGroups[0]",
      "not a security group id"),
     ("zookeeper.access", "direct", "pegasus:zookeeper.access", "would open ZooKeeper's port 2181 to network.adminCidr"),
+    ("roll.maxParallel", 0, "pegasus:roll.maxParallel", "must be 1 or more, got 0"),
+    ("roll.maxParallel", "all", "pegasus:roll.maxParallel", "whole number"),
+    ("roll.maxparallel", 4, "pegasus:roll.maxparallel", "did you mean maxParallel?"),
     # read even where they change nothing: a typo is not silently taken for false
     ("network.allowPublicClients", "maybe", "pegasus:network.allowPublicClients", "must be true or false"),
     ("zookeeper.allowSingleNode", "yes", "pegasus:zookeeper.allowSingleNode", "must be true or false"),

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -22,9 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from components.operations.roll_plan import node_names, read_map_output
+from components.render import templates as host_files
 from tests.support.app_load import LocalLoad
 from tests.support.package_builder import STANDIN, build_package
 from tests.support.zookeeper_server import free_port
+
+sys.path.insert(0, str(STANDIN.parent))  # the stand-in's wire module, as its package ships it
+import rdsn_thrift as rt  # noqa: E402
+import rrdb_store as rs  # noqa: E402
 
 PYTHON_DIR = os.environ.get("STANDIN_PYTHON_DIR") or os.path.dirname(sys.executable)
 FAST_FD = {"fd_check_interval_seconds": "1", "fd_beacon_interval_seconds": "1", "fd_lease_seconds": "3",
@@ -136,6 +143,19 @@ def wait_for(what, check, timeout=30.0):
             last = e
         time.sleep(0.3)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
+def call(port: int, name: str, argument, **header) -> rt.Reply | None:
+    """One request over rDSN's thrift framing, as Apache's clients send it; its reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(rt.encode_request(name, 5, argument, **header))
+        return rt.read_reply(rt.socket_reader(sock))
+
+
+def partitions(meta_port: int, table: str = "stat") -> rt.QueryCfgResponse:
+    reply = call(meta_port, "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX", rt.QueryCfgRequest(app_name=table))
+    assert reply.error == "ERR_OK" and reply.name == "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX_ACK"
+    return reply.result(rt.QueryCfgResponse)
 
 
 def values(cluster: str, zk: str, metas: list[int]) -> dict:
@@ -281,6 +301,17 @@ def test_cluster_fd_partitions_failover_and_rejoin(tmp_path, zookeeper_server, c
         assert app["replicas"]["0"]["replica_count"] == "3/3" and app["nodes"]["total"]["total"] == "12"
         assert get(metas[0], "/version")[1] == {"Version": version, "GitCommit": "8f3c2ab"}
         assert get(metas[0], "/meta/app?name=nope")[0] == 404
+        # The roll's partition map: read from a follower (redirected) after an address that does not answer.
+        script = host_files.render("partition_map.sh", meta_addresses=[f"127.0.0.1:{free_port()}",
+                                                                       f"127.0.0.1:{metas[1]}"])
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        cluster, resolved = read_map_output(done.stdout)
+        assert [p.gpid for p in cluster.partitions] == ["1.0", "1.1", "1.2", "1.3"]
+        assert all(p.healthy and set(p.members) <= {name(r) for r in reps} for p in cluster.partitions)
+        addresses = {f"r{i}": f"127.0.0.1:{p}" for i, p in enumerate(reps)}
+        assert node_names(addresses, cluster, resolved) == {f"r{i}": name(p) for i, p in enumerate(reps)}
+        assert resolved == ({} if version < "2.6" else {"localhost": {"127.0.0.1"}})
 
         # Apache's Python client (given every MetaServer: it follows no forward) on every partition.
         # (pypegasus3 reads no partition configuration of master: test_standin_protocol.py says why.)
@@ -303,12 +334,32 @@ def test_cluster_fd_partitions_failover_and_rejoin(tmp_path, zookeeper_server, c
             with LocalLoad(meta_list, tmp_path / "load2", wait_replicas=2) as load:
                 time.sleep(1.0)
             assert load.stats["errors"] == 0 and load.stats["lost"] == 0, load.stats
+        # a write to every partition while it is down, acknowledged by the two left
+        config = partitions(metas[0])
+        for part in config.partitions:
+            written = call(part.primary.port, "RPC_RRDB_RRDB_PUT", rt.UpdateRequest(
+                key=rt.Blob(rs.generate_key(b"while", b"down")), value=rt.Blob(b"while-down"), expire_ts_seconds=0),
+                app_id=config.app_id, pidx=part.pid.pidx)
+            assert written.error == "ERR_OK" and written.result(rt.UpdateResponse).error == 0
 
         # it restarts and gets its replicas back
         victim.start()
         wait_for("victim ALIVE", lambda: alive(metas[0], 3), timeout=15)
         wait_for("fully healthy again", lambda: get(metas[0], "/meta/app?name=stat&detail")[1]["healthy"][
             "fully_healthy_partition_count"] == "4", timeout=15)
+        # Back as a secondary it learned what was written while it was down: made primary, it serves it.
+        replicas = get(metas[0], "/meta/app?name=stat&detail")[1]["replicas"]
+        pidx, row = next((p, r) for p, r in replicas.items() if name(reps[0]) in r["secondaries"])
+        actions = f"DOWNGRADE_TO_SECONDARY/{row['primary']}/{row['primary']},UPGRADE_TO_PRIMARY/{name(reps[0])}/{name(reps[0])}"
+        assert get(metas[0], f"/standin/propose_balancer?gpid=1.{pidx}&actions={actions}")[1] == {"err": "ERR_OK"}
+        wait_for("the primary moved to it", lambda: get(metas[0], "/meta/app?name=stat&detail")[1]["replicas"][pidx][
+            "primary"] == name(reps[0]))
+        def read_there():
+            reply = call(reps[0], "RPC_RRDB_RRDB_GET", rs.generate_key(b"while", b"down"), app_id=config.app_id,
+                         pidx=int(pidx))
+            return reply.error == "ERR_OK" and reply.result(rt.ReadResponse)
+        read = wait_for("the new primary serving", read_there)  # it learns its role from the next beacon
+        assert (read.error, read.value.data) == (0, b"while-down")
         # the MetaServer's ZooKeeper log is in its working directory
         assert (nodes[0].app_dir / "zoo.log").is_file()
     finally:
@@ -354,6 +405,38 @@ def test_frozen_cluster_keeps_dead_primary_unassigned(tmp_path, zookeeper_server
         wait_for("1 ALIVE", lambda: alive(meta_port, 1), timeout=15)
         page = get(meta_port, "/meta/nodes")[1]
         assert page["details"][f"127.0.0.1:{reps[0]}"]["status"] == "UNALIVE"
+    finally:
+        meta.stop()
+        for n in nodes:
+            n.stop()
+
+
+def test_fewer_alive_than_the_live_percentage_freezes_the_cluster(tmp_path, zookeeper_server, cluster_name):
+    # check_freeze (meta_service.cpp): ALIVE * 100 < node_live_percentage_threshold_for_update * known nodes.
+    # With 70%, one of three down leaves 200 < 210: frozen, its primaries are not reassigned.
+    meta_port, reps = free_port(), [free_port() for _ in range(3)]
+    vals = values(cluster_name, zookeeper_server.hosts, [meta_port])
+    over = {"meta_server/min_live_node_count_for_unfreeze": "1", "meta_server/replica_assign_delay_ms_for_dropouts": "0",
+            "meta_server/node_live_percentage_threshold_for_update": "70"}
+    meta = Node(tmp_path, "2.5.0", "meta", "m", vals, {"meta": meta_port}, **over)
+    nodes = [Node(tmp_path, "2.5.0", "replica", f"r{i}", vals, {"replica": p}) for i, p in enumerate(reps)]
+    try:
+        meta.start()
+        wait_for("meta leads", lambda: get(meta_port, "/meta/cluster")[0] == 200)
+        for n in nodes:
+            n.start()
+        wait_for("stat healthy", lambda: get(meta_port, "/meta/app?name=stat&detail")[1]["healthy"][
+            "fully_healthy_partition_count"] == "4")
+        assert get(meta_port, "/meta/cluster")[1]["meta_function_level"] == "steady"
+        led = [p for p, r in get(meta_port, "/meta/app?name=stat&detail")[1]["replicas"].items()
+               if r["primary"] == f"127.0.0.1:{reps[0]}"]
+        assert led, "replica 0 leads no partition"
+        nodes[0].stop(signal.SIGKILL)
+        wait_for("2 ALIVE", lambda: alive(meta_port, 2), timeout=15)
+        time.sleep(2)  # several guardian rounds
+        assert get(meta_port, "/meta/cluster")[1]["meta_function_level"] == "freezed"
+        replicas = get(meta_port, "/meta/app?name=stat&detail")[1]["replicas"]
+        assert all(replicas[p]["primary"] == "-" for p in led), replicas
     finally:
         meta.stop()
         for n in nodes:

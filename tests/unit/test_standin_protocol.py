@@ -18,7 +18,6 @@ import tempfile
 import textwrap
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from thrift.protocol.TBinaryProtocol import TBinaryProtocol
@@ -26,12 +25,8 @@ from thrift.transport.TTransport import TMemoryBuffer
 
 from tests.support.pypegasus_env import client_env
 from tests.support.zookeeper_server import free_port
-from tests.unit.test_standin import Node, alive, get, values, wait_for
+from tests.unit.test_standin import Node, alive, call, get, partitions, rt, rs, values, wait_for
 
-STANDIN_DIR = Path(__file__).resolve().parents[1] / "e2e" / "standin"
-sys.path.insert(0, str(STANDIN_DIR))
-import rdsn_thrift as rt  # noqa: E402
-import rrdb_store as rs  # noqa: E402
 
 
 # ------------------------------------------------------------------ a replica's data
@@ -315,18 +310,6 @@ def test_apache_python_client_sends_every_rpc_and_gets_the_real_semantics(cluste
     assert out["get_removed"] == 23  # kNotFound, as the client turns it into ERR_OBJECT_NOT_FOUND
     assert out["scan"] == [["b", "2"], ["c", "3"]]
     assert out["full_scan"] == [["h1", "s2"], ["h2", "b"], ["h2", "c"]]
-
-
-def call(port: int, name: str, argument, **header) -> rt.Reply | None:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(rt.encode_request(name, 5, argument, **header))
-        return rt.read_reply(rt.socket_reader(sock))
-
-
-def partitions(meta_port: int, table: str = "stat") -> rt.QueryCfgResponse:
-    reply = call(meta_port, "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX", rt.QueryCfgRequest(app_name=table))
-    assert reply.error == "ERR_OK" and reply.name == "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX_ACK"
-    return reply.result(rt.QueryCfgResponse)
 
 
 def test_the_metaserver_answers_queries_as_the_real_one_does(cluster):

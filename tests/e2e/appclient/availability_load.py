@@ -34,6 +34,8 @@ rdsn_thrift.py beside it (to create the table and watch its partitions):
 4. At the end, every acknowledged write is read back (retried the same way): `lost`
    counts those not there with their value; `unreadable` those that could not be read.
    `below_two`: partitions ever seen (every 0.5 s) with fewer than 2 replicas.
+   Where pypegasus3 gets no configuration (a 2.6 MetaServer), only the partitions are
+   watched: {"error", "below_two"}.
 
 Writes JSON: {"total", "errors", "failed", "lost", "unreadable", "below_two", "acked",
 "error_names", "failed_names", "partitions", "samples": the first failed operations as
@@ -310,22 +312,32 @@ class Load:
             return
         self.below_two |= {p for p, count in counts.items() if count < 2}
 
+    def stop_requested(self) -> bool:
+        return os.path.exists(self.args.stop_file) or time.monotonic() > self.started + self.args.seconds
+
     @inlineCallbacks
     def run(self):
-        for client in (self.naive, self.retrier):
-            yield client.init()
-            if client.table.query_cfg_response is None:
-                # pypegasus3 follows no ERR_FORWARD_TO_OTHERS: it needs the leader among the addresses.
-                raise RuntimeError(f"pypegasus3 got no configuration of {self.args.table} from {self.metas}")
-        keys = hash_keys(self.args.partitions)
         watcher = task.LoopingCall(lambda: reactor.callInThread(self.watch_replicas))
         watcher.start(0.5)
-        ended = time.monotonic() + self.args.seconds
-
-        def stop_requested():
-            return os.path.exists(self.args.stop_file) or time.monotonic() > ended
+        for client in (self.naive, self.retrier):
+            yield client.init()
+        if self.naive.table.query_cfg_response is None or self.retrier.table.query_cfg_response is None:
+            # pypegasus3 follows no ERR_FORWARD_TO_OTHERS (it needs the leader among the
+            # addresses) and reads no 2.6 configuration. Nothing can be sent; the partitions
+            # are still watched (this driver's reader knows every release's fields), so the
+            # operation keeps its server-side figure.
+            why = f"pypegasus3 got no configuration of {self.args.table} from {self.metas}"
+            log.error("%s; watching the partitions only", why)
+            while not self.stop_requested():
+                yield task.deferLater(reactor, 0.2, lambda: None)
+            watcher.stop()
+            self.stats = {"error": why, "below_two": sorted(self.below_two)}
+            close_quietly(self.naive)
+            close_quietly(self.retrier)
+            return
+        keys = hash_keys(self.args.partitions)
         writers = [self.writer(keys[p]) for p in sorted(keys)]
-        while not stop_requested():
+        while not self.stop_requested():
             yield task.deferLater(reactor, 0.2, lambda: None)
         self.stopping = True
         yield defer.DeferredList(writers)
@@ -394,10 +406,11 @@ def main(argv: list[str]) -> int:
             reactor.stop()
     reactor.callWhenRunning(go)
     reactor.run()
+    result = outcome.get("stats") or {"error": outcome.get("error", "no result")}
     with open(args.out + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(outcome.get("stats") or {"error": outcome.get("error", "no result")}, f)
+        json.dump(result, f)
     os.replace(args.out + ".tmp", args.out)
-    return 0 if "stats" in outcome else 1
+    return 0 if "error" not in result else 1
 
 
 if __name__ == "__main__":

@@ -73,8 +73,10 @@ one JSON object per UDP datagram.
         {"t": "ping", "from": NODE, "to": "meta entry", "time": ms, "start_time": ms}
   ack   meta -> the datagram's source address (the replica's port):
         {"t": "ack", "time": ms, "is_master": bool, "primary_node": "leader ip:port",
-         "allowed": true, "config": {"T.P": {"role": "primary"|"secondary", "ballot": n,
-                                            "replicas": n}}}
+         "allowed": true, "config": {"T.P": {"role": "primary"|"secondary"|"learner", "ballot": n,
+                                            "app_id": n, "pidx": n, "app_name": T, "replicas": n,
+                                            "secondaries": [[ip, port]...],
+                                            "learners": [[NODE, [ip, port]]...]}}}
 """
 
 from __future__ import annotations
@@ -619,6 +621,8 @@ class Meta:
         self.resolved = [resolve_host_port(e, "[meta_server] server_list") for e in self.server_list]
         self.zk_hosts = config.get("zookeeper", "hosts_list")
         self.min_live = config.integer("meta_server", "min_live_node_count_for_unfreeze", 3)
+        # meta_service.cpp (v2.5.0, master): 65 in the code, 50 in every release's config.ini
+        self.live_percentage = config.integer("meta_server", "node_live_percentage_threshold_for_update", 65)
         self.assign_delay = config.integer("meta_server", "replica_assign_delay_ms_for_dropouts", 600000) / 1000
         self.level = config.get("meta_server", "meta_function_level_on_start", "steady")
         # server_state.cpp (v2.5.0): the add-secondary limit counts only with flow control on.
@@ -686,7 +690,7 @@ class Meta:
             for child in self.zk.get_children(apps_path):
                 self.apps[child] = json.loads(self.zk.get(f"{apps_path}/{child}")[0])
                 for part in self.apps[child]["partitions"]:
-                    part.setdefault("learners", [])
+                    part["learners"] = list(part.get("learners") or [])
             for table in self.tables:
                 if table["app_name"] not in self.apps:
                     app = self.new_app(table)
@@ -828,7 +832,11 @@ class Meta:
 
     # -- partitions (server_state.cpp, partition_guardian.cpp)
     def frozen(self) -> bool:
-        return sum(1 for w in self.workers.values() if w["alive"]) < self.min_live
+        """meta_service.cpp check_freeze (v2.5.0, master): fewer ALIVE than
+        min_live_node_count_for_unfreeze, or than node_live_percentage_threshold_for_update
+        percent of the nodes it knows (ALIVE and dead)."""
+        alive = sum(1 for w in self.workers.values() if w["alive"])
+        return alive < self.min_live or alive * 100 < self.live_percentage * len(self.workers)
 
     def on_node_dead(self, node: str) -> None:
         """The dead node's replicas drop out at once (downgrade to inactive); a lost
@@ -899,8 +907,8 @@ class Meta:
             part["ballot"] += 1
             self.push([part["primary"], *part["secondaries"]])  # the proposal reaches the replicas at once
             return True
-        if 1 + len(part["secondaries"]) + len(learners) >= part["max_replica_count"]:
-            return False
+        if 1 + len(part["secondaries"]) + len(learners) >= part["max_replica_count"] or learners:
+            return False  # full, or a new secondary is still learning (one proposal a partition)
         if self.flow_control and self.add_secondary_max <= 0:
             return False  # server_state.cpp: add_secondary_running_nodes[node] >= max: no proposal
         members = {part["primary"], *part["secondaries"], *learners}
@@ -910,6 +918,9 @@ class Meta:
         candidates = returning or others
         if not candidates:
             return False
+        # ADD_SECONDARY goes to the primary, which has the node learn (a potential secondary,
+        # sent every prepare meanwhile: replica_learn.cpp, replica_2pc.cpp); the MetaServer lists
+        # it as a secondary only once the primary reports it learned (learner_ready).
         chosen = min(candidates, key=lambda n: (load[n], n))
         learners.append(chosen)
         load[chosen] += 1
@@ -1171,7 +1182,9 @@ class Meta:
                     primaries[part["primary"]] += 1
         std = lambda v: statistics.pstdev(v) if len(v) > 1 else 0.0  # noqa: E731
         return {"meta_servers": metas, "primary_meta_server": self.me, "zookeeper_hosts": zk,
-                "zookeeper_root": self.root, "meta_function_level": self.level,
+                # get_function_level(): freezed while check_freeze holds, whatever the level set
+                "zookeeper_root": self.root,
+                "meta_function_level": "freezed" if self.level in ("steady", "lively") and self.frozen() else self.level,
                 "balance_operation_count": balance,
                 "primary_replica_count_stddev": f"{std(list(primaries.values())):.2f}",
                 "total_replica_count_stddev": f"{std(list(totals.values())):.2f}"}
