@@ -8,11 +8,13 @@ prometheus_port that follow the client load, 2.6 serves JSON entities at /metric
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import uuid
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,10 @@ from tests.unit.test_standin import Node, alive, get, values, wait_for
 spec = importlib.util.spec_from_file_location("standin_metrics_under_test", METRICS_STANDIN)
 metrics = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(metrics)
+exporter_spec = importlib.util.spec_from_file_location(
+    "pegasus_exporter_of_standin", Path(__file__).resolve().parents[2] / "components" / "render" / "pegasus_exporter.py")
+exporter = importlib.util.module_from_spec(exporter_spec)
+exporter_spec.loader.exec_module(exporter)
 
 
 @pytest.mark.parametrize("full_name, series", [
@@ -275,6 +281,15 @@ def test_2_6_serves_json_entities_that_follow_the_load(tmp_path, zookeeper_serve
         assert [e["attributes"]["tag"] for e in disks] == ["ssd1", "ssd2"]
         assert all(m["value"] > 0 for e in disks for m in e["metrics"])
         assert get(reps[0], "/metrics?bogus=1")[0] == 400
+
+        # the converter reads the stand-in's answer as it reads master's
+        (tmp_path / "targets.json").write_text(json.dumps([{"targets": [f"127.0.0.1:{p}" for p in [meta_port, *reps]]}]))
+        allowed = exporter.Targets([str(tmp_path / "targets.json")])
+        text = exporter.probe_answer(f"target=127.0.0.1:{reps[0]}", allowed, 3.0)[1].decode()
+        assert re.search(r'^pegasus_up 1\.0$', text, re.M) and "pegasus_put_requests_total{" in text
+        text = exporter.probe_answer(f"target=127.0.0.1:{meta_port}", allowed, 3.0)[1].decode()
+        assert 'pegasus_table_info{table_id="1",table_name="stat"} 1.0' in text
+        assert re.search(r'^pegasus_healthy_partitions\{.*table_id="1".*\} 4\.0$', text, re.M), text
     finally:
         for n in nodes:
             n.stop()
