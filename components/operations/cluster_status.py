@@ -276,8 +276,8 @@ def format_status(status: Status, cluster_name: str = "") -> str:
     if status.cluster.error:
         lines.append(f"MetaServers: {status.cluster.error}")
     unhealthy = unhealthy_partitions(status.cluster)
-    lines.append("Unhealthy partitions: " + ("none" if not unhealthy and status.cluster.apps is not None
-                                              else "unknown" if status.cluster.apps is None else ""))
+    lines.append("Unhealthy partitions: " + ("unknown" if status.cluster.apps is None
+                                              else str(len(unhealthy)) + " table(s)" if unhealthy else "none"))
     lines += [f"  {u}" for u in unhealthy]
     if status.monitoring:
         alerts = firing_alerts(status.cluster)

@@ -176,7 +176,7 @@ def test_the_table_shows_each_server_a_stopped_one_and_an_unreachable_host():
     assert rows[("zk-0", "zookeeper")][4] == "Up (host)"
     text = cs.format_status(status, "c1")
     assert text.splitlines()[1].split() == cs.HEADER[:-1] + ["Data", "disk"]
-    assert "temp: 3 of 8 partitions unhealthy (1 unwritable, 0 unreadable)" in text
+    assert "Unhealthy partitions: 1 table(s)\n  temp: 3 of 8 partitions unhealthy (1 unwritable, 0 unreadable)\n" in text
     assert "Alerts firing: none" in text and "5 hosts asked in" in text
 
 
