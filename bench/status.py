@@ -10,6 +10,7 @@ a fake MetaServer that lists every ReplicaServer.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -48,7 +49,10 @@ def measure(servers: int = 100) -> tuple[float, str] | str:
                 cluster_status.format_status(status)
                 seconds = time.perf_counter() - started
             answered = sum(1 for h in status.hosts if h.reachable)
-            return seconds, f"{answered}/{len(status.hosts)} hosts answered, {len(status.cluster.nodes or {})} nodes"
+            load = os.getloadavg()[0]
+            # Both ends of every connection run on this machine: another program's load slows both.
+            return seconds, (f"{answered}/{len(status.hosts)} hosts answered, {len(status.cluster.nodes or {})} "
+                             f"nodes listed, load average {load:.1f} on {os.cpu_count()} CPUs")
         finally:
             meta.close()
             sshd.stop()
