@@ -31,6 +31,9 @@ if spec.retain_data:
 cluster = PegasusCluster(spec.cluster_name, spec, adopt_old_names=True)
 
 pulumi.export("metaServers", cluster.meta_servers)
+pulumi.export("clientConfig", cluster.client_config)  # the MetaServer list as each client takes it
+if cluster.client_security_group_id is not None:
+    pulumi.export("clientSecurityGroupId", cluster.client_security_group_id)  # applications' instances join it
 pulumi.export("zookeeperServers", cluster.zookeeper_servers)
 pulumi.export("clusterRoot", cluster.cluster_root)
 pulumi.export("replicaServers", cluster.replica_servers)

@@ -28,6 +28,7 @@ import uuid
 import pulumi
 import pulumi_aws as aws
 
+from components.render.client_config import client_config
 from components.render import host_layout as hl
 from components.render import server_files as files
 from components.resources.tools_install import AdminTools
@@ -79,6 +80,7 @@ class PegasusCluster(pulumi.ComponentResource):
         plans = plan_hosts(spec)
         # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.
         store: PackageStore | None = None
+        self.client_security_group_id: pulumi.Output[str] | None = None  # AWS only: your own servers have no groups
         if spec.servers:
             hosts = own_hosts(spec, plans, names, child)
         else:
@@ -159,6 +161,8 @@ class PegasusCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
 
         self.meta_servers = meta_ips.apply(lambda ips: files.address_list(ips, hl.ROLE_PORTS["meta"]))
+        self.client_config = meta_ips.apply(lambda ips: client_config(
+            spec.cluster_name, [f"{ip}:{hl.ROLE_PORTS['meta']}" for ip in ips]))
         self.zookeeper_servers = zookeeper.servers
         self.cluster_root = guard.path
         self.replica_servers = replica_ips.apply(lambda ips: [f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in ips])
@@ -169,13 +173,16 @@ class PegasusCluster(pulumi.ComponentResource):
         self.health = health.report
         self.register_outputs({"metaServers": self.meta_servers, "zookeeperServers": self.zookeeper_servers,
                                "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
-                               "collector": self.collector, "health": self.health})
+                               "collector": self.collector, "health": self.health,
+                               "clientConfig": self.client_config,
+                               "clientSecurityGroupId": self.client_security_group_id})
 
     def _aws_hosts(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan],
                    child: pulumi.ResourceOptions) -> tuple[dict[str, HostHandle], PackageStore | None]:
         """The machines, and the package store they read the package from (unless it is uploaded)."""
         name = names.cluster
         network = Network(name, spec, opts=child)
+        self.client_security_group_id = network.client_security_group_id
         key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
                               tags={"pegasus:cluster": spec.cluster_name}, opts=child)
         ami = spec.image.ami or aws.ec2.get_ami_output(

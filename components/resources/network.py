@@ -2,7 +2,11 @@
 
 Ingress is only what Pegasus and ZooKeeper need between the cluster's own
 groups, plus SSH from `network.adminCidr` (or, with a bastion and no admin
-range, from inside the VPC where the bastion sits). Nothing else is open.
+range, from inside the VPC where the bastion sits), plus the client ports for
+applications: the MetaServers' and ReplicaServers' RPC ports from the stack's
+`<cluster>-clients` group (empty: applications' instances join it), from
+`network.clientCidrs` and from `network.clientSecurityGroups`. Nothing else is
+open.
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ from components.spec.model import ClusterSpec
 
 # (to group, protocol, port, from groups): who may send to whom.
 PEER_RULES = (
-    ("zookeeper", "tcp", hl.ZOOKEEPER_CLIENT_PORT, ("zookeeper", "meta", "replica", "collector")),
+    # Of Pegasus's roles only the MetaServer talks to ZooKeeper (its state and its
+    # leader lock: src/meta/meta_state_service_zookeeper.cpp and src/zookeeper/
+    # at v2.5.0; no ReplicaServer or Collector code opens a ZooKeeper session).
+    # The ensemble's own hosts reach it too: the readiness check runs on the
+    # first one and asks every server, and the path guard's tunnel ends there.
+    ("zookeeper", "tcp", hl.ZOOKEEPER_CLIENT_PORT, ("zookeeper", "meta")),
     ("zookeeper", "tcp", hl.ZOOKEEPER_PEER_PORT, ("zookeeper",)),
     ("zookeeper", "tcp", hl.ZOOKEEPER_ELECTION_PORT, ("zookeeper",)),
     ("meta", "tcp", hl.ROLE_PORTS["meta"], ("meta", "replica", "collector")),
@@ -34,6 +43,10 @@ PEER_RULES = (
     ("replica", "udp", hl.ROLE_PORTS["replica"], ("meta",)),
 )
 GROUPS = ("zookeeper", "meta", "replica", "collector")
+# What applications reach: a client asks a MetaServer for a table's partitions and
+# sends each request to the partition's primary ReplicaServer, both over the
+# role's RPC port (Apache's clients: Java, Go, Python, C++, Node.js).
+CLIENT_PORTS = (("meta", hl.ROLE_PORTS["meta"]), ("replica", hl.ROLE_PORTS["replica"]))
 
 
 class Network(pulumi.ComponentResource):
@@ -41,6 +54,7 @@ class Network(pulumi.ComponentResource):
     subnet_id: pulumi.Output[str]
     availability_zone: pulumi.Output[str]
     security_groups: dict[str, pulumi.Output[str]]
+    client_security_group_id: pulumi.Output[str]  # <cluster>-clients, for applications' instances
     egress_ready: list[pulumi.Resource]  # servers wait for these: their first commands install packages
     group_rules: dict[str, list[pulumi.Resource]]  # each group's rules: its servers live within them
     _server_routes: pulumi.Output[list[str]] | None = None  # the servers' subnet's route table, when made here
@@ -64,6 +78,7 @@ class Network(pulumi.ComponentResource):
         self.security_groups = self._security_groups(name, spec, tags, child)
         self.register_outputs({
             "vpcId": self.vpc_id, "subnetId": self.subnet_id, "availabilityZone": self.availability_zone,
+            "clientSecurityGroupId": self.client_security_group_id,
         })
 
     def _create_vpc(self, name: str, spec: ClusterSpec, tags: dict, child: pulumi.ResourceOptions) -> None:
@@ -169,7 +184,33 @@ class Network(pulumi.ComponentResource):
                     f"{name}-{kind}-metrics-{port}", security_group_id=groups[kind].id, cidr_ipv4=ssh_from,
                     ip_protocol="tcp", from_port=port, to_port=port,
                     description="Prometheus metrics for the operators", opts=child))
+        self._client_access(name, spec, tags, groups, child)
         return {kind: group.id for kind, group in groups.items()}
+
+    def _client_access(self, name: str, spec: ClusterSpec, tags: dict, groups: dict,
+                       child: pulumi.ResourceOptions) -> None:
+        """The client ports, and the group applications join. Rules are named after their
+        source (a range, a group id), so editing the lists replaces no other rule."""
+        clients = aws.ec2.SecurityGroup(
+            f"{name}-clients", vpc_id=self.vpc_id,
+            description=f"Pegasus {spec.cluster_name} applications: members reach the client ports",
+            tags={**tags, "Name": f"{spec.cluster_name}-clients"}, opts=child)
+        self.client_security_group_id = clients.id
+        sources: list[tuple[str, dict]] = [("clients", {"referenced_security_group_id": clients.id})]
+        sources += [(cidr.replace("/", "-"), {"cidr_ipv4": cidr}) for cidr in spec.network.client_cidrs]
+        sources += [(group, {"referenced_security_group_id": group}) for group in spec.network.client_security_groups]
+        for kind, port in CLIENT_PORTS:
+            for label, source in sources:
+                self.group_rules[kind].append(aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-{kind}-{port}-from-{label}", security_group_id=groups[kind].id, ip_protocol="tcp",
+                    from_port=port, to_port=port, description=f"applications to {kind} on {port}",
+                    opts=child, **source))
+            # The provider removes a new group's default allow-all egress: without these, an
+            # instance in no other group could not send to the cluster.
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-clients-to-{kind}-{port}", security_group_id=clients.id,
+                referenced_security_group_id=groups[kind].id, ip_protocol="tcp", from_port=port, to_port=port,
+                description=f"applications to {kind} on {port}", opts=child)
 
 
 def subnet_ranges(vpc_cidr: str) -> tuple[str, str]:

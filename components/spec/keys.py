@@ -181,9 +181,18 @@ KEYS: tuple[Key, ...] = (
         default_doc="empty (Pegasus picks the first private address, skipping loopback and Docker bridges)",
         modes=AWS),
     Key("network.adminCidr", "string", "the range allowed to SSH in (and to reach ZooKeeper with "
-        "`zookeeper.access: direct`); required unless `ssh.bastion` is set", modes=AWS),
+        "`zookeeper.access: direct`, which wants a private range); required unless `ssh.bastion` is set",
+        modes=AWS),
     Key("network.allowWorldSsh", "boolean", "allow `adminCidr: 0.0.0.0/0` (refused otherwise)", default=False,
         modes=AWS),
+    Key("network.clientCidrs", "list", "ranges your applications connect from: the MetaServers' 34601/tcp and the "
+        "ReplicaServers' 34801/tcp accept them (see [Connecting applications](connecting-applications.md)); private "
+        "ranges only, unless `allowPublicClients`", default_doc="none", modes=AWS),
+    Key("network.clientSecurityGroups", "list", "security group ids (`sg-...`, in the cluster's VPC or a peered "
+        "one) whose instances may connect as `clientCidrs` may; the stack's own `<cluster>-clients` group "
+        "(output `clientSecurityGroupId`) always may", default_doc="none", modes=AWS),
+    Key("network.allowPublicClients", "boolean", "allow `clientCidrs` beyond the private ranges, `0.0.0.0/0` "
+        "included (refused otherwise: Pegasus's RPC is not encrypted)", default=False, modes=AWS),
     Key("network.publicAddresses", "boolean", "give servers public addresses (SSH then goes there, still only from "
         "`adminCidr`)", default=False, modes=AWS),
     Key("network.s3Endpoint", "string", "`create`: an S3 gateway endpoint on the servers' route table, for the "

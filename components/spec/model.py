@@ -107,6 +107,10 @@ class NetworkSpec:
     # The S3 gateway endpoint the package store needs: "create" it on the servers'
     # route table, or use the one an existing VPC already has ("existing").
     s3_endpoint: str = "create"
+    # Who may reach the MetaServers' and ReplicaServers' client ports, beside the
+    # stack's own <cluster>-clients group.
+    client_cidrs: tuple[str, ...] = ()
+    client_security_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

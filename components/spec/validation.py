@@ -35,6 +35,11 @@ from components.spec.values import CLUSTER_NAME, HOST_NAME, INTERFACE_NAME, MAX_
 XEN_FAMILIES = frozenset({"t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", "r3", "r4", "i2", "i3", "d2",
                           "x1", "x1e", "g2", "g3", "g3s", "p2", "p3", "h1", "f1", "cc2", "cr1", "hs1"})
 AWS_ID = {"vpcId": re.compile(r"^vpc-[0-9a-f]{8,17}$"), "subnetId": re.compile(r"^subnet-[0-9a-f]{8,17}$")}
+SECURITY_GROUP_ID = re.compile(r"sg-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+# The ranges a VPC's addresses come from (RFC 1918, and RFC 6598's shared range that
+# AWS also accepts for a VPC): nothing of the internet.
+PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in
+                       ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
 AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
 # Keys the program fills itself; an override of one would break the cluster.
@@ -292,6 +297,7 @@ def build_spec(
                               primary_interface="", admin_cidr=None, public_addresses=False)
     else:
         network = _network(r, raw, ssh)
+        _zookeeper_reach(r, zookeeper, network)
     overrides = _overrides(r, raw.get("configOverrides"), "configOverrides")
     timeouts_raw = r.obj(raw, "timeouts")
 
@@ -498,8 +504,70 @@ def _network(r: ConfigReader, raw, ssh: SshSpec) -> NetworkSpec:
     elif s3_endpoint == "existing" and vpc_id is None:
         r.problem("network.s3Endpoint", "'existing' needs a VPC you bring: the one this stack creates has no "
                   "endpoint but its own", "remove the key, or set network.vpcId and network.subnetId")
+    client_cidrs, client_groups = _clients(r, d)
     return NetworkSpec(
         vpc_id=vpc_id, subnet_id=subnet_id, availability_zone=r.string(d, "network.availabilityZone"),
         vpc_cidr=vpc_cidr, extra_nics=extra, primary_interface=primary, admin_cidr=admin,
         public_addresses=public_addresses, s3_endpoint=s3_endpoint,
+        client_cidrs=client_cidrs, client_security_groups=client_groups,
     )
+
+
+def is_private_range(network: ipaddress.IPv4Network) -> bool:
+    return any(network.subnet_of(private) for private in PRIVATE_RANGES)
+
+
+def _string_list(r: ConfigReader, raw: Mapping[str, Any], key: str, example: str) -> list[str]:
+    value = raw.get(key.rsplit(".", 1)[-1])
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        r.problem(key, f"must be a list of strings, got {value!r}", f"write it as a YAML list, e.g. [{example}]")
+        return []
+    return value
+
+
+def _clients(r: ConfigReader, d: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """network.clientCidrs and network.clientSecurityGroups: who may reach the client ports."""
+    allow_public = r.boolean(d, "network.allowPublicClients")  # read even when unused: a typo is an error
+    cidrs = []
+    for i, value in enumerate(_string_list(r, d, "network.clientCidrs", "10.20.0.0/16")):
+        key = f"network.clientCidrs[{i}]"
+        network = _cidr(r, key, value, "10.20.0.0/16")
+        if network is None:
+            continue
+        if not is_private_range(network) and not allow_public:
+            r.problem(key, f"{value!r} reaches beyond the private ranges (10.0.0.0/8, 172.16.0.0/12, "
+                      "192.168.0.0/16, 100.64.0.0/10): Pegasus's RPC is not encrypted and, without Kerberos, not "
+                      "authenticated", "list your applications' private ranges or security groups, or set "
+                      "network.allowPublicClients: true knowingly")
+        cidrs.append(value)
+    groups = []
+    for i, value in enumerate(_string_list(r, d, "network.clientSecurityGroups", "sg-0123456789abcdef0")):
+        if not SECURITY_GROUP_ID.fullmatch(value):
+            r.problem(f"network.clientSecurityGroups[{i}]", f"{value!r} is not a security group id",
+                      "copy it from the AWS console: sg- followed by 8 or 17 hex digits")
+            continue
+        groups.append(value)
+    for key, values in (("network.clientCidrs", cidrs), ("network.clientSecurityGroups", groups)):
+        for duplicate in sorted({v for v in values if values.count(v) > 1}):
+            r.problem(key, f"lists {duplicate!r} twice", "keep one")
+    return tuple(cidrs), tuple(groups)
+
+
+def _zookeeper_reach(r: ConfigReader, zookeeper: ZooKeeperSpec, network: NetworkSpec) -> None:
+    """`zookeeper.access: direct` opens 2181 of a provisioned ensemble to adminCidr: never
+    beyond the private ranges (ZooKeeper takes no authentication from Pegasus 2.4/2.5,
+    so whoever reaches it can rewrite or delete the cluster's state)."""
+    if zookeeper.access != "direct" or not zookeeper.provisioned or network.admin_cidr is None:
+        return
+    try:
+        admin = ipaddress.IPv4Network(network.admin_cidr, strict=True)
+    except ValueError:
+        return  # reported for network.adminCidr already
+    if not is_private_range(admin):
+        r.problem("zookeeper.access", f"'direct' would open ZooKeeper's port 2181 to network.adminCidr "
+                  f"{network.admin_cidr!r}, beyond the private ranges: ZooKeeper takes no authentication from "
+                  "Pegasus 2.4/2.5, so anyone there could rewrite or delete the cluster's state",
+                  "use zookeeper.access: ssh (the default: a tunnel through a cluster host), or an adminCidr of "
+                  "your VPN's private range")

@@ -77,8 +77,13 @@ def test_security_baseline(deploy, base_config):
     for volume in d.of_type(VOLUME):
         assert volume.inputs["encrypted"] is True, volume.name
         assert {"pegasus:cluster", "pegasus:role", "pegasus:node", "pegasus:disk"} <= set(volume.inputs["tags"])
-    for instance in d.of_type(INSTANCE):
+    instances = d.of_type(INSTANCE)
+    assert {i.inputs["tags"]["pegasus:role"] for i in instances} == {"zookeeper", "meta", "replica"}
+    for instance in instances:
         assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.name
+        # Every instance's own root disk is encrypted, and no instance has a public address.
+        assert instance.inputs["rootBlockDevice"]["encrypted"] is True, instance.name
+        assert instance.inputs["associatePublicIpAddress"] is False, instance.name
         # A newer AMI or a rotated key pair would otherwise replace the server and its data.
         # A new instance type would stop every server of the role at once: refused instead.
         assert set(instance.ignore_changes) == {"ami", "keyName", "instanceType"}, instance.ignore_changes
@@ -89,8 +94,6 @@ def test_security_baseline(deploy, base_config):
     for attachment in d.of_type(ATTACHMENT):
         # A volume is never pulled from under a running server's mounted file system.
         assert attachment.inputs["stopInstanceBeforeDetaching"] is True, attachment.name
-        assert instance.inputs["rootBlockDevice"]["encrypted"] is True
-        assert instance.inputs["associatePublicIpAddress"] is False
     rules = d.of_type(INGRESS)
     assert rules
     for rule in rules:
@@ -107,7 +110,76 @@ def test_security_baseline(deploy, base_config):
     groups = d.of_type("aws:ec2/securityGroup:SecurityGroup")
     assert groups and not any(g.inputs.get("egress") or g.inputs.get("ingress") for g in groups)
     egress = d.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
-    assert len(egress) == len(groups) and all(e.inputs["cidrIpv4"] == "0.0.0.0/0" for e in egress)
+    servers_out = {group_name(e.inputs["securityGroupId"]) for e in egress if e.inputs.get("cidrIpv4") == "0.0.0.0/0"}
+    assert servers_out == {"zookeeper", "meta", "replica", "collector"}
+    # The applications' group sends to the client ports only.
+    assert {(group_name(e.inputs["securityGroupId"]), group_name(e.inputs["referencedSecurityGroupId"]),
+             e.inputs["fromPort"]) for e in egress if "cidrIpv4" not in e.inputs} == {
+        ("clients", "meta", 34601), ("clients", "replica", 34801)}
+
+
+def group_name(group_id: str) -> str:
+    """`meta` from the id the mocks give the group `c1-meta` (`c1-meta-<hex>`); a group
+    id of the stack config (`sg-...`) as it is."""
+    return group_id if group_id.startswith("sg-") else group_id.rsplit("-", 1)[0].removeprefix("c1-")
+
+
+# (target group, protocol, port, source group): every rule between groups, read from
+# Pegasus's and ZooKeeper's needs (network.py says why each is there), written out here
+# so that a rule naming the wrong source fails.
+RULES_BETWEEN_GROUPS = {
+    ("zookeeper", "tcp", 2181, "zookeeper"), ("zookeeper", "tcp", 2181, "meta"),
+    ("zookeeper", "tcp", 2888, "zookeeper"), ("zookeeper", "tcp", 3888, "zookeeper"),
+    *{("meta", "tcp", 34601, s) for s in ("meta", "replica", "collector", "clients")},
+    *{("replica", "tcp", 34801, s) for s in ("meta", "replica", "collector", "clients")},
+    ("collector", "tcp", 34101, "meta"), ("collector", "tcp", 34101, "collector"),
+    ("meta", "udp", 34601, "meta"), ("meta", "udp", 34601, "replica"), ("replica", "udp", 34801, "meta"),
+}
+
+
+def test_every_rule_admits_its_own_source_and_no_other(deploy, base_config):
+    d = deploy(base_config)
+    between = {(group_name(r.inputs["securityGroupId"]), r.inputs["ipProtocol"], r.inputs["fromPort"],
+                group_name(r.inputs["referencedSecurityGroupId"]))
+               for r in d.of_type(INGRESS) if "referencedSecurityGroupId" in r.inputs}
+    assert between == RULES_BETWEEN_GROUPS
+    ssh = {(group_name(r.inputs["securityGroupId"]), r.inputs["fromPort"], r.inputs["cidrIpv4"])
+           for r in d.of_type(INGRESS) if "cidrIpv4" in r.inputs}
+    assert ssh == {(g, 22, "203.0.113.0/24") for g in ("zookeeper", "meta", "replica", "collector")}
+
+
+def test_applications_reach_the_client_ports_from_their_group_ranges_and_groups(deploy, base_config):
+    d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "clientCidrs": ["10.20.0.0/16"],
+                                           "clientSecurityGroups": ["sg-0123456789abcdef0"]}))
+    client_rules = {(group_name(r.inputs["securityGroupId"]), r.inputs["fromPort"], r.inputs["toPort"],
+                     r.inputs.get("cidrIpv4") or group_name(r.inputs["referencedSecurityGroupId"]))
+                    for r in d.of_type(INGRESS)
+                    if r.inputs.get("cidrIpv4") == "10.20.0.0/16" or str(r.inputs.get("referencedSecurityGroupId")
+                                                                           ).startswith(("sg-", "c1-clients-"))}
+    assert client_rules == {(g, p, p, s) for g, p in (("meta", 34601), ("replica", 34801))
+                            for s in ("10.20.0.0/16", "sg-0123456789abcdef0", "clients")}
+    assert all(r.inputs["ipProtocol"] == "tcp" for r in d.of_type(INGRESS) if r.inputs.get("cidrIpv4") == "10.20.0.0/16")
+    # The group applications join, and how each client is told where the MetaServers are.
+    (clients,) = [g for g in d.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name == "c1-clients"]
+    assert d.exports["clientSecurityGroupId"].startswith("c1-clients-") and clients.inputs["tags"]["Name"] == "c1-clients"
+    metas = d.exports["metaServers"].split(",")
+    assert len(metas) == 3 and d.exports["clientConfig"] == {
+        "java": f"meta_servers = {','.join(metas)}", "go": metas, "python": metas,
+        "shell": f"[pegasus.clusters]\nc1 = {','.join(metas)}"}
+    # Editing the lists replaces no other rule: each is named after its source.
+    names = {r.name for r in d.of_type(INGRESS)}
+    assert {"c1-meta-34601-from-10.20.0.0-16", "c1-replica-34801-from-sg-0123456789abcdef0",
+            "c1-meta-34601-from-clients"} <= names
+
+
+def test_public_client_ranges_only_with_the_flag(deploy, base_config):
+    with pytest.raises(Exception) as error:
+        deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "clientCidrs": ["0.0.0.0/0"]}))
+    assert "pegasus:network.clientCidrs[0]" in str(error.value) and "allowPublicClients" in str(error.value)
+    d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "clientCidrs": ["0.0.0.0/0"],
+                                           "allowPublicClients": True}))
+    world = [r for r in d.of_type(INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"]
+    assert sorted(r.inputs["fromPort"] for r in world) == [34601, 34801]
 
 
 def test_world_ssh_only_when_allowed(deploy, base_config):

@@ -21,6 +21,8 @@ SHELL_STANDIN = STANDIN.parent / "pegasus_shell.py"
 CLIENT_STANDIN = STANDIN.parent / "standin_client.py"  # the shell stand-in imports its GET
 METRICS_STANDIN = STANDIN.parent / "standin_metrics.py"  # the server stand-in's metrics, beside it in bin/
 TOOLS_STANDIN = STANDIN.parent / "tools"
+# The stand-in's client protocol, beside it in bin/ (it imports them from there).
+PROTOCOL_MODULES = ("client_rpc.py", "rdsn_thrift.py", "rrdb_store.py", "replica_data.py")
 
 SHEBANG = b"#!/usr/bin/env python3\n"
 PLACEHOLDER_SERVER = b"#!/bin/sh\nexit 1\n"
@@ -129,6 +131,7 @@ def build_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str = "8f3
     }
     if server == "standin":
         files[f"{top}/bin/standin_metrics.py"] = (0o644, METRICS_STANDIN.read_bytes())
+        files.update({f"{top}/bin/{name}": (0o644, (STANDIN.parent / name).read_bytes()) for name in PROTOCOL_MODULES})
     if tuple(int(part) for part in version.split(".")[:2]) >= (2, 4):
         # What the real binary's ELF header asks the loader for beyond bin/ (the stand-in reads it).
         files[f"{top}/bin/NEEDED"] = (0o644, b"libjvm.so\n")

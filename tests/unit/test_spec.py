@@ -155,7 +155,20 @@ BAD_CONFIGS = [
     ("packagedelivery", "s3", "pegasus:packagedelivery", "did you mean packageDelivery?"),
     ("network.s3Endpoint", "skip", "pegasus:network.s3Endpoint", "use create (an S3 gateway endpoint"),
     ("network.s3Endpoint", "existing", "pegasus:network.s3Endpoint", "set network.vpcId and network.subnetId"),
+    ("network.clientCidrs", ["0.0.0.0/0"], "pegasus:network.clientCidrs[0]", "reaches beyond the private ranges"),
+    ("network.clientCidrs", ["10.0.0.0/8", "203.0.113.0/24"], "pegasus:network.clientCidrs[1]",
+     "set network.allowPublicClients: true knowingly"),
+    ("network.clientCidrs", ["10.1.2.3/16"], "pegasus:network.clientCidrs[0]", "did you mean 10.1.0.0/16?"),
+    ("network.clientCidrs", ["apps"], "pegasus:network.clientCidrs[0]", "not an IPv4 CIDR"),
+    ("network.clientCidrs", "10.0.0.0/8", "pegasus:network.clientCidrs", "must be a list of strings"),
+    ("network.clientCidrs", ["10.0.0.0/8", "10.0.0.0/8"], "pegasus:network.clientCidrs", "lists '10.0.0.0/8' twice"),
+    ("network.clientSecurityGroups", ["sg-123"], "pegasus:network.clientSecurityGroups[0]",
+     "not a security group id; copy it from the AWS console"),
+    ("network.clientSecurityGroups", ["sg-0123456789abcdef0\n"], "pegasus:network.clientSecurityGroups[0]",
+     "not a security group id"),
+    ("zookeeper.access", "direct", "pegasus:zookeeper.access", "would open ZooKeeper's port 2181 to network.adminCidr"),
     # read even where they change nothing: a typo is not silently taken for false
+    ("network.allowPublicClients", "maybe", "pegasus:network.allowPublicClients", "must be true or false"),
     ("zookeeper.allowSingleNode", "yes", "pegasus:zookeeper.allowSingleNode", "must be true or false"),
     ("network.allowWorldSsh", "maybe", "pegasus:network.allowWorldSsh", "must be true or false"),
 ]
@@ -195,6 +208,29 @@ def test_world_ssh_needs_an_explicit_opt_in(package):
     raw = _set(minimal(package), "network.adminCidr", "0.0.0.0/0")
     raw["network"]["allowWorldSsh"] = True
     assert build_spec(raw, stack="dev", secret_keys=SECRET).network.admin_cidr == "0.0.0.0/0"
+
+
+def test_client_ranges_and_groups_are_kept_and_public_ranges_need_the_flag(package):
+    raw = _set(minimal(package), "network.clientCidrs", ["10.20.0.0/16", "192.168.7.0/24"])
+    raw["network"]["clientSecurityGroups"] = ["sg-0123456789abcdef0", "sg-89abcdef"]
+    network = build_spec(raw, stack="dev", secret_keys=SECRET).network
+    assert network.client_cidrs == ("10.20.0.0/16", "192.168.7.0/24")
+    assert network.client_security_groups == ("sg-0123456789abcdef0", "sg-89abcdef")
+    raw["network"].update(clientCidrs=["0.0.0.0/0"], allowPublicClients=True)
+    assert build_spec(raw, stack="dev", secret_keys=SECRET).network.client_cidrs == ("0.0.0.0/0",)
+    assert build_spec(minimal(package), stack="dev", secret_keys=SECRET).network.client_cidrs == ()
+
+
+def test_direct_zookeeper_access_is_taken_from_a_private_range_only(package):
+    raw = _set(minimal(package), "zookeeper.access", "direct")
+    raw["network"]["adminCidr"] = "10.8.0.0/16"  # a VPN's range
+    assert build_spec(raw, stack="dev", secret_keys=SECRET).zookeeper.access == "direct"
+    raw["network"].update(adminCidr="0.0.0.0/0", allowWorldSsh=True)  # allowWorldSsh speaks of SSH only
+    with pytest.raises(SpecError) as error:
+        build_spec(raw, stack="dev", secret_keys=SECRET)
+    assert any(p.startswith("pegasus:zookeeper.access:") and "'0.0.0.0/0'" in p for p in error.value.problems)
+    raw["zookeeper"]["servers"] = "10.0.0.5:2181,10.0.0.6:2181,10.0.0.7:2181"  # nothing of ours to open
+    assert build_spec(raw, stack="dev", secret_keys=SECRET).zookeeper.access == "direct"
 
 
 def test_single_zookeeper_needs_an_explicit_opt_in(package):

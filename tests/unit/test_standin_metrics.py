@@ -293,3 +293,20 @@ def test_2_6_serves_json_entities_that_follow_the_load(tmp_path, zookeeper_serve
     finally:
         for n in nodes:
             n.stop()
+
+
+def test_requests_served_over_the_thrift_port_are_counted_per_replica(monkeypatch):
+    monkeypatch.syspath_prepend(str(METRICS_STANDIN.parent))  # bin/: client_rpc.py beside standin_metrics.py
+    import client_rpc
+    before = list(client_rpc._served_hooks)
+    stats = metrics.RequestStats()
+    try:
+        metrics.count_rpcs(stats)
+        served = client_rpc._served_hooks[-1]
+        served(3, 1, "RPC_RRDB_RRDB_PUT", "ERR_OK", 2000)
+        served(3, 1, "RPC_RRDB_RRDB_GET", "ERR_INVALID_STATE", 10)
+        served(3, 1, "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX", "ERR_OK", 10)
+    finally:
+        client_rpc._served_hooks[:] = before
+    assert stats.count((3, 1), "put") == 1 and stats.count((3, 1), "get") == 0
+    assert stats.failures() == {"read": 1, "write": 0}

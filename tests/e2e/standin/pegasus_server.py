@@ -92,8 +92,15 @@ import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, quote, urlsplit
+
+# Pegasus's client protocol, beside this file in the package (client_rpc.py says what it models).
+if os.path.dirname(os.path.realpath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import client_rpc  # noqa: E402
+import rrdb_store  # noqa: E402
+from replica_data import ReplicaData  # noqa: E402
 
 RELEASE = "2.5.0"  # stamped by tests/support/package_builder.py
 GIT_COMMIT = "0000000"  # stamped by tests/support/package_builder.py
@@ -409,14 +416,25 @@ class Handler(BaseHTTPRequestHandler):
             status, body, location = 500, str(e), None
         self.send(status, body, location)
 
+    def do_POST(self):
+        """Test-double endpoints between stand-in servers (replica_data.py)."""
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            post = getattr(self.role, "http_post", None)
+            status, answer, location = post(urlsplit(self.path).path, body) if post else (404, "Not Found", None)
+        except Exception as e:  # noqa: BLE001 - answer, log, keep serving
+            log.exception("http POST %s", self.path)
+            status, answer, location = 500, str(e), None
+        self.send(status, answer, location)
 
-def serve_http(port: int, role) -> ThreadingHTTPServer:
+
+def serve_http(port: int, role, rpc: client_rpc.RpcService) -> client_rpc.RpcPort:
+    """The role's port: HTTP to `role`, thrift RPC to `rpc` (client_rpc.RpcPort)."""
     handler = type("RoleHandler", (Handler,), {"role": role})
     try:
-        server = ThreadingHTTPServer(("0.0.0.0", port), handler)  # asio binds address_v4::any()
+        server = client_rpc.RpcPort(port, handler, rpc)
     except OSError as e:
         raise Refusal(f"cannot listen on port {port}: {e.strerror}; is another server running?") from e
-    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
     return server
 
@@ -444,6 +462,23 @@ def udp_messages(sock: socket.socket, kind: str, stop: threading.Event):
             continue
         if isinstance(message, dict) and message.get("t") == kind:
             yield message, source
+
+
+def http_get(address: str, path: str, timeout: float = 2.0) -> tuple[int, object, str | None]:
+    """(status, parsed JSON or text, Location header)."""
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        data = response.read()
+        try:
+            body: object = json.loads(data or b"null")
+        except ValueError:
+            body = data.decode(errors="replace")
+        return response.status, body, response.getheader("Location")
+    finally:
+        conn.close()
 
 
 def http_json(address: str, path: str, timeout: float = 2.0) -> tuple[int, object]:
@@ -653,16 +688,12 @@ class Meta:
         with self.lock:
             for child in self.zk.get_children(apps_path):
                 self.apps[child] = json.loads(self.zk.get(f"{apps_path}/{child}")[0])
+                for part in self.apps[child]["partitions"]:
+                    part.setdefault("learners", [])
             for table in self.tables:
                 if table["app_name"] not in self.apps:
-                    app_id = max((a["app_id"] for a in self.apps.values()), default=0) + 1
-                    app = {**table, "app_id": app_id, "create_second": int(time.time()), "envs": {},
-                           "partitions": [{"pidx": i, "ballot": 0, "primary": "", "secondaries": [],
-                                           "max_replica_count": table["max_replica_count"], "dropped": {}}
-                                          for i in range(table["partition_count"])]}
-                    self.apps[table["app_name"]] = app
-                    self.save(app)
-                    log.info("created default table %s (app_id %d)", table["app_name"], app_id)
+                    app = self.new_app(table)
+                    log.info("created default table %s (app_id %d)", table["app_name"], app["app_id"])
             # Nodes named in the partition configs a new leader loads get one grace
             # period to beacon before they are declared dead.
             for app in self.apps.values():
@@ -673,6 +704,29 @@ class Meta:
             self.is_leader = True
         threading.Thread(target=self.guardian_loop, daemon=True, name="guardian").start()
         self.stop.wait()
+
+    def new_app(self, table: dict, envs: dict | None = None) -> dict:
+        """A new table, its partitions without replicas yet (with the lock held)."""
+        app_id = max((a["app_id"] for a in self.apps.values()), default=0) + 1
+        app = {**table, "app_id": app_id, "create_second": int(time.time()), "envs": envs or {},
+               "partitions": [{"pidx": i, "ballot": 0, "primary": "", "secondaries": [], "learners": [],
+                               "max_replica_count": table["max_replica_count"], "dropped": {}}
+                              for i in range(table["partition_count"])]}
+        self.apps[table["app_name"]] = app
+        self.save(app)
+        return app
+
+    release = staticmethod(release)
+
+    def node_address(self, node: str) -> tuple[str, int]:
+        """Where a node is reached: the address its beacons come from, else its name resolved."""
+        addr = (self.workers.get(node) or {}).get("addr")
+        if addr:
+            return addr[0], int(addr[1])
+        try:
+            return resolve_host_port(node, "node")
+        except Refusal:
+            return "", 0
 
     def save(self, app: dict) -> None:
         path = f"{self.root}/apps/{app['app_name']}"
@@ -748,15 +802,19 @@ class Meta:
             return ack
 
     def config_of(self, node: str) -> dict:
+        """The partitions `node` serves, as it learns them (on_config_sync/proposals)."""
         out = {}
         for app in self.apps.values():
             for part in app["partitions"]:
-                role = "primary" if part["primary"] == node else "secondary" if node in part["secondaries"] else None
+                learners = part.setdefault("learners", [])
+                role = ("primary" if part["primary"] == node else "secondary" if node in part["secondaries"]
+                        else "learner" if node in learners else None)
                 if role:
                     out[f"{app['app_name']}.{part['pidx']}"] = {
                         "role": role, "ballot": part["ballot"], "app_id": app["app_id"], "pidx": part["pidx"],
-                        "replicas": (1 if part["primary"] else 0) + len(part["secondaries"]),
-                        "secondaries": [self.workers.get(s, {}).get("addr") for s in part["secondaries"]]}
+                        "app_name": app["app_name"], "replicas": (1 if part["primary"] else 0) + len(part["secondaries"]),
+                        "secondaries": [list(self.node_address(s)) for s in part["secondaries"]],
+                        "learners": [[n, list(self.node_address(n))] for n in learners]}
         return out
 
     def check_loop(self) -> None:
@@ -782,6 +840,8 @@ class Meta:
         for app in self.apps.values():
             changed = False
             for part in app["partitions"]:
+                if node in part.setdefault("learners", []):
+                    part["learners"].remove(node)
                 if part["primary"] == node or node in part["secondaries"]:
                     if part["primary"] == node:
                         part["primary"] = ""
@@ -804,7 +864,7 @@ class Meta:
                 load = {n: 0 for n in alive}
                 for app in self.apps.values():
                     for part in app["partitions"]:
-                        for n in [part["primary"], *part["secondaries"]]:
+                        for n in [part["primary"], *part["secondaries"], *part.get("learners", [])]:
                             if n in load:
                                 load[n] += 1
                 for app in self.apps.values():
@@ -815,7 +875,13 @@ class Meta:
                         self.save(app)
 
     def cure(self, part: dict, alive: list[str], load: dict) -> bool:
+        """partition_guardian.cpp: a partition without a primary gets one (a secondary, or
+        the last replica dropped: it holds the newest writes); one short of replicas gets
+        a learner (ADD_SECONDARY to the primary, which has it learn and then upgrades it to
+        a secondary through learner_ready, below)."""
+        learners = part.setdefault("learners", [])
         if not part["primary"]:
+            learners.clear()  # they learn from the primary: the next one adds them again
             if part["secondaries"]:
                 part["primary"] = min(part["secondaries"], key=lambda n: load[n])
                 part["secondaries"].remove(part["primary"])
@@ -823,16 +889,19 @@ class Meta:
                 candidates = [n for n in part["dropped"] if n in alive] if part["dropped"] else alive
                 if not candidates:
                     return False
-                part["primary"] = min(candidates, key=lambda n: (load[n], n))
+                if part["dropped"]:
+                    part["primary"] = max(candidates, key=lambda n: part["dropped"][n])
+                else:
+                    part["primary"] = min(candidates, key=lambda n: (load[n], n))
                 load[part["primary"]] += 1
             part["dropped"].pop(part["primary"], None)
             part["ballot"] += 1
             return True
-        if 1 + len(part["secondaries"]) >= part["max_replica_count"]:
+        if 1 + len(part["secondaries"]) + len(learners) >= part["max_replica_count"]:
             return False
         if self.flow_control and self.add_secondary_max <= 0:
             return False  # server_state.cpp: add_secondary_running_nodes[node] >= max: no proposal
-        members = {part["primary"], *part["secondaries"]}
+        members = {part["primary"], *part["secondaries"], *learners}
         returning = [n for n in part["dropped"] if n in alive and n not in members]
         waited = time.time() - max(part["dropped"].values(), default=0) >= self.assign_delay
         others = [n for n in alive if n not in members] if (waited or not part["dropped"]) else []
@@ -840,11 +909,60 @@ class Meta:
         if not candidates:
             return False
         chosen = min(candidates, key=lambda n: (load[n], n))
-        part["secondaries"].append(chosen)
-        part["dropped"].pop(chosen, None)
+        learners.append(chosen)
         load[chosen] += 1
-        part["ballot"] += 1
+        self.push([part["primary"], chosen])
         return True
+
+    def learner_ready(self, q: dict) -> dict:
+        """The primary reports a learner complete (replica_learn.cpp on_learn_completion_notification,
+        then upgrade_to_secondary_on_primary: CT_UPGRADE_TO_SECONDARY)."""
+        part, key = self.partition(q.get("gpid", ""))
+        if part is None:
+            return {"err": "ERR_OBJECT_NOT_FOUND"}
+        node = q.get("node", "")
+        if part["primary"] != q.get("primary") or node not in part.get("learners", []) \
+                or str(part["ballot"]) != q.get("ballot"):
+            return {"err": "ERR_INVALID_VERSION", "ballot": part["ballot"]}
+        part["learners"].remove(node)
+        part["secondaries"].append(node)
+        part["dropped"].pop(node, None)
+        part["ballot"] += 1
+        self.save(self.app_by_id(int(q["gpid"].split(".")[0])))
+        self.push([part["primary"], node])
+        log.info("gpid(%s): %s upgraded to secondary, ballot %d", q["gpid"], node, part["ballot"])
+        return {"err": "ERR_OK", "role": self.config_of(part["primary"]).get(key)}
+
+    def remove_secondary(self, q: dict) -> dict:
+        """The primary cannot reach a secondary (replica_failover.cpp handle_remote_failure:
+        remove_replica_on_meta_server, CT_DOWNGRADE_TO_INACTIVE)."""
+        part, key = self.partition(q.get("gpid", ""))
+        if part is None:
+            return {"err": "ERR_OBJECT_NOT_FOUND"}
+        if part["primary"] != q.get("primary"):
+            return {"err": "ERR_INVALID_STATE"}
+        ip, _, port = q.get("addr", "").rpartition(":")
+        node = next((n for n in part["secondaries"] if self.node_address(n) == (ip, int(port or 0))), None)
+        if node is not None:
+            part["secondaries"].remove(node)
+            part["dropped"][node] = time.time()
+            part["ballot"] += 1
+            self.save(self.app_by_id(int(q["gpid"].split(".")[0])))
+            self.push([part["primary"], node])
+            log.info("gpid(%s): secondary %s removed at the primary's request, ballot %d", q["gpid"], node,
+                     part["ballot"])
+        return {"err": "ERR_OK", "role": self.config_of(part["primary"]).get(key)}
+
+    def partition(self, gpid: str) -> tuple[dict | None, str]:
+        """The partition `app_id.pidx` and its key in config_of."""
+        try:
+            app_id, pidx = (int(x) for x in gpid.split("."))
+        except ValueError:
+            return None, ""
+        app = self.app_by_id(app_id)
+        if app is None or not 0 <= pidx < app["partition_count"]:
+            return None, ""
+        return app["partitions"][pidx], f"{app['app_name']}.{pidx}"
 
     # -- admin operations (the RPCs the shell sends)
     def app_by_id(self, app_id: int) -> dict | None:
@@ -945,6 +1063,10 @@ class Meta:
             return 200, {"err": "ERR_OK", "old_level": f"fl_{old}"}, None
         if path == "/standin/propose_balancer":
             return 200, self.propose_balancer(q), None
+        if path == "/standin/learner_ready":
+            return 200, self.learner_ready(q), None
+        if path == "/standin/remove_secondary":
+            return 200, self.remove_secondary(q), None
         if path == "/standin/remote_command":
             return 200, {"err": "ERR_OK", "result": self.remote_command(q.get("cmd", ""),
                                                                         [v for k, v in args if k == "arg"])}, None
@@ -1165,12 +1287,19 @@ class Replica:
         self.counter_interval = config.integer("pegasus.server", "perf_counter_update_interval_seconds", 10)
         self.snapshot: tuple[int, dict[str, int]] = (0, {})  # (taken at, seconds; counter -> value)
         self.min_replicas = config.integer("replication", "mutation_2pc_min_replica_count", 2)
-        self.store_path = os.path.join(data_dirs[0], "reps", "standin-data.json")
-        try:
-            with open(self.store_path, encoding="utf-8") as f:
-                self.data = json.load(f)
-        except (OSError, ValueError):
-            self.data = {}
+        self.by_gpid: dict[tuple[int, int], dict] = {}  # the roles, by (app_id, pidx)
+        self.tables: dict[int, str] = {}  # app_id -> table name, as the meta's configs said
+        self.data = ReplicaData(data_dirs, rrdb_store.Limits(
+            multi_get_count=config.integer("pegasus.server", "rocksdb_multi_get_max_iteration_count", 3000),
+            multi_get_size=config.integer("pegasus.server", "rocksdb_multi_get_max_iteration_size", 31457280),
+            iteration_count=config.integer("pegasus.server", "rocksdb_max_iteration_count", 1000)),
+            self.me, self.min_replicas, self.role_of, self.meta_call, self.set_role)
+        # A restarted server opens every replica on its disks (load_replicas); they are
+        # inactive until the meta assigns them again, and closed at the next config sync
+        # if it does not.
+        for gpid in self.data.existing():
+            self.data.open(gpid)
+            self.local[gpid] = "serving"
         self.sock: socket.socket | None = None
 
     def run(self, sock: socket.socket) -> None:
@@ -1193,7 +1322,7 @@ class Replica:
             if time.monotonic() - self.last_ack > self.fd.lease and self.roles:
                 log.warning("lease expired: master %s disconnected, replicas go inactive", self.target)
                 with self.lock:
-                    self.roles = {}
+                    self.roles, self.by_gpid = {}, {}
             elif time.monotonic() - self.last_sync >= self.sync_interval:
                 self.config_sync()
             self.stop.wait(max(0.0, self.fd.beacon - (time.monotonic() - sent)))
@@ -1217,6 +1346,7 @@ class Replica:
             with self.lock:
                 if self.local.get(gpid) == "closing":
                     del self.local[gpid]
+                    self.data.close(gpid)
             log.info("%d.%d: finish to close replica", *gpid)
         timer = threading.Timer(CLOSE_SECONDS, closed)
         timer.daemon = True
@@ -1264,8 +1394,62 @@ class Replica:
         log.info("kill replica: gpid = %d.%d", *gpid)
         if gpid in self.member_of():
             self.killed.add(gpid)
-            self.roles = {k: r for k, r in self.roles.items() if (r["app_id"], r["pidx"]) != gpid}
+            self.set_roles({k: r for k, r in self.roles.items() if (r["app_id"], r["pidx"]) != gpid})
         self.close(gpid)
+
+    def set_roles(self, roles: dict[str, dict]) -> None:
+        """The configuration the meta sent (with the lock held). A partition's entry older
+        than the one held (a lower ballot: a message overtaken by a later one) is kept."""
+        merged = {}
+        for key, role in roles.items():
+            old = self.roles.get(key)
+            merged[key] = old if old and old["ballot"] > role["ballot"] else role
+        self.roles = merged
+        self.by_gpid = {(r["app_id"], r["pidx"]): r for r in merged.values()}
+        self.tables.update({r["app_id"]: r["app_name"] for r in merged.values() if "app_name" in r})
+
+    def set_role(self, gpid: tuple[int, int], role: dict | None) -> None:
+        """One partition's new entry, from the meta's answer to a change this server asked for."""
+        with self.lock:
+            roles = {k: r for k, r in self.roles.items() if (r["app_id"], r["pidx"]) != gpid}
+            if role:
+                roles[f"{role['app_name']}.{gpid[1]}"] = role
+            self.roles = {}
+            self.set_roles(roles)
+
+    def role_of(self, gpid: tuple[int, int]) -> dict | None:
+        with self.lock:
+            return self.by_gpid.get(gpid)
+
+    def status(self, gpid: tuple[int, int]) -> str | None:
+        """None without an open replica (none, or closing); else its partition status:
+        primary, secondary, learner (potential secondary) or inactive."""
+        with self.lock:
+            if self.local.get(gpid) != "serving":
+                return None
+            role = self.by_gpid.get(gpid)
+            return role["role"] if role else "inactive"
+
+    def table_name(self, app_id: int) -> str:
+        return self.tables.get(app_id, "")
+
+    def meta_call(self, path: str) -> dict:
+        """GET on the leading MetaServer (a follower redirects), its JSON answer."""
+        errors = []
+        for meta in [self.target, *[m for m in self.metas if m != self.target]]:
+            address, target = meta, path
+            try:
+                for _ in range(3):
+                    status, body, location = http_get(address, target, timeout=3)
+                    if status != 307:
+                        if isinstance(body, dict):
+                            return body
+                        raise ValueError(f"HTTP {status}: {body}")
+                    parts = urlsplit(location or "")
+                    address, target = parts.netloc, f"{parts.path}?{parts.query}"
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                errors.append(f"{meta}: {e}")
+        raise OSError("; ".join(errors) or "no MetaServer answered")
 
     def receive(self) -> None:
         for ack, _ in udp_messages(self.sock, "ack", self.stop):
@@ -1276,61 +1460,54 @@ class Replica:
             if not ack.get("push"):  # a pushed configuration is no beacon answer: no lease
                 self.last_ack = time.monotonic()
             with self.lock:
-                self.roles = {k: r for k, r in ack.get("config", {}).items()
-                              if (r["app_id"], r["pidx"]) not in self.killed}
-                for gpid in self.member_of():
+                self.set_roles({k: r for k, r in ack.get("config", {}).items()
+                                if (r["app_id"], r["pidx"]) not in self.killed})
+                members = [(gpid, role) for gpid, role in self.by_gpid.items()]
+            for gpid, role in members:
+                with self.lock:
+                    if self.local.get(gpid) == "closing":
+                        continue
                     self.local.setdefault(gpid, "serving")
+                self.data.open(gpid)
+                if role["role"] == "primary" and role.get("learners"):
+                    self.data.teach(gpid, role["learners"])
 
     def http(self, path: str, args: list[tuple[str, str]]):
         q = dict(args)
         if path == "/standin/remote_command":
             return 200, {"err": "ERR_OK", "result": self.remote_command(q.get("cmd", ""),
                                                                         [v for k, v in args if k == "arg"])}, None
-        if path not in ("/standin/put", "/standin/get", "/standin/replicate"):
+        if path not in ("/standin/put", "/standin/get"):
             return 404, "Not Found", None
         started = time.monotonic_ns()
         answer = self.serve_data(path, q)
         requests = getattr(self, "requests", None)  # standin_metrics.RequestStats, once attached
-        if requests is not None and path != "/standin/replicate":
-            gpid = self.roles.get(f"{q.get('table', '')}.{q.get('partition', '')}")
-            requests.record(gpid["app_id"] if gpid else -1, gpid["pidx"] if gpid else -1, path.rsplit("/", 1)[1],
+        if requests is not None:
+            role = self.roles.get(f"{q.get('table', '')}.{q.get('partition', '')}")
+            requests.record(role["app_id"] if role else -1, role["pidx"] if role else -1, path.rsplit("/", 1)[1],
                             time.monotonic_ns() - started, answer[0] == 200)
         return answer
 
     def serve_data(self, path: str, q: dict):
-        gpid = f"{q.get('table', '')}.{q.get('partition', '')}"
+        # Until standin_client.py goes: its put/get of a raw key, over the same replicas.
+        name = f"{q.get('table', '')}.{q.get('partition', '')}"
         with self.lock:
-            role = self.roles.get(gpid)
-        if path == "/standin/replicate":
-            if not role or role["role"] != "secondary":
-                return 409, {"error": f"ERR_INVALID_STATE: {self.me} is not a secondary of {gpid}"}, None
-            self.write(gpid, q.get("key", ""), q.get("value", ""))
-            return 200, {"ok": True}, None
-        if not role or role["role"] != "primary":
-            return 409, {"error": f"ERR_INVALID_STATE: {self.me} is not the primary of {gpid}"}, None
+            role = self.roles.get(name)
+        gpid = (role["app_id"], role["pidx"]) if role else (0, 0)
+        status, store = self.status(gpid), self.data.store(gpid)
+        if status != "primary" or store is None:
+            return 409, {"error": f"ERR_INVALID_STATE: {self.me} is not the primary of {name}"}, None
+        key = q.get("key", "").encode()
         if path == "/standin/get":
-            return 200, {"ok": True, "value": self.data.get(gpid, {}).get(q.get("key", ""))}, None
-        if role["replicas"] < self.min_replicas:
-            return 503, {"error": f"ERR_NOT_ENOUGH_MEMBER: {gpid} has {role['replicas']} replica(s), "
-                                  f"a write needs {self.min_replicas}"}, None
-        for addr in role.get("secondaries", []):
-            if addr:  # the secondary's TCP port is its replica port
-                try:
-                    http_json(f"{addr[0]}:{addr[1]}",
-                              f"/standin/replicate?table={quote(q['table'])}&partition={q['partition']}"
-                              f"&key={quote(q.get('key', ''))}&value={quote(q.get('value', ''))}", timeout=1)
-                except (OSError, http.client.HTTPException):
-                    pass
-        self.write(gpid, q.get("key", ""), q.get("value", ""))
-        return 200, {"ok": True}, None
+            error, value = rrdb_store.get(store, key)
+            return 200, {"ok": True, "value": value.decode() if error == rrdb_store.K_OK else None}, None
+        error, _ = self.data.write(gpid, rrdb_store.put_ops(key, q.get("value", "").encode(), 0))
+        if error == "ERR_OK":
+            return 200, {"ok": True}, None
+        return (409 if error == "ERR_INVALID_STATE" else 503), {"error": error or "ERR_TIMEOUT"}, None
 
-    def write(self, gpid: str, key: str, val: str) -> None:
-        with self.lock:
-            self.data.setdefault(gpid, {})[key] = val
-            tmp = self.store_path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(self.data, f)
-            os.replace(tmp, self.store_path)
+    def http_post(self, path: str, body: bytes):
+        return self.data.http_post(path, body)
 
 
 class Collector:
@@ -1407,20 +1584,20 @@ def run(argv: list[str]) -> int:
     closers = []
     if role == "meta":
         meta = served = Meta(config, ip, port, stop)
-        server = serve_http(port, meta)
+        server = serve_http(port, meta, client_rpc.MetaRpc(meta))
         sock = udp_socket(port)
         closers += [server.shutdown, server.server_close, sock.close, meta.close]
         meta.start()
         threading.Thread(target=meta.serve_udp, args=(sock,), daemon=True, name="fd-udp").start()
     elif role == "replica":
         replica = served = Replica(config, ip, port, prepare_replica_dirs(config), stop)
-        server = serve_http(port, replica)
+        server = serve_http(port, replica, client_rpc.ReplicaRpc(replica))
         sock = udp_socket(port)
         closers += [server.shutdown, server.server_close, sock.close]
         threading.Thread(target=replica.run, args=(sock,), daemon=True, name="fd-beacon").start()
     else:
         collector = served = Collector(config, stop)
-        server = serve_http(port, collector)
+        server = serve_http(port, collector, client_rpc.NoRpc())
         closers += [server.shutdown, server.server_close]
         threading.Thread(target=collector.run, daemon=True, name="collector").start()
     sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # bin/standin_metrics.py

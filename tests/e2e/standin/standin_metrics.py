@@ -98,6 +98,25 @@ class RequestStats:
         return {name: values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))] for name, q in PERCENTILES}
 
 
+# The rrdb RPCs a client sends, by the kind the server counts them as (idl/rrdb.thrift).
+RPC_KINDS = {"RPC_RRDB_RRDB_GET": "get", "RPC_RRDB_RRDB_MULTI_GET": "multi_get", "RPC_RRDB_RRDB_GET_SCANNER": "scan",
+             "RPC_RRDB_RRDB_SCAN": "scan", "RPC_RRDB_RRDB_PUT": "put", "RPC_RRDB_RRDB_MULTI_PUT": "multi_put",
+             "RPC_RRDB_RRDB_REMOVE": "remove", "RPC_RRDB_RRDB_MULTI_REMOVE": "multi_remove"}
+
+
+def count_rpcs(stats: RequestStats) -> None:
+    """Counts what the stand-in's thrift port (client_rpc.py) serves, as the HTTP test path is counted."""
+    try:
+        import client_rpc  # beside this file in bin/
+    except ImportError:
+        return
+
+    def served(app_id: int, pidx: int, name: str, error: str, latency_ns: int) -> None:
+        if name in RPC_KINDS and error:
+            stats.record(app_id, pidx, RPC_KINDS[name], latency_ns, error == "ERR_OK")
+    client_rpc.add_served_hook(served)
+
+
 def memory_mb() -> tuple[int, int]:
     """(virtual, resident) MB of this process, as utils::process_mem_usage reads /proc."""
     try:
@@ -681,6 +700,7 @@ def attach(release: str, config, role: str, server, port: int, stop: threading.E
     if role == "replica":
         server.requests = RequestStats()
         server.metrics_failed = {"read": 0, "write": 0}
+        count_rpcs(server.requests)
     if role == "collector":
         metas = [e.strip() for e in config.get("meta_server", "server_list").split(",") if e.strip()]
         out.detector = AvailabilityDetector(config, metas, stop)
