@@ -18,6 +18,7 @@ from pathlib import Path
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 STANDIN = Path(__file__).resolve().parent.parent / "e2e" / "standin" / "pegasus_server.py"
 SHELL_STANDIN = STANDIN.parent / "pegasus_shell.py"
+METRICS_STANDIN = STANDIN.parent / "standin_metrics.py"  # the server stand-in's metrics, beside it in bin/
 TOOLS_STANDIN = STANDIN.parent / "tools"
 # The stand-in's client protocol, beside it in bin/ (it imports them from there).
 PROTOCOL_MODULES = ("client_rpc.py", "rdsn_thrift.py", "rrdb_store.py", "replica_data.py")
@@ -128,6 +129,7 @@ def build_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str = "8f3
         f"{top}/bin/pegasus_server": (0o755, server_binary(server, version, git_sha)),
     }
     if server == "standin":
+        files[f"{top}/bin/standin_metrics.py"] = (0o644, METRICS_STANDIN.read_bytes())
         files.update({f"{top}/bin/{name}": (0o644, (STANDIN.parent / name).read_bytes()) for name in PROTOCOL_MODULES})
     if tuple(int(part) for part in version.split(".")[:2]) >= (2, 4):
         # What the real binary's ELF header asks the loader for beyond bin/ (the stand-in reads it).

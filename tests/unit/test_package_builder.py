@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from tests.support.package_builder import FIXTURES, build_package, fixture_for_version
+from tests.support.package_builder import FIXTURES, PROTOCOL_MODULES, build_package, fixture_for_version
 
 VARIABLES_2_5 = {"app.dir", "cluster.name", "meta.server.list", "zk.server.list", "data.dirs", "home.dir", "slog.dir"}
 VARIABLES_2_6 = VARIABLES_2_5 - {"slog.dir"} | {"hdfs_service_args"}
@@ -34,11 +34,10 @@ def test_package_is_named_and_laid_out_like_pack_server(tmp_path):
     assert tarball == tmp_path / "pegasus-server-2.5.0-8f3c2ab-glibc2.17-release.tar.gz"
     entries, contents = members(tarball)
     top = "pegasus-server-2.5.0-8f3c2ab-glibc2.17-release"
-    # (the stand-in's client protocol modules sit beside it in bin/: it imports them from there)
-    protocol = [f"{top}/bin/{name}" for name in ("client_rpc.py", "rdsn_thrift.py", "replica_data.py", "rrdb_store.py")]
     assert sorted(entries) == sorted([top, f"{top}/bin", f"{top}/bin/NEEDED", f"{top}/bin/config.ini",
                                       f"{top}/bin/config.min.ini", f"{top}/bin/libpegasus_standin.so",
-                                      f"{top}/bin/pegasus_server", *protocol])
+                                      f"{top}/bin/pegasus_server", f"{top}/bin/standin_metrics.py",
+                                      *(f"{top}/bin/{m}" for m in PROTOCOL_MODULES)])
     assert contents[f"{top}/bin/NEEDED"] == b"libjvm.so\n"  # 2.4+ loads libjvm.so
     assert entries[f"{top}/bin/pegasus_server"].mode == 0o755
     assert contents[f"{top}/bin/pegasus_server"].startswith(b"#!/usr/bin/env python3\n")

@@ -51,6 +51,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from typing import Callable
 
@@ -77,6 +78,15 @@ _hooks: list[Callable[[str, str, str], None]] = []
 
 def add_request_hook(hook: Callable[[str, str, str], None]) -> None:
     _hooks.append(hook)
+
+
+# fn(app_id, partition_index, rpc_name, error, latency_ns) per request served, for the
+# per-replica metrics (standin_metrics.py).
+_served_hooks: list[Callable[[int, int, str, str, int], None]] = []
+
+
+def add_served_hook(hook: Callable[[int, int, str, str, int], None]) -> None:
+    _served_hooks.append(hook)
 
 
 def _count(table: str, name: str, error: str) -> None:
@@ -164,6 +174,7 @@ class RpcService:
     def _run(self, work: queue.Queue) -> None:
         while True:
             request, send = work.get()
+            started = time.monotonic_ns()
             try:
                 table, error, result = self.handle(request)
             except rt.Fatal as e:
@@ -173,6 +184,11 @@ class RpcService:
                 log.exception("%s failed", request.name)
                 continue
             _count(table, request.name, error)
+            for hook in _served_hooks:
+                try:
+                    hook(request.app_id, request.partition_index, request.name, error, time.monotonic_ns() - started)
+                except Exception:  # noqa: BLE001 - a metrics hook never breaks serving
+                    log.exception("served hook failed")
             if error and not request.oneway:
                 send(rt.encode_reply(error, f"{request.name}_ACK", request.seqid,
                                      result if error == "ERR_OK" else None))
