@@ -1,5 +1,5 @@
 """The cluster's monitoring: node_exporter on every host, and one monitoring host with
-Prometheus, Alertmanager, blackbox_exporter and (unless turned off) Grafana.
+Prometheus, Alertmanager, the exporter for ZooKeeper and 2.6 JSON metrics, and (unless turned off) Grafana.
 
 Resources, all named under the cluster's:
 - `<cluster>-<host>-node-exporter` on every host (ZooKeeper's too);

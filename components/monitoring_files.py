@@ -30,8 +30,6 @@ GRAFANA_KEYRING = "/etc/apt/keyrings/grafana.asc"
 GRAFANA_SOURCES = "/etc/apt/sources.list.d/grafana.list"
 GRAFANA_DROP_IN = "/etc/systemd/system/grafana-server.service.d/pegasus.conf"
 GRAFANA_DATASOURCE_UID = "pegasus-prometheus"
-ZOOKEEPER_MODULES = {"zookeeper": "zookeeper_ruok", "zookeeper-serving": "zookeeper_serving",
-                     "zookeeper-leader": "zookeeper_leader"}
 
 
 def perf_counters(spec: ClusterSpec) -> bool:
@@ -103,18 +101,14 @@ def write_targets_script(files: Mapping[str, str]) -> str:
 
 
 def prometheus_config(spec: ClusterSpec) -> str:
-    jobs = [{"job": job, "targets_file": ml.targets_file(job)} for job in ml.PEGASUS_JOBS.values()]
+    jobs = [{"job": job, "targets_file": ml.targets_file(job), "via_exporter": not perf_counters(spec)}
+            for job in ml.PEGASUS_JOBS.values()]
     return render("monitoring/prometheus.yml", cluster_name=spec.cluster_name,
                   scrape_interval=spec.monitoring.scrape_interval_seconds,
                   alertmanager=f"127.0.0.1:{ml.ALERTMANAGER_PORT}", prometheus_port=ml.PROMETHEUS_PORT,
                   rules_dir=ml.RULES_DIR, node_targets=ml.targets_file(ml.NODE_JOB),
                   zookeeper_targets=ml.targets_file(ml.ZOOKEEPER_JOB),
-                  blackbox=f"127.0.0.1:{ml.BLACKBOX_PORT}", zookeeper_modules=ZOOKEEPER_MODULES,
-                  pegasus_jobs=jobs)
-
-
-def blackbox_config(spec: ClusterSpec) -> str:
-    return render("monitoring/blackbox.yml", timeout_seconds=max(1, min(10, spec.monitoring.scrape_interval_seconds - 1)))
+                  exporter=f"127.0.0.1:{ml.EXPORTER_PORT}", pegasus_jobs=jobs)
 
 
 def alertmanager_config(spec: ClusterSpec) -> str:
@@ -155,6 +149,8 @@ def alert_rules(spec: ClusterSpec) -> dict[str, str]:
     if perf_counters(spec):
         rules["pegasus-perf-counters.yml"] = render("monitoring/rules/pegasus-perf-counters.yml",
                                                     availability_percent=f"{m.availability_percent:g}")
+    else:
+        rules["pegasus-metrics.yml"] = render("monitoring/rules/pegasus-metrics.yml")
     return rules
 
 
@@ -198,16 +194,13 @@ def monitoring_units(spec: ClusterSpec) -> dict[str, str]:
     return {
         ml.PROMETHEUS_UNIT: _unit("Prometheus of the Pegasus cluster", ml.PACKAGES["prometheus"], [
             f"--config.file={ml.CONF_DIR}/prometheus.yml", f"--storage.tsdb.path={ml.PROMETHEUS_DATA}",
-            f"--storage.tsdb.retention.time={m.retention_days}d", f"--web.listen-address={listen}:{ml.PROMETHEUS_PORT}"]),
+            f"--storage.tsdb.retention.time={m.retention_days}d",
+            f"--web.listen-address={listen}:{ml.PROMETHEUS_PORT}"]),
         ml.ALERTMANAGER_UNIT: _unit("Alertmanager of the Pegasus cluster", ml.PACKAGES["prometheus-alertmanager"], [
             f"--config.file={ml.CONF_DIR}/alertmanager.yml", f"--storage.path={ml.ALERTMANAGER_DATA}",
             f"--web.listen-address={listen}:{ml.ALERTMANAGER_PORT}",
             # One Alertmanager: no gossip port for peers that do not exist.
             "--cluster.listen-address="]),
-        ml.BLACKBOX_UNIT: _unit("blackbox_exporter probing the Pegasus cluster's ZooKeeper",
-                                ml.PACKAGES["prometheus-blackbox-exporter"], [
-                                    f"--config.file={ml.CONF_DIR}/blackbox.yml",
-                                    f"--web.listen-address=127.0.0.1:{ml.BLACKBOX_PORT}"]),
     }
 
 
@@ -217,8 +210,6 @@ def install_monitoring_script(spec: ClusterSpec) -> str:
          "service": ml.PROMETHEUS_UNIT, "check": "prometheus"},
         {"path": f"{ml.CONF_DIR}/alertmanager.yml", "content": alertmanager_config(spec), "mode": "640",
          "service": ml.ALERTMANAGER_UNIT, "check": "alertmanager"},
-        {"path": f"{ml.CONF_DIR}/blackbox.yml", "content": blackbox_config(spec), "mode": "644",
-         "service": ml.BLACKBOX_UNIT, "check": "blackbox"},
         *({"path": f"{ml.RULES_DIR}/{name}", "content": text, "mode": "644", "service": ml.PROMETHEUS_UNIT,
            "check": "rules"} for name, text in sorted(alert_rules(spec).items())),
     ]
@@ -230,8 +221,8 @@ def install_monitoring_script(spec: ClusterSpec) -> str:
         require_mount=ml.DATA_MOUNT if spec.monitoring.own_host and not spec.servers else "",
         dirs=[ml.CONF_DIR, ml.RULES_DIR, ml.TARGETS_DIR], data_dirs=[ml.PROMETHEUS_DATA, ml.ALERTMANAGER_DATA],
         user=ml.SERVICE_USER, files=files, rules_dir=ml.RULES_DIR, rules_service=ml.PROMETHEUS_UNIT, units=units,
-        ready_urls=[f"http://127.0.0.1:{ml.PROMETHEUS_PORT}/-/ready", f"http://127.0.0.1:{ml.ALERTMANAGER_PORT}/-/ready",
-                    f"http://127.0.0.1:{ml.BLACKBOX_PORT}/-/healthy"],
+        ready_urls=[f"http://127.0.0.1:{ml.PROMETHEUS_PORT}/-/ready",
+                    f"http://127.0.0.1:{ml.ALERTMANAGER_PORT}/-/ready"],
         wait_seconds=WAIT_SECONDS))
 
 

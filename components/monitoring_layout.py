@@ -1,16 +1,16 @@
 """Where monitoring lives on a host, and on which ports: one place for scripts, configs and rules.
 
 The monitoring host runs Debian's `prometheus` and `prometheus-alertmanager`
-(and `prometheus-blackbox-exporter` for ZooKeeper's four-letter words) under
-units of this program, as ZooKeeper does: the packages' own units stay
+under units of this program, as ZooKeeper does: the packages' own units stay
 stopped, so an operator's Prometheus elsewhere on the host is never touched.
 Every host of the cluster runs `prometheus-node-exporter` the same way.
+ZooKeeper (all releases) and Pegasus 2.6's JSON metrics are read through this
+project's exporter on the monitoring host (docs/metrics-reference.md).
 
     /etc/pegasus-monitoring/prometheus.yml           Prometheus's config
     /etc/pegasus-monitoring/rules/*.yml              alert rules
     /etc/pegasus-monitoring/targets/<job>.json       file-based discovery, rewritten at scale-out/in
     /etc/pegasus-monitoring/alertmanager.yml         Alertmanager's config (receivers: root only)
-    /etc/pegasus-monitoring/blackbox.yml             the ZooKeeper probes
     /var/lib/pegasus-monitoring/prometheus           Prometheus's storage (on AWS: its own encrypted volume)
     /var/lib/pegasus-monitoring/alertmanager         Alertmanager's silences and notification log
 """
@@ -20,8 +20,9 @@ from __future__ import annotations
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 GRAFANA_PORT = 3000
+# This project's exporter (ZooKeeper for every release, 2.6's JSON): on the monitoring host's loopback.
+EXPORTER_PORT = 9180
 NODE_EXPORTER_PORT = 9100
-BLACKBOX_PORT = 9115  # on the loopback address only: Prometheus is its one client
 
 CONF_DIR = "/etc/pegasus-monitoring"
 RULES_DIR = f"{CONF_DIR}/rules"
@@ -35,7 +36,6 @@ GRAFANA_CONF_DIR = f"{CONF_DIR}/grafana"
 PACKAGES = {
     "prometheus": "/usr/bin/prometheus",
     "prometheus-alertmanager": "/usr/bin/prometheus-alertmanager",
-    "prometheus-blackbox-exporter": "/usr/bin/prometheus-blackbox-exporter",
 }
 NODE_EXPORTER_PACKAGE = "prometheus-node-exporter"
 NODE_EXPORTER_BINARY = "/usr/bin/prometheus-node-exporter"
@@ -44,20 +44,19 @@ NODE_EXPORTER_BINARY = "/usr/bin/prometheus-node-exporter"
 PACKAGE_UNITS = {
     "prometheus": "prometheus.service",
     "prometheus-alertmanager": "prometheus-alertmanager.service",
-    "prometheus-blackbox-exporter": "prometheus-blackbox-exporter.service",
     NODE_EXPORTER_PACKAGE: "prometheus-node-exporter.service",
 }
 SERVICE_USER = "prometheus"  # made by the packages
 
 PROMETHEUS_UNIT = "pegasus-prometheus.service"
 ALERTMANAGER_UNIT = "pegasus-alertmanager.service"
-BLACKBOX_UNIT = "pegasus-blackbox-exporter.service"
 NODE_EXPORTER_UNIT = "pegasus-node-exporter.service"
-MONITORING_UNITS = (PROMETHEUS_UNIT, ALERTMANAGER_UNIT, BLACKBOX_UNIT)
+MONITORING_UNITS = (PROMETHEUS_UNIT, ALERTMANAGER_UNIT)
 
 # Prometheus jobs, and the file each one discovers its targets from.
 NODE_JOB = "node"
 ZOOKEEPER_JOB = "zookeeper"
+EXPORTER_JOB = "pegasus-exporter"
 PEGASUS_JOBS = {"meta": "pegasus-meta", "replica": "pegasus-replica", "collector": "pegasus-collector"}
 
 
