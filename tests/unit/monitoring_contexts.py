@@ -4,8 +4,8 @@ so each is rendered, parsed and shellchecked with the others."""
 
 from __future__ import annotations
 
-from components import host_layout as hl
-from components import monitoring_layout as ml
+from components.render import host_layout as hl
+from components.render import monitoring_layout as ml
 
 UNIT = {"description": "Prometheus of the Pegasus cluster", "user": ml.SERVICE_USER, "binary": "/usr/bin/prometheus",
         "args": ["--config.file=/etc/pegasus-monitoring/prometheus.yml", "--web.listen-address=0.0.0.0:9090"],

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.monitoring_spec import MonitoringSpec
 from components.spec import ClusterSpec, build_spec
+from components.spec.monitoring import MonitoringSpec
 from tests.support.package_builder import build_package
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ntest-only\n-----END OPENSSH PRIVATE KEY-----\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import monitoring_files as mf
+from components.render import monitoring_files as mf
 from tests.unit.monitoring_specs import monitoring_spec
 
 PROMTOOL = shutil.which("promtool")
