@@ -87,9 +87,9 @@ def pegasus_metrics_ports(spec: ClusterSpec) -> dict[str, int]:
     gives it (distinct for a Collector on a MetaServer's host); 2.6: its RPC port."""
     if not perf_counters(spec):
         return dict(hl.ROLE_PORTS)
-    colocated = spec.collector.enabled and spec.collector.colocate
-    return {"meta": DEFAULT_PROMETHEUS_PORT, "replica": DEFAULT_PROMETHEUS_PORT,
-            "collector": DEFAULT_PROMETHEUS_PORT + 1 if colocated else DEFAULT_PROMETHEUS_PORT}
+    from components.render.server_files import metrics_port
+
+    return {role: metrics_port(spec, role) or DEFAULT_PROMETHEUS_PORT for role in hl.ROLE_PORTS}
 
 
 def write_targets_script(files: Mapping[str, str]) -> str:

@@ -14,7 +14,7 @@ Resources, all named under the cluster's:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -68,7 +68,8 @@ class MonitoringHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name"], depends_on=group_rules))
         volume = aws.ebs.Volume(f"{name}-data", availability_zone=instance.availability_zone, size=m.data_disk_gib,
                                 type="gp3", encrypted=True,
-                                tags={**tags, "pegasus:disk": "monitoring", "Name": f"{spec.cluster_name}-monitoring-data"},
+                                tags={**tags, "pegasus:disk": "monitoring",
+                                      "Name": f"{spec.cluster_name}-monitoring-data"},
                                 opts=child)
         attachment = aws.ec2.VolumeAttachment(
             f"{name}-data-attach", instance_id=instance.id, volume_id=volume.id, device_name="/dev/sdf",
@@ -91,8 +92,9 @@ class Monitoring(pulumi.ComponentResource):
     """`hosts`: every host of the cluster by plan name, with its kind and what its first
     commands wait for; `host`: the monitoring host (its own, or the first MetaServer's)."""
 
-    def __init__(self, name: str, spec: ClusterSpec, hosts: dict[str, tuple[str, HostHandle, Sequence[pulumi.Resource]]],
-                 host: HostHandle, host_ready: Sequence[pulumi.Resource],
+    def __init__(self, name: str, spec: ClusterSpec,
+                 hosts: Mapping[str, tuple[str, HostHandle, Sequence[pulumi.Resource]]], host: HostHandle,
+                 host_ready: Sequence[pulumi.Resource],
                  pegasus: dict[str, list[str]], zookeeper_servers: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """`pegasus`: role -> host names running it; `zookeeper_servers`: the ensemble's ip:port list."""
@@ -151,7 +153,8 @@ def monitoring_outputs(spec: ClusterSpec, address: str) -> dict[str, str]:
     out["alertmanager"] = f"{base}:{ml.ALERTMANAGER_PORT}"
     if spec.monitoring.grafana:
         out["grafana"] = f"{base}:{ml.GRAFANA_PORT}"
-        out["grafanaPassword"] = ("the stack's monitoring.grafana.adminPassword" if spec.monitoring.grafana_admin_password
-                                  else f"ssh {jump}{spec.ssh.user}@{address} sudo cat {ml.GRAFANA_CONF_DIR}/admin-password")
+        read = f"ssh {jump}{spec.ssh.user}@{address} sudo cat {ml.GRAFANA_CONF_DIR}/admin-password"
+        given = spec.monitoring.grafana_admin_password
+        out["grafanaPassword"] = "the stack's monitoring.grafana.adminPassword" if given else read
     return out
 

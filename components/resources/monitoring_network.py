@@ -66,7 +66,7 @@ def monitoring_rules(name: str, spec: ClusterSpec, vpc_id: pulumi.Input[str], gr
         # The monitoring host's own node_exporter, for its own Prometheus.
         own_rules.append(_from_group(f"{name}-{GROUP}-{ml.NODE_EXPORTER_PORT}-from-{GROUP}", group.id, group.id,
                                      ml.NODE_EXPORTER_PORT, opts))
-        ui_group = group.id
+        ui_group: pulumi.Input[str] = group.id
     else:
         source = groups["meta"]  # monitoring runs on the first MetaServer's host
         ui_group = groups["meta"]

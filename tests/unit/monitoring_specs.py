@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from components.spec import ClusterSpec, build_spec
@@ -17,5 +18,4 @@ def monitoring_spec(tmp_path: Path, release: str = "2.5.0", **monitoring) -> Clu
            "ssh": {"user": "admin", "privateKey": KEY, "publicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 ops"},
            "network": {"adminCidr": "203.0.113.0/24"}}
     spec = build_spec(raw, stack="test", secret_keys={"pegasus:ssh"})
-    object.__setattr__(spec, "monitoring", MonitoringSpec(enabled=True, **monitoring))
-    return spec
+    return replace(spec, monitoring=MonitoringSpec(enabled=True, **monitoring))
