@@ -36,7 +36,7 @@ from components.operations.fixed_settings import FixedSettings
 from components.resources.aws_host import AwsHost
 from components.resources.host_handle import HostHandle
 from components.resources.host_preparation import HostPreparation
-from components.resources.monitoring import Monitoring, MonitoringHost
+from components.resources.monitoring import MONITORING_HOST, Monitoring, MonitoringHost
 from components.resources.monitoring_network import monitoring_rules
 from components.resources.network import Network, group_roles
 from components.resources.own_host import own_hosts
@@ -211,10 +211,10 @@ class PegasusCluster(pulumi.ComponentResource):
             group, rules = monitoring_rules(name, spec, network.vpc_id, network.security_groups,
                                             {"zookeeper": [], **group_roles(spec)}, network.ssh_from, child)
             if spec.monitoring.own_host:
-                own = MonitoringHost(f"{name}-monitoring", spec, network.subnet_id, network.availability_zone,
+                own = MonitoringHost(f"{name}-{MONITORING_HOST}", spec, network.subnet_id, network.availability_zone,
                                      group, rules, ami, key_name, names, opts=child)
                 host, ready = own.handle, own.ready
-                entries["monitoring"] = ("monitoring", host, ready)
+                entries[MONITORING_HOST] = ("monitoring", host, ready)
         pegasus = {role: [p.name for p in plans if role in p.roles] for role in ROLE_ORDER}
         return Monitoring(f"{name}-monitoring", spec, entries, host, ready, pegasus, zookeeper.servers, opts=child)
 

@@ -3,9 +3,10 @@ Prometheus, Alertmanager, the exporter for ZooKeeper and 2.6 JSON metrics, and (
 
 Resources, all named under the cluster's:
 - `<cluster>-<host>-node-exporter` on every host (ZooKeeper's too);
-- on AWS with a host of its own: the instance `<cluster>-monitoring`, its encrypted
-  volume `<cluster>-monitoring-data` (Prometheus's storage, mounted by
-  `<cluster>-monitoring-disks`) and its security group (monitoring_network.py);
+- on AWS with a host of its own: the instance `<cluster>-monitoring-0`, its encrypted
+  volume `<cluster>-monitoring-0-data` (Prometheus's storage, mounted by
+  `<cluster>-monitoring-0-disks`) and its security group `<cluster>-monitoring`
+  (monitoring_network.py);
 - `<cluster>-monitoring-install`: packages, configs, rules and units on the monitoring host;
 - `<cluster>-monitoring-targets`: the file_sd files, rewritten when servers come or go
   (Prometheus follows them without a restart);
@@ -27,6 +28,8 @@ from components.resources.host_handle import BOOT_DIALS, HostHandle, connection_
 from components.resources.remote_command import remote_command
 from components.spec.model import ClusterSpec
 
+# The monitoring host's own instance, named as the cluster's hosts are (kind-index).
+MONITORING_HOST = "monitoring-0"
 # Prometheus, Alertmanager and Grafana as an operator opens them through the SSH tunnel.
 TUNNEL_PORTS = (ml.PROMETHEUS_PORT, ml.ALERTMANAGER_PORT, ml.GRAFANA_PORT)
 EC2_TRUST_POLICY = pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
@@ -75,7 +78,7 @@ class MonitoringHost(pulumi.ComponentResource):
             f"{name}-data-attach", instance_id=instance.id, volume_id=volume.id, device_name="/dev/sdf",
             stop_instance_before_detaching=True, opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
         address = instance.public_ip if spec.network.public_addresses else instance.private_ip
-        self.handle = HostHandle(name="monitoring", names=names, connection=connection_args(spec, address),
+        self.handle = HostHandle(name=MONITORING_HOST, names=names, connection=connection_args(spec, address),
                                  first_connection=connection_args(spec, address, BOOT_DIALS), identity=instance.id,
                                  cluster_ip=instance.private_ip, ssh_address=address, ready=[instance, attachment])
         disks = volume.id.apply(lambda vid: [{"device": ebs_stable_path(vid), "mount_point": ml.DATA_MOUNT,

@@ -1,0 +1,56 @@
+"""The monitoring's resources under mocks: the AWS monitoring host (own instance, encrypted
+volume, its group), node_exporter everywhere, rules that face no one but the monitoring
+group and adminCidr, and the outputs. Runs tests/program/programs/monitored until the
+`monitoring` stack key lands (keys-ready)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.program.fake_aws import FakeCloud, RecordingMonitor
+from tests.support.pulumi_program import run_program, stack_config
+
+PROGRAM = Path(__file__).parent / "programs" / "monitored"
+
+
+def deploy(base_config, monkeypatch, **monitoring):
+    monkeypatch.setenv("PEGASUS_TEST_MONITORING", json.dumps(monitoring))
+    cloud = FakeCloud()
+    exports = run_program(cloud, stack_config("pegasus", base_config), secret_keys=["pegasus:ssh"],
+                          program=PROGRAM, monitor=RecordingMonitor(cloud))
+    return cloud, exports
+
+
+def test_own_host_gets_an_instance_an_encrypted_volume_and_its_own_group(base_config, monkeypatch):
+    cloud, exports = deploy(base_config, monkeypatch, placement="own")
+    by_name = {r.name: r for r in cloud.resources.values()}
+    assert by_name["c1-monitoring-0"].type == "aws:ec2/instance:Instance"
+    assert by_name["c1-monitoring-0-data"].inputs["encrypted"] is True
+    assert by_name["c1-monitoring"].type == "aws:ec2/securityGroup:SecurityGroup"
+    exporters = {n for n in by_name if n.endswith("-node-exporter")}
+    assert exporters == {f"c1-{h}-node-exporter" for h in
+                         ("zk-0", "zk-1", "zk-2", "meta-0", "meta-1", "meta-2", "replica-0", "replica-1", "replica-2",
+                          "monitoring-0")}
+    assert exports["monitoring"]["prometheus"].endswith(":9090")
+    assert exports["monitoring"]["tunnel"].startswith("ssh -N -L 9090:127.0.0.1:9090")
+
+
+@pytest.mark.parametrize("placement", ["own", "meta"])
+def test_nothing_new_faces_the_world(base_config, monkeypatch, placement):
+    cloud, _ = deploy(base_config, monkeypatch, placement=placement)
+    rules = [r for r in cloud.resources.values() if r.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"]
+    for rule in rules:
+        assert rule.inputs.get("cidrIpv4") != "0.0.0.0/0", rule.name
+    ours = [r for r in rules if "monitoring" in r.name]
+    # Exporters and metrics ports: from a group only; the web interfaces: adminCidr only.
+    for rule in ours:
+        port = rule.inputs["fromPort"]
+        if port in (9090, 9093, 3000):
+            assert rule.inputs["cidrIpv4"] == base_config["network"]["adminCidr"], rule.name
+        elif port != 22:
+            assert rule.inputs.get("referencedSecurityGroupId") and not rule.inputs.get("cidrIpv4"), rule.name
+    # The admin range no longer reaches the Pegasus exporters' ports.
+    assert not [r for r in rules if "-metrics-" in r.name]
