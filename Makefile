@@ -46,6 +46,12 @@ preview: venv
 destroy: venv
 	$(call pulumi_stack,destroy,pulumi stack select "$(STACK)")
 
+# Every server of the stack's cluster: role, address, ALIVE or not, version, uptime,
+# replicas, data disk, unhealthy partitions and firing alerts (tools/status.py).
+status: venv
+	@export PULUMI_BACKEND_URL="$${PULUMI_BACKEND_URL:-file://$(STATE_DIR)}"; \
+	  $(PY) -m tools.status --stack "$(STACK)"
+
 # A cluster on this machine (root, systemd-nspawn): a few local machines listed
 # as your own servers in stacks/Pulumi.local.yaml, for `make up STACK=local`.
 local-machines: dev-venv

@@ -24,6 +24,7 @@ from components.spec.topology import plan_hosts
 from tests.program.fake_aws import FakeCloud, RecordingMonitor
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import run_program, stack_config
+from bench import status as status_bench
 
 RENDER_TARGET_S = 1.0
 PROGRAM_TARGET_S = 10.0
@@ -178,6 +179,15 @@ def main() -> int:
         if len(firsts) != 1:
             print(f"the first deploy's chain grows with the cluster: {sorted(firsts)} (target: one length)")
             failures += 1
+
+        # Issue 21: `make status` for 100 servers.
+        measured = status_bench.measure(100)
+        if isinstance(measured, str):
+            print(f"make status, 100 servers: not measured ({measured})")
+        else:
+            print(f"make status, 100 servers (one real sshd standing for each): {measured[0]:.2f} s, {measured[1]} "
+                  f"(target < {status_bench.STATUS_TARGET_S} s)")
+            failures += measured[0] >= status_bench.STATUS_TARGET_S
     return 1 if failures else 0
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from components.operations import cluster_status
 from components.operations.zookeeper_path_guard import zookeeper_session
+from components.ssh.session import SshSession
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.remote_command import COPIED
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
@@ -163,6 +165,13 @@ def cluster(local_cloud, tmp_path_factory):
     yield deployed
     destroy_what_is_left(deployed.engine)
     print("\nscenario times: " + ", ".join(f"{k} {v:.0f} s" for k, v in deployed.times.items()))
+
+
+def stack_status(cluster: Cluster) -> cluster_status.Status:
+    """What `make status` shows (tools/status.py), from the stack's outputs and over SSH with its key."""
+    first = cluster_status.stack_hosts(cluster.exports)[0]
+    with SshSession(user=first.user, private_key=cluster.cloud.keys.private_key, bastion=first.bastion) as session:
+        return cluster_status.collect(cluster.exports, lambda address, command: session.run(address, command, dials=1))
 
 
 def alive_replicas(cluster: Cluster) -> dict[str, str]:
@@ -575,6 +584,13 @@ def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(clust
         assert rc != 0 or not out.strip(), f"the server wrote to the root disk: {out}"
         with pytest.raises(DeploymentError) as error:
             cluster.up()
+    with timed(cluster.times, "make status with a stopped server"):
+        status = stack_status(cluster)
+    shown = {row[0]: row for row in cluster_status.rows(status) if row[1] in ("replica", "?")}
+    assert shown["replica-2"][4].startswith("Down"), cluster_status.format_status(status)
+    assert all(shown[f"replica-{i}"][4] == "ALIVE" for i in (0, 1)), cluster_status.format_status(status)
+    print(f"\nmake status, a stopped server, {len(status.hosts)} hosts asked in {status.seconds:.1f} s:\n"
+          + cluster_status.format_status(status))
     message = str(error.value)
     assert f"{CLUSTER}-health" in message and "not serving: replica-2/replica" in message
     # That server's own status, journal and log tail, fetched from it over SSH.

@@ -19,6 +19,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 STANDIN = Path(__file__).resolve().parent.parent / "e2e" / "standin" / "pegasus_server.py"
 SHELL_STANDIN = STANDIN.parent / "pegasus_shell.py"
 CLIENT_STANDIN = STANDIN.parent / "standin_client.py"  # the shell stand-in imports its GET
+METRICS_STANDIN = STANDIN.parent / "standin_metrics.py"  # the server stand-in's metrics, beside it in bin/
 TOOLS_STANDIN = STANDIN.parent / "tools"
 
 SHEBANG = b"#!/usr/bin/env python3\n"
@@ -126,6 +127,8 @@ def build_package(dest_dir: Path, *, version: str = "2.5.0", git_sha: str = "8f3
         f"{top}/bin/libpegasus_standin.so": (0o755, FAKE_LIBRARY),
         f"{top}/bin/pegasus_server": (0o755, server_binary(server, version, git_sha)),
     }
+    if server == "standin":
+        files[f"{top}/bin/standin_metrics.py"] = (0o644, METRICS_STANDIN.read_bytes())
     if tuple(int(part) for part in version.split(".")[:2]) >= (2, 4):
         # What the real binary's ELF header asks the loader for beyond bin/ (the stand-in reads it).
         files[f"{top}/bin/NEEDED"] = (0o644, b"libjvm.so\n")

@@ -36,7 +36,7 @@ def test_package_is_named_and_laid_out_like_pack_server(tmp_path):
     top = "pegasus-server-2.5.0-8f3c2ab-glibc2.17-release"
     assert sorted(entries) == [top, f"{top}/bin", f"{top}/bin/NEEDED", f"{top}/bin/config.ini",
                                f"{top}/bin/config.min.ini", f"{top}/bin/libpegasus_standin.so",
-                               f"{top}/bin/pegasus_server"]
+                               f"{top}/bin/pegasus_server", f"{top}/bin/standin_metrics.py"]
     assert contents[f"{top}/bin/NEEDED"] == b"libjvm.so\n"  # 2.4+ loads libjvm.so
     assert entries[f"{top}/bin/pegasus_server"].mode == 0o755
     assert contents[f"{top}/bin/pegasus_server"].startswith(b"#!/usr/bin/env python3\n")

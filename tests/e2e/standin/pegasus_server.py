@@ -399,6 +399,10 @@ class Handler(BaseHTTPRequestHandler):
             if parts.path == "/version":
                 self.send(200, {"Version": RELEASE, "GitCommit": GIT_COMMIT})
                 return
+            if parts.path == "/metrics" and getattr(self.role, "metrics_http", None):  # 2.6: standin_metrics.py
+                status, body = self.role.metrics_http(args)
+                self.send(status, body)
+                return
             status, body, location = self.role.http(parts.path, args)
         except Exception as e:  # noqa: BLE001 - answer, log, keep serving
             log.exception("http %s", self.path)
@@ -595,6 +599,7 @@ class Meta:
         self.stability: dict[str, dict] = {}  # node -> {start, unstable}
         self.apps: dict[str, dict] = {}  # leader's view, persisted in ZooKeeper
         self.is_leader = False
+        self.disconnections = 0  # meta_service.cpp set_node_state: replica_server_disconnections
         self.election = None
         self.zk = KazooClient(hosts=self.zk_hosts, timeout=config.integer("zookeeper", "timeout_ms", 10000) / 1000)
 
@@ -764,6 +769,7 @@ class Meta:
                     if w["alive"] and now - w["last_recv"] > self.fd.grace:
                         log.warning("worker %s disconnected, no beacon for %.1f s", node, now - w["last_recv"])
                         w["alive"] = False
+                        self.disconnections += 1
                         self.on_node_dead(node)
 
     # -- partitions (server_state.cpp, partition_guardian.cpp)
@@ -1282,6 +1288,16 @@ class Replica:
                                                                         [v for k, v in args if k == "arg"])}, None
         if path not in ("/standin/put", "/standin/get", "/standin/replicate"):
             return 404, "Not Found", None
+        started = time.monotonic_ns()
+        answer = self.serve_data(path, q)
+        requests = getattr(self, "requests", None)  # standin_metrics.RequestStats, once attached
+        if requests is not None and path != "/standin/replicate":
+            gpid = self.roles.get(f"{q.get('table', '')}.{q.get('partition', '')}")
+            requests.record(gpid["app_id"] if gpid else -1, gpid["pidx"] if gpid else -1, path.rsplit("/", 1)[1],
+                            time.monotonic_ns() - started, answer[0] == 200)
+        return answer
+
+    def serve_data(self, path: str, q: dict):
         gpid = f"{q.get('table', '')}.{q.get('partition', '')}"
         with self.lock:
             role = self.roles.get(gpid)
@@ -1390,23 +1406,28 @@ def run(argv: list[str]) -> int:
 
     closers = []
     if role == "meta":
-        meta = Meta(config, ip, port, stop)
+        meta = served = Meta(config, ip, port, stop)
         server = serve_http(port, meta)
         sock = udp_socket(port)
         closers += [server.shutdown, server.server_close, sock.close, meta.close]
         meta.start()
         threading.Thread(target=meta.serve_udp, args=(sock,), daemon=True, name="fd-udp").start()
     elif role == "replica":
-        replica = Replica(config, ip, port, prepare_replica_dirs(config), stop)
+        replica = served = Replica(config, ip, port, prepare_replica_dirs(config), stop)
         server = serve_http(port, replica)
         sock = udp_socket(port)
         closers += [server.shutdown, server.server_close, sock.close]
         threading.Thread(target=replica.run, args=(sock,), daemon=True, name="fd-beacon").start()
     else:
-        collector = Collector(config, stop)
+        collector = served = Collector(config, stop)
         server = serve_http(port, collector)
         closers += [server.shutdown, server.server_close]
         threading.Thread(target=collector.run, daemon=True, name="collector").start()
+    sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # bin/standin_metrics.py
+    import standin_metrics
+    metrics = standin_metrics.attach(RELEASE, config, role, served, port, stop, Refusal)
+    served.metrics_http = metrics.http
+    closers.append(metrics.close)
     log.info("%s server ready on port %d", role, port)
 
     while not stop.wait(0.5):
