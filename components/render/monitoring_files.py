@@ -17,12 +17,14 @@ from components.render import host_layout as hl
 from components.render import monitoring_layout as ml
 from components.render.templates import TEMPLATES_DIR, as_root, render
 from components.spec.model import ClusterSpec
+from components.spec.monitoring import DEFAULT_PROMETHEUS_PORT
 
 MONITORING_TEMPLATES = TEMPLATES_DIR / "monitoring"
 DASHBOARDS_DIR = MONITORING_TEMPLATES / "dashboards"
+# Uploaded as it is and run by Debian's python3 (it is no module of the program).
+EXPORTER_SOURCE = Path(__file__).with_name("pegasus_exporter.py")
+EXPORTER_TIMEOUT_SECONDS = 5
 WAIT_SECONDS = 60
-# The Collector on a MetaServer's host exports on the next port (server_files.py).
-DEFAULT_PROMETHEUS_PORT = 9091
 # Grafana's own apt repository and signing key (https://apt.grafana.com).
 GRAFANA_REPOSITORY = "https://apt.grafana.com"
 GRAFANA_KEY_URL = "https://apt.grafana.com/gpg.key"
@@ -143,14 +145,16 @@ def _promql_regex(paths: Sequence[str]) -> str:
 def alert_rules(spec: ClusterSpec) -> dict[str, str]:
     """Rule file name -> content: the hosts' and ZooKeeper's, and the release's."""
     m = spec.monitoring
+    down_for = f"{m.down_for_seconds}s"
     rules = {"hosts.yml": render("monitoring/rules/hosts.yml", disk_full_percent=m.disk_full_percent,
                                  data_mounts=_promql_regex(data_mounts(spec)), restart_window="30m",
-                                 clock_offset_seconds=1)}
+                                 clock_offset_seconds=1, down_for=down_for)}
     if perf_counters(spec):
         rules["pegasus-perf-counters.yml"] = render("monitoring/rules/pegasus-perf-counters.yml",
-                                                    availability_percent=f"{m.availability_percent:g}")
+                                                    availability_percent=f"{m.availability_percent:g}",
+                                                    down_for=down_for)
     else:
-        rules["pegasus-metrics.yml"] = render("monitoring/rules/pegasus-metrics.yml")
+        rules["pegasus-metrics.yml"] = render("monitoring/rules/pegasus-metrics.yml", down_for=down_for)
     return rules
 
 
@@ -188,6 +192,15 @@ def listen_address(spec: ClusterSpec) -> str:
     return "127.0.0.1" if spec.servers else "0.0.0.0"
 
 
+def exporter_unit(spec: ClusterSpec) -> str:
+    """The exporter listens on the loopback address: only the Prometheus beside it asks it.
+    It probes only the servers of the targets files Prometheus reads."""
+    files = [ml.targets_file(job) for job in (*ml.PEGASUS_JOBS.values(), ml.ZOOKEEPER_JOB)]
+    timeout = max(1, min(EXPORTER_TIMEOUT_SECONDS, spec.monitoring.scrape_interval_seconds))
+    return render("pegasus_exporter.service", script_path=ml.EXPORTER_SCRIPT, listen=f"127.0.0.1:{ml.EXPORTER_PORT}",
+                  timeout=timeout, targets_files=files)
+
+
 def monitoring_units(spec: ClusterSpec) -> dict[str, str]:
     listen = listen_address(spec)
     m = spec.monitoring
@@ -201,17 +214,20 @@ def monitoring_units(spec: ClusterSpec) -> dict[str, str]:
             f"--web.listen-address={listen}:{ml.ALERTMANAGER_PORT}",
             # One Alertmanager: no gossip port for peers that do not exist.
             "--cluster.listen-address="]),
+        ml.EXPORTER_UNIT: exporter_unit(spec),
     }
 
 
 def install_monitoring_script(spec: ClusterSpec) -> str:
     files = [
         {"path": f"{ml.CONF_DIR}/prometheus.yml", "content": prometheus_config(spec), "mode": "644",
-         "service": ml.PROMETHEUS_UNIT, "check": "prometheus"},
+         "service": ml.PROMETHEUS_UNIT, "on_change": "reload", "check": "prometheus"},
         {"path": f"{ml.CONF_DIR}/alertmanager.yml", "content": alertmanager_config(spec), "mode": "640",
-         "service": ml.ALERTMANAGER_UNIT, "check": "alertmanager"},
+         "service": ml.ALERTMANAGER_UNIT, "on_change": "reload", "check": "alertmanager"},
         *({"path": f"{ml.RULES_DIR}/{name}", "content": text, "mode": "644", "service": ml.PROMETHEUS_UNIT,
-           "check": "rules"} for name, text in sorted(alert_rules(spec).items())),
+           "on_change": "reload", "check": "rules"} for name, text in sorted(alert_rules(spec).items())),
+        {"path": ml.EXPORTER_SCRIPT, "content": EXPORTER_SOURCE.read_text(), "mode": "644",
+         "service": ml.EXPORTER_UNIT, "on_change": "restart", "check": "python"},
     ]
     units = [{"name": name, "path": f"{hl.SYSTEMD_DIR}/{name}", "text": text}
              for name, text in monitoring_units(spec).items()]
@@ -219,17 +235,20 @@ def install_monitoring_script(spec: ClusterSpec) -> str:
     return as_root(render(
         "monitoring/install_monitoring.sh", packages=packages,
         require_mount=ml.DATA_MOUNT if spec.monitoring.own_host and not spec.servers else "",
-        dirs=[ml.CONF_DIR, ml.RULES_DIR, ml.TARGETS_DIR], data_dirs=[ml.PROMETHEUS_DATA, ml.ALERTMANAGER_DATA],
+        dirs=[ml.CONF_DIR, ml.RULES_DIR, ml.TARGETS_DIR, ml.EXPORTER_DIR],
+        data_dirs=[ml.PROMETHEUS_DATA, ml.ALERTMANAGER_DATA],
         user=ml.SERVICE_USER, files=files, rules_dir=ml.RULES_DIR, rules_service=ml.PROMETHEUS_UNIT, units=units,
         ready_urls=[f"http://127.0.0.1:{ml.PROMETHEUS_PORT}/-/ready",
-                    f"http://127.0.0.1:{ml.ALERTMANAGER_PORT}/-/ready"],
+                    f"http://127.0.0.1:{ml.ALERTMANAGER_PORT}/-/ready",
+                    f"http://127.0.0.1:{ml.EXPORTER_PORT}/metrics"],
         wait_seconds=WAIT_SECONDS))
 
 
 def remove_monitoring_script() -> str:
     return as_root(render("monitoring/remove_monitoring.sh",
                           units=[{"name": u, "path": f"{hl.SYSTEMD_DIR}/{u}"} for u in ml.MONITORING_UNITS],
-                          dirs=[ml.CONF_DIR, ml.PROMETHEUS_DATA, ml.ALERTMANAGER_DATA], data_mount=ml.DATA_MOUNT))
+                          dirs=[ml.CONF_DIR, ml.EXPORTER_DIR, ml.PROMETHEUS_DATA, ml.ALERTMANAGER_DATA],
+                          data_mount=ml.DATA_MOUNT))
 
 
 # ------------------------------------------------------------ Grafana

@@ -5,7 +5,9 @@ under units of this program, as ZooKeeper does: the packages' own units stay
 stopped, so an operator's Prometheus elsewhere on the host is never touched.
 Every host of the cluster runs `prometheus-node-exporter` the same way.
 ZooKeeper (all releases) and Pegasus 2.6's JSON metrics are read through this
-project's exporter on the monitoring host (docs/metrics-reference.md).
+project's exporter (components/render/pegasus_exporter.py, on Debian's
+`python3-prometheus-client`), listening on the monitoring host's loopback for
+its Prometheus only (docs/metrics-reference.md says what it serves).
 
     /etc/pegasus-monitoring/prometheus.yml           Prometheus's config
     /etc/pegasus-monitoring/rules/*.yml              alert rules
@@ -13,16 +15,14 @@ project's exporter on the monitoring host (docs/metrics-reference.md).
     /etc/pegasus-monitoring/alertmanager.yml         Alertmanager's config (receivers: root only)
     /var/lib/pegasus-monitoring/prometheus           Prometheus's storage (on AWS: its own encrypted volume)
     /var/lib/pegasus-monitoring/alertmanager         Alertmanager's silences and notification log
+    /opt/pegasus-exporter/pegasus_exporter.py        the exporter
 """
 
 from __future__ import annotations
 
-PROMETHEUS_PORT = 9090
-ALERTMANAGER_PORT = 9093
-GRAFANA_PORT = 3000
-# This project's exporter (ZooKeeper for every release, 2.6's JSON): on the monitoring host's loopback.
-EXPORTER_PORT = 9180
-NODE_EXPORTER_PORT = 9100
+# The ports, declared with the spec (its validation keeps the Pegasus exporters off them).
+from components.spec.monitoring import (ALERTMANAGER_PORT, EXPORTER_PORT, GRAFANA_PORT,  # noqa: F401
+                                       NODE_EXPORTER_PORT, PROMETHEUS_PORT)
 
 CONF_DIR = "/etc/pegasus-monitoring"
 RULES_DIR = f"{CONF_DIR}/rules"
@@ -31,11 +31,16 @@ DATA_MOUNT = "/var/lib/pegasus-monitoring"  # the monitoring volume's mount poin
 PROMETHEUS_DATA = f"{DATA_MOUNT}/prometheus"
 ALERTMANAGER_DATA = f"{DATA_MOUNT}/alertmanager"
 GRAFANA_CONF_DIR = f"{CONF_DIR}/grafana"
+EXPORTER_DIR = "/opt/pegasus-exporter"
+EXPORTER_SCRIPT = f"{EXPORTER_DIR}/pegasus_exporter.py"
 
-# The Debian packages (Ubuntu names them alike) and the binaries this program runs from them.
+# The Debian packages (Ubuntu names them alike), each with the file that shows it is installed
+# (the binary this program runs, or the exporter's library).
 PACKAGES = {
     "prometheus": "/usr/bin/prometheus",
     "prometheus-alertmanager": "/usr/bin/prometheus-alertmanager",
+    # the exporter's library (0.16 on Debian 12); no unit
+    "python3-prometheus-client": "/usr/lib/python3/dist-packages/prometheus_client/__init__.py",
 }
 NODE_EXPORTER_PACKAGE = "prometheus-node-exporter"
 NODE_EXPORTER_BINARY = "/usr/bin/prometheus-node-exporter"
@@ -45,13 +50,15 @@ PACKAGE_UNITS = {
     "prometheus": "prometheus.service",
     "prometheus-alertmanager": "prometheus-alertmanager.service",
     NODE_EXPORTER_PACKAGE: "prometheus-node-exporter.service",
+    "python3-prometheus-client": "",
 }
 SERVICE_USER = "prometheus"  # made by the packages
 
 PROMETHEUS_UNIT = "pegasus-prometheus.service"
 ALERTMANAGER_UNIT = "pegasus-alertmanager.service"
 NODE_EXPORTER_UNIT = "pegasus-node-exporter.service"
-MONITORING_UNITS = (PROMETHEUS_UNIT, ALERTMANAGER_UNIT)
+EXPORTER_UNIT = "pegasus-exporter.service"
+MONITORING_UNITS = (PROMETHEUS_UNIT, ALERTMANAGER_UNIT, EXPORTER_UNIT)
 
 # Prometheus jobs, and the file each one discovers its targets from.
 NODE_JOB = "node"

@@ -17,6 +17,7 @@ from components.render.config_ini import (NodeValues, apply_overrides, content_h
 from components.render.templates import as_root, render
 from components.spec.server_package import release_config_template
 from components.spec.model import ClusterSpec, CollectorSpec, RoleSpec
+from components.spec.monitoring import DEFAULT_PROMETHEUS_PORT, METRICS_SECTION
 from components.spec.topology import ROLE_ORDER, has_shared_log
 
 REQUIRED_COMMANDS = ("systemctl", "journalctl", "tar", "sha256sum", "blkid", "mkfs.ext4",
@@ -26,8 +27,6 @@ NIC_WAIT_SECONDS = 120
 EXTRA_NIC_SCRIPT = "/usr/local/sbin/pegasus-extra-nic"
 EXTRA_NIC_UNIT = "pegasus-extra-nic.service"
 JVM_ROOT = "/usr/lib/jvm"  # where Debian and Ubuntu install Java runtimes
-METRICS_SECTION = "pegasus.server"
-DEFAULT_PROMETHEUS_PORT = 9091
 
 
 def layout(spec: ClusterSpec) -> hl.HostLayout:

@@ -39,7 +39,7 @@ from components.resources.host_preparation import HostPreparation
 from components.resources.monitoring import MONITORING_HOST, Monitoring, MonitoringHost
 from components.resources.monitoring_network import monitoring_rules
 from components.resources.network import Network, group_roles
-from components.resources.own_host import own_hosts
+from components.resources.own_host import OwnHost, own_hosts
 from components.resources.package_store import PackageStore
 from components.resources.pegasus_server import PegasusServer, RoleCommands
 from components.resources.remote_command import remote_command
@@ -211,10 +211,18 @@ class PegasusCluster(pulumi.ComponentResource):
             group, rules = monitoring_rules(name, spec, network.vpc_id, network.security_groups,
                                             {"zookeeper": [], **group_roles(spec)}, network.ssh_from, child)
             if spec.monitoring.own_host:
+                # Its first commands install packages: the subnet's route out comes first.
                 own = MonitoringHost(f"{name}-{MONITORING_HOST}", spec, network.subnet_id, network.availability_zone,
-                                     group, rules, ami, key_name, names, opts=child)
+                                     group, [*network.egress_ready, *rules], ami, key_name, names, opts=child)
                 host, ready = own.handle, own.ready
                 entries[MONITORING_HOST] = ("monitoring", host, ready)
+        elif spec.monitoring.own_host:
+            # Your own servers: the one under servers.monitoring, found like the cluster's.
+            assert spec.servers is not None
+            plan = HostPlan(MONITORING_HOST, "monitoring", 0, (), "", None, None, False)
+            host = OwnHost(plan, spec.servers.monitoring[0], spec, names, opts=child).handle
+            ready = list(host.ready)
+            entries[MONITORING_HOST] = ("monitoring", host, ready)
         pegasus = {role: [p.name for p in plans if role in p.roles] for role in ROLE_ORDER}
         return Monitoring(f"{name}-monitoring", spec, entries, host, ready, pegasus, zookeeper.servers, opts=child)
 

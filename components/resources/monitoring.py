@@ -7,7 +7,10 @@ Resources, all named under the cluster's:
   volume `<cluster>-monitoring-0-data` (Prometheus's storage, mounted by
   `<cluster>-monitoring-0-disks`) and its security group `<cluster>-monitoring`
   (monitoring_network.py);
-- `<cluster>-monitoring-install`: packages, configs, rules and units on the monitoring host;
+- with your own servers and `servers.monitoring`: `<cluster>-monitoring-0-address`, as for
+  every listed server (own_host.py);
+- `<cluster>-monitoring-install`: packages, configs, rules, the exporter and units on the
+  monitoring host;
 - `<cluster>-monitoring-targets`: the file_sd files, rewritten when servers come or go
   (Prometheus follows them without a restart);
 - `<cluster>-grafana`: Grafana from its apt repository, provisioned with the dashboards.
@@ -25,6 +28,7 @@ from components.render import monitoring_layout as ml
 from components.render.server_files import cleanup_disks_script, prepare_disks_script
 from components.resources.aws_host import ROOT_VOLUME_GIB, ebs_stable_path
 from components.resources.host_handle import BOOT_DIALS, HostHandle, connection_args
+from components.resources.monitoring_network import ui_cidr
 from components.resources.remote_command import remote_command
 from components.spec.model import ClusterSpec
 
@@ -44,13 +48,14 @@ class MonitoringHost(pulumi.ComponentResource):
     ready: list[pulumi.Resource]
 
     def __init__(self, name: str, spec: ClusterSpec, subnet_id: pulumi.Input[str], zone: pulumi.Input[str],
-                 group_id: pulumi.Input[str], group_rules: list[pulumi.Resource], ami_id: pulumi.Input[str],
+                 group_id: pulumi.Input[str], wait_for: list[pulumi.Resource], ami_id: pulumi.Input[str],
                  key_name: pulumi.Input[str], names, opts: pulumi.ResourceOptions | None = None) -> None:
+        """`wait_for`: what the instance must not start before (its group's rules, the route out)."""
         super().__init__("pegasus:cluster:MonitoringHost", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         m = spec.monitoring
         tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack, "pegasus:role": "monitoring",
-                "pegasus:node": "monitoring"}
+                "pegasus:node": MONITORING_HOST}
         profile = None
         if m.sns_topic_arn:
             # Alertmanager signs its SNS requests with this role, allowed to publish to that topic only.
@@ -68,7 +73,7 @@ class MonitoringHost(pulumi.ComponentResource):
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(encrypted=True, volume_type="gp3",
                                                                   volume_size=ROOT_VOLUME_GIB),
             tags={**tags, "Name": f"{spec.cluster_name}-monitoring"},
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name"], depends_on=group_rules))
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name"], depends_on=wait_for))
         volume = aws.ebs.Volume(f"{name}-data", availability_zone=instance.availability_zone, size=m.data_disk_gib,
                                 type="gp3", encrypted=True,
                                 tags={**tags, "pegasus:disk": "monitoring",
@@ -117,6 +122,9 @@ class Monitoring(pulumi.ComponentResource):
         addresses = pulumi.Output.all(*[handle.cluster_ip for _, handle, _ in hosts.values()])
         kinds = {host_name: kind for host_name, (kind, _, _) in hosts.items()}
         names = list(hosts)
+        # An ensemble the stack brings (zookeeper.servers) is not this cluster's to watch:
+        # its four-letter words may not be allowed, nor its port open to the monitoring.
+        zookeeper_servers = zookeeper_servers if spec.zookeeper.provisioned else ""
 
         def targets(values: list) -> str:
             ips, zk = dict(zip(names, values[0])), values[1]
@@ -138,19 +146,21 @@ class Monitoring(pulumi.ComponentResource):
                 create=pulumi.Output.secret(script) if spec.monitoring.grafana_admin_password else script,
                 delete=mf.remove_grafana_script(),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[install])))
-        self.outputs = host.ssh_address.apply(lambda address: monitoring_outputs(spec, address))
+        self.outputs = host.ssh_address.apply(lambda address: monitoring_outputs(spec, host.name, address))
         self.register_outputs({"monitoring": self.outputs})
 
 
-def monitoring_outputs(spec: ClusterSpec, address: str) -> dict[str, str]:
+def monitoring_outputs(spec: ClusterSpec, host: str, address: str) -> dict[str, str]:
     """How an operator opens Prometheus, Alertmanager and Grafana: URLs where the
-    security groups let `network.adminCidr` in, and always the SSH tunnel."""
+    security groups let `network.adminCidr` in, and always the SSH tunnel; which
+    host runs them and how to log in to it (`make status` asks Alertmanager there)."""
     bastion = spec.ssh.bastion
     jump = f"-J {bastion.user}@{bastion.host}:{bastion.port} " if bastion else ""
     ports = [p for p in TUNNEL_PORTS if p != ml.GRAFANA_PORT or spec.monitoring.grafana]
     forwards = " ".join(f"-L {p}:127.0.0.1:{p}" for p in ports)
-    out = {"tunnel": f"ssh -N {jump}{forwards} {spec.ssh.user}@{address}"}
-    direct = not spec.servers and bool(spec.network.admin_cidr)
+    out = {"host": host, "ssh": f"ssh {jump}{spec.ssh.user}@{address}",
+           "tunnel": f"ssh -N {jump}{forwards} {spec.ssh.user}@{address}"}
+    direct = ui_cidr(spec) is not None
     base = f"http://{address}" if direct else "http://127.0.0.1"
     out["prometheus"] = f"{base}:{ml.PROMETHEUS_PORT}"
     out["alertmanager"] = f"{base}:{ml.ALERTMANAGER_PORT}"

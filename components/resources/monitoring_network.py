@@ -7,12 +7,15 @@ Kept apart from the cluster's own rules (network.py) so the two evolve alone:
   gives it; 2.6: its RPC port, where /metrics is) and ZooKeeper's client port
   (the four-letter-word probes);
 - Prometheus, Alertmanager and Grafana accept `network.adminCidr` only; with a
-  bastion and no admin range, nobody: an `ssh -L` through the bastion reaches
-  them from the monitoring host itself.
+  bastion and no admin range, or an admin range that is the whole internet
+  (`allowWorldSsh`, which allows SSH and nothing else), nobody: an `ssh -L`
+  (through the bastion) reaches them from the monitoring host itself.
 Nothing here opens anything to the world.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 import pulumi
 import pulumi_aws as aws
@@ -24,6 +27,15 @@ from components.resources.network import PEER_RULES
 from components.spec.model import ClusterSpec
 
 GROUP = "monitoring"
+
+
+def ui_cidr(spec: ClusterSpec) -> str | None:
+    """The range that reaches the web interfaces directly, if any (AWS only: your own
+    servers' monitoring listens on the loopback address)."""
+    admin = spec.network.admin_cidr
+    if spec.servers or not admin or ipaddress.IPv4Network(admin).prefixlen == 0:
+        return None
+    return admin
 
 
 def ui_ports(spec: ClusterSpec) -> dict[str, int]:
@@ -70,10 +82,11 @@ def monitoring_rules(name: str, spec: ClusterSpec, vpc_id: pulumi.Input[str], gr
     else:
         source = groups["meta"]  # monitoring runs on the first MetaServer's host
         ui_group = groups["meta"]
-    if spec.network.admin_cidr:
+    admin = ui_cidr(spec)
+    if admin:
         for what, port in ui_ports(spec).items():
             own_rules.append(aws.vpc.SecurityGroupIngressRule(
-                f"{name}-{GROUP}-{what}", security_group_id=ui_group, cidr_ipv4=spec.network.admin_cidr,
+                f"{name}-{GROUP}-{what}", security_group_id=ui_group, cidr_ipv4=admin,
                 ip_protocol="tcp", from_port=port, to_port=port,
                 description=f"{what} for the operators (network.adminCidr)", opts=opts))
     wanted = scraped_ports(spec, group_roles)

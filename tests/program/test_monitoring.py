@@ -1,31 +1,28 @@
 """The monitoring's resources under mocks: the AWS monitoring host (own instance, encrypted
 volume, its group), node_exporter everywhere, rules that face no one but the monitoring
-group and adminCidr, and the outputs. Runs tests/program/programs/monitored until the
-`monitoring` stack key lands (keys-ready)."""
+group and adminCidr, and the outputs."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import copy
 
 import pytest
 
 from tests.program.fake_aws import FakeCloud, RecordingMonitor
 from tests.support.pulumi_program import run_program, stack_config
 
-PROGRAM = Path(__file__).parent / "programs" / "monitored"
 
-
-def deploy(base_config, monkeypatch, **monitoring):
-    monkeypatch.setenv("PEGASUS_TEST_MONITORING", json.dumps(monitoring))
+def deploy(base_config, **monitoring):
+    config = copy.deepcopy(base_config)
+    config["monitoring"] = monitoring
     cloud = FakeCloud()
-    exports = run_program(cloud, stack_config("pegasus", base_config), secret_keys=["pegasus:ssh"],
-                          program=PROGRAM, monitor=RecordingMonitor(cloud))
+    exports = run_program(cloud, stack_config("pegasus", config), secret_keys=["pegasus:ssh"],
+                          monitor=RecordingMonitor(cloud))
     return cloud, exports
 
 
-def test_own_host_gets_an_instance_an_encrypted_volume_and_its_own_group(base_config, monkeypatch):
-    cloud, exports = deploy(base_config, monkeypatch, placement="own")
+def test_own_host_gets_an_instance_an_encrypted_volume_and_its_own_group(base_config):
+    cloud, exports = deploy(base_config)
     by_name = {r.name: r for r in cloud.resources.values()}
     assert by_name["c1-monitoring-0"].type == "aws:ec2/instance:Instance"
     assert by_name["c1-monitoring-0-data"].inputs["encrypted"] is True
@@ -39,8 +36,8 @@ def test_own_host_gets_an_instance_an_encrypted_volume_and_its_own_group(base_co
 
 
 @pytest.mark.parametrize("placement", ["own", "meta"])
-def test_nothing_new_faces_the_world(base_config, monkeypatch, placement):
-    cloud, _ = deploy(base_config, monkeypatch, placement=placement)
+def test_nothing_new_faces_the_world(base_config, placement):
+    cloud, _ = deploy(base_config, host=placement)
     rules = [r for r in cloud.resources.values() if r.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"]
     for rule in rules:
         assert rule.inputs.get("cidrIpv4") != "0.0.0.0/0", rule.name

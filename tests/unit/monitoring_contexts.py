@@ -12,11 +12,13 @@ UNIT = {"description": "Prometheus of the Pegasus cluster", "user": ml.SERVICE_U
         "protect_home": True}
 FILES = [
     {"path": f"{ml.CONF_DIR}/prometheus.yml", "content": "global: {}\n", "mode": "644",
-     "service": ml.PROMETHEUS_UNIT, "check": "prometheus"},
+     "service": ml.PROMETHEUS_UNIT, "on_change": "reload", "check": "prometheus"},
     {"path": f"{ml.CONF_DIR}/alertmanager.yml", "content": "route: {receiver: operators}\n", "mode": "640",
-     "service": ml.ALERTMANAGER_UNIT, "check": "alertmanager"},
+     "service": ml.ALERTMANAGER_UNIT, "on_change": "reload", "check": "alertmanager"},
     {"path": f"{ml.RULES_DIR}/hosts.yml", "content": "groups: []\n", "mode": "644",
-     "service": ml.PROMETHEUS_UNIT, "check": "rules"},
+     "service": ml.PROMETHEUS_UNIT, "on_change": "reload", "check": "rules"},
+    {"path": ml.EXPORTER_SCRIPT, "content": "print('exporter')\n", "mode": "644", "service": ml.EXPORTER_UNIT,
+     "on_change": "restart", "check": "python"},
 ]
 
 
@@ -36,9 +38,10 @@ def monitoring_contexts() -> dict[str, dict]:
             "cluster_name": "prod_kv", "webhook": "https://hooks.example.com/pegasus", "email": None, "sns": None,
             "group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"},
         "monitoring/rules/hosts.yml": {"disk_full_percent": 85, "data_mounts": "/home/pegasus/ssd1",
-                                       "restart_window": "30m", "clock_offset_seconds": 1},
-        "monitoring/rules/pegasus-perf-counters.yml": {"availability_percent": "99"},
-        "monitoring/rules/pegasus-metrics.yml": {},
+                                       "restart_window": "30m", "clock_offset_seconds": 1,
+                                       "down_for": "60s"},
+        "monitoring/rules/pegasus-perf-counters.yml": {"availability_percent": "99", "down_for": "60s"},
+        "monitoring/rules/pegasus-metrics.yml": {"down_for": "60s"},
         "monitoring/install_node_exporter.sh": {
             "package": ml.NODE_EXPORTER_PACKAGE, "binary": ml.NODE_EXPORTER_BINARY,
             "package_unit": "prometheus-node-exporter.service", "unit_name": ml.NODE_EXPORTER_UNIT,
@@ -47,7 +50,9 @@ def monitoring_contexts() -> dict[str, dict]:
         "monitoring/remove_node_exporter.sh": {"unit_name": ml.NODE_EXPORTER_UNIT,
                                                "unit_path": f"{hl.SYSTEMD_DIR}/{ml.NODE_EXPORTER_UNIT}"},
         "monitoring/install_monitoring.sh": {
-            "packages": ["prometheus=/usr/bin/prometheus=prometheus.service"], "require_mount": ml.DATA_MOUNT,
+            "packages": ["prometheus=/usr/bin/prometheus=prometheus.service",
+                         "python3-prometheus-client=/usr/lib/python3/dist-packages/prometheus_client/__init__.py="],
+            "require_mount": ml.DATA_MOUNT,
             "dirs": [ml.CONF_DIR, ml.RULES_DIR, ml.TARGETS_DIR], "data_dirs": [ml.PROMETHEUS_DATA],
             "user": ml.SERVICE_USER, "files": FILES, "rules_dir": ml.RULES_DIR,
             "rules_service": ml.PROMETHEUS_UNIT, "units": units,

@@ -12,11 +12,24 @@ import pytest
 import yaml
 
 from components.render import monitoring_files as mf
-from tests.unit.monitoring_specs import monitoring_spec
+from components.spec import ClusterSpec, build_spec
+from tests.support.package_builder import build_package
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian's prometheus package) is not installed: "
                                 "scripts/install-test-deps.sh installs it")
+
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ntest-only\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def monitoring_spec(tmp_path: Path, release: str = "2.5.0", **monitoring) -> ClusterSpec:
+    """A stack of `release` with `monitoring` keys (as a stack file writes them)."""
+    package = build_package(tmp_path / f"package-{release}", version=release, server="placeholder")
+    raw = {"clusterName": "c1", "package": str(package), "monitoring": monitoring,
+           "ssh": {"user": "admin", "privateKey": KEY, "publicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 ops"},
+           "network": {"adminCidr": "203.0.113.0/24"}}
+    return build_spec(raw, stack="test", secret_keys={"pegasus:ssh"})
+
 
 # Series a healthy cluster shows for 30 minutes, and the labels Prometheus's targets add.
 NODE = {"job": "node", "node": "replica-0", "kind": "replica", "instance": "10.0.0.21:9100"}
@@ -136,7 +149,7 @@ def test_host_zookeeper_and_monitoring_alerts_fire_on_failures_only(tmp_path):
 
 
 def test_a_data_disk_threshold_comes_from_the_stack(tmp_path):
-    spec = monitoring_spec(tmp_path, "2.5.0", disk_full_percent=95)
+    spec = monitoring_spec(tmp_path, "2.5.0", diskFullPercent=95)
     size = 100 * 2**30
     mount = {**NODE, "mountpoint": "/home/work/ssd2"}
     at_90 = [series("node_filesystem_avail_bytes", mount, f"{size // 10}x40"),
