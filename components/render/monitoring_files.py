@@ -261,11 +261,13 @@ def dashboards(spec: ClusterSpec) -> dict[str, str]:
     return found
 
 
-def grafana_provisioning() -> dict[str, str]:
-    """Relative path under the provisioning directory -> content."""
+def grafana_provisioning(spec: ClusterSpec) -> dict[str, str]:
+    """Relative path under the provisioning directory -> content. The data source carries
+    the scrape interval: Grafana's `$__rate_interval` (at least four of them) follows it."""
     datasource = {"apiVersion": 1, "datasources": [{
         "name": "Prometheus", "uid": GRAFANA_DATASOURCE_UID, "type": "prometheus", "access": "proxy",
-        "url": f"http://127.0.0.1:{ml.PROMETHEUS_PORT}", "isDefault": True, "editable": False}]}
+        "url": f"http://127.0.0.1:{ml.PROMETHEUS_PORT}", "isDefault": True, "editable": False,
+        "jsonData": {"timeInterval": f"{spec.monitoring.scrape_interval_seconds}s"}}]}
     provider = {"apiVersion": 1, "providers": [{
         "name": "pegasus", "folder": "Pegasus", "type": "file", "disableDeletion": True,
         "allowUiUpdates": False, "options": {"path": f"{ml.GRAFANA_CONF_DIR}/dashboards"}}]}
@@ -286,7 +288,7 @@ def grafana_drop_in(spec: ClusterSpec) -> str:
 
 def install_grafana_script(spec: ClusterSpec) -> str:
     provisioning = f"{ml.GRAFANA_CONF_DIR}/provisioning"
-    files = [{"path": f"{provisioning}/{name}", "content": text} for name, text in grafana_provisioning().items()]
+    files = [{"path": f"{provisioning}/{name}", "content": text} for name, text in grafana_provisioning(spec).items()]
     files += [{"path": f"{ml.GRAFANA_CONF_DIR}/dashboards/{name}", "content": text}
               for name, text in dashboards(spec).items()]
     return as_root(render(

@@ -108,17 +108,18 @@ class Monitoring(pulumi.ComponentResource):
         """`pegasus`: role -> host names running it; `zookeeper_servers`: the ensemble's ip:port list."""
         super().__init__("pegasus:cluster:Monitoring", name, None, opts)
         cluster = name.removesuffix("-monitoring")
-        exporters = []
+        exporters = {}
         for host_name, (_, handle, ready) in hosts.items():
-            exporters.append(remote_command(
+            exporters[host_name] = remote_command(
                 handle.names(f"{host_name}-node-exporter"), handle.connection,
                 create=mf.install_node_exporter_script(), delete=mf.remove_node_exporter_script(),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(ready))))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(ready)))
         # Receivers' URLs and passwords live in Alertmanager's config: the script is secret.
+        # After the host's own node_exporter: two package installs on one host do not race.
         install = remote_command(
             f"{cluster}-monitoring-install", host.connection,
             create=pulumi.Output.secret(mf.install_monitoring_script(spec)), delete=mf.remove_monitoring_script(),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(host_ready)))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*host_ready, exporters[host.name]]))
         addresses = pulumi.Output.all(*[handle.cluster_ip for _, handle, _ in hosts.values()])
         kinds = {host_name: kind for host_name, (kind, _, _) in hosts.items()}
         names = list(hosts)
@@ -134,18 +135,17 @@ class Monitoring(pulumi.ComponentResource):
                 [s for s in zk.split(",") if s])
             return mf.write_targets_script(files)
 
-        self.targets = remote_command(
+        remote_command(
             f"{cluster}-monitoring-targets", host.connection,
             create=pulumi.Output.all(addresses, zookeeper_servers).apply(targets),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[install]))
-        self.installed: list[pulumi.Resource] = [install, self.targets, *exporters]
         if spec.monitoring.grafana:
             script = mf.install_grafana_script(spec)
-            self.installed.append(remote_command(
+            remote_command(
                 f"{cluster}-grafana", host.connection,
                 create=pulumi.Output.secret(script) if spec.monitoring.grafana_admin_password else script,
                 delete=mf.remove_grafana_script(),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[install])))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[install]))
         self.outputs = host.ssh_address.apply(lambda address: monitoring_outputs(spec, host.name, address))
         self.register_outputs({"monitoring": self.outputs})
 

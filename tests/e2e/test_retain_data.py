@@ -1,9 +1,11 @@
-"""End to end on release 2.6 (master: nodes named by host name): a rolling upgrade with the admin
-tools loses no request, and `retainData` keeps the data volumes, the data directories and the
-ZooKeeper path."""
+"""End to end on release 2.6 (master: nodes named by host name): the monitoring reads every
+server's JSON /metrics through the exporter (on the first MetaServer's host, as the dev stack
+puts it), a rolling upgrade with the admin tools loses no request, and `retainData` keeps the
+data volumes, the data directories and the ZooKeeper path."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -12,7 +14,9 @@ import pytest
 from components.operations.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import Engine
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
-from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, load_result, run_load_on
+from tests.e2e import monitoring_checks as mon
+from tests.e2e.localcloud.testing import wait_for
+from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, FAST_MONITORING, load_result, run_load_on
 from tests.support.package_builder import build_package, build_tools_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 
@@ -49,9 +53,11 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
         "retainData": True,
         "configOverrides": FAST_FAILURE_DETECTION,
         "timeouts": {"startSeconds": 90, "healthSeconds": 120, "zookeeperSeconds": 180, "metaPauseSeconds": 2},
+        "monitoring": {**FAST_MONITORING, "host": "meta"},
     }
     engine = Engine(local_cloud, tmp_path / "state.json", PROGRAM, stack="retain", secret_keys=("pegasus:ssh",))
     exports = engine.up(stack_config("pegasus", config))
+    _monitoring_reads_2_6(Deployed(engine, exports))
     rolled = time.monotonic()
     _rolling_upgrade_with_admin_tools_loses_no_request(engine, exports, config, tmp_path)
     print(f"\nscenario 2.6 rolling upgrade with admin tools: {time.monotonic() - rolled:.1f} s")
@@ -85,6 +91,49 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
         with_files = _files_on_volume(local_cloud.volumes[volume_id].path, tmp_path / volume_id)
         assert "reps" in with_files, with_files  # the ReplicaServer's replica directory survived
     print(f"\nscenario retain data: {time.monotonic() - started:.1f} s")
+
+
+def _healthy(deployed: Deployed) -> bool:
+    """Every ReplicaServer ALIVE and every table fully healthy, as the leading MetaServer says."""
+    meta0, meta = deployed.machine("meta-0"), deployed.exports["metaServers"].split(",")[0]
+
+    def get(path: str) -> dict:
+        return json.loads(meta0.check(f"curl -sfL --max-time 10 'http://{meta}{path}'"))
+    nodes = get("/meta/nodes")["details"].values()
+    tables = get("/meta/apps?detail").get("healthy_info", {}).values()
+    return all(n["status"] == "ALIVE" for n in nodes) and all(t["fully_healthy"] == t["partition_count"]
+                                                              for t in tables)
+
+
+def _monitoring_reads_2_6(deployed: Deployed) -> None:
+    """Every target up, a stopped ReplicaServer's down alert, and every dashboard panel."""
+    monitoring = deployed.machine("meta-0")
+    down_for, scrape = FAST_MONITORING["downForSeconds"], FAST_MONITORING["scrapeIntervalSeconds"]
+    started = time.monotonic()
+    hosts = {"zk-0", "meta-0", "meta-1", "replica-0", "replica-1", "replica-2"}
+    mon.wait_until_every_target_is_up(monitoring, {
+        "node": hosts, "pegasus-meta": {"meta-0", "meta-1"}, "pegasus-replica": {f"replica-{i}" for i in range(3)},
+        "zookeeper": set(deployed.exports["zookeeperServers"].split(",")), "prometheus": {"127.0.0.1:9090"},
+        "alertmanager": {"127.0.0.1:9093"}, "pegasus-exporter": {"127.0.0.1:9760"}}, 60)
+    # The exporter listens for the Prometheus beside it only.
+    assert [line.split()[3] for line in monitoring.check("ss -Hltn 'sport = :9760'").splitlines()] == [
+        "127.0.0.1:9760"]
+    print(f"\nscenario 2.6 monitoring: every target up: {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
+    times = mon.down_alert_fires_and_resolves(
+        monitoring, deployed.machine("replica-1"), "pegasus-replica.service",
+        {"alertname": "PegasusServerDown", "node": "replica-1", "role": "replica"},
+        'pegasus_up{job="pegasus-replica", node="replica-1"}', down_for, scrape,
+        back=lambda: wait_for(lambda: _healthy(deployed), "replica-1 back", 120))
+    mon.print_alert_times("2.6", times, down_for, scrape)
+    print(f"\nscenario 2.6 monitoring: down alert fires and resolves: {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
+    run_load_on(deployed, "/root/stop-load")
+    time.sleep(5 * scrape)  # a rate needs samples of the load
+    missing = mon.panels_without_data(monitoring, "2.6", scrape)
+    load_result(deployed, "/root/stop-load", "the 2.6 dashboards' check")
+    assert missing == {}, missing
+    print(f"\nscenario 2.6 monitoring: every panel has data: {time.monotonic() - started:.1f} s")
 
 
 def _rolling_upgrade_with_admin_tools_loses_no_request(engine: Engine, exports: dict, config: dict,
