@@ -9,6 +9,7 @@ import copy
 import pytest
 
 from tests.program.fake_aws import FakeCloud, RecordingMonitor
+from tests.support.package_builder import build_package
 from tests.support.pulumi_program import run_program, stack_config
 
 
@@ -51,3 +52,29 @@ def test_nothing_new_faces_the_world(base_config, placement):
             assert rule.inputs.get("referencedSecurityGroupId") and not rule.inputs.get("cidrIpv4"), rule.name
     # The admin range no longer reaches the Pegasus exporters' ports.
     assert not [r for r in rules if "-metrics-" in r.name]
+
+
+def test_turning_it_on_rolls_each_25_server_once_for_its_exporter_and_no_26_server(base_config, tmp_path):
+    """Existing 2.4/2.5 stacks: the first up with monitoring turns each process's exporter on
+    (perf_counter_sink is read at start only), so every server restarts once, one at a time,
+    and the preview's diff says why. 2.6 serves /metrics anyway: nothing restarts."""
+    off = copy.deepcopy(base_config)
+    off["monitoring"] = {"enabled": False}
+    _, before = deploy_records(off)
+    _, after = deploy_records(base_config)
+    assert set(after) == set(before) and all(before[k] != after[k] for k in before)
+    assert all("[pegasus.server] perf_counter_sink = prometheus" in after[k] and
+               "perf_counter_sink" not in before[k] for k in before)
+    v26 = copy.deepcopy(base_config)
+    v26["package"] = str(build_package(tmp_path, version="2.6.0", server="placeholder"))
+    _, before = deploy_records({**v26, "monitoring": {"enabled": False}})
+    _, after = deploy_records(v26)
+    assert after == before
+
+
+def deploy_records(config: dict) -> tuple[FakeCloud, dict]:
+    """The rolling restart's record of each server: what it restarts on when it changes."""
+    cloud = FakeCloud()
+    run_program(cloud, stack_config("pegasus", config), secret_keys=["pegasus:ssh"], monitor=RecordingMonitor(cloud))
+    [roll] = [r for r in cloud.resources.values() if r.name == "c1-rolling-restart"]
+    return cloud, {k: "\n".join(v) if isinstance(v, list) else str(v) for k, v in roll.inputs["restart_records"].items()}

@@ -227,3 +227,20 @@ def test_pegasus_alerts_fire_on_the_releases_own_series(tmp_path, release, tests
     assert len(rules) == 1
     result = run_promtool(tmp_path, rules, tests())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_down_alerts_wait_the_stacks_down_for_seconds(tmp_path):
+    spec = monitoring_spec(tmp_path, "2.5.0", downForSeconds=30)
+    rules = mf.alert_rules(spec)
+    waits = {rule["alert"]: rule.get("for") for text in rules.values()
+             for group in yaml.safe_load(text)["groups"] for rule in group["rules"]}
+    assert {a: waits[a] for a in ("PegasusServerDown", "PegasusReplicaServerNotAlive", "HostDown",
+                                  "ZooKeeperServerDown")} == dict.fromkeys(
+        ("PegasusServerDown", "PegasusReplicaServerNotAlive", "HostDown", "ZooKeeperServerDown"), "30s")
+    replica = {"job": "pegasus-replica", "node": "replica-1", "role": "replica", "instance": "10.0.0.22:9091"}
+    down = [series("up", replica, "1 0x10")]  # down from 15 s on
+    result = run_promtool(tmp_path, {"pegasus-perf-counters.yml": rules["pegasus-perf-counters.yml"]}, [
+        silent("PegasusServerDown", down, "30s"),
+        fires("PegasusServerDown", down, "45s", {**replica, "severity": "critical"},
+              "the replica server on replica-1 does not answer")])
+    assert result.returncode == 0, result.stdout + result.stderr
