@@ -108,10 +108,13 @@ def read_monitoring(r: "ConfigReader", raw: Mapping[str, Any], *, own_servers: b
                       "servers.monitoring lists a server for it", "remove one of the two")
     instance_type = r.instance_type(d, "monitoring.instanceType")
     data_disk_gib = _bounded(r, d, "monitoring.dataDiskGiB", 10, 16384, "GiB of Prometheus storage")
-    if enabled and not own_servers and placement == "meta" and "dataDiskGiB" in d:
-        r.problem("monitoring.dataDiskGiB", "sizes the volume of the monitoring host's own instance, and "
-                  "monitoring.host is meta (Prometheus's storage is on the MetaServer's root disk)",
-                  "remove it, or set monitoring.host: own")
+    if enabled and not own_servers and placement == "meta":
+        for key, what in (("instanceType", "is the type of the monitoring host's own instance"),
+                          ("dataDiskGiB", "sizes the volume of the monitoring host's own instance")):
+            if key in d:
+                r.problem(f"monitoring.{key}", f"{what}, and monitoring.host is meta (Prometheus runs on the "
+                          "first MetaServer's host, its storage on that host's root disk)",
+                          "remove it, or set monitoring.host: own")
     retention = _bounded(r, d, "monitoring.retentionDays", 1, 3650, "days of metrics kept")
     interval = _bounded(r, d, "monitoring.scrapeIntervalSeconds", 1, 300, "seconds between two scrapes")
     disk_full = _bounded(r, d, "monitoring.diskFullPercent", 1, 99,

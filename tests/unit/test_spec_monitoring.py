@@ -60,8 +60,10 @@ def test_off_turns_it_off_and_still_reads_every_key(packages):
 def test_the_dev_stack_puts_it_on_the_first_metaservers_host(packages):
     m = build_spec(aws(packages["2.5.0"], monitoring={"host": "meta"}), stack="dev", secret_keys=SECRET).monitoring
     assert m.enabled and m.placement == "meta" and not m.own_host
-    found = problems(aws(packages["2.5.0"], monitoring={"host": "meta", "dataDiskGiB": 100}))
-    assert any(p.startswith("pegasus:monitoring.dataDiskGiB:") and "monitoring.host is meta" in p for p in found)
+    found = problems(aws(packages["2.5.0"], monitoring={"host": "meta", "dataDiskGiB": 100,
+                                                        "instanceType": "t3.small"}))
+    assert {p.split(":")[1] for p in found if "monitoring.host is meta" in p} == {"monitoring.dataDiskGiB",
+                                                                                 "monitoring.instanceType"}
 
 
 def test_your_own_servers_use_the_listed_host_or_the_first_metaservers(packages):
