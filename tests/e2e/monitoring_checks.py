@@ -149,15 +149,19 @@ def panels_without_data(monitoring, release_family: str, scrape: int) -> dict[st
     """Dashboard -> its queries (panels' and variables') that returned nothing, run as
     Grafana would with every variable at "All"."""
     missing: dict[str, list[str]] = {}
+    asked = 0
     for path in dashboards_of(release_family):
         text = path.read_text()
         queries = [grafana_expression(expr, scrape) for _, expr in mf.dashboard_queries(text)]
         labels = [(metric, label) for _, metric, label in variable_queries(text)]
         counts = ask(monitoring, "queries", queries=queries, labels=labels)
         assert isinstance(counts, dict)
+        asked += len(counts)
         empty = [q for q, n in counts.items() if n == 0]
         if empty:
             missing[f"{release_family}/{path.name}" if path.parent.name == release_family else path.name] = empty
+    print(f"\n{release_family}: {asked} dashboard queries (panels' and variables') run against Prometheus, "
+          f"{sum(len(m) for m in missing.values())} without data")
     return missing
 
 
