@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.localcloud.engine import Engine
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
-from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION
+from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, FAST_MONITORING
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 from tools.localcloud.local_machines import Shape, boot_servers
@@ -60,6 +60,7 @@ class OwnCluster:
             "servers": boot(cloud, SHAPE),
             "configOverrides": FAST_FAILURE_DETECTION,
             "timeouts": {"startSeconds": 90, "healthSeconds": 60, "zookeeperSeconds": 180, "metaPauseSeconds": 2},
+            "monitoring": FAST_MONITORING,  # on the first MetaServer's host: none is listed
         }
         self.engine = Engine(cloud, tmp / "state.json", PROGRAM, stack="own", secret_keys=("pegasus:ssh",),
                              aws=False)
