@@ -168,6 +168,9 @@ BAD_CONFIGS = [
      "pegasus:configOverrides.pegasus.server.perf_counter_sink", "turns off the exporter the monitoring reads"),
     ("replica.configOverrides", {"pegasus.server": {"prometheus_port": "9100"}},
      "pegasus:replica.configOverrides.pegasus.server.prometheus_port", "which node_exporter holds"),
+    ("roll.maxParallel", 0, "pegasus:roll.maxParallel", "must be 1 or more, got 0"),
+    ("roll.maxParallel", "all", "pegasus:roll.maxParallel", "whole number"),
+    ("roll.maxparallel", 4, "pegasus:roll.maxparallel", "did you mean maxParallel?"),
     # read even where they change nothing: a typo is not silently taken for false
     ("zookeeper.allowSingleNode", "yes", "pegasus:zookeeper.allowSingleNode", "must be true or false"),
     ("network.allowWorldSsh", "maybe", "pegasus:network.allowWorldSsh", "must be true or false"),
