@@ -1372,7 +1372,8 @@ class Replica:
         started = time.monotonic_ns()
         answer = self.serve_data(path, q)
         requests = getattr(self, "requests", None)  # standin_metrics.RequestStats, once attached
-        if requests is not None and path != "/standin/replicate":
+        # Clients' requests only: a prepare or a learner's copy between replicas is none.
+        if requests is not None and path not in ("/standin/replicate", "/standin/learn"):
             gpid = self.roles.get(f"{q.get('table', '')}.{q.get('partition', '')}")
             requests.record(gpid["app_id"] if gpid else -1, gpid["pidx"] if gpid else -1, path.rsplit("/", 1)[1],
                             time.monotonic_ns() - started, answer[0] == 200)
