@@ -192,7 +192,7 @@ def _grouped_rolling_upgrade_with_admin_tools_loses_no_request(engine: Engine, e
     stats = load_result(deployed, "/root/stop-load", "a grouped rolling upgrade with admin tools on 2.6")
     print("\n".join(line for line in lines if line.startswith("rolling restart: group of")))
     groups = [m.group(1).split(", ") for line in lines
-              if (m := re.match(r"rolling restart: group of \d+: ([^(]+) \(plan:", line))]
+              if (m := re.match(r"rolling restart: group of \d+: ([^(]+) \((plan:|the last to restart)", line))]
     servers = [s for group in groups for s in group]
     assert sorted(servers) == sorted(f"replica-{i}/replica" for i in range(REPLICAS)), lines
     assert max(len(g) for g in groups) >= 2, groups
