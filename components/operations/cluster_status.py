@@ -1,9 +1,10 @@
 """`make status`: every server of a deployed cluster at a glance, as `tiup cluster display` shows a TiDB cluster.
 
 From the stack's outputs (`ssh`: how to reach each host; `metaServers`; and
-`monitoring.alertmanager` when the stack has monitoring) and the servers' own
-answers, over the project's SSH transport (components/ssh/session.py), one
-connection per host, all hosts at once:
+`monitoring` when the stack has it: `ssh`, how to reach the host that runs
+Alertmanager, and `alertmanager`, its URL) and the servers' own answers, over
+the project's SSH transport (components/ssh/session.py), one connection per
+host, all hosts at once:
 
 - each host (templates/status_probe.sh.j2): its Pegasus units, their state and
   uptime from systemd, their version from their own `/version`, the space used on
@@ -11,7 +12,11 @@ connection per host, all hosts at once:
 - one MetaServer host (templates/status_cluster.sh.j2): `/meta/nodes?detail`
   (ALIVE or not, primaries and secondaries per ReplicaServer) and
   `/meta/apps?detail` (unhealthy partitions), from whichever MetaServer answers
-  (a follower redirects to the leader), and Alertmanager's firing alerts.
+  (a follower redirects to the leader);
+- the monitoring host (the same script): Alertmanager's firing alerts, asked on
+  its loopback address, where it answers in every placement (on your own
+  servers it listens there only, and on AWS its group admits the operators'
+  range, not the cluster's hosts).
 
 A host that does not answer SSH is shown as such; so is a unit that is not
 active, and a ReplicaServer the MetaServers do not count ALIVE.
@@ -26,8 +31,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 from components.render import host_layout as hl
+from components.render.monitoring_layout import ALERTMANAGER_PORT
 from components.render.templates import as_root, render
 from components.ssh.session import SSH_FAILED, SshResult
 from components.ssh.tunnel import SshEndpoint
@@ -148,11 +155,13 @@ def host_order(name: str) -> tuple:
     return ({"meta": 0, "replica": 1, "zk": 2}.get(kind, 3), kind, int(index) if index.isdigit() else 0, name)
 
 
-def alertmanager_of(outputs: Mapping[str, Any]) -> str:
+def alertmanager_of(outputs: Mapping[str, Any]) -> tuple[HostAccess, str] | None:
+    """(the monitoring host, Alertmanager's host:port as asked there), None without monitoring."""
     monitoring = outputs.get("monitoring")
-    if isinstance(monitoring, Mapping):
-        return str(monitoring.get("alertmanager") or "")
-    return ""
+    if not isinstance(monitoring, Mapping) or not monitoring.get("ssh") or not monitoring.get("alertmanager"):
+        return None
+    port = urlsplit(str(monitoring["alertmanager"])).port or ALERTMANAGER_PORT
+    return parse_ssh_hint(str(monitoring.get("host") or "monitoring"), str(monitoring["ssh"])), f"127.0.0.1:{port}"
 
 
 def collect(outputs: Mapping[str, Any], runner: Runner, workers: int = 64) -> Status:
@@ -162,7 +171,7 @@ def collect(outputs: Mapping[str, Any], runner: Runner, workers: int = 64) -> St
     metas = [a.strip() for a in str(outputs.get("metaServers", "")).split(",") if a.strip()]
     alertmanager = alertmanager_of(outputs)
     probe = as_root(probe_script())
-    ask = as_root(cluster_script(metas, alertmanager)) if metas else ""
+    ask = as_root(cluster_script(metas, "")) if metas else ""
     meta_hosts = [h for h in hosts if h.name.startswith("meta-")] or hosts
 
     def cluster_view() -> SshResult | None:
@@ -172,11 +181,19 @@ def collect(outputs: Mapping[str, Any], runner: Runner, workers: int = 64) -> St
                 return result
         return None
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts) + 1))) as pool:
+    def alerts() -> list[dict] | None:
+        assert alertmanager is not None
+        host, address = alertmanager
+        result = runner(host.address, as_root(cluster_script([], address)))
+        return None if result.returncode == SSH_FAILED else parse_cluster_view(result).alerts
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts) + 2))) as pool:
         view = pool.submit(cluster_view) if ask else None
+        firing = pool.submit(alerts) if alertmanager else None
         results = list(pool.map(lambda h: parse_host_report(h, runner(h.address, probe)), hosts))
         cluster = parse_cluster_view(view.result()) if view else ClusterView(error="the stack lists no MetaServer")
-    return Status(results, cluster, bool(alertmanager), time.monotonic() - started)
+        cluster.alerts = firing.result() if firing else None
+    return Status(results, cluster, alertmanager is not None, time.monotonic() - started)
 
 
 # ---------------------------------------------------------------- the table

@@ -17,6 +17,7 @@ from components.render.config_ini import (NodeValues, apply_overrides, content_h
 from components.render.templates import as_root, render
 from components.spec.server_package import release_config_template
 from components.spec.model import ClusterSpec, CollectorSpec, RoleSpec
+from components.spec.monitoring import DEFAULT_PROMETHEUS_PORT, METRICS_SECTION
 from components.spec.topology import ROLE_ORDER, has_shared_log
 
 REQUIRED_COMMANDS = ("systemctl", "journalctl", "tar", "sha256sum", "blkid", "mkfs.ext4",
@@ -26,8 +27,6 @@ NIC_WAIT_SECONDS = 120
 EXTRA_NIC_SCRIPT = "/usr/local/sbin/pegasus-extra-nic"
 EXTRA_NIC_UNIT = "pegasus-extra-nic.service"
 JVM_ROOT = "/usr/lib/jvm"  # where Debian and Ubuntu install Java runtimes
-METRICS_SECTION = "pegasus.server"
-DEFAULT_PROMETHEUS_PORT = 9091
 
 
 def layout(spec: ClusterSpec) -> hl.HostLayout:
@@ -268,7 +267,7 @@ def role_config(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence
 
 def _override_layers(spec: ClusterSpec, role: str) -> list[Mapping[str, Mapping[str, str]]]:
     """What a role's config.ini gets on top of the release's, in the order applied."""
-    return [spec.config_overrides, _role_overrides(spec, role), _metrics_port_override(spec, role)]
+    return [spec.config_overrides, _role_overrides(spec, role), _metrics_override(spec, role)]
 
 
 def _user_config_template(spec: ClusterSpec, role: str) -> str:
@@ -281,23 +280,37 @@ def _role_settings(spec: ClusterSpec, role: str, section: str) -> dict[str, str]
     return read_sections(_user_config_template(spec, role)).get(section, {})
 
 
-def _metrics_port_override(spec: ClusterSpec, role: str) -> dict[str, dict[str, str]]:
+def _monitored_by_perf_counters(spec: ClusterSpec) -> bool:
+    """The cluster's monitoring reads 2.4/2.5 through each process's own exporter,
+    which the program turns on; 2.6 serves /metrics on its RPC port anyway."""
+    return spec.monitoring.enabled and spec.package.name.version_tuple < (2, 6, 0)
+
+
+def _exports_prometheus(spec: ClusterSpec, role: str) -> bool:
+    return (_monitored_by_perf_counters(spec)
+            or _role_settings(spec, role, METRICS_SECTION).get("perf_counter_sink") == "prometheus")
+
+
+def _metrics_override(spec: ClusterSpec, role: str) -> dict[str, dict[str, str]]:
     """With `perf_counter_sink = prometheus` every role binds `[pegasus.server]
     prometheus_port` on 0.0.0.0 (pegasus_counter_reporter.cpp, v2.4.0/v2.5.0):
-    a Collector on a MetaServer's host takes the next port, unless set."""
-    if role != "collector" or not spec.collector.colocate or "prometheus_port" in \
-            spec.collector.config_overrides.get(METRICS_SECTION, {}):
-        return {}
-    meta = _role_settings(spec, "meta", METRICS_SECTION)
-    if meta.get("perf_counter_sink") != "prometheus":
-        return {}
-    return {METRICS_SECTION: {"prometheus_port": str(_port(meta.get("prometheus_port")) + 1)}}
+    the monitoring turns it on (2.4/2.5), and a Collector on a MetaServer's host
+    takes the next port, unless set."""
+    entries: dict[str, str] = {}
+    if _monitored_by_perf_counters(spec) and \
+            _role_settings(spec, role, METRICS_SECTION).get("perf_counter_sink") != "prometheus":
+        entries["perf_counter_sink"] = "prometheus"
+    if role == "collector" and spec.collector.colocate and "prometheus_port" not in \
+            spec.collector.config_overrides.get(METRICS_SECTION, {}) and _exports_prometheus(spec, "meta"):
+        meta = _role_settings(spec, "meta", METRICS_SECTION)
+        entries["prometheus_port"] = str(_port(meta.get("prometheus_port")) + 1)
+    return {METRICS_SECTION: entries} if entries else {}
 
 
 def metrics_port(spec: ClusterSpec, role: str) -> int | None:
     """The Prometheus port a role binds, None when it exports no Prometheus metrics."""
     settings = {**_role_settings(spec, role, METRICS_SECTION),
-                **_metrics_port_override(spec, role).get(METRICS_SECTION, {})}
+                **_metrics_override(spec, role).get(METRICS_SECTION, {})}
     if settings.get("perf_counter_sink") != "prometheus":
         return None
     return _port(settings.get("prometheus_port"))

@@ -37,8 +37,10 @@ from components.operations.fixed_settings import FixedSettings
 from components.resources.aws_host import AwsHost
 from components.resources.host_handle import HostHandle
 from components.resources.host_preparation import HostPreparation
-from components.resources.network import Network
-from components.resources.own_host import own_hosts
+from components.resources.monitoring import MONITORING_HOST, Monitoring, MonitoringHost
+from components.resources.monitoring_network import monitoring_rules
+from components.resources.network import Network, group_roles
+from components.resources.own_host import OwnHost, own_hosts
 from components.resources.package_store import PackageStore
 from components.resources.pegasus_server import PegasusServer, RoleCommands
 from components.resources.remote_command import remote_command
@@ -81,6 +83,7 @@ class PegasusCluster(pulumi.ComponentResource):
         # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.
         store: PackageStore | None = None
         self.client_security_group_id: pulumi.Output[str] | None = None  # AWS only: your own servers have no groups
+        self._aws: tuple | None = None  # (network, AMI, key pair name) on AWS: the monitoring host needs them
         if spec.servers:
             hosts = own_hosts(spec, plans, names, child)
         else:
@@ -174,6 +177,8 @@ class PegasusCluster(pulumi.ComponentResource):
         self.collector = (hosts[collector_host].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['collector']}")
                           if collector_host else pulumi.Output.from_input(""))
         self.ssh = {n: h.ssh_address.apply(lambda ip: self._ssh_hint(spec, ip)) for n, h in hosts.items()}
+        self.monitoring = (self._monitoring(names, spec, plans, hosts, preps, zookeeper, child).outputs
+                           if spec.monitoring.enabled else None)
         self.health = health.report
         self.register_outputs({"metaServers": self.meta_servers, "zookeeperServers": self.zookeeper_servers,
                                "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
@@ -199,7 +204,38 @@ class PegasusCluster(pulumi.ComponentResource):
         hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, names,
                                  instance_profile=store.instance_profile if store and p.roles else None,
                                  opts=child).handle for p in plans}
+        self._aws = (network, ami, key.key_name)
         return hosts, store
+
+    def _monitoring(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan],
+                    hosts: dict[str, HostHandle], preps: dict[str, HostPreparation],
+                    zookeeper: ZooKeeperEnsemble, child: pulumi.ResourceOptions) -> Monitoring:
+        """node_exporter on every host; Prometheus and Alertmanager on the monitoring host:
+        its own instance on AWS (`monitoring.host: own`), else the first MetaServer's host."""
+        name = names.cluster
+        kinds = {p.name: p.kind for p in plans}
+        entries = {n: (kinds[n], h, preps[n].done) for n, h in hosts.items()}
+        first_meta = next(p.name for p in plans if p.kind == "meta")
+        host, ready = hosts[first_meta], list(preps[first_meta].done)
+        if self._aws is not None:
+            network, ami, key_name = self._aws
+            group, rules = monitoring_rules(name, spec, network.vpc_id, network.security_groups,
+                                            {"zookeeper": [], **group_roles(spec)}, network.ssh_from, child)
+            if spec.monitoring.own_host:
+                # Its first commands install packages: the subnet's route out comes first.
+                own = MonitoringHost(f"{name}-{MONITORING_HOST}", spec, network.subnet_id, network.availability_zone,
+                                     group, [*network.egress_ready, *rules], ami, key_name, names, opts=child)
+                host, ready = own.handle, own.ready
+                entries[MONITORING_HOST] = ("monitoring", host, ready)
+        elif spec.monitoring.own_host:
+            # Your own servers: the one under servers.monitoring, found like the cluster's.
+            assert spec.servers is not None
+            plan = HostPlan(MONITORING_HOST, "monitoring", 0, (), "", None, None, False)
+            host = OwnHost(plan, spec.servers.monitoring[0], spec, names, opts=child).handle
+            ready = list(host.ready)
+            entries[MONITORING_HOST] = ("monitoring", host, ready)
+        pegasus = {role: [p.name for p in plans if role in p.roles] for role in ROLE_ORDER}
+        return Monitoring(f"{name}-monitoring", spec, entries, host, ready, pegasus, zookeeper.servers, opts=child)
 
     def _path_guard(self, names: ResourceNames, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep,
                     meta_hosts: list[HostHandle]):

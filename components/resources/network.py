@@ -176,9 +176,11 @@ class Network(pulumi.ComponentResource):
                 cidr_ipv4=ssh_from, ip_protocol="tcp", from_port=hl.ZOOKEEPER_CLIENT_PORT,
                 to_port=hl.ZOOKEEPER_CLIENT_PORT, description="the ZooKeeper path guard of pulumi up",
                 opts=child))
+        self.ssh_from = ssh_from
         # Prometheus scrapes (2.4/2.5 with perf_counter_sink = prometheus) come
-        # from the operators' range only, like SSH.
-        for kind, roles in group_roles(spec).items():
+        # from the operators' range only, like SSH; with the cluster's own
+        # monitoring, from its group only (resources/monitoring_network.py).
+        for kind, roles in ({} if spec.monitoring.enabled else group_roles(spec)).items():
             for port in sorted({p for p in (files.metrics_port(spec, role) for role in roles) if p}):
                 self.group_rules[kind].append(aws.vpc.SecurityGroupIngressRule(
                     f"{name}-{kind}-metrics-{port}", security_group_id=groups[kind].id, cidr_ipv4=ssh_from,

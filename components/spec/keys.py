@@ -221,7 +221,49 @@ KEYS: tuple[Key, ...] = (
     Key("servers.meta", "list", "the MetaServers: 2 or 3", modes=OWN),
     Key("servers.replica", "list", "the ReplicaServers: 3 or more, each with the same disks", modes=OWN),
     Key("servers.collector", "list", "the Collector's own host, with `collector.colocate: false`", modes=OWN),
+    Key("servers.monitoring", "list", "the monitoring host (one server), with `monitoring.host: own`",
+        default_doc="none: the first MetaServer's host", modes=OWN),
     *_servers("zookeeper"), *_servers("meta"), *_servers("replica", disks=True), *_servers("collector"),
+    *_servers("monitoring"),
+    Key("monitoring", "object", "Prometheus, Alertmanager, node_exporter on every host, and Grafana, deployed with "
+        "the cluster (see [docs/monitoring.md](monitoring.md))"),
+    Key("monitoring.enabled", "boolean", "deploy the monitoring; `false` removes it (the Debian packages stay)",
+        default=True),
+    Key("monitoring.host", "string", "where Prometheus and Alertmanager run: `own` (a host of their own: an instance "
+        "on AWS, `servers.monitoring` with your own servers) or `meta` (the first MetaServer's host)",
+        choices=("own", "meta"), default_doc="`own` on AWS and with `servers.monitoring`, else `meta`"),
+    Key("monitoring.instanceType", "string", "EC2 instance type of the monitoring host (`host: own`)",
+        default="t3.medium", modes=AWS),
+    Key("monitoring.dataDiskGiB", "integer", "size of the monitoring host's encrypted gp3 volume for Prometheus's "
+        "storage, 10..16384 (AWS grows a volume in place and cannot shrink one)", default=50, modes=AWS),
+    Key("monitoring.retentionDays", "integer", "days of metrics Prometheus keeps, 1..3650", default=15),
+    Key("monitoring.scrapeIntervalSeconds", "integer", "seconds between two scrapes (and rule evaluations), 1..300",
+        default=15),
+    Key("monitoring.diskFullPercent", "integer", "percent of a data disk in use above which DataDiskNearlyFull "
+        "fires, 1..99", default=85),
+    Key("monitoring.availabilityPercent", "number", "the Collector's availability (2.4/2.5) below which "
+        "PegasusAvailabilityLow fires, between 0 and 100", default=99.0, default_doc="`99`"),
+    Key("monitoring.downForSeconds", "integer", "how long a Pegasus server, a host or a ZooKeeper server stays "
+        "down (or a ReplicaServer not ALIVE) before its alert fires, 0..3600", default=60),
+    Key("monitoring.grafana", "object", "Grafana on the monitoring host, from Grafana's apt repository"),
+    Key("monitoring.grafana.enabled", "boolean", "install Grafana (`false` where the host cannot reach "
+        "https://apt.grafana.com)", default=True),
+    Key("monitoring.grafana.adminPassword", "string", "the password of Grafana's `admin`, 8 characters or more",
+        default_doc="one made on the monitoring host, kept root-only", secret=True),
+    Key("monitoring.receivers", "object", "where Alertmanager sends alerts", default_doc="none: alerts are listed "
+        "in Alertmanager only"),
+    Key("monitoring.receivers.webhook", "object", "an HTTP endpoint Alertmanager posts alerts to"),
+    Key("monitoring.receivers.webhook.url", "string", "its http(s) URL (set the key with `--secret` if it holds a "
+        "token)", required=True),
+    Key("monitoring.receivers.email", "object", "e-mail through an SMTP server (STARTTLS required)"),
+    Key("monitoring.receivers.email.to", "string", "the address alerts go to", required=True),
+    Key("monitoring.receivers.email.from", "string", "the sender's address", required=True),
+    Key("monitoring.receivers.email.smarthost", "string", "the SMTP server, `host:port`", required=True),
+    Key("monitoring.receivers.email.username", "string", "login on the SMTP server, with `password`"),
+    Key("monitoring.receivers.email.password", "string", "its password", secret=True),
+    Key("monitoring.receivers.sns", "object", "an SNS topic, published to with the monitoring instance's own role "
+        "(`host: own`)", modes=AWS),
+    Key("monitoring.receivers.sns.topicArn", "string", "the topic's ARN", required=True, modes=AWS),
 )
 
 BY_PATH = {key.path: key for key in KEYS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from components.spec.monitoring import DISABLED, MonitoringSpec
 from components.spec.own_servers import OwnServers
 from components.spec.server_package import PackageInfo
 from components.spec.tools_package import ToolsPackage
@@ -166,6 +167,8 @@ class ClusterSpec:
         return self.package_delivery == "s3"
     # Pegasus's admin tools (pack_tools): rolls move primaries first, scale-in drains.
     tools: ToolsPackage | None = None
+    # The cluster's monitoring (spec/monitoring.py).
+    monitoring: MonitoringSpec = DISABLED
     roll: RollSpec = RollSpec()
 
     @property

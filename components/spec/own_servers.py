@@ -44,6 +44,7 @@ class OwnServers:
     meta: tuple[OwnServer, ...]
     replica: tuple[OwnServer, ...]
     collector: tuple[OwnServer, ...]
+    monitoring: tuple[OwnServer, ...] = ()  # the monitoring host (monitoring.host: own), or none
 
     def server(self, kind: str, index: int) -> OwnServer:
         """The listed server of a host plan (kind and index, as topology names hosts)."""
@@ -66,8 +67,9 @@ def is_device(disk: str) -> bool:
 
 def read_own_servers(r: ConfigReader, raw: Mapping[str, Any], *, home_dir: str, app_dir: str,
                      external_zookeeper: bool, single_zookeeper_allowed: bool,
-                     collector_host: bool) -> OwnServers:
-    """Validate `servers`; `collector_host`: the Collector runs on a host of its own."""
+                     collector_host: bool, monitoring_host: bool = False) -> OwnServers:
+    """Validate `servers`; `collector_host`: the Collector runs on a host of its own;
+    `monitoring_host`: so does the monitoring (whose own checks name servers.monitoring otherwise)."""
 
     for key, subkeys in AWS_ONLY_KEYS.items():
         if subkeys is None:
@@ -80,7 +82,7 @@ def read_own_servers(r: ConfigReader, raw: Mapping[str, Any], *, home_dir: str, 
             if isinstance(section, Mapping) and sub in section:
                 r.problem(f"{key}.{sub}", "does not apply to your own servers (servers is set)",
                           f"remove it; list the servers (and their disks) under servers.{key}"
-                          if key != "collector" else "remove it")
+                          if key not in ("collector", "monitoring") else "remove it")
 
     d = r.obj(raw, "servers")
     lists: dict[str, tuple[OwnServer, ...]] = {}
@@ -111,8 +113,12 @@ def read_own_servers(r: ConfigReader, raw: Mapping[str, Any], *, home_dir: str, 
     elif not collector_host and collectors:
         r.problem("servers.collector", "lists a server, but the Collector runs on the first MetaServer "
                   "(or not at all)", "remove it, or set collector.colocate: false")
+    if monitoring_host and len(lists["monitoring"]) > 1:
+        r.problem("servers.monitoring", f"{len(lists['monitoring'])} servers listed for the monitoring host",
+                  "list exactly one")
     _same_disks_everywhere(r, replicas, home_dir, app_dir)
-    return OwnServers(zookeeper=zks, meta=metas, replica=replicas, collector=collectors)
+    return OwnServers(zookeeper=zks, meta=metas, replica=replicas, collector=collectors,
+                      monitoring=lists["monitoring"] if monitoring_host else ())
 
 
 def _entries(r: ConfigReader, d: Mapping[str, Any], role: str) -> list[Mapping[str, Any]]:

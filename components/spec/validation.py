@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from components.spec import keys
+from components.spec.monitoring import check_exporter_overrides, read_monitoring
 from components.spec.model import (DISTRIBUTIONS, Bastion, ClusterSpec, CollectorSpec, DiskSpec, ImageSpec,
                                    NetworkSpec, ReplicaSpec, RoleSpec, RollSpec, SshSpec, Timeouts, ZooKeeperSpec,
                                    default_max_parallel, listed_disks)
@@ -280,12 +281,13 @@ def build_spec(
     replica = _replica(r, raw)
     collector = _collector(r, raw)
     zookeeper = _zookeeper(r, raw)
+    monitoring = read_monitoring(r, raw, own_servers=own, secret=f"{NAMESPACE}:monitoring" in secret_keys)
     servers = None
     if own:
         servers = read_own_servers(r, raw, home_dir=home_dir, app_dir=app_dir,
                                    external_zookeeper=not zookeeper.provisioned,
                                    single_zookeeper_allowed=_flag(raw.get("zookeeper"), "allowSingleNode"),
-                                   collector_host=collector.own_host)
+                                   collector_host=collector.own_host, monitoring_host=monitoring.own_host)
         disks = servers.replica[0] if servers.replica else None
         meta = replace(meta, count=len(servers.meta), instance_type="")
         replica = replace(replica, count=len(servers.replica), instance_type="", data_disks=listed_disks(
@@ -299,6 +301,12 @@ def build_spec(
         network = _network(r, raw, ssh)
         _zookeeper_reach(r, zookeeper, network)
     overrides = _overrides(r, raw.get("configOverrides"), "configOverrides")
+    if package is not None:
+        check_exporter_overrides(r, monitoring, perf_counters=package.name.version_tuple < (2, 6, 0),
+                                 shared=overrides, roles={"meta": meta.config_overrides,
+                                                          "replica": replica.config_overrides,
+                                                          "collector": collector.config_overrides},
+                                 colocated_collector=collector.enabled and collector.colocate)
     timeouts_raw = r.obj(raw, "timeouts")
 
     def seconds(name: str) -> int:
@@ -335,7 +343,7 @@ def build_spec(
         timeouts=timeouts, package_delivery=delivery or ("upload" if own else "s3"), tools=tools, roll=roll,
         config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
                                for key in ("configOverrides", "meta", "replica", "collector")),
-        servers=servers,
+        servers=servers, monitoring=monitoring,
     )
 
 

@@ -89,6 +89,15 @@ class Load:
         return stats
 
 
+def raw_writes(machine, meta_servers: str, table: str, seconds: float) -> int:
+    """Puts from `machine` to every partition of `table` for `seconds`, with the wire module
+    alone (2.6, which pypegasus3 cannot read); how many were acknowledged."""
+    prepare(machine)
+    out = machine.check(f"PYTHONPATH=/opt/pegasus-app python3 /opt/pegasus-app/raw_writes.py "
+                        f"--metas {shlex.quote(meta_servers)} --table {table} --seconds {seconds}")
+    return int(out.split()[0])
+
+
 def reaches(machine, address: str, seconds: int = 5) -> str:
     """"open", "refused" or "timeout": a TCP connect from `machine` to `address` (ip:port)."""
     ip, port = address.rsplit(":", 1)

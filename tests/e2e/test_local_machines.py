@@ -69,6 +69,8 @@ def test_local_machines_are_kept_listed_and_removed_without_a_trace(tmp_path):
         values["ssh"] = {**values["ssh"], "privateKey": key, "publicKey": public}
         spec = build_spec(values, stack="local", secret_keys={"pegasus:ssh"}, project_dir=PROJECT_DIR)
         assert spec.servers is not None and spec.replica.data_disks.count == 2
+        # Monitoring on the first MetaServer's host, without Grafana (its repository is out of reach).
+        assert spec.monitoring.placement == "meta" and not spec.monitoring.grafana
         # A second create refuses while these machines exist.
         again = tool("create", "--package", str(package), "--stack-file", str(stack_file), env=env)
         assert again.returncode != 0 and "make local-machines-destroy" in again.stderr

@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.applications import Load
 from tests.e2e.localcloud.engine import Engine
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
-from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION
+from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, FAST_MONITORING
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 from tools.localcloud.local_machines import Shape, boot_servers
@@ -61,6 +61,7 @@ class OwnCluster:
             "servers": boot(cloud, SHAPE),
             "configOverrides": FAST_FAILURE_DETECTION,
             "timeouts": {"startSeconds": 90, "healthSeconds": 60, "zookeeperSeconds": 180, "metaPauseSeconds": 2},
+            "monitoring": FAST_MONITORING,  # on the first MetaServer's host: none is listed
         }
         self.engine = Engine(cloud, tmp / "state.json", PROGRAM, stack="own", secret_keys=("pegasus:ssh",),
                              aws=False)
@@ -114,6 +115,15 @@ def test_1_up_on_listed_servers(own):
         assert machine.check(f"cat {OPERATOR_MOUNT}/operator-file").strip() == "theirs"
         fstab = machine.check("cat /etc/fstab")
         assert " /home/work/ssd1 " in fstab and OPERATOR_MOUNT not in fstab
+    # Monitoring (on by default) on the first MetaServer's host: with no security group to keep
+    # others out, its web interfaces listen on the loopback address only (reached by `ssh -L`).
+    meta0 = own.machines("meta-")[0]
+    for port in (9090, 9093, 9760):
+        local = [line.split()[3] for line in meta0.check(f"ss -Hltn 'sport = :{port}'").splitlines()]
+        assert local == [f"127.0.0.1:{port}"], (port, local)
+    assert exports["monitoring"]["prometheus"] == "http://127.0.0.1:9090"
+    assert exports["monitoring"]["tunnel"].endswith(f"{meta0.ip}") and "-L 9090:127.0.0.1:9090" in exports[
+        "monitoring"]["tunnel"]
 
 
 def test_2_a_config_change_rolls_the_replicas(own):
@@ -145,7 +155,8 @@ def test_3_scale_out_onto_another_listed_server(own):
                                                           disk_gib=1), first={"replica": 3})["replica"]
     exports = own.up(config)
     touched = {op.name for op in own.engine.last_run.operations}
-    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart"}
+    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart",
+                      f"{CLUSTER}-monitoring-targets"}
     assert touched - cluster_checks and all(n.startswith(f"{CLUSTER}-replica-3") or n in cluster_checks for n in touched), \
         touched
     assert len(exports["replicaServers"]) == 4

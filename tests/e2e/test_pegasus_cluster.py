@@ -22,6 +22,7 @@ from components.operations import cluster_status
 from components.operations.zookeeper_path_guard import zookeeper_session
 from tests.e2e.applications import Load, reaches
 from components.ssh.session import SshSession
+from tests.e2e import monitoring_checks as mon
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.remote_command import COPIED
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
@@ -63,6 +64,12 @@ FAST_FAILURE_DETECTION = {
 }
 
 
+# The monitoring's scrapes and down alerts shortened for the same reason (production: 15 s
+# and 60 s). Grafana needs Grafana's own apt repository, which the machines cannot reach:
+# tests/unit/test_monitoring_files.py checks its files instead.
+FAST_MONITORING = {"scrapeIntervalSeconds": 2, "downForSeconds": 4, "grafana": {"enabled": False}}
+
+
 def cluster_config(package: Path, keys) -> dict:
     return {
         "clusterName": CLUSTER,
@@ -77,6 +84,8 @@ def cluster_config(package: Path, keys) -> dict:
         "network": {"adminCidr": "10.0.0.0/8", "extraNics": 1},
         "configOverrides": FAST_FAILURE_DETECTION,
         "timeouts": {"startSeconds": 90, "healthSeconds": 60, "zookeeperSeconds": 180, "metaPauseSeconds": 2},
+        # On a host of its own, as on AWS by default (its volume the smallest allowed).
+        "monitoring": {**FAST_MONITORING, "dataDiskGiB": 10},
     }
 
 
@@ -309,6 +318,52 @@ def test_1_c_applications_reach_the_client_ports_from_their_group_and_nothing_el
     print(f"\nscenario client access: {time.monotonic() - started:.1f} s")
 
 
+def expected_targets(cluster: Cluster) -> dict[str, set[str]]:
+    """What Prometheus scrapes: every host's node_exporter, every Pegasus process, ZooKeeper
+    (through the exporter), and the monitoring's own processes."""
+    replicas = {f"replica-{i}" for i in range(len(cluster.exports["replicaServers"]))}
+    metas = {f"meta-{i}" for i in range(cluster.config["meta"]["count"])}
+    zks = {f"zk-{i}" for i in range(cluster.config["zookeeper"]["count"])}
+    return {"node": replicas | metas | zks | {"monitoring-0"}, "pegasus-meta": metas, "pegasus-replica": replicas,
+            "pegasus-collector": {"meta-0"}, "zookeeper": set(cluster.exports["zookeeperServers"].split(",")),
+            "prometheus": {"127.0.0.1:9090"}, "alertmanager": {"127.0.0.1:9093"},
+            "pegasus-exporter": {"127.0.0.1:9760"}}
+
+
+def test_1_d_prometheus_scrapes_every_server_and_host(cluster):
+    monitoring = cluster.machine("monitoring-0")
+    with timed(cluster.times, "monitoring: every target up"):
+        mon.wait_until_every_target_is_up(monitoring, expected_targets(cluster), 60)
+    # Its storage is on its own (encrypted, on AWS) volume; the Pegasus processes export on the
+    # ports the program gave them, the Collector beside the MetaServer on the next one.
+    assert monitoring.check("findmnt -n -o SOURCE --target /var/lib/pegasus-monitoring/prometheus").startswith("/dev/loop")
+    assert "prometheus_port = 9092" in cluster.machine("meta-0").check("cat /home/work/app/pegasus/collector/config.ini")
+    # node_exporter answers the monitoring host only: the cluster's own hosts are not in its group.
+    replica0 = cluster.machine("replica-0").ip
+    assert monitoring.ssh(f"curl -sf -o /dev/null --max-time 3 http://{replica0}:9100/metrics")[0] == 0
+    assert cluster.machine("meta-0").ssh(f"curl -sf -o /dev/null --max-time 3 http://{replica0}:9100/metrics")[0] != 0
+
+
+def test_1_e_a_stopped_replica_server_fires_its_down_alert_and_it_resolves(cluster):
+    down_for, scrape = FAST_MONITORING["downForSeconds"], FAST_MONITORING["scrapeIntervalSeconds"]
+    with timed(cluster.times, "monitoring: down alert fires and resolves"):
+        times = mon.down_alert_fires_and_resolves(
+            cluster.machine("monitoring-0"), cluster.machine("replica-1"), "pegasus-replica.service",
+            {"alertname": "PegasusServerDown", "node": "replica-1", "role": "replica"},
+            'up{job="pegasus-replica", node="replica-1"}', down_for, scrape,
+            back=lambda: wait_for(lambda: cluster_healthy(cluster), "replica-1 back", 120))
+    mon.print_alert_times("2.5", times, down_for, scrape)
+
+
+def test_1_f_every_dashboard_panel_has_data(cluster):
+    load = cluster.load("dashboards")
+    with timed(cluster.times, "monitoring: every panel has data"):
+        time.sleep(5 * FAST_MONITORING["scrapeIntervalSeconds"])  # a rate needs samples of the load
+        missing = mon.panels_without_data(cluster.machine("monitoring-0"), "2.5", FAST_MONITORING["scrapeIntervalSeconds"])
+    load.result("the dashboards' check")
+    assert missing == {}, missing
+
+
 def only_the_health_check_ran(cluster: Cluster) -> bool:
     """An up with nothing to change still checks the cluster's health, and does nothing else."""
     ran = sorted((op.name, op.action) for op in cluster.engine.last_run.operations)
@@ -385,13 +440,20 @@ def test_5_scale_out_creates_only_the_new_server(cluster):
     with timed(cluster.times, "scale out"):
         exports = cluster.up(config)
     touched = {op.name for op in cluster.engine.last_run.operations}
-    # Their list of servers grew (the rolling restart restarts none of the others).
-    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart"}
+    # Their list of servers grew (the rolling restart restarts none of the others), and Prometheus's.
+    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart",
+                      f"{CLUSTER}-monitoring-targets"}
     assert touched - cluster_checks, "nothing was created"
     assert all(name.startswith(named("replica-3")) or name in cluster_checks for name in touched), touched
     assert {op.action for op in cluster.engine.last_run.operations if op.name.startswith(named("replica-3"))} == {"create"}
     assert len(exports["replicaServers"]) == 4
     assert alive_replicas(cluster) == {r: "ALIVE" for r in exports["replicaServers"]}
+    # Prometheus found the new server in the files the program rewrote, without a restart.
+    monitoring = cluster.machine("monitoring-0")
+    prometheus_started = cluster.unit_started(monitoring, "pegasus-prometheus.service")
+    with timed(cluster.times, "monitoring: the new server scraped"):
+        mon.wait_until_every_target_is_up(monitoring, expected_targets(cluster), 30)
+    assert cluster.unit_started(monitoring, "pegasus-prometheus.service") == prometheus_started
 
 
 def role_starts(cluster: Cluster) -> dict[str, float]:
@@ -617,6 +679,9 @@ def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(clust
     shown = {row[0]: row for row in cluster_status.rows(status) if row[1] in ("replica", "?")}
     assert shown["replica-2"][4].startswith("Down"), cluster_status.format_status(status)
     assert all(shown[f"replica-{i}"][4] == "ALIVE" for i in (0, 1)), cluster_status.format_status(status)
+    # and its alert, from Alertmanager on the monitoring host (the stack's `monitoring` output)
+    assert any(a.startswith("PegasusServerDown [critical]") for a in cluster_status.firing_alerts(status.cluster)), \
+        cluster_status.format_status(status)
     print(f"\nmake status, a stopped server, {len(status.hosts)} hosts asked in {status.seconds:.1f} s:\n"
           + cluster_status.format_status(status))
     message = str(error.value)

@@ -1,11 +1,14 @@
-"""End to end on release 2.6 (master: nodes named by host name): a rolling upgrade with the admin
-tools, in groups of ReplicaServers that share no partition, keeps every partition at two replicas
-or more (the Python client from PyPI cannot read a 2.6 cluster), and `retainData` keeps the data
-volumes, the data directories and the ZooKeeper path."""
+"""End to end on release 2.6 (master: nodes named by host name): the monitoring reads every
+server's JSON /metrics through the exporter (on the first MetaServer's host, as the dev stack
+puts it), a rolling upgrade with the admin tools, in groups of ReplicaServers that share no
+partition, keeps every partition at two replicas or more (the Python client from PyPI cannot
+read a 2.6 cluster), and `retainData` keeps the data volumes, the data directories and the
+ZooKeeper path."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import subprocess
@@ -14,10 +17,11 @@ import time
 import pytest
 
 from components.operations.zookeeper_path_guard import zookeeper_session
-from tests.e2e.applications import Load
+from tests.e2e import monitoring_checks as mon
+from tests.e2e.applications import Load, raw_writes
 from tests.e2e.localcloud.engine import Engine
-from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
-from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION
+from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible, wait_for
+from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, FAST_MONITORING
 from tests.support.package_builder import build_package, build_tools_package
 from tests.support.pulumi_program import PROGRAM, stack_config
 
@@ -28,6 +32,16 @@ METAS = (f"{CLUSTER}-meta-0", f"{CLUSTER}-meta-1")  # their instances' resource 
 INSTANCE = "aws:ec2/instance:Instance"
 # Six small ReplicaServers and a 4-partition table: groups of two or more that share no partition.
 REPLICAS = 6
+
+
+class Deployed:
+    """A deployed cluster, as the monitoring checks read it: its machines and exports."""
+
+    def __init__(self, engine: Engine, exports: dict) -> None:
+        self.engine, self.exports = engine, exports
+
+    def machine(self, host: str):
+        return self.engine.machine(f"{CLUSTER}-{host}")
 
 
 def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud, tmp_path):
@@ -47,10 +61,12 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
         "retainData": True,
         "configOverrides": FAST_FAILURE_DETECTION,
         "timeouts": {"startSeconds": 90, "healthSeconds": 120, "zookeeperSeconds": 180, "metaPauseSeconds": 2},
+        "monitoring": {**FAST_MONITORING, "host": "meta"},
     }
     engine = Engine(local_cloud, tmp_path / "state.json", PROGRAM, stack="retain", secret_keys=("pegasus:ssh",))
     exports = engine.up(stack_config("pegasus", config))
     print(f"\nscenario 2.6 cluster of {REPLICAS} ReplicaServers up: {time.monotonic() - started:.1f} s")
+    _monitoring_reads_2_6(Deployed(engine, exports))
     rolled = time.monotonic()
     _grouped_rolling_upgrade_with_admin_tools_keeps_two_replicas(engine, exports, config, tmp_path)
     print(f"\nscenario 2.6 grouped rolling upgrade with admin tools: {time.monotonic() - rolled:.1f} s")
@@ -84,6 +100,49 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
         with_files = _files_on_volume(local_cloud.volumes[volume_id].path, tmp_path / volume_id)
         assert "reps" in with_files, with_files  # the ReplicaServer's replica directory survived
     print(f"\nscenario retain data: {time.monotonic() - started:.1f} s")
+
+
+def _healthy(deployed: Deployed) -> bool:
+    """Every ReplicaServer ALIVE and every table fully healthy, as the leading MetaServer says."""
+    meta0, meta = deployed.machine("meta-0"), deployed.exports["metaServers"].split(",")[0]
+
+    def get(path: str) -> dict:
+        return json.loads(meta0.check(f"curl -sfL --max-time 10 'http://{meta}{path}'"))
+    nodes = get("/meta/nodes")["details"].values()
+    tables = get("/meta/apps?detail").get("healthy_info", {}).values()
+    return all(n["status"] == "ALIVE" for n in nodes) and all(t["fully_healthy"] == t["partition_count"]
+                                                              for t in tables)
+
+
+def _monitoring_reads_2_6(deployed: Deployed) -> None:
+    """Every target up, a stopped ReplicaServer's down alert, and every dashboard panel."""
+    monitoring = deployed.machine("meta-0")
+    down_for, scrape = FAST_MONITORING["downForSeconds"], FAST_MONITORING["scrapeIntervalSeconds"]
+    started = time.monotonic()
+    replicas = {f"replica-{i}" for i in range(REPLICAS)}
+    mon.wait_until_every_target_is_up(monitoring, {
+        "node": {"zk-0", "meta-0", "meta-1", *replicas}, "pegasus-meta": {"meta-0", "meta-1"}, "pegasus-replica": replicas,
+        "zookeeper": set(deployed.exports["zookeeperServers"].split(",")), "prometheus": {"127.0.0.1:9090"},
+        "alertmanager": {"127.0.0.1:9093"}, "pegasus-exporter": {"127.0.0.1:9760"}}, 60)
+    # The exporter listens for the Prometheus beside it only.
+    assert [line.split()[3] for line in monitoring.check("ss -Hltn 'sport = :9760'").splitlines()] == [
+        "127.0.0.1:9760"]
+    print(f"\nscenario 2.6 monitoring: every target up: {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
+    times = mon.down_alert_fires_and_resolves(
+        monitoring, deployed.machine("replica-1"), "pegasus-replica.service",
+        {"alertname": "PegasusServerDown", "node": "replica-1", "role": "replica"},
+        'pegasus_up{job="pegasus-replica", node="replica-1"}', down_for, scrape,
+        back=lambda: wait_for(lambda: _healthy(deployed), "replica-1 back", 120))
+    mon.print_alert_times("2.6", times, down_for, scrape)
+    print(f"\nscenario 2.6 monitoring: down alert fires and resolves: {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
+    app = deployed.engine.launch_application(f"{CLUSTER}-app-dashboards", [deployed.exports["clientSecurityGroupId"]])
+    assert raw_writes(app, deployed.exports["metaServers"], "stat", 5 * scrape) > 0  # a rate needs samples
+    missing = mon.panels_without_data(monitoring, "2.6", scrape)
+    deployed.engine.terminate_application(app)
+    assert missing == {}, missing
+    print(f"\nscenario 2.6 monitoring: every panel has data: {time.monotonic() - started:.1f} s")
 
 
 @contextlib.contextmanager
@@ -145,7 +204,7 @@ def _grouped_rolling_upgrade_with_admin_tools_keeps_two_replicas(engine: Engine,
           f"{len(outcome['below_two'])} partitions ever below 2 replicas")
     print("\n".join(line for line in lines if line.startswith("rolling restart: group of")))
     groups = [m.group(1).split(", ") for line in lines
-              if (m := re.match(r"rolling restart: group of \d+: ([^(]+) \(plan:", line))]
+              if (m := re.match(r"rolling restart: group of \d+: ([^(]+) \((plan:|the last to restart)", line))]
     servers = [s for group in groups for s in group]
     assert sorted(servers) == sorted(f"replica-{i}/replica" for i in range(REPLICAS)), lines
     assert max(len(g) for g in groups) >= 2, groups

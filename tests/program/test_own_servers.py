@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from tests.program.test_program import COMMAND, COPY
+from tests.program.test_real_deploy import SECRET_SIG
 
 DEVICE = "/dev/disk/by-id/nvme-Samsung_SSD_980_PRO_1TB_S5GXNX0T{}"
 
@@ -87,3 +88,27 @@ def test_preview_without_any_cloud_passes_the_providers_checks(preview, own_conf
     # The addresses come from the servers at `up`: unknown at preview, as an instance's are.
     assert "create" in p.cloud.unknown_inputs["c1-replica-0-replica"]
     assert [r for r in p.resources.values() if r.type == COMMAND]
+
+
+def test_monitoring_on_the_first_metaservers_host_or_the_listed_one(deploy, own_config):
+    # None listed: the first MetaServer's host, its web interfaces on the loopback address only.
+    d = deploy(own_config)
+    install = d.resources["c1-monitoring-install"]
+    assert install.inputs["connection"]["host"] == "10.1.0.11"
+    assert "--web.listen-address=127.0.0.1:9090" in str(install.inputs["create"])
+    # (Alertmanager's config may hold the receivers' secrets: the script is a secret in the state)
+    assert SECRET_SIG in str(d.cloud.raw_inputs["c1-monitoring-install"]["create"])
+    assert d.exports["monitoring"]["prometheus"] == "http://127.0.0.1:9090"
+    assert d.exports["monitoring"]["host"] == "meta-0" and d.exports["monitoring"]["ssh"] == "ssh admin@10.1.0.11"
+    exporters = {r.name for r in d.resources.values() if r.name.endswith("-node-exporter")}
+    assert exporters == {f"c1-{h}-node-exporter" for h in ("zk-0", "meta-0", "meta-1", "replica-0", "replica-1",
+                                                           "replica-2")}
+    # One listed: found like the cluster's servers, and monitored itself.
+    listed = copy.deepcopy(own_config)
+    listed["servers"]["monitoring"] = [{"host": "10.1.0.31", "nic": "eth1"}]
+    d = deploy(listed)
+    assert d.resources["c1-monitoring-install"].inputs["connection"]["host"] == "10.1.0.31"
+    assert "nic=eth1" in d.resources["c1-monitoring-0-address"].inputs["create"]
+    assert "c1-monitoring-0-node-exporter" in d.resources and "c1-monitoring-0-prepare" not in d.resources
+    assert d.exports["monitoring"]["host"] == "monitoring-0"
+    assert not [r for r in d.resources.values() if r.type.startswith("aws:")]

@@ -32,7 +32,8 @@ def with_(raw: dict, **changes) -> dict:
 
 
 SHAPES = {
-    # name: (config changes, instances, volumes, nics)
+    # name: (config changes, instances, volumes, nics) of the cluster's hosts; the monitoring
+    # host adds its own instance and volume unless monitoring is off or on a MetaServer's host
     "default": ({}, 3 + 3 + 3, 3 * 2, 0),
     "external zookeeper": ({"zookeeper": {"servers": "10.9.0.5:2181,10.9.0.6:2181,10.9.0.7:2181"}}, 3 + 3, 3 * 2, 0),
     "collector on its own host": ({"collector": {"colocate": False}}, 3 + 3 + 3 + 1, 3 * 2, 0),
@@ -42,6 +43,8 @@ SHAPES = {
         {"replica": {"count": 5, "dataDisks": {"count": 4}, "slogDisk": {"type": "gp3", "sizeGiB": 50}}},
         3 + 3 + 5, 5 * 5, 0),
     "small": ({"meta": {"count": 2}, "zookeeper": {"count": 1, "allowSingleNode": True}}, 1 + 2 + 3, 6, 0),
+    "monitoring on the first MetaServer's host": ({"monitoring": {"host": "meta"}}, 3 + 3 + 3, 3 * 2, 0),
+    "no monitoring": ({"monitoring": {"enabled": False}}, 3 + 3 + 3, 3 * 2, 0),
 }
 
 
@@ -50,9 +53,13 @@ def test_resource_counts(deploy, base_config, shape):
     changes, instances, volumes, nics = SHAPES[shape]
     raw = {**copy.deepcopy(base_config), **changes}
     d = deploy(raw)
-    assert d.count(INSTANCE) == instances
-    assert d.count(VOLUME) == volumes
-    assert d.count(ATTACHMENT) == volumes
+    monitoring = raw.get("monitoring", {})
+    own_monitoring_host = monitoring.get("enabled", True) and monitoring.get("host", "own") == "own"
+    assert d.count(INSTANCE) == instances + own_monitoring_host
+    assert d.count(VOLUME) == volumes + own_monitoring_host
+    assert d.count(ATTACHMENT) == volumes + own_monitoring_host
+    exporters = [r for r in d.of_type(COMMAND) if r.name.endswith("-node-exporter")]
+    assert len(exporters) == (instances + own_monitoring_host if monitoring.get("enabled", True) else 0)
     assert d.count(NIC) == nics
     assert d.count(NIC_ATTACHMENT) == nics
     collector_runs = raw.get("collector", {}).get("enabled", True)
@@ -86,7 +93,10 @@ def test_security_baseline(deploy, base_config):
         assert instance.inputs["associatePublicIpAddress"] is False, instance.name
         # A newer AMI or a rotated key pair would otherwise replace the server and its data.
         # A new instance type would stop every server of the role at once: refused instead.
-        assert set(instance.ignore_changes) == {"ami", "keyName", "instanceType"}, instance.ignore_changes
+        # (The monitoring host's alone takes a new type in place: AWS stops and starts it.)
+        pegasus = instance.inputs["tags"]["pegasus:role"] != "monitoring"
+        assert set(instance.ignore_changes) == {"ami", "keyName"} | ({"instanceType"} if pegasus else set()), \
+            instance.ignore_changes
         # Its first commands install packages: the private subnet's route (via the NAT) comes first.
         assert "c1-private-subnet-routes" in d.ancestors(instance.name)
     for attachment in d.of_type(ATTACHMENT) + d.of_type(NIC_ATTACHMENT):
@@ -96,16 +106,18 @@ def test_security_baseline(deploy, base_config):
         assert attachment.inputs["stopInstanceBeforeDetaching"] is True, attachment.name
     rules = d.of_type(INGRESS)
     assert rules
+    # The operators' range reaches SSH, and the monitoring's web interfaces (Prometheus,
+    # Alertmanager, Grafana) on its host; everything else comes from a group.
     for rule in rules:
         assert rule.inputs.get("cidrIpv4") != "0.0.0.0/0", rule.name
         if "cidrIpv4" in rule.inputs:
-            assert (rule.inputs["fromPort"], rule.inputs["toPort"]) == (22, 22)
+            assert rule.inputs["fromPort"] == rule.inputs["toPort"] in (22, 9090, 9093, 3000), rule.name
             assert rule.inputs["cidrIpv4"] == "203.0.113.0/24"
         else:
             assert rule.inputs["referencedSecurityGroupId"], rule.name
     ports = {(r.inputs["ipProtocol"], r.inputs["fromPort"]) for r in rules}
     assert ports == {("tcp", p) for p in (22, 2181, 2888, 3888, 34601, 34801, 34101)} | {
-        ("udp", 34601), ("udp", 34801)}
+        ("udp", 34601), ("udp", 34801)} | {("tcp", p) for p in (9100, 9091, 9092, 9090, 9093, 3000)}
     # Rules live in rule resources only (mixing in inline rules makes the provider overwrite them).
     groups = d.of_type("aws:ec2/securityGroup:SecurityGroup")
     assert groups and not any(g.inputs.get("egress") or g.inputs.get("ingress") for g in groups)
@@ -185,7 +197,8 @@ def test_public_client_ranges_only_with_the_flag(deploy, base_config):
 def test_world_ssh_only_when_allowed(deploy, base_config):
     d = deploy(with_(base_config, network={"adminCidr": "0.0.0.0/0", "allowWorldSsh": True}))
     world = [r for r in d.of_type(INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"]
-    assert world and all(r.inputs["fromPort"] == 22 for r in world)
+    # SSH only: the monitoring's web interfaces open to the admin range, never to the world.
+    assert world and all(r.inputs["fromPort"] == 22 for r in world), [r.name for r in world]
 
 
 def test_start_and_destroy_order(deploy, base_config):
@@ -312,11 +325,15 @@ def test_scale_out_keeps_every_existing_server(deploy, base_config):
     after = deploy(with_(base_config, replica={"count": 5}))
     snap_before, snap_after = _snapshot(before), _snapshot(after)
     assert set(snap_before) <= set(snap_after)  # nothing renamed or removed
-    assert _changed(snap_before, snap_after) == {"c1-health", "c1-replica-removal", "c1-rolling-restart"}
+    # (and Prometheus's targets: the new servers are scraped)
+    assert _changed(snap_before, snap_after) == {"c1-health", "c1-replica-removal", "c1-rolling-restart",
+                                                 "c1-monitoring-targets"}
     # The rolling restart learns of the new servers but restarts none of the old ones.
     assert changed_servers(_roll_triggers(before), _roll_triggers(after)) == []
     new = set(snap_after) - set(snap_before)
     assert new and all(n.startswith(("c1-replica-3", "c1-replica-4")) for n in new)
+    targets = after.resources["c1-monitoring-targets"].inputs["create"]
+    assert all(replica.split(":")[0] + ":9091" in targets for replica in after.exports["replicaServers"])
     health = after.resources["c1-health"].inputs["script"]
     assert all(replica in health for replica in after.exports["replicaServers"])
     assert len(after.exports["replicaServers"]) == 5

@@ -129,13 +129,23 @@ def test_units_as_the_real_server_needs_them(deploy, base_config):
 
 
 def test_a_colocated_collector_gets_its_own_prometheus_port(deploy, base_config):
-    raw = with_(base_config, configOverrides={"pegasus.server": {"perf_counter_sink": "prometheus"}})
+    # Without the cluster's monitoring, the operators' range scrapes the exporters it turned on.
+    raw = with_(base_config, configOverrides={"pegasus.server": {"perf_counter_sink": "prometheus"}},
+                monitoring={"enabled": False})
     d = deploy(raw)
     assert "prometheus_port = 9091" in d.resources["c1-meta-0-meta-config"].inputs["create"]
     assert "prometheus_port = 9092" in d.resources["c1-meta-0-collector-config"].inputs["create"]
     metrics = {(r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in d.of_type(INGRESS) if "metrics" in r.name}
     assert metrics == {(9091, "203.0.113.0/24"), (9092, "203.0.113.0/24")}
-    assert not [r for r in deploy(base_config).of_type(INGRESS) if "metrics" in r.name]
+    assert not [r for r in deploy(with_(base_config, monitoring={"enabled": False})).of_type(INGRESS)
+                if "metrics" in r.name]
+    # With it (the default), the program turns them on itself, and only the monitoring group reaches them.
+    monitored = deploy(base_config)
+    assert "perf_counter_sink = prometheus" in monitored.resources["c1-replica-0-replica-config"].inputs["create"]
+    assert "prometheus_port = 9092" in monitored.resources["c1-meta-0-collector-config"].inputs["create"]
+    scrapes = {(r.inputs["fromPort"], r.inputs.get("cidrIpv4")) for r in monitored.of_type(INGRESS)
+               if r.inputs["fromPort"] in (9091, 9092)}
+    assert scrapes == {(9091, None), (9092, None)}
 
 
 def test_hdfs_service_args_are_refused_until_supported(deploy, base_config):
@@ -188,4 +198,6 @@ def test_only_the_first_command_on_a_host_waits_for_it_to_boot(deploy, base_conf
     d = deploy(base_config)
     for r in d.of_type(COMMAND):
         dials = r.inputs["connection"]["dialErrorLimit"]
-        assert dials == (60 if r.name.endswith("-prepare") else 4), (r.name, dials)
+        # (the monitoring host's first command mounts its volume: it has no -prepare)
+        first = r.name.endswith("-prepare") or r.name == "c1-monitoring-0-disks"
+        assert dials == (60 if first else 4), (r.name, dials)

@@ -26,6 +26,7 @@ from tools.localcloud.rootfs import cache_root
 APP_CLIENT = Path(__file__).resolve().parent.parent / "e2e" / "appclient"
 REQUIREMENTS = APP_CLIENT / "requirements.txt"
 LOAD_DRIVER = APP_CLIENT / "availability_load.py"
+RAW_WRITES = APP_CLIENT / "raw_writes.py"  # 2.6: puts with the wire module alone
 WIRE = Path(__file__).resolve().parent.parent / "e2e" / "standin" / "rdsn_thrift.py"
 
 
@@ -68,4 +69,5 @@ def install_on(root: Path, destination: str = "/opt/pegasus-app") -> str:
         marker.write_text(env.name)
     shutil.copy2(LOAD_DRIVER, where / LOAD_DRIVER.name)
     shutil.copy2(WIRE, where / WIRE.name)
+    shutil.copy2(RAW_WRITES, where / RAW_WRITES.name)
     return f"PYTHONPATH={destination}/lib:{destination} python3 {destination}/{LOAD_DRIVER.name}"

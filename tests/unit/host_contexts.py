@@ -11,6 +11,7 @@ from components.render import templates
 
 from components.render import host_layout
 from components.render.host_layout import HostLayout
+from tests.unit.monitoring_contexts import monitoring_contexts
 
 LAYOUT = HostLayout(home_dir="/home/pegasus", app_dir="/home/pegasus/app", cluster_name="prod-kv")
 RELEASE = "pegasus-server-2.5.0-8f3c2ab-glibc2.17-release"
@@ -222,4 +223,5 @@ def script_contexts() -> dict[str, dict]:
             "wait_seconds": 300,
             "log_dir": LAYOUT.log_dir("meta"),
         },
+        **monitoring_contexts(),
     }

@@ -130,8 +130,10 @@ def host_output(hostname: str, ip: str, *roles: tuple[str, str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# `monitoring` as the program exports it (components/resources/monitoring.py), here on its own host.
 OUTPUTS = {"clusterName": "c1", "metaServers": "10.0.1.5:34601",
-           "monitoring": {"alertmanager": "10.0.1.5:9093"},
+           "monitoring": {"host": "monitoring-0", "ssh": "ssh admin@10.0.3.9", "alertmanager": "http://10.0.3.9:9093",
+                          "prometheus": "http://10.0.3.9:9090", "tunnel": "ssh -N -L 9090:127.0.0.1:9090 admin@10.0.3.9"},
            "ssh": {"meta-0": "ssh admin@10.0.1.5", "replica-0": "ssh admin@10.0.2.5", "replica-1": "ssh admin@10.0.2.6",
                    "replica-2": "ssh admin@10.0.2.7", "zk-0": "ssh admin@10.0.0.5"}}
 
@@ -150,13 +152,17 @@ def fake_runner(nodes_status: dict[str, str]):
                "apps\t" + json.dumps({"general_info": {"2": {"app_name": "temp"}}, "healthy_info": {"2": {
                    "app_id": "2", "app_name": "temp", "partition_count": "8", "fully_healthy": "5", "unhealthy": "3",
                    "write_unhealthy": "1", "read_unhealthy": "0"}}}) + "\n"
-               "alerts\t[]\n")
+               )
+    alerts = "alerts\t" + json.dumps([{"labels": {"alertname": "PegasusServerDown", "severity": "critical",
+                                                  "instance": "10.0.2.6:9091"}, "annotations": {"summary": "down"}}])
     calls = []
 
     def run(address: str, command: str) -> SshResult:
         calls.append(address)
         if address == "10.0.2.7":
             return SshResult(address, SSH_FAILED, "ssh: connect to host 10.0.2.7 port 22: No route to host")
+        if "alertmanager=127.0.0.1:9093" in command:  # asked on the monitoring host's loopback
+            return SshResult(address, 0, alerts + "\n" if address == "10.0.3.9" else "")
         if "meta_get" in command:
             return SshResult(address, 0, cluster)
         return SshResult(address, 0, hosts[address])
@@ -166,7 +172,8 @@ def fake_runner(nodes_status: dict[str, str]):
 def test_the_table_shows_each_server_a_stopped_one_and_an_unreachable_host():
     run, calls = fake_runner({"ip-10-0-2-5.internal": "ALIVE", "ip-10-0-2-6.internal": "UNALIVE"})
     status = cs.collect(OUTPUTS, run)
-    assert sorted(calls) == sorted(["10.0.1.5", "10.0.1.5", "10.0.2.5", "10.0.2.6", "10.0.2.7", "10.0.0.5"])
+    assert sorted(calls) == sorted(["10.0.1.5", "10.0.1.5", "10.0.2.5", "10.0.2.6", "10.0.2.7", "10.0.0.5",
+                                    "10.0.3.9"])
     rows = {(r[0], r[1]): r for r in cs.rows(status)}
     assert rows[("replica-0", "replica")][4:9] == ["ALIVE", "2.6.0", "2h0m", "4", "8"]
     assert rows[("replica-0", "replica")][9] == "50% of 200G (max 70% /home/pegasus/ssd2/c1)"
@@ -177,7 +184,10 @@ def test_the_table_shows_each_server_a_stopped_one_and_an_unreachable_host():
     text = cs.format_status(status, "c1")
     assert text.splitlines()[1].split() == cs.HEADER[:-1] + ["Data", "disk"]
     assert "Unhealthy partitions: 1 table(s)\n  temp: 3 of 8 partitions unhealthy (1 unwritable, 0 unreadable)\n" in text
-    assert "Alerts firing: none" in text and "5 hosts asked in" in text
+    assert "Alerts firing: 1\n  PegasusServerDown [critical] 10.0.2.6:9091 down" in text
+    assert "5 hosts asked in" in text
+    without = cs.format_status(cs.collect({k: v for k, v in OUTPUTS.items() if k != "monitoring"}, run), "c1")
+    assert "Alerts firing: no monitoring in this stack" in without
 
 
 def test_a_replica_server_the_meta_servers_do_not_count_alive_shows_so():

@@ -45,7 +45,7 @@ def own(package: Path) -> dict:
             "servers": {"zookeeper": [{"host": f"zk{i}"} for i in range(3)],
                         "meta": [{"host": "10.0.0.11"}, {"host": "10.0.0.12"}],
                         "replica": [{"host": f"10.0.0.2{i}", "dataDisks": [disk.format(i)]} for i in range(3)],
-                        "collector": []}}
+                        "collector": [], "monitoring": [{"host": "10.0.0.31"}]}}
 
 
 def test_the_reference_in_docs_is_the_one_the_declarations_make():

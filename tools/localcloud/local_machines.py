@@ -142,6 +142,9 @@ def stack_text(servers: dict, package: Path, existing: str | None) -> str:
         "pegasus:ssh": (old.get("config") or {}).get("pegasus:ssh") or {"user": LOGIN_USER},
         "pegasus:zookeeper": {"allowSingleNode": True},
         "pegasus:servers": servers,
+        # The machines reach no package archive (their image holds what the product installs),
+        # so not Grafana's either.
+        "pegasus:monitoring": {"grafana": {"enabled": False}},
     }
     document = {k: v for k, v in (old or {}).items() if k != "config"}
     document["config"] = config

@@ -20,8 +20,11 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 
 # What a host needs to run the product's scripts (bash, sha256sum, tar, blkid,
-# mkfs.ext4, mountpoint, findmnt, systemctl, journalctl, curl, python3) and
-# ZooKeeper (the `zookeeper` package pulls in a JRE).
+# mkfs.ext4, mountpoint, findmnt, systemctl, journalctl, curl, python3),
+# ZooKeeper (the `zookeeper` package pulls in a JRE) and the monitoring
+# (Debian's Prometheus, Alertmanager, node_exporter, and the exporter's
+# library): the machines reach no package archive, so what the product would
+# install with apt-get is in the image already.
 PACKAGES = (
     "systemd",
     "systemd-sysv",
@@ -44,10 +47,19 @@ PACKAGES = (
     "ca-certificates",
     "tar",
     "coreutils",
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+    "python3-prometheus-client",
 )
 
+# Units the packages above enable at installation. The product runs their
+# binaries under units of its own and leaves these stopped and disabled where it
+# installs the package (templates/_install_packages.sh.j2): so does the image.
+PACKAGE_UNITS = ("prometheus.service", "prometheus-alertmanager.service", "prometheus-node-exporter.service")
+
 # Bump when `_prepare` changes, so cached trees made the old way are not reused.
-PREPARE_VERSION = "4"
+PREPARE_VERSION = "5"
 
 # The login user of Debian's cloud images: passwordless sudo, the key pair's key.
 LOGIN_USER = "admin"
@@ -162,6 +174,8 @@ def _prepare(tree: Path) -> None:
         _mask(tree, unit)
     # (Debian's zookeeper package ships no unit: nothing starts it until the
     # product installs pegasus-zookeeper.service.)
+    for unit in PACKAGE_UNITS:
+        _disable(tree, unit)
     # Nothing to wait for: the container has no udev and a fixed network.
     for unit in ("systemd-networkd-wait-online.service", "systemd-udevd.service",
                  "systemd-udev-trigger.service", "systemd-udev-settle.service",
@@ -187,6 +201,12 @@ def _enable(tree: Path, unit: str, target: str) -> None:
     link = wants / unit
     if not link.is_symlink():
         link.symlink_to(f"/etc/systemd/system/{unit}")
+
+
+def _disable(tree: Path, unit: str) -> None:
+    """What `systemctl disable` does: drop the unit from every target that wants it."""
+    for link in (tree / "etc" / "systemd" / "system").glob(f"*.wants/{unit}"):
+        link.unlink()
 
 
 def _mask(tree: Path, unit: str) -> None:
