@@ -268,6 +268,21 @@ def test_extra_nic_interface_reaches_the_config(deploy, base_config):
     assert "primary_interface = ens6" in config
 
 
+def test_a_named_primary_interface_still_sets_the_extra_nic_up(deploy, base_config):
+    # Its source routing (AWS drops what leaves from another NIC's address) and its boot
+    # unit are what makes the NIC usable, named or not.
+    d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1,
+                                           "primaryInterface": "ens6"}))
+    for host in ("meta-0", "meta-1", "meta-2", "replica-0", "replica-1", "replica-2"):
+        nic = _command(d, f"c1-{host}-nic")["create"]
+        assert "pegasus-extra-nic.service" in nic and "systemctl enable" in nic
+        # The NIC's interface must be the one named: Pegasus binds it, every list names its address.
+        assert "expected='ens6'" in nic
+    assert "primary_interface = ens6" in d.resources["c1-replica-0-replica-config"].inputs["create"]
+    assert "c1-replica-0-nic" in d.ancestors("c1-replica-0-replica-config")
+    assert not [r for r in d.of_type(COMMAND) if r.name.startswith("c1-zk-") and r.name.endswith("-nic")]
+
+
 def test_bad_config_creates_nothing(deploy, base_config):
     with pytest.raises(pulumi.RunError) as error:  # Pulumi prints its message, no traceback
         deploy(with_(base_config, meta={"count": 4}))
