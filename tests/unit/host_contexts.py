@@ -97,6 +97,24 @@ TOOLS = {"tarball": f"{LAYOUT.packages_dir}/pegasus-tools-2.5.0-8f3c2ab-glibc2.1
          "tools_dir": LAYOUT.tools_dir}
 
 
+def zookeeper_restart_context(ips: list[str] = ZK_IPS, index: int = 1, **paths: str) -> dict:
+    """The restart script of server `index` of an ensemble; `paths` overrides where its files live."""
+    unit = {**zookeeper_unit_context(), **{k: v for k, v in paths.items() if k in ("conf_dir", "data_dir", "log_dir")}}
+    return {
+        "zoo_cfg": host_files.render("zoo.cfg", **dict(zoo_cfg_context(ips), data_dir=unit["data_dir"])),
+        "myid": index + 1,
+        "unit_text": host_files.render("zookeeper.service", **unit),
+        "unit_path": f"{host_layout.SYSTEMD_DIR}/{host_layout.ZOOKEEPER_UNIT}",
+        "user": "zookeeper",
+        **unit,
+        "servers": ips,
+        "my_ip": ips[index],
+        "client_port": host_layout.ZOOKEEPER_CLIENT_PORT,
+        "wait_seconds": 180,
+        **paths,
+    }
+
+
 def script_contexts() -> dict[str, dict]:
     """One realistic context per template name (as render() takes it)."""
     tarball = LAYOUT.package_path(f"{RELEASE}.tar.gz")
@@ -177,6 +195,7 @@ def script_contexts() -> dict[str, dict]:
             "unit_path": zk_unit,
             "user": "zookeeper",
         },
+        "zookeeper_restart.sh": zookeeper_restart_context(),
         "zookeeper_ready.sh": {
             "servers": ZK_IPS,
             "client_port": host_layout.ZOOKEEPER_CLIENT_PORT,
