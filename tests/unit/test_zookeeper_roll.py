@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.zookeeper_roll import RollFailed, ZooKeeperRollProvider, next_to_restart
+from components.operations.zookeeper_roll import RollFailed, ZooKeeperRollProvider, next_to_restart
 
 HOSTS = {"zk-0": "127.0.0.1", "zk-1": "127.0.0.2"}
 KEYS = ["zk-0/zookeeper", "zk-1/zookeeper"]
