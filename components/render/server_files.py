@@ -86,11 +86,12 @@ def cleanup_disks_script(disks: list[dict]) -> str:
     return as_root(render("cleanup_disks.sh", **_split_disks(disks), fstab="/etc/fstab", marker=hl.CREATED_MARKER))
 
 
-def resolve_nic_script(mac: str) -> str:
-    """Sets the extra NIC up now and at every boot; prints its interface name."""
+def resolve_nic_script(mac: str, expected: str = "") -> str:
+    """Sets the extra NIC up now and at every boot; prints its interface name, which must
+    be `expected` when one is given (network.primaryInterface)."""
     return as_root(render(
         "install_extra_nic.sh",
-        script_text=render("resolve_nic.sh", mac=mac.lower(), wait_seconds=NIC_WAIT_SECONDS),
+        script_text=render("resolve_nic.sh", mac=mac.lower(), wait_seconds=NIC_WAIT_SECONDS, expected=expected),
         script_path=EXTRA_NIC_SCRIPT,
         unit_text=render("extra_nic.service", mac=mac.lower(), script_path=EXTRA_NIC_SCRIPT),
         unit_path=f"{hl.SYSTEMD_DIR}/{EXTRA_NIC_UNIT}", unit_name=EXTRA_NIC_UNIT))
