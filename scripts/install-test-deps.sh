@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(zookeeper openssh-server openssh-client debootstrap systemd-container iproute2 nftables
-          e2fsprogs util-linux nodejs npm)
+          e2fsprogs xfsprogs util-linux nodejs npm)
 missing=()
 for pkg in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

@@ -22,6 +22,7 @@ from components.spec.topology import ROLE_ORDER, has_shared_log
 REQUIRED_COMMANDS = ("systemctl", "journalctl", "tar", "sha256sum", "blkid", "mkfs.ext4",
                      "mountpoint", "findmnt", "curl", "python3")
 DEVICE_WAIT_SECONDS = 300
+GIB = 1024**3
 NIC_WAIT_SECONDS = 120
 EXTRA_NIC_SCRIPT = "/usr/local/sbin/pegasus-extra-nic"
 EXTRA_NIC_UNIT = "pegasus-extra-nic.service"
@@ -63,12 +64,16 @@ def remove_app_dir_script(spec: ClusterSpec) -> str:
 
 def disk_entries(spec: ClusterSpec, data_devices: Sequence[str], slog_device: str | None) -> list[dict]:
     """A disk is a device (by its stable path) or, on your own servers, a directory the
-    operator mounted: used where it is, never formatted, unmounted or removed."""
+    operator mounted: used where it is, never formatted, unmounted or removed. A device
+    made on AWS carries its volume's size: the disk script grows its file system to it."""
     lay = layout(spec)
-    disks = [{"device": dev, "mount_point": lay.data_mount(i), "label": f"pg-ssd{i + 1}"}
+    data_bytes = spec.replica.data_disks.size_gib * GIB
+    disks = [{"device": dev, "mount_point": lay.data_mount(i), "label": f"pg-ssd{i + 1}", "size_bytes": data_bytes}
              for i, dev in enumerate(data_devices)]
     if slog_device:
-        disks.append({"device": slog_device, "mount_point": lay.slog_mount, "label": "pg-slog"})
+        slog = spec.replica.slog_disk
+        disks.append({"device": slog_device, "mount_point": lay.slog_mount, "label": "pg-slog",
+                      "size_bytes": slog.size_gib * GIB if slog else 0})
     return [d if d["device"].startswith("/dev/") else {"directory": d["device"]} for d in disks]
 
 
