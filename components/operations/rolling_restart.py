@@ -11,7 +11,10 @@ says in plain words why. Then, from where `pulumi up` runs, over SSH:
   order (admin_tools/pegasus_rolling_update.sh, v2.5.0): ReplicaServers, then
   MetaServers with the leader deferred to a second pass, then the Collector.
   Each restart waits for a healthy cluster before and after (the script's
-  gates), and the roll stops at the first server that fails.
+  gates), and the roll stops at the first server that fails. When the stack
+  also drops ReplicaServers and there are no admin tools to drain them, the
+  scale-in guard (`removal_guard`) is asked first, so a refused scale-in
+  restarts nothing.
 - create (a new cluster, or a stack that had per-server roll commands before):
   every server is asked in parallel whether it runs its newest files; those
   that do not restart as above. Then every server is checked in parallel:
@@ -153,6 +156,18 @@ class Roll:
             raise RollFailed(f"the stack does not record {host}'s ReplicaServer address: run `pulumi up` once "
                              "without removing servers, then remove them")
         return self._nodes[host]
+
+    def refuse_unsafe_removal(self, removed: Sequence[str], guard: str) -> None:
+        """Without the admin tools nothing drains a ReplicaServer the stack drops: the
+        scale-in guard asks the MetaServers about it before anything restarts, and
+        Pulumi runs it again, as `<cluster>-replica-removal`, before deleting it."""
+        entries = [f"{key.partition('/')[0]}={self._node(key)}" for key in removed]
+        meta = next(key.partition("/")[0] for key in self._servers if key.endswith("/meta"))
+        result = self._session.run(self._hosts[meta],
+                                   as_root(f"set -- {' '.join(shlex.quote(e) for e in entries)}\n{guard}"))
+        if result.returncode != 0:
+            raise RollFailed(f"the stack drops {', '.join(removed)}, which the scale-in guard refuses; nothing was "
+                             f"restarted. Its output:\n{result.tail()}")
 
     def _each(self, keys: Sequence[str], phase: str) -> dict[str, SshResult]:
         return each_server(self._session, self._hosts, self._staged_dir, keys, phase)
@@ -313,12 +328,17 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
     def update(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
         old, new = plain(dict(olds)), plain(dict(news))
         keys = changed_servers(old.get("restart_records") or {}, new["restart_records"])
-        # Without the tools, the replica-removal guard refuses a ReplicaServer that holds replicas.
-        removed = removed_replicas(old.get("restart_records") or {}, new["restart_records"]) if new.get("tools") else []
+        dropped = removed_replicas(old.get("restart_records") or {}, new["restart_records"])
+        # With the tools, the roll drains and removes them first; without, the replica-removal
+        # guard refuses one that holds replicas, asked here before any restart.
+        removed = dropped if new.get("tools") else []
         restarted: list[str] = []
         if keys or removed:
             with session_for(new["access"]) as session:
-                restarted = _roll(session, new, old).restart(keys, removed)
+                roll = _roll(session, new, old)
+                if keys and dropped and not removed and new.get("removal_guard"):
+                    roll.refuse_unsafe_removal(dropped, new["removal_guard"])
+                restarted = roll.restart(keys, removed)
         return pulumi.dynamic.UpdateResult(_outputs(news, restarted))
 
     def delete(self, _id: str, _props: dict) -> None:
@@ -336,6 +356,9 @@ class RollingRestartArgs:
     replica_nodes: pulumi.Input[Mapping[str, pulumi.Input[str]]] = None  # type: ignore[assignment]
     # the admin tools on a MetaServer host, or None: {host, dir, meta_list, library_dir, release, wait_seconds}
     tools: pulumi.Input[Optional[Mapping[str, Any]]] = None
+    # the scale-in guard's script (templates/replica_removal_guard.sh.j2), run before any restart
+    # of a roll that also drops ReplicaServers, when there are no admin tools to drain them
+    removal_guard: pulumi.Input[Optional[str]] = None
 
 
 class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRestart"):
@@ -351,6 +374,7 @@ class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRes
             "access": pulumi.Output.secret(args.access),  # the private key
             "replica_nodes": args.replica_nodes,
             "tools": args.tools,
+            "removal_guard": args.removal_guard,
             "restarted": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["access"]))

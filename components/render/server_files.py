@@ -382,15 +382,21 @@ def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], server_ips: 
     ))
 
 
-def replica_removal_guard_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
-    """`replica_ips`: host name -> cluster address of every ReplicaServer the stack keeps."""
+def replica_removal_guard(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
+    """The scale-in guard, unwrapped (the rolling restart runs it with the servers it drops as
+    arguments). `replica_ips`: host name -> cluster address of every ReplicaServer the stack keeps."""
     lay = layout(spec)
     min_alive = _role_settings(spec, "meta", "meta_server").get("min_live_node_count_for_unfreeze") or "3"
-    return as_root(render(
+    return render(
         "replica_removal_guard.sh",
         meta_addresses=meta_addresses(meta_ips),
         members=[f"{name}={ip}:{hl.ROLE_PORTS['replica']}" for name, ip in replica_ips.items()],
-        record=f"{lay.staged_dir}/replica-servers", min_alive=min_alive if min_alive.isdigit() else "3"))
+        record=f"{lay.staged_dir}/replica-servers", min_alive=min_alive if min_alive.isdigit() else "3")
+
+
+def replica_removal_guard_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
+    """The guard as `<cluster>-replica-removal` runs it: the servers dropped since its last run."""
+    return as_root(replica_removal_guard(spec, meta_ips, replica_ips))
 
 
 # ------------------------------------------------------------ ZooKeeper

@@ -128,6 +128,9 @@ class PegasusCluster(pulumi.ComponentResource):
         # of every server.
         started: list[pulumi.Resource] = [server.service for role in ROLE_ORDER for server in servers[role]]
         restart_hosts = {n: hosts[n].ssh_address for n in pegasus}
+        replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
+        # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard
+        addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))
         restart = RollingRestart(f"{name}-rolling-restart", RollingRestartArgs(
             restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
             hosts=restart_hosts,
@@ -135,11 +138,9 @@ class PegasusCluster(pulumi.ComponentResource):
             access=self._ssh_access(spec),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
-            tools=tools_args),
+            tools=tools_args,
+            removal_guard=addresses.apply(lambda a: files.replica_removal_guard(spec, *a))),
             opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
-        replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
-        # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard
-        addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))
         keys = [server_key(s.host, s.role) for role in ROLL_ORDER for s in servers[role]]
         server_ips = pulumi.Output.all(*[hosts[key.partition("/")[0]].cluster_ip for key in keys]).apply(
             lambda ips: dict(zip(keys, ips)))
@@ -154,7 +155,8 @@ class PegasusCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
-        # come last in a deployment), this refuses while it still holds replicas.
+        # come last in a deployment), this refuses while it still holds replicas (the
+        # rolling restart asks the same before it restarts anything).
         remote_command(
             f"{name}-replica-removal", hosts[metas[0]].connection,
             create=addresses.apply(lambda a: files.replica_removal_guard_script(spec, *a)),
