@@ -88,7 +88,7 @@ class EnsembleRoll:
 
     def restart(self, due: Sequence[str]) -> list[str]:
         """Restarts `due` one at a time, followers first, the leader last; stops at the first failure."""
-        remaining, done = list(due), []
+        remaining, done = list(due), list[str]()
         while remaining:
             modes = self.modes()
             key = next_to_restart(remaining, modes)

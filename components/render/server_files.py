@@ -9,7 +9,7 @@ be a remote.Command's create/update/delete.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from components.render import host_layout as hl
 from components.render.config_ini import (NodeValues, apply_overrides, content_hash, declared_tables, read_sections,
@@ -68,8 +68,9 @@ def disk_entries(spec: ClusterSpec, data_devices: Sequence[str], slog_device: st
     made on AWS carries its volume's size: the disk script grows its file system to it."""
     lay = layout(spec)
     data_bytes = spec.replica.data_disks.size_gib * GIB
-    disks = [{"device": dev, "mount_point": lay.data_mount(i), "label": f"pg-ssd{i + 1}", "size_bytes": data_bytes}
-             for i, dev in enumerate(data_devices)]
+    disks: list[dict[str, Any]] = [
+        {"device": dev, "mount_point": lay.data_mount(i), "label": f"pg-ssd{i + 1}", "size_bytes": data_bytes}
+        for i, dev in enumerate(data_devices)]
     if slog_device:
         slog = spec.replica.slog_disk
         disks.append({"device": slog_device, "mount_point": lay.slog_mount, "label": "pg-slog",
