@@ -54,7 +54,7 @@ def render_everything(spec) -> int:
     for n, plan in enumerate(plans):
         rendered += [files.prepare_host_script(spec), files.remove_app_dir_script(spec)]
         if plan.kind == "zookeeper":
-            rendered += [files.install_zookeeper_script(zk_ips, plan.index), files.remove_zookeeper_script()]
+            rendered += [files.zookeeper_files(spec, zk_ips, plan.index).install, files.remove_zookeeper_script()]
             continue
         if plan.data_disks:
             devices = [f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol{n:08x}{d:09x}"

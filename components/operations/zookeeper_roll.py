@@ -39,16 +39,16 @@ import pulumi.dynamic
 
 from components.operations.provider_inputs import plain
 from components.operations.rolling_restart import RESTART_DUE, RollFailed, each_server, roll_position
+from components.render.host_layout import ZOOKEEPER_ROLE
 from components.ssh.session import SshResult, SshSession, session_for
 
-ROLE = "zookeeper"
 INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access")
 LEADER = "leader"
 
 
 def server_key(host: str) -> str:
     """A ZooKeeper server's key in the records, as the rolling restart keys a role on a host."""
-    return f"{host}/{ROLE}"
+    return f"{host}/{ZOOKEEPER_ROLE}"
 
 
 def next_to_restart(remaining: Sequence[str], modes: Mapping[str, str]) -> str:

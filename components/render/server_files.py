@@ -407,17 +407,32 @@ def zookeeper_servers(ips: Sequence[str]) -> str:
     return address_list(ips, hl.ZOOKEEPER_CLIENT_PORT)
 
 
-def install_zookeeper_script(ips: Sequence[str], my_index: int) -> str:
+@dataclass(frozen=True)
+class ZooKeeperFiles:
+    """What one ZooKeeper server of the ensemble runs with, and how it gets it."""
+
+    install: str  # installs ZooKeeper, stages restart_script, starts a server that does not run
+    restart_script: str  # carries zoo.cfg, myid and unit; the ZooKeeper roll runs it by phase
+    record: str  # what the ZooKeeper roll compares, one fact a line (a preview's diff shows it)
+
+
+def zookeeper_files(spec: ClusterSpec, ips: Sequence[str], my_index: int) -> ZooKeeperFiles:
     zoo_cfg = render("zoo.cfg", servers=[{"id": i + 1, "ip": ip} for i, ip in enumerate(ips)],
                      client_port=hl.ZOOKEEPER_CLIENT_PORT, peer_port=hl.ZOOKEEPER_PEER_PORT,
                      election_port=hl.ZOOKEEPER_ELECTION_PORT, data_dir=hl.ZOOKEEPER_DATA_DIR)
     unit = render("zookeeper.service", conf_dir=hl.ZOOKEEPER_CONF_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR,
                   data_dir=hl.ZOOKEEPER_DATA_DIR, user="zookeeper")
-    return as_root(render(
-        "install_zookeeper.sh", zoo_cfg=zoo_cfg, myid=my_index + 1, unit_text=unit,
-        conf_dir=hl.ZOOKEEPER_CONF_DIR, data_dir=hl.ZOOKEEPER_DATA_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR,
-        unit_path=f"{hl.SYSTEMD_DIR}/{hl.ZOOKEEPER_UNIT}", user="zookeeper",
-    ))
+    dirs = dict(conf_dir=hl.ZOOKEEPER_CONF_DIR, data_dir=hl.ZOOKEEPER_DATA_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR)
+    restart_script = render(
+        "zookeeper_restart.sh", zoo_cfg=zoo_cfg, myid=my_index + 1, unit_text=unit, **dirs,
+        unit_path=f"{hl.SYSTEMD_DIR}/{hl.ZOOKEEPER_UNIT}", user="zookeeper", servers=list(ips), my_ip=ips[my_index],
+        client_port=hl.ZOOKEEPER_CLIENT_PORT, wait_seconds=spec.timeouts.zookeeper_seconds)
+    install = as_root(render("install_zookeeper.sh", restart_script=restart_script,
+                             restart_script_path=layout(spec).staged_restart_path(hl.ZOOKEEPER_ROLE), user="zookeeper"))
+    record = "".join(f"{line}\n" for line in (
+        f"ZooKeeper servers {zookeeper_servers(ips)}", f"myid {my_index + 1}",
+        f"zoo.cfg {content_hash(zoo_cfg)}", f"unit {content_hash(unit)}"))
+    return ZooKeeperFiles(install=install, restart_script=restart_script, record=record)
 
 
 def zookeeper_ready_script(ips: Sequence[str], wait_seconds: int) -> str:

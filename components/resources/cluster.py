@@ -34,7 +34,7 @@ from components.resources.tools_install import AdminTools
 from components.operations.cluster_health import ClusterHealth, ClusterHealthArgs
 from components.operations.fixed_settings import FixedSettings
 from components.resources.aws_host import AwsHost
-from components.resources.host_handle import HostHandle
+from components.resources.host_handle import HostHandle, ssh_access
 from components.resources.host_preparation import HostPreparation
 from components.resources.network import Network
 from components.resources.own_host import own_hosts
@@ -135,7 +135,7 @@ class PegasusCluster(pulumi.ComponentResource):
             restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
             hosts=restart_hosts,
             staged_dir=files.layout(spec).staged_dir,
-            access=self._ssh_access(spec),
+            access=ssh_access(spec),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
             tools=tools_args,
@@ -151,7 +151,7 @@ class PegasusCluster(pulumi.ComponentResource):
             run=uuid.uuid4().hex,
             script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
             check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
-            access=self._ssh_access(spec)),
+            access=ssh_access(spec)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
@@ -212,13 +212,6 @@ class PegasusCluster(pulumi.ComponentResource):
                                    retain=spec.retain_data, adopt=spec.zookeeper.adopt_existing_path,
                                    tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*zookeeper.ready, *via_prep.done]))
-
-    @staticmethod
-    def _ssh_access(spec: ClusterSpec) -> dict:
-        """What the rolling restart needs to reach every server (as their commands do)."""
-        bastion = spec.ssh.bastion
-        return {"user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
-                "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None}
 
     @staticmethod
     def _ssh_hint(spec: ClusterSpec, ip: str) -> str:

@@ -58,24 +58,19 @@ def zk_user() -> str:
         return ""
 
 
-def install_context(tmp_path, myid=1, zoo_cfg=None):
-    conf, data, log = (tmp_path / "etc-zk", tmp_path / "lib-zk", tmp_path / "log-zk")
-    return {
-        "zoo_cfg": zoo_cfg or templates.render("zoo.cfg", **dict(zoo_cfg_context(["10.0.0.1"]), data_dir=str(data))),
-        "myid": myid,
-        "unit_text": templates.render("zookeeper.service", conf_dir=str(conf), log_dir=str(log),
-                                       data_dir=str(data), user=zk_user()),
-        "conf_dir": str(conf),
-        "data_dir": str(data),
-        "log_dir": str(log),
-        "unit_path": str(tmp_path / host_layout.ZOOKEEPER_UNIT),
-        "user": zk_user(),
-    }
+def install_context(tmp_path, ips=("10.0.0.1",)):
+    """install_zookeeper's context for the first server of `ips`, its files under tmp_path."""
+    paths = {"conf_dir": str(tmp_path / "etc-zk"), "data_dir": str(tmp_path / "lib-zk"),
+             "log_dir": str(tmp_path / "log-zk"), "unit_path": str(tmp_path / host_layout.ZOOKEEPER_UNIT)}
+    restart = dict(zookeeper_restart_context(list(ips), 0, **paths), user=zk_user())
+    return {"restart_script": templates.render("zookeeper_restart.sh", **restart),
+            "restart_script_path": str(tmp_path / "staged" / "zookeeper.restart.sh"), "user": zk_user(),
+            **paths, "zoo_cfg": restart["zoo_cfg"], "unit_text": restart["unit_text"]}
 
 
 @pytest.mark.skipif(not ZK_SERVER.exists(), reason=f"{ZK_SERVER} is missing: the test must not install packages")
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown the ZooKeeper dirs")
-def test_install_zookeeper_writes_files_and_restarts_only_on_change(tmp_path):
+def test_install_zookeeper_starts_a_new_server_and_never_restarts_a_running_one(tmp_path):
     systemd = FakeSystemd(tmp_path)
     unit = host_layout.ZOOKEEPER_UNIT
     context = install_context(tmp_path)
@@ -84,6 +79,7 @@ def test_install_zookeeper_writes_files_and_restarts_only_on_change(tmp_path):
     assert Path(context["conf_dir"], "zoo.cfg").read_text() == context["zoo_cfg"]
     assert Path(context["data_dir"], "myid").read_text() == "1\n"
     assert Path(context["unit_path"]).read_text() == context["unit_text"]
+    assert Path(context["restart_script_path"]).read_text() == context["restart_script"]
     assert f"enable --now --quiet -- {unit}" in systemd.calls()
     if context["user"]:
         assert Path(context["data_dir"]).owner() == context["user"]
@@ -91,15 +87,18 @@ def test_install_zookeeper_writes_files_and_restarts_only_on_change(tmp_path):
     systemd.clear_calls()
     same = run_script(templates.render("install_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert same.returncode == 0, same.stderr
-    assert not any(c.startswith(("restart", "daemon-reload")) for c in systemd.calls())
-    assert "running with the current files" in same.stdout
+    assert not any(c.startswith(("restart", "daemon-reload", "stop")) for c in systemd.calls())
+    assert "runs its newest files" in same.stdout
 
+    # The ensemble's list changed (a server replaced): staged for the roll, nothing restarts.
     systemd.clear_calls()
-    changed = install_context(tmp_path, myid=2)
-    moved = run_script(templates.render("install_zookeeper.sh", **changed), tmp_path, fake_bin=systemd.bin)
-    assert moved.returncode == 0, moved.stderr
-    assert Path(context["data_dir"], "myid").read_text() == "2\n"
-    assert f"restart -- {unit}" in systemd.calls()
+    moved = install_context(tmp_path, ips=("10.0.0.1", "10.0.0.9", "10.0.0.3"))
+    staged = run_script(templates.render("install_zookeeper.sh", **moved), tmp_path, fake_bin=systemd.bin)
+    assert staged.returncode == 0, staged.stderr
+    assert not any(c.startswith(("restart", "stop")) for c in systemd.calls())
+    assert Path(context["conf_dir"], "zoo.cfg").read_text() == context["zoo_cfg"]
+    assert Path(moved["restart_script_path"]).read_text() == moved["restart_script"]
+    assert "the ZooKeeper roll restarts it" in staged.stdout
 
 
 def test_remove_zookeeper_removes_its_unit_and_dirs(tmp_path):
