@@ -71,12 +71,16 @@ class PegasusCluster(pulumi.ComponentResource):
         names = ResourceNames(name, adopt_old_names)
         # First registered: its check refuses, at preview, a change of what an
         # existing cluster cannot change (homeDir, appDir, clusterName, fewer or
-        # smaller disks). Its URN must not depend on clusterName, or a renamed
+        # smaller disks, a shared-log disk added or removed, another ZooKeeper
+        # ensemble or size). Its URN must not depend on clusterName, or a renamed
         # cluster's check would find no previous values to compare with.
         fixed_name, fixed_aliases = names.of_the_stack("fixed-settings")
+        slog = spec.replica.slog_disk
         FixedSettings(fixed_name, {
             "cluster_name": spec.cluster_name, "home_dir": spec.home_dir, "app_dir": spec.app_dir,
             "data_disk_count": spec.replica.data_disks.count, "data_disk_size_gib": spec.replica.data_disks.size_gib,
+            "slog_disk": slog is not None, "slog_disk_size_gib": slog.size_gib if slog else 0,
+            "zookeeper_count": spec.zookeeper.count, "zookeeper_servers": ",".join(spec.zookeeper.external_servers),
         }, opts=pulumi.ResourceOptions(parent=self, aliases=fixed_aliases))
         plans = plan_hosts(spec)
         # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.

@@ -87,7 +87,7 @@ def test_grown_data_disks_grow_each_file_system_and_restart_nothing(deployed, ba
 
 def test_a_provisioned_ensemble_keeps_its_size(deployed, base_config):
     message = deployed(base_config).refusal(with_(base_config, zookeeper={"count": 5}))
-    assert "pegasus:zookeeper.count is 3 on this stack" in message and "reconfig" in message
+    assert "pegasus:zookeeper.count is 3 on this stack's ensemble" in message and "reconfig" in message
 
 
 @pytest.mark.parametrize("direction", ["to an external ensemble", "to a provisioned one"])
@@ -122,3 +122,11 @@ def test_replacing_a_zookeeper_server_rolls_the_ensemble_instead_of_restarting_i
     # The other servers' zoo.cfg is staged; the ZooKeeper roll restarts them one at a time.
     assert plan["c1-zookeeper-roll"] == "update"
     assert plan["c1-zookeeper-path"] == "update"
+
+
+def test_fewer_or_smaller_data_disks_are_refused(deployed, base_config):
+    # Pulumi hands a dynamic provider its numbers as floats: the check must still compare them.
+    stack = deployed(with_(base_config, replica={"dataDisks": {"count": 3, "sizeGiB": 200}}))
+    message = stack.refusal(with_(base_config, replica={"dataDisks": {"count": 2, "sizeGiB": 100}}))
+    assert "pegasus:replica.dataDisks.count was 3, now 2" in message
+    assert "pegasus:replica.dataDisks.sizeGiB was 200, now 100" in message
