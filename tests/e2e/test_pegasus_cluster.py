@@ -22,6 +22,7 @@ import pytest
 from components.operations.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.remote_command import COPIED
+from tests.support.capabilities import CAP_SYS_RESOURCE, ONLINE_RESIZE_REASON, has_capability
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
 from tests.support.package_builder import build_package, build_tools_package
 from tools.localcloud.sshkeys import generate_key_pair
@@ -298,6 +299,8 @@ def test_2_c_a_new_cluster_name_is_refused_at_preview_and_nothing_is_created_or_
 
 
 def test_2_d_grown_data_disks_grow_every_file_system_without_a_restart(cluster):
+    if not has_capability(cluster.machine("replica-0").check("cat /proc/self/status"), CAP_SYS_RESOURCE):
+        pytest.skip(ONLINE_RESIZE_REASON)
     before = role_starts(cluster)
     config = copy.deepcopy(cluster.config)
     config["replica"]["dataDisks"]["sizeGiB"] = 2
