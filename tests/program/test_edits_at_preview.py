@@ -130,3 +130,20 @@ def test_fewer_or_smaller_data_disks_are_refused(deployed, base_config):
     message = stack.refusal(with_(base_config, replica={"dataDisks": {"count": 2, "sizeGiB": 100}}))
     assert "pegasus:replica.dataDisks.count was 3, now 2" in message
     assert "pegasus:replica.dataDisks.sizeGiB was 200, now 100" in message
+
+
+def test_a_new_metaserver_starts_before_the_roll_tells_the_others_of_it(deployed, deploy, base_config):
+    stack = deployed(with_(base_config, meta={"count": 2}))
+    plan = planned(stack.preview(base_config))
+    assert plan["c1-meta-2-meta"] == "create" and plan["c1-rolling-restart"] == "update"
+    assert not [n for n, a in plan.items() if a in ("replace", "delete")]
+    # Its first start (with the whole list) comes before the roll restarts the others onto that list.
+    assert "c1-meta-2-meta" in deploy(base_config).ancestors("c1-rolling-restart")
+
+
+def test_a_dropped_metaserver_goes_only_after_the_others_rolled_onto_the_shorter_list(deployed, base_config):
+    plan = planned(deployed(base_config).preview(with_(base_config, meta={"count": 2})))
+    assert plan["c1-rolling-restart"] == "update"
+    # Deletes come last in a deployment: meta-2 stops (stop_role) once no server lists it.
+    assert plan["c1-meta-2-meta"] == "delete" and plan["c1-meta-2"] == "delete"
+    assert not [n for n, a in plan.items() if a == "replace"]
