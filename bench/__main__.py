@@ -70,9 +70,10 @@ def render_everything(spec) -> int:
 
 
 # Types whose create or update acts on servers: pulumi-command's, the rolling
-# restart and the health check (dynamic resources that run scripts over SSH).
+# restart, the health check and the ZooKeeper roll (dynamic resources that run
+# scripts over SSH).
 REMOTE = ("command:remote:Command", "command:remote:CopyToRemote", "pulumi-python:dynamic/pegasus:RollingRestart",
-          "pulumi-python:dynamic/pegasus:ClusterHealth")
+          "pulumi-python:dynamic/pegasus:ClusterHealth", "pulumi-python:dynamic/pegasus:ZooKeeperRoll")
 
 
 def longest_remote_chain(cloud: FakeCloud, only=lambda name: True) -> int:
