@@ -177,7 +177,7 @@ class Roll:
         answers = self._each(keys, "probe")
         failed = {k: r for k, r in answers.items() if r.returncode not in (0, RESTART_DUE)}
         if failed:
-            raise RollFailed(_report("could not ask these servers whether a restart is due", failed))
+            raise RollFailed(failure_report("could not ask these servers whether a restart is due", failed))
         return sorted((k for k, r in answers.items() if r.returncode == RESTART_DUE), key=roll_position)
 
     def _step(self, key: str, phase: str, keys: Sequence[str], done: list[str]) -> None:
@@ -289,10 +289,10 @@ class Roll:
         """Every server serves, is ALIVE, and every table is healthy; checked in parallel."""
         failed = {k: r for k, r in self._each(keys, "check").items() if r.returncode != 0}
         if failed:
-            raise RollFailed(_report("these servers did not pass their check", failed))
+            raise RollFailed(failure_report("these servers did not pass their check", failed))
 
 
-def _report(what: str, failed: Mapping[str, SshResult]) -> str:
+def failure_report(what: str, failed: Mapping[str, SshResult]) -> str:
     return f"{what}: {', '.join(sorted(failed, key=roll_position))}\n" + "\n".join(
         f"--- {key} ({result.host}), exit {result.returncode}:\n{result.tail()}"
         for key, result in sorted(failed.items(), key=lambda item: roll_position(item[0])))

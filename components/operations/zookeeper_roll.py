@@ -38,7 +38,8 @@ import pulumi
 import pulumi.dynamic
 
 from components.operations.provider_inputs import plain
-from components.operations.rolling_restart import RESTART_DUE, RollFailed, each_server, roll_position
+from components.operations.rolling_restart import (RESTART_DUE, RollFailed, each_server, failure_report,
+                                                   roll_position)
 from components.render.host_layout import ZOOKEEPER_ROLE
 from components.ssh.session import SshResult, SshSession, session_for
 
@@ -79,7 +80,7 @@ class EnsembleRoll:
         answers = self._each(self._servers, "probe")
         failed = {k: r for k, r in answers.items() if r.returncode not in (0, RESTART_DUE)}
         if failed:
-            raise RollFailed(_report("could not ask these ZooKeeper servers whether a restart is due", failed))
+            raise RollFailed(failure_report("could not ask these ZooKeeper servers whether a restart is due", failed))
         return [k for k in self._servers if answers[k].returncode == RESTART_DUE]
 
     def modes(self) -> dict[str, str]:
@@ -107,13 +108,7 @@ class EnsembleRoll:
     def check(self) -> None:
         failed = {k: r for k, r in self._each(self._servers, "check").items() if r.returncode != 0}
         if failed:
-            raise RollFailed(_report("these ZooKeeper servers did not pass their check", failed))
-
-
-def _report(what: str, failed: Mapping[str, SshResult]) -> str:
-    return f"{what}: {', '.join(sorted(failed, key=roll_position))}\n" + "\n".join(
-        f"--- {key} ({result.host}), exit {result.returncode}:\n{result.tail()}"
-        for key, result in sorted(failed.items(), key=lambda item: roll_position(item[0])))
+            raise RollFailed(failure_report("these ZooKeeper servers did not pass their check", failed))
 
 
 def _outputs(props: Mapping[str, Any], restarted: Sequence[str]) -> dict:
