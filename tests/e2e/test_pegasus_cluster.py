@@ -613,7 +613,7 @@ set -uo pipefail
 while [[ ! -e /root/stop-zk-watch ]]; do
   line=$(date +%s.%N)
   for ip in $(cat /root/zk-ips); do
-    answer=$(timeout 1 bash -c 'exec 3<>"/dev/tcp/$1/2181" && printf srvr >&3 && cat <&3' _ "$ip" 2>/dev/null)
+    answer=$(timeout 0.5 bash -c 'exec 3<>"/dev/tcp/$1/2181" && printf srvr >&3 && cat <&3' _ "$ip" 2>/dev/null)
     mode=$(sed -n 's/^Mode: //p' <<<"$answer")
     [[ -n $mode ]] || mode=$([[ -n $answer ]] && echo looking || echo down)
     line+=" $ip=$mode"
@@ -669,7 +669,10 @@ def test_a_4_replacing_a_zookeeper_server_keeps_the_quorum_the_sessions_and_ever
         cluster.up(replace=[named("zk-1")])
     rounds = watch.rounds()
     stats = load_result(cluster, "/root/stop-load", "a ZooKeeper server's replacement")
-    assert len(rounds) > 50, rounds
+    assert len(rounds) > 5, rounds
+    # The new server took another address: the other two were rolled onto the new zoo.cfg.
+    roll = cluster.engine.state.get_by_name("pulumi-python:dynamic/pegasus:ZooKeeperRoll", f"{CLUSTER}-zookeeper-roll")
+    assert sorted(roll["extras"]["restarted"]) == ["zk-0/zookeeper", "zk-2/zookeeper"], roll["extras"]
     # Never two of the three servers down at once: the quorum's majority kept running.
     down = [(stamp, answers) for stamp, answers in rounds
             if sum(mode != "down" for mode in answers.values()) < 2]
