@@ -4,7 +4,9 @@ Up:  fixed settings checked -> network, security-group rules, hosts (or your
      own servers, listed: nothing of AWS) -> host
      preparation -> ZooKeeper ready -> ZooKeeper path guard -> MetaServers ->
      ReplicaServers (in parallel) -> Collector -> rolling restart (which, on
-     a first deploy, checks every server) -> cluster checks.
+     a first deploy, checks every server) -> ZooKeeper roll (the servers whose
+     zoo.cfg changed, once the MetaServers list them as they are) -> cluster
+     checks.
 Down (Pulumi deletes in reverse): Collector, ReplicaServers, MetaServers
      stopped and their directories removed -> ZooKeeper path removed ->
      ZooKeeper stopped -> disks unmounted, package and appDir removed ->
@@ -152,6 +154,9 @@ class PegasusCluster(pulumi.ComponentResource):
         keys = [server_key(s.host, s.role) for role in ROLL_ORDER for s in servers[role]]
         server_ips = pulumi.Output.all(*[hosts[key.partition("/")[0]].cluster_ip for key in keys]).apply(
             lambda ips: dict(zip(keys, ips)))
+        # A provisioned ensemble whose files changed (a server replaced) rolls last, once
+        # the MetaServers list its servers as they are now.
+        zookeeper_roll = zookeeper.roll_after([restart])
         # Runs at every `pulumi up`, changed or not (a new `run` each time: one
         # line in the preview), so a server that died since the last up is
         # reported, with its own logs, rather than found by the next change.
@@ -160,7 +165,7 @@ class PegasusCluster(pulumi.ComponentResource):
             script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
             check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
             access=ssh_access(spec)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[restart, *zookeeper_roll]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
         # come last in a deployment), this refuses while it still holds replicas (the

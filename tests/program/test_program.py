@@ -354,3 +354,14 @@ def test_a_restarted_replicaserver_waits_one_beacon_per_metaserver_before_its_ga
     assert "settle_seconds=0" in d.resources["c1-meta-0-meta-config"].inputs["create"]
     default = deploy(base_config).resources["c1-replica-1-replica-config"].inputs["create"]
     assert "settle_seconds=9" in default  # the release's 3 s beacon, 3 MetaServers
+
+
+def test_the_ensemble_rolls_once_its_clients_list_its_servers_as_they_are(deploy, base_config):
+    # A MetaServer still listing a replaced ZooKeeper server's address could spend its
+    # session trying it while the server it used restarts: the MetaServers roll first.
+    d = deploy(base_config)
+    assert "c1-rolling-restart" in d.ancestors("c1-zookeeper-roll")
+    assert {"c1-zookeeper-roll", "c1-rolling-restart"} <= d.ancestors("c1-health")
+    assert "c1-zookeeper-roll" not in d.ancestors("c1-zookeeper-ready")
+    assert "c1-zookeeper-roll" not in {r.name for r in deploy(
+        with_(base_config, zookeeper={"servers": "10.9.0.5:2181,10.9.0.6:2181,10.9.0.7:2181"})).resources.values()}
