@@ -154,7 +154,9 @@ class ZooKeeperRollArgs:
 
 
 class ZooKeeperRoll(pulumi.dynamic.Resource, module="pegasus", name="ZooKeeperRoll"):
-    """Make it depend on every server's install command, and the ensemble's first client on it."""
+    """Make it depend on every server's install command and on what moves the clients (the
+    MetaServers) onto the new server list: a client still listing a replaced server's address
+    could spend its session trying it while the server it uses restarts."""
 
     restarted: pulumi.Output[list]
 
