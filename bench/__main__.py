@@ -57,7 +57,7 @@ def render_everything(spec) -> int:
     for n, plan in enumerate(plans):
         rendered += [files.prepare_host_script(spec), files.remove_app_dir_script(spec)]
         if plan.kind == "zookeeper":
-            rendered += [files.install_zookeeper_script(zk_ips, plan.index), files.remove_zookeeper_script()]
+            rendered += [files.zookeeper_files(spec, zk_ips, plan.index).install, files.remove_zookeeper_script()]
             continue
         if plan.data_disks:
             devices = [f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol{n:08x}{d:09x}"
@@ -73,9 +73,10 @@ def render_everything(spec) -> int:
 
 
 # Types whose create or update acts on servers: pulumi-command's, the rolling
-# restart and the health check (dynamic resources that run scripts over SSH).
+# restart, the health check and the ZooKeeper roll (dynamic resources that run
+# scripts over SSH).
 REMOTE = ("command:remote:Command", "command:remote:CopyToRemote", "pulumi-python:dynamic/pegasus:RollingRestart",
-          "pulumi-python:dynamic/pegasus:ClusterHealth")
+          "pulumi-python:dynamic/pegasus:ClusterHealth", "pulumi-python:dynamic/pegasus:ZooKeeperRoll")
 
 
 def longest_remote_chain(cloud: FakeCloud, only=lambda name: True) -> int:

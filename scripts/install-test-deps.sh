@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(zookeeper openssh-server openssh-client debootstrap systemd-container iproute2 nftables
-          e2fsprogs util-linux prometheus prometheus-alertmanager nodejs npm)
+          e2fsprogs xfsprogs util-linux prometheus prometheus-alertmanager nodejs npm)
 missing=()
 for pkg in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

@@ -17,7 +17,9 @@ says in plain words why. Then, from where `pulumi up` runs, over SSH:
   partition map a MetaServer host reads (`map_script`) before each group;
   one at a time when the plan says so, and why. A failure in a group stops
   the roll once the whole group is done, naming the servers restarted, failed
-  and not started.
+  and not started. When the stack also drops ReplicaServers and there are no
+  admin tools to drain them, the scale-in guard (`removal_guard`) is asked
+  first, so a refused scale-in restarts nothing.
 - create (a new cluster, or a stack that had per-server roll commands before):
   every server is asked in parallel whether it runs its newest files; those
   that do not restart as above. Then every server is checked in parallel:
@@ -196,6 +198,18 @@ class Roll:
                              "without removing servers, then remove them")
         return self._nodes[host]
 
+    def refuse_unsafe_removal(self, removed: Sequence[str], guard: str) -> None:
+        """Without the admin tools nothing drains a ReplicaServer the stack drops: the
+        scale-in guard asks the MetaServers about it before anything restarts, and
+        Pulumi runs it again, as `<cluster>-replica-removal`, before deleting it."""
+        entries = [f"{key.partition('/')[0]}={self._node(key)}" for key in removed]
+        meta = next(key.partition("/")[0] for key in self._servers if key.endswith("/meta"))
+        result = self._session.run(self._hosts[meta],
+                                   as_root(f"set -- {' '.join(shlex.quote(e) for e in entries)}\n{guard}"))
+        if result.returncode != 0:
+            raise RollFailed(f"the stack drops {', '.join(removed)}, which the scale-in guard refuses; nothing was "
+                             f"restarted. Its output:\n{result.tail()}")
+
     def _each(self, keys: Sequence[str], phase: str) -> dict[str, SshResult]:
         return each_server(self._session, self._hosts, self._staged_dir, keys, phase)
 
@@ -204,7 +218,7 @@ class Roll:
         answers = self._each(keys, "probe")
         failed = {k: r for k, r in answers.items() if r.returncode not in (0, RESTART_DUE)}
         if failed:
-            raise RollFailed(_report("could not ask these servers whether a restart is due", failed))
+            raise RollFailed(failure_report("could not ask these servers whether a restart is due", failed))
         return sorted((k for k, r in answers.items() if r.returncode == RESTART_DUE), key=roll_position)
 
     def _step(self, key: str, phase: str, keys: Sequence[str], done: list[str]) -> None:
@@ -293,7 +307,7 @@ class Roll:
             done += [k for k in group if k not in failed and k not in done]
         if failed:
             untouched = [k for k in sorted(keys, key=roll_position) if k not in done and k not in failed]
-            raise RollFailed(_report(
+            raise RollFailed(failure_report(
                 f"{', '.join(sorted(failed, key=roll_position))} did not "
                 f"{'pass their check' if phase == 'check' else 'restart healthy'}; the roll stopped at the group "
                 f"{', '.join(group)}. Restarted: {', '.join(done) or 'none'}; failed: "
@@ -388,10 +402,10 @@ class Roll:
         """Every server serves, is ALIVE, and every table is healthy; checked in parallel."""
         failed = {k: r for k, r in self._each(keys, "check").items() if r.returncode != 0}
         if failed:
-            raise RollFailed(_report("these servers did not pass their check", failed))
+            raise RollFailed(failure_report("these servers did not pass their check", failed))
 
 
-def _report(what: str, failed: Mapping[str, SshResult]) -> str:
+def failure_report(what: str, failed: Mapping[str, SshResult]) -> str:
     return f"{what}: {', '.join(sorted(failed, key=roll_position))}\n" + "\n".join(
         f"--- {key} ({result.host}), exit {result.returncode}:\n{result.tail()}"
         for key, result in sorted(failed.items(), key=lambda item: roll_position(item[0])))
@@ -439,12 +453,17 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
     def update(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
         old, new = plain(dict(olds)), plain(dict(news))
         keys = changed_servers(old.get("restart_records") or {}, new["restart_records"])
-        # Without the tools, the replica-removal guard refuses a ReplicaServer that holds replicas.
-        removed = removed_replicas(old.get("restart_records") or {}, new["restart_records"]) if new.get("tools") else []
+        dropped = removed_replicas(old.get("restart_records") or {}, new["restart_records"])
+        # With the tools, the roll drains and removes them first; without, the replica-removal
+        # guard refuses one that holds replicas, asked here before any restart.
+        removed = dropped if new.get("tools") else []
         restarted: list[str] = []
         if keys or removed:
             with session_for(new["access"]) as session:
-                restarted = _roll(session, new, old).restart(keys, removed)
+                roll = _roll(session, new, old)
+                if keys and dropped and not removed and new.get("removal_guard"):
+                    roll.refuse_unsafe_removal(dropped, new["removal_guard"])
+                restarted = roll.restart(keys, removed)
         return pulumi.dynamic.UpdateResult(_outputs(news, restarted))
 
     def delete(self, _id: str, _props: dict) -> None:
@@ -467,6 +486,9 @@ class RollingRestartArgs:
     roll: Optional[Mapping[str, int]] = None
     map_script: pulumi.Input[str] = ""
     map_hosts: Sequence[str] = ()
+    # the scale-in guard's script (templates/replica_removal_guard.sh.j2), run before any restart
+    # of a roll that also drops ReplicaServers, when there are no admin tools to drain them
+    removal_guard: pulumi.Input[Optional[str]] = None
 
 
 class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRestart"):
@@ -485,6 +507,7 @@ class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRes
             "roll": args.roll,
             "map_script": args.map_script,
             "map_hosts": list(args.map_hosts),
+            "removal_guard": args.removal_guard,
             "restarted": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["access"]))

@@ -173,6 +173,18 @@ def refusal_message(state: PathState, owner: str, servers: str) -> str:
     )
 
 
+def other_ensemble_message(state: PathState, old_servers: str, new_servers: str, claim_id: str) -> str:
+    found = (f"holds {state.path} for another claim ({state.stamp.get('claim') if state.stamp else 'unstamped'})"
+             if state.exists else f"has no {state.path}")
+    return (
+        f"pegasus:zookeeper.servers changed from {old_servers} to {new_servers}, but that ensemble {found}: "
+        f"it is not the one that holds this cluster's state (claim {claim_id}). Nothing was restarted. List "
+        "the servers of the ensemble the cluster runs on (one of them replaced is fine: the MetaServers then "
+        "restart onto the new list one at a time); to move a cluster to another ensemble, deploy a new stack "
+        "and move the tables."
+    )
+
+
 def claim_path(
     client: KazooClient, path: str, owner: str, claim_id: str, *, adopt: bool, servers: str = ""
 ) -> str:
@@ -328,9 +340,10 @@ def zookeeper_session(
 # ---------------------------------------------------------------------------
 # The dynamic provider.
 
-_REPLACE_KEYS = ("cluster_name", "servers")
-# Changing these rewrites the state only; `owner` also re-stamps the node.
-_UPDATE_KEYS = ("owner", "retain", "adopt", "tunnel", "timeout_seconds", "writers", "__provider")
+_REPLACE_KEYS = ("cluster_name",)
+# Changing these rewrites the state only; `owner` also re-stamps the node, new `writers`
+# re-write its ACL, and new `servers` must reach the ensemble that holds this claim.
+_UPDATE_KEYS = ("servers", "owner", "retain", "adopt", "tunnel", "timeout_seconds", "writers", "__provider")
 
 
 def _settings(props: Mapping[str, Any]) -> dict:
@@ -413,7 +426,15 @@ class ZooKeeperPathGuardProvider(pulumi.dynamic.ResourceProvider):
         old, new = _settings(olds), _settings(news)
         path = olds.get("path") or cluster_root(new["cluster_name"])
         claim_id = olds.get("claim_id") or _id
-        # A state from before the ACL has no secret: the first update makes one.
+        if new["servers"] != old["servers"]:
+            # A server of the ensemble replaced, or the list written another way: the same
+            # ensemble, holding this claim. Another ensemble would give the MetaServers an
+            # empty cluster root as they restart onto it (and a replacement of this resource
+            # would remove the path from the old one): refused before anything restarts.
+            with zookeeper_session(new["servers"], new["tunnel"], new["timeout_seconds"]) as client:
+                state = inspect_path(client, path)
+            if not state.stamp or state.stamp.get("claim") != claim_id:
+                raise PathClaimRefused(other_ensemble_message(state, old["servers"], new["servers"], claim_id))
         secret = olds.get("guard_secret") or (secrets.token_urlsafe(24) if new["writers"] else None)
         access_changed = new["writers"] != old["writers"] or secret != olds.get("guard_secret")
         if new["owner"] != old["owner"] or access_changed:

@@ -42,6 +42,8 @@ ZOOKEEPER_CONF_DIR = "/etc/pegasus-zookeeper"
 ZOOKEEPER_DATA_DIR = "/var/lib/pegasus-zookeeper"
 ZOOKEEPER_LOG_DIR = "/var/log/pegasus-zookeeper"
 ZOOKEEPER_UNIT = "pegasus-zookeeper.service"
+# The ZooKeeper roll keys a server as `<host>/zookeeper` and runs <staged>/zookeeper.restart.sh.
+ZOOKEEPER_ROLE = "zookeeper"
 SYSTEMD_DIR = "/etc/systemd/system"
 
 

@@ -9,7 +9,7 @@ be a remote.Command's create/update/delete.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from components.render import host_layout as hl
 from components.render.config_ini import (NodeValues, apply_overrides, content_hash, declared_tables, read_sections,
@@ -23,6 +23,7 @@ from components.spec.topology import ROLE_ORDER, has_shared_log
 REQUIRED_COMMANDS = ("systemctl", "journalctl", "tar", "sha256sum", "blkid", "mkfs.ext4",
                      "mountpoint", "findmnt", "curl", "python3")
 DEVICE_WAIT_SECONDS = 300
+GIB = 1024**3
 NIC_WAIT_SECONDS = 120
 EXTRA_NIC_SCRIPT = "/usr/local/sbin/pegasus-extra-nic"
 EXTRA_NIC_UNIT = "pegasus-extra-nic.service"
@@ -62,12 +63,17 @@ def remove_app_dir_script(spec: ClusterSpec) -> str:
 
 def disk_entries(spec: ClusterSpec, data_devices: Sequence[str], slog_device: str | None) -> list[dict]:
     """A disk is a device (by its stable path) or, on your own servers, a directory the
-    operator mounted: used where it is, never formatted, unmounted or removed."""
+    operator mounted: used where it is, never formatted, unmounted or removed. A device
+    made on AWS carries its volume's size: the disk script grows its file system to it."""
     lay = layout(spec)
-    disks = [{"device": dev, "mount_point": lay.data_mount(i), "label": f"pg-ssd{i + 1}"}
-             for i, dev in enumerate(data_devices)]
+    data_bytes = spec.replica.data_disks.size_gib * GIB
+    disks: list[dict[str, Any]] = [
+        {"device": dev, "mount_point": lay.data_mount(i), "label": f"pg-ssd{i + 1}", "size_bytes": data_bytes}
+        for i, dev in enumerate(data_devices)]
     if slog_device:
-        disks.append({"device": slog_device, "mount_point": lay.slog_mount, "label": "pg-slog"})
+        slog = spec.replica.slog_disk
+        disks.append({"device": slog_device, "mount_point": lay.slog_mount, "label": "pg-slog",
+                      "size_bytes": slog.size_gib * GIB if slog else 0})
     return [d if d["device"].startswith("/dev/") else {"directory": d["device"]} for d in disks]
 
 
@@ -85,11 +91,12 @@ def cleanup_disks_script(disks: list[dict]) -> str:
     return as_root(render("cleanup_disks.sh", **_split_disks(disks), fstab="/etc/fstab", marker=hl.CREATED_MARKER))
 
 
-def resolve_nic_script(mac: str) -> str:
-    """Sets the extra NIC up now and at every boot; prints its interface name."""
+def resolve_nic_script(mac: str, expected: str = "") -> str:
+    """Sets the extra NIC up now and at every boot; prints its interface name, which must
+    be `expected` when one is given (network.primaryInterface)."""
     return as_root(render(
         "install_extra_nic.sh",
-        script_text=render("resolve_nic.sh", mac=mac.lower(), wait_seconds=NIC_WAIT_SECONDS),
+        script_text=render("resolve_nic.sh", mac=mac.lower(), wait_seconds=NIC_WAIT_SECONDS, expected=expected),
         script_path=EXTRA_NIC_SCRIPT,
         unit_text=render("extra_nic.service", mac=mac.lower(), script_path=EXTRA_NIC_SCRIPT),
         unit_path=f"{hl.SYSTEMD_DIR}/{EXTRA_NIC_UNIT}", unit_name=EXTRA_NIC_UNIT))
@@ -413,15 +420,21 @@ def roll_limits(spec: ClusterSpec, max_parallel: int) -> dict[str, int]:
     }
 
 
-def replica_removal_guard_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
-    """`replica_ips`: host name -> cluster address of every ReplicaServer the stack keeps."""
+def replica_removal_guard(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
+    """The scale-in guard, unwrapped (the rolling restart runs it with the servers it drops as
+    arguments). `replica_ips`: host name -> cluster address of every ReplicaServer the stack keeps."""
     lay = layout(spec)
     min_alive = _role_settings(spec, "meta", "meta_server").get("min_live_node_count_for_unfreeze") or "3"
-    return as_root(render(
+    return render(
         "replica_removal_guard.sh",
         meta_addresses=meta_addresses(meta_ips),
         members=[f"{name}={ip}:{hl.ROLE_PORTS['replica']}" for name, ip in replica_ips.items()],
-        record=f"{lay.staged_dir}/replica-servers", min_alive=min_alive if min_alive.isdigit() else "3"))
+        record=f"{lay.staged_dir}/replica-servers", min_alive=min_alive if min_alive.isdigit() else "3")
+
+
+def replica_removal_guard_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
+    """The guard as `<cluster>-replica-removal` runs it: the servers dropped since its last run."""
+    return as_root(replica_removal_guard(spec, meta_ips, replica_ips))
 
 
 # ------------------------------------------------------------ ZooKeeper
@@ -431,20 +444,33 @@ def zookeeper_servers(ips: Sequence[str]) -> str:
     return address_list(ips, hl.ZOOKEEPER_CLIENT_PORT)
 
 
-def install_zookeeper_script(ips: Sequence[str], my_index: int) -> str:
+@dataclass(frozen=True)
+class ZooKeeperFiles:
+    """What one ZooKeeper server of the ensemble runs with, and how it gets it."""
+
+    install: str  # installs ZooKeeper, stages restart_script, starts a server that does not run
+    restart_script: str  # carries zoo.cfg, myid and unit; the ZooKeeper roll runs it by phase
+    record: str  # what the ZooKeeper roll compares, one fact a line (a preview's diff shows it)
+
+
+def zookeeper_files(spec: ClusterSpec, ips: Sequence[str], my_index: int) -> ZooKeeperFiles:
     zoo_cfg = render("zoo.cfg", servers=[{"id": i + 1, "ip": ip} for i, ip in enumerate(ips)],
                      client_port=hl.ZOOKEEPER_CLIENT_PORT, client_address=ips[my_index],
                      peer_port=hl.ZOOKEEPER_PEER_PORT,
                      election_port=hl.ZOOKEEPER_ELECTION_PORT, data_dir=hl.ZOOKEEPER_DATA_DIR)
     unit = render("zookeeper.service", conf_dir=hl.ZOOKEEPER_CONF_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR,
                   data_dir=hl.ZOOKEEPER_DATA_DIR, user="zookeeper")
-    return as_root(render(
-        "install_zookeeper.sh", zoo_cfg=zoo_cfg, myid=my_index + 1, unit_text=unit,
-        conf_dir=hl.ZOOKEEPER_CONF_DIR, data_dir=hl.ZOOKEEPER_DATA_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR,
-        unit_path=f"{hl.SYSTEMD_DIR}/{hl.ZOOKEEPER_UNIT}", user="zookeeper",
-        peers=[ip for i, ip in enumerate(ips) if i != my_index], client_port=hl.ZOOKEEPER_CLIENT_PORT,
-        stagger_seconds=20, peer_wait_seconds=300,
-    ))
+    dirs = dict(conf_dir=hl.ZOOKEEPER_CONF_DIR, data_dir=hl.ZOOKEEPER_DATA_DIR, log_dir=hl.ZOOKEEPER_LOG_DIR)
+    restart_script = render(
+        "zookeeper_restart.sh", zoo_cfg=zoo_cfg, myid=my_index + 1, unit_text=unit, **dirs,
+        unit_path=f"{hl.SYSTEMD_DIR}/{hl.ZOOKEEPER_UNIT}", user="zookeeper", servers=list(ips), my_ip=ips[my_index],
+        client_port=hl.ZOOKEEPER_CLIENT_PORT, wait_seconds=spec.timeouts.zookeeper_seconds)
+    install = as_root(render("install_zookeeper.sh", restart_script=restart_script,
+                             restart_script_path=layout(spec).staged_restart_path(hl.ZOOKEEPER_ROLE), user="zookeeper"))
+    record = "".join(f"{line}\n" for line in (
+        f"ZooKeeper servers {zookeeper_servers(ips)}", f"myid {my_index + 1}",
+        f"zoo.cfg {content_hash(zoo_cfg)}", f"unit {content_hash(unit)}"))
+    return ZooKeeperFiles(install=install, restart_script=restart_script, record=record)
 
 
 def zookeeper_ready_script(ips: Sequence[str], wait_seconds: int) -> str:

@@ -73,9 +73,12 @@ class AwsHost(pulumi.ComponentResource):
             # A newer AMI (the lookup moves monthly) or a rotated key pair (read at
             # first boot only) must never replace a running server and its data.
             # A new instance type would be applied in place to every server of the
-            # role at once (stop, modify, start): refused below instead.
+            # role at once (stop, modify, start): refused below instead. A replaced
+            # ZooKeeper server goes before its replacement starts with its server id:
+            # ZooKeeper assumes one server per id (the other two keep the quorum).
             opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(plan.name),
                                         ignore_changes=["ami", "key_name", "instance_type"],
+                                        delete_before_replace=plan.kind == "zookeeper",
                                         depends_on=[*network.egress_ready, *network.group_rules[plan.kind]]))
         instance.instance_type.apply(lambda running: refuse_instance_type_change(plan, running))
         ssh_address = instance.public_ip if spec.network.public_addresses else instance.private_ip

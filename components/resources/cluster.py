@@ -4,7 +4,9 @@ Up:  fixed settings checked -> network, security-group rules, hosts (or your
      own servers, listed: nothing of AWS) -> host
      preparation -> ZooKeeper ready -> ZooKeeper path guard -> MetaServers ->
      ReplicaServers (in parallel) -> Collector -> rolling restart (which, on
-     a first deploy, checks every server) -> cluster checks.
+     a first deploy, checks every server) -> ZooKeeper roll (the servers whose
+     zoo.cfg changed, once the MetaServers list them as they are) -> cluster
+     checks.
 Down (Pulumi deletes in reverse): Collector, ReplicaServers, MetaServers
      stopped and their directories removed -> ZooKeeper path removed ->
      ZooKeeper stopped -> disks unmounted, package and appDir removed ->
@@ -35,7 +37,7 @@ from components.resources.tools_install import AdminTools
 from components.operations.cluster_health import ClusterHealth, ClusterHealthArgs
 from components.operations.fixed_settings import FixedSettings
 from components.resources.aws_host import AwsHost
-from components.resources.host_handle import HostHandle
+from components.resources.host_handle import HostHandle, ssh_access
 from components.resources.host_preparation import HostPreparation
 from components.resources.monitoring import MONITORING_HOST, Monitoring, MonitoringHost
 from components.resources.monitoring_network import monitoring_rules
@@ -74,11 +76,17 @@ class PegasusCluster(pulumi.ComponentResource):
         names = ResourceNames(name, adopt_old_names)
         # First registered: its check refuses, at preview, a change of what an
         # existing cluster cannot change (homeDir, appDir, clusterName, fewer or
-        # smaller disks).
-        FixedSettings(f"{name}-fixed-settings", {
+        # smaller disks, a shared-log disk added or removed, another ZooKeeper
+        # ensemble or size). Its URN must not depend on clusterName, or a renamed
+        # cluster's check would find no previous values to compare with.
+        fixed_name, fixed_aliases = names.of_the_stack("fixed-settings")
+        slog = spec.replica.slog_disk
+        FixedSettings(fixed_name, {
             "cluster_name": spec.cluster_name, "home_dir": spec.home_dir, "app_dir": spec.app_dir,
             "data_disk_count": spec.replica.data_disks.count, "data_disk_size_gib": spec.replica.data_disks.size_gib,
-        }, opts=child)
+            "slog_disk": slog is not None, "slog_disk_size_gib": slog.size_gib if slog else 0,
+            "zookeeper_count": spec.zookeeper.count, "zookeeper_servers": ",".join(spec.zookeeper.external_servers),
+        }, opts=pulumi.ResourceOptions(parent=self, aliases=fixed_aliases))
         plans = plan_hosts(spec)
         # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.
         store: PackageStore | None = None
@@ -132,24 +140,28 @@ class PegasusCluster(pulumi.ComponentResource):
         # at a time), and on a first deploy the check of every server.
         started: list[pulumi.Resource] = [server.service for role in ROLE_ORDER for server in servers[role]]
         restart_hosts = {n: hosts[n].ssh_address for n in pegasus}
+        replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
+        # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard
+        addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))
         restart = RollingRestart(f"{name}-rolling-restart", RollingRestartArgs(
             restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
             hosts=restart_hosts,
             staged_dir=files.layout(spec).staged_dir,
-            access=self._ssh_access(spec),
+            access=ssh_access(spec),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
             tools=tools_args,
             roll=files.roll_limits(spec, spec.roll.max_parallel),
             map_script=meta_ips.apply(files.partition_map_script),
-            map_hosts=metas),
+            map_hosts=metas,
+            removal_guard=addresses.apply(lambda a: files.replica_removal_guard(spec, *a))),
             opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
-        replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
-        # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard
-        addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))
         keys = [server_key(s.host, s.role) for role in ROLL_ORDER for s in servers[role]]
         server_ips = pulumi.Output.all(*[hosts[key.partition("/")[0]].cluster_ip for key in keys]).apply(
             lambda ips: dict(zip(keys, ips)))
+        # A provisioned ensemble whose files changed (a server replaced) rolls last, once
+        # the MetaServers list its servers as they are now.
+        zookeeper_roll = zookeeper.roll_after([restart])
         # Runs at every `pulumi up`, changed or not (a new `run` each time: one
         # line in the preview), so a server that died since the last up is
         # reported, with its own logs, rather than found by the next change.
@@ -157,11 +169,12 @@ class PegasusCluster(pulumi.ComponentResource):
             run=uuid.uuid4().hex,
             script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
             check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
-            access=self._ssh_access(spec)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
+            access=ssh_access(spec)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[restart, *zookeeper_roll]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
-        # come last in a deployment), this refuses while it still holds replicas.
+        # come last in a deployment), this refuses while it still holds replicas (the
+        # rolling restart asks the same before it restarts anything).
         remote_command(
             f"{name}-replica-removal", hosts[metas[0]].connection,
             create=addresses.apply(lambda a: files.replica_removal_guard_script(spec, *a)),
@@ -261,13 +274,6 @@ class PegasusCluster(pulumi.ComponentResource):
                                    tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds,
                                    writers=writers),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*zookeeper.ready, *via_prep.done]))
-
-    @staticmethod
-    def _ssh_access(spec: ClusterSpec) -> dict:
-        """What the rolling restart needs to reach every server (as their commands do)."""
-        bastion = spec.ssh.bastion
-        return {"user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
-                "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None}
 
     @staticmethod
     def _ssh_hint(spec: ClusterSpec, ip: str) -> str:

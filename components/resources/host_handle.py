@@ -45,6 +45,14 @@ BOOT_DIALS = 60  # x 15 s: a freshly booted instance refuses SSH for a while
 ANSWERED_DIALS = 4  # x 15 s: for a host that has answered before
 
 
+def ssh_access(spec: ClusterSpec) -> dict:
+    """How the dynamic providers that act over SSH (rolls, checks) reach every server, as
+    the servers' commands do: {user, port, private_key, bastion: {host, user, port} | None}."""
+    bastion = spec.ssh.bastion
+    return {"user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
+            "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None}
+
+
 def connection_args(spec: ClusterSpec, host: pulumi.Input[str], dials: int = ANSWERED_DIALS
                     ) -> command.remote.ConnectionArgs:
     key = pulumi.Output.secret(spec.ssh.private_key)

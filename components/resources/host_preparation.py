@@ -41,17 +41,20 @@ class HostPreparation(pulumi.ComponentResource):
                 create=disks.apply(files.prepare_disks_script), delete=disks.apply(files.cleanup_disks_script),
                 opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{host.name}-disks"),
                                             depends_on=[base])))
-        if host.interface is not None:
-            self.interface = host.interface
-        elif spec.network.primary_interface:
-            self.interface = pulumi.Output.from_input(spec.network.primary_interface)
-        elif host.nic_mac is not None:
+        named = spec.network.primary_interface
+        if host.nic_mac is not None and host.interface is None:
+            # An extra NIC is set up whether or not its name is given: its routing
+            # (AWS drops what leaves from another NIC's address) and its boot unit.
+            # A given name must be the NIC's: every list names the NIC's address.
             nic = remote_command(
                 names(f"{host.name}-nic"), connection=host.connection,
-                create=host.nic_mac.apply(files.resolve_nic_script),
+                create=host.nic_mac.apply(lambda mac: files.resolve_nic_script(mac, expected=named)),
                 opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{host.name}-nic"), depends_on=[base]))
             self.done.append(nic)
-            self.interface = nic.stdout.apply(lambda out: out.strip().splitlines()[-1].strip())
+            self.interface = (pulumi.Output.from_input(named) if named else
+                              nic.stdout.apply(lambda out: out.strip().splitlines()[-1].strip()))
+        elif host.interface is not None:
+            self.interface = host.interface
         else:
-            self.interface = pulumi.Output.from_input("")
+            self.interface = pulumi.Output.from_input(named)
         self.register_outputs({"interface": self.interface})

@@ -43,3 +43,12 @@ class ResourceNames:
 
     def aliases(self, old: str) -> list[pulumi.Alias]:
         return [pulumi.Alias(name=old)] if self.adopt_old_names else []
+
+    def of_the_stack(self, name: str) -> tuple[str, list[pulumi.Alias]]:
+        """Name and aliases of a resource that must keep its URN when the cluster's name
+        changes: the stack's cluster names it without the cluster (its URN then holds no
+        name that the stack config sets) and keeps the URN it had under `<cluster>-<name>`.
+        Any other cluster of a program names it under its own name, as every resource."""
+        if not self.adopt_old_names:
+            return self(name), []
+        return name, [pulumi.Alias(name=self(name))]

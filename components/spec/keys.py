@@ -32,6 +32,7 @@ FIXED = "fixed"  # refused by preview once the cluster exists
 GROW_ONLY = "grow only"  # may grow, refused smaller
 NEW_SERVERS = "new servers"  # applies to servers created afterwards; running ones keep theirs
 BY_HAND = "by hand first"  # refused while a running server has another value: change those one at a time first
+SAME_ENSEMBLE = "same ensemble"  # another list of the same ZooKeeper ensemble (a server replaced); any other, refused
 
 # modes: where a key means something
 BOTH, AWS, OWN = "both", "aws", "own"
@@ -69,7 +70,8 @@ def _servers(role: str, disks: bool = False) -> tuple[Key, ...]:
     if disks:
         keys += (Key(f"{where}.dataDisks", "list", "data disks: `/dev/disk/by-id/...` devices (formatted only when "
                      "blank) or directories you mounted; the same on every ReplicaServer", required=True, modes=OWN),
-                 Key(f"{where}.slogDisk", "string", "a disk for the shared log, as a data disk", modes=OWN))
+                 Key(f"{where}.slogDisk", "string", "a disk for the shared log, as a data disk", modes=OWN,
+                     after_deploy=FIXED, state_name="slog_disk"))
     return keys
 
 
@@ -77,9 +79,9 @@ def _disk(path: str, what: str, with_count: bool) -> tuple[Key, ...]:
     keys: tuple[Key, ...] = (
         Key(f"{path}.type", "string", f"EBS volume type of {what}", default="gp3", choices=("gp3", "io2", "io1", "gp2"),
             modes=AWS),
-        Key(f"{path}.sizeGiB", "integer", "size in GiB, within the type's limits", default=100,
-            after_deploy=GROW_ONLY if with_count else APPLIED, modes=AWS,
-            state_name="data_disk_size_gib" if with_count else ""),
+        Key(f"{path}.sizeGiB", "integer", "size in GiB, within the type's limits; grown in place, its file "
+            "system with it", default=100, after_deploy=GROW_ONLY, modes=AWS,
+            state_name="data_disk_size_gib" if with_count else "slog_disk_size_gib"),
         Key(f"{path}.iops", "integer", "provisioned IOPS (gp3, io1, io2), within the type's limits and per-GiB ratio",
             default_doc="3000 on gp3; required on io1/io2", modes=AWS),
         Key(f"{path}.throughput", "integer", "MiB/s (gp3 only, at most 0.25 per IOPS)", default_doc="125 on gp3",
@@ -143,8 +145,9 @@ KEYS: tuple[Key, ...] = (
     Key("replica.configOverrides", "map", "as `meta.configOverrides`, for the ReplicaServers"),
     Key("replica.dataDisks", "object", "the same data disks on every ReplicaServer", modes=AWS),
     *_disk("replica.dataDisks", "the data disks", with_count=True),
-    Key("replica.slogDisk", "object", "a disk dedicated to the shared log (releases up to 2.5)",
-        default_doc="absent", modes=AWS),
+    Key("replica.slogDisk", "object", "a disk dedicated to the shared log (releases up to 2.5; from 2.4 on "
+        "ReplicaServers write nothing to it)", default_doc="absent", after_deploy=FIXED, modes=AWS,
+        state_name="slog_disk"),
     *_disk("replica.slogDisk", "the shared-log disk", with_count=False),
     Key("collector", "object", "the Collector"),
     Key("collector.enabled", "boolean", "run the Collector", default=True),
@@ -155,11 +158,11 @@ KEYS: tuple[Key, ...] = (
     Key("collector.configOverrides", "map", "as `meta.configOverrides`, for the Collector"),
     Key("zookeeper", "object", "the ZooKeeper ensemble: provisioned, or an existing one"),
     Key("zookeeper.count", "integer", "ensemble size to provision: 3 or 5 (1 only with `allowSingleNode`)",
-        default=3, choices=(1, 3, 5), modes=AWS),
+        default=3, choices=(1, 3, 5), after_deploy=FIXED, modes=AWS, state_name="zookeeper_count"),
     Key("zookeeper.instanceType", "string", "EC2 instance type of the ZooKeeper servers", default="t3.medium",
         after_deploy=BY_HAND, modes=AWS),
     Key("zookeeper.servers", "string", "`ip:port,...` of an existing ensemble: nothing is provisioned (IP addresses "
-        "only)"),
+        "only)", after_deploy=SAME_ENSEMBLE, state_name="zookeeper_servers"),
     Key("zookeeper.allowSingleNode", "boolean", "allow an ensemble of one server (a single point of failure: for "
         "throwaway stacks)", default=False),
     Key("zookeeper.adoptExistingPath", "boolean", "take over `/pegasus/<clusterName>` even if another stack or "
@@ -216,7 +219,8 @@ KEYS: tuple[Key, ...] = (
     Key("timeouts.metaPauseSeconds", "integer", "the pause between two MetaServers of a roll", default=30),
     Key("servers", "object", "your own servers instead of AWS, per role (see [Your own servers]"
         "(deploying.md#your-own-servers))", default_doc="none (AWS)", modes=OWN),
-    Key("servers.zookeeper", "list", "the ZooKeeper servers to provision (or none with `zookeeper.servers`)",
+    Key("servers.zookeeper", "list", "the ZooKeeper servers to provision (or none with `zookeeper.servers`); as "
+        "many once deployed (a server replaced is rolled in)",
         modes=OWN),
     Key("servers.meta", "list", "the MetaServers: 2 or 3", modes=OWN),
     Key("servers.replica", "list", "the ReplicaServers: 3 or more, each with the same disks", modes=OWN),
@@ -299,8 +303,13 @@ def aws_only() -> dict[str, tuple[str, ...] | None]:
 
 
 def state_names(after_deploy: str) -> dict[str, str]:
-    """Fixed-settings input -> the key's path, for the keys kept by the fixed-settings check."""
-    return {k.state_name: k.path for k in KEYS if k.after_deploy == after_deploy and k.state_name}
+    """Fixed-settings input -> the key's path, for the keys kept by the fixed-settings check
+    (the first declared, when a key of AWS and one of your own servers share an input)."""
+    found: dict[str, str] = {}
+    for k in KEYS:
+        if k.after_deploy == after_deploy and k.state_name:
+            found.setdefault(k.state_name, k.path)
+    return found
 
 
 # ---------------------------------------------------------------- the reference in docs/config.md

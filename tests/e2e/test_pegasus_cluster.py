@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import shlex
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from components.ssh.session import SshSession
 from tests.e2e import monitoring_checks as mon
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.remote_command import COPIED
+from tests.support.capabilities import CAP_SYS_RESOURCE, ONLINE_RESIZE_REASON, has_capability
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
 from tests.support.package_builder import build_package, build_tools_package
 from tools.localcloud.sshkeys import generate_key_pair
@@ -205,7 +207,7 @@ def test_1_up(cluster):
     rolling = ops[f"{CLUSTER}-rolling-restart"]
     all_started = max(ops[name].ended for name in (named("meta-0-collector"), *(named(f"replica-{i}-replica") for i in range(3))))
     assert rolling.started >= all_started and not rolling.error
-    assert not [name for name in ops if name.endswith(("-roll", "-check"))]
+    assert not [name for name, op in ops.items() if name.endswith(("-roll", "-check")) and op.type in COMMAND_TYPES]
     # Every unit is active where it should be.
     for machine in cluster.hosts("zk-"):
         assert machine.check("systemctl is-active pegasus-zookeeper.service").strip() == "active"
@@ -383,6 +385,40 @@ def test_2_b_a_change_the_cluster_cannot_take_is_refused_at_preview(cluster):
         cluster.engine.up(stack_config("pegasus", moved))
     assert "pegasus:homeDir is '/home/work'" in str(error.value) and "Set it back" in str(error.value)
     assert cluster.engine.last_run.kind == "preview", "the update ran after a refused preview"
+
+
+def test_2_c_a_new_cluster_name_is_refused_at_preview_and_nothing_is_created_or_deleted(cluster):
+    # Every resource is named under the cluster's name: the fixed settings must still find
+    # the stack's cluster, or Pulumi plans a new cluster beside this one and its deletion.
+    resources, machines, volumes = set(cluster.engine.state.resources), set(cluster.cloud.machines), \
+        set(cluster.cloud.volumes)
+    renamed = copy.deepcopy(cluster.config)
+    renamed["clusterName"] = "e2e_renamed"
+    with timed(cluster.times, "cluster name refused"):
+        with pytest.raises(DeploymentError) as error:
+            cluster.engine.up(stack_config("pegasus", renamed))
+    assert "pegasus:clusterName is 'e2e' on this stack's servers" in str(error.value)
+    assert cluster.engine.last_run.kind == "preview", "the update ran after a refused preview"
+    assert set(cluster.engine.state.resources) == resources
+    assert set(cluster.cloud.machines) == machines and set(cluster.cloud.volumes) == volumes
+    with cluster.zookeeper() as client:
+        assert client.exists(f"/pegasus/{CLUSTER}") and not client.exists("/pegasus/e2e_renamed")
+
+
+def test_2_d_grown_data_disks_grow_every_file_system_without_a_restart(cluster):
+    if not has_capability(cluster.machine("replica-0").check("cat /proc/self/status"), CAP_SYS_RESOURCE):
+        pytest.skip(ONLINE_RESIZE_REASON)
+    before = role_starts(cluster)
+    config = copy.deepcopy(cluster.config)
+    config["replica"]["dataDisks"]["sizeGiB"] = 2
+    with timed(cluster.times, "disks grown"):
+        cluster.up(config)
+    for machine in cluster.hosts("replica-"):
+        for disk in (1, 2):
+            size = int(machine.check(f"findmnt -bn -o SIZE --mountpoint /home/work/ssd{disk}"))
+            assert size > 1.9 * 2**30, f"{machine.name}: /home/work/ssd{disk} is {size} bytes, its volume 2 GiB"
+    assert role_starts(cluster) == before, "growing the disks restarted a server"
+    assert f"{CLUSTER}-rolling-restart" not in {op.name for op in cluster.engine.last_run.operations}
 
 
 def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
@@ -597,6 +633,15 @@ def test_a_scale_in_refuses_a_server_with_replicas_then_removes_a_drained_one(cl
     # The server to remove must hold replicas: while replica-0 is down, the
     # MetaServers re-replicate its partitions onto the others, replica-3 among them.
     give_replicas_to(cluster, leaving)
+    # Together with a config change that rolls every ReplicaServer: refused before any restart.
+    changed = copy.deepcopy(config)
+    changed["replica"]["configOverrides"] = {"replication": {"gc_interval_ms": "50000"}}
+    before = role_starts(cluster)
+    with timed(cluster.times, "scale in refused with a config change"):
+        with pytest.raises(DeploymentError) as error:
+            cluster.up(changed)
+    assert f"replica-3 ({leaving}) still holds" in str(error.value) and "Nothing was stopped" in str(error.value)
+    assert role_starts(cluster) == before, "a server restarted before the scale-in was refused"
     with timed(cluster.times, "scale in"):
         with pytest.raises(DeploymentError) as error:
             cluster.up(config)
@@ -657,6 +702,102 @@ def test_a_3_with_admin_tools_a_scale_in_drains_the_server_then_deletes_it(clust
     assert leaving not in alive_replicas(cluster)
     assert cluster_healthy(cluster)
     cluster.up(config)
+    assert only_the_health_check_ran(cluster)
+
+
+# Polls every ZooKeeper address listed in /root/zk-ips (srvr on the client port) five times a
+# second from a MetaServer host, one line per round: "<time> <ip>=<mode|looking|down> ...".
+ZOOKEEPER_WATCH = r"""
+set -uo pipefail
+while [[ ! -e /root/stop-zk-watch ]]; do
+  line=$(date +%s.%N)
+  for ip in $(cat /root/zk-ips); do
+    answer=$(timeout 0.5 bash -c 'exec 3<>"/dev/tcp/$1/2181" && printf srvr >&3 && cat <&3' _ "$ip" 2>/dev/null)
+    mode=$(sed -n 's/^Mode: //p' <<<"$answer")
+    [[ -n $mode ]] || mode=$([[ -n $answer ]] && echo looking || echo down)
+    line+=" $ip=$mode"
+  done
+  echo "$line" >>/root/zk-watch.log
+  sleep 0.2
+done
+"""
+
+
+class ZooKeeperWatch:
+    """The ensemble as a client sees it during an `up`: which servers answer, which one leads.
+    The list of addresses follows the ZooKeeper machines as they come and go."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster, self.meta0 = cluster, cluster.machine("meta-0")
+        self.ips: set[str] = set()
+        self.stop = threading.Event()
+        self._follow()
+        script = base64.b64encode(ZOOKEEPER_WATCH.encode()).decode()
+        self.meta0.check(f"rm -f /root/stop-zk-watch /root/zk-watch.log && echo {script} | base64 -d >/root/zk-watch.sh "
+                         "&& (nohup bash /root/zk-watch.sh >/dev/null 2>&1 </dev/null &)")
+        self.thread = threading.Thread(target=self._follow_until_stopped, daemon=True)
+        self.thread.start()
+
+    def _follow(self) -> None:
+        ips = {m.ip for m in self.cluster.hosts("zk-")}
+        if not ips <= self.ips:
+            self.ips |= ips
+            self.meta0.check(f"echo {' '.join(sorted(self.ips))} >/root/zk-ips")
+
+    def _follow_until_stopped(self) -> None:
+        while not self.stop.wait(0.5):
+            self._follow()
+
+    def rounds(self) -> list[tuple[float, dict[str, str]]]:
+        self.stop.set()
+        self.thread.join()
+        self.meta0.check("touch /root/stop-zk-watch; sleep 1")
+        rounds = []
+        for line in self.meta0.check("cat /root/zk-watch.log").splitlines():
+            stamp, *answers = line.split()
+            rounds.append((float(stamp), dict(a.split("=", 1) for a in answers)))
+        return rounds
+
+
+def test_a_4_replacing_a_zookeeper_server_keeps_the_quorum_the_sessions_and_every_write(cluster):
+    metas = cluster.hosts("meta-")
+    load = cluster.load("zookeeper")
+    watch = ZooKeeperWatch(cluster)
+    started = time.time()
+    with timed(cluster.times, "zookeeper server replaced"):
+        cluster.up(replace=[named("zk-1")])
+    rounds = watch.rounds()
+    stats = load.result("a ZooKeeper server's replacement")
+    assert len(rounds) > 5, rounds
+    # Never two of the three servers down at once: the quorum's majority kept running.
+    down = [(stamp, answers) for stamp, answers in rounds
+            if sum(mode != "down" for mode in answers.values()) < 2]
+    assert not down, f"fewer than 2 ZooKeeper servers answered: {down[:3]}"
+    # Without a leader only for one election at a time (after the leader's own restart).
+    longest, since = 0.0, None
+    for stamp, answers in rounds:
+        if "leader" in answers.values():
+            since = None
+        else:
+            since = since or stamp
+            longest = max(longest, stamp - since)
+    print(f"\nzookeeper during the replacement: {len(rounds)} rounds, longest without a leader {longest:.1f} s")
+    assert longest < 5, f"the ensemble had no leader for {longest:.1f} s"
+    # The MetaServers kept their ZooKeeper sessions: none lost it (a MetaServer exits then), and
+    # each restarted once, in the rolling restart onto the new ZooKeeper list.
+    for machine in metas:
+        journal = machine.check(f"journalctl -u pegasus-meta.service --since @{int(started)} --no-pager")
+        assert "session expired" not in journal, f"{machine.name} lost its ZooKeeper session:\n{journal[-2000:]}"
+        assert journal.count("Started pegasus-meta.service") == 1, f"{machine.name}:\n{journal[-2000:]}"
+    assert stats["failed"] == 0 and stats["below_two"] == [], stats
+    # The new server took another address: the other two were rolled onto the new zoo.cfg.
+    roll = cluster.engine.state.get_by_name("pulumi-python:dynamic/pegasus:ZooKeeperRoll", f"{CLUSTER}-zookeeper-roll")
+    assert roll and sorted(roll["extras"]["restarted"]) == ["zk-0/zookeeper", "zk-2/zookeeper"], roll
+    # Everything runs on the new ensemble: the MetaServers' list names the new server.
+    new_ip = cluster.machine("zk-1").ip
+    assert new_ip in cluster.exports["zookeeperServers"]
+    assert new_ip in cluster.machine("meta-0").check("grep hosts_list /home/work/app/pegasus/meta/config.ini")
+    cluster.up()
     assert only_the_health_check_ran(cluster)
 
 

@@ -36,7 +36,7 @@ def test_no_aws_resource_and_no_aws_lookup(deploy, own_config):
     for host in ("zk-0", "meta-0", "meta-1", "replica-0", "replica-1", "replica-2"):
         assert f"c1-{host}-prepare" in names and f"c1-{host}-address" in names
     assert {"c1-replica-0-disks", "c1-zk-0-zookeeper", "c1-zookeeper-ready", "c1-zookeeper-path", "c1-health",
-            "c1-meta-0-meta", "c1-meta-0-collector", "c1-rolling-restart", "c1-fixed-settings"} <= names
+            "c1-meta-0-meta", "c1-meta-0-collector", "c1-rolling-restart", "fixed-settings"} <= names
     assert len([r for r in d.resources.values() if r.type == COPY]) == 5  # the package, on each Pegasus host
 
 

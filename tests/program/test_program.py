@@ -357,6 +357,21 @@ def test_extra_nic_interface_reaches_the_config(deploy, base_config):
     assert "primary_interface = ens6" in config
 
 
+def test_a_named_primary_interface_still_sets_the_extra_nic_up(deploy, base_config):
+    # Its source routing (AWS drops what leaves from another NIC's address) and its boot
+    # unit are what makes the NIC usable, named or not.
+    d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1,
+                                           "primaryInterface": "ens6"}))
+    for host in ("meta-0", "meta-1", "meta-2", "replica-0", "replica-1", "replica-2"):
+        nic = _command(d, f"c1-{host}-nic")["create"]
+        assert "pegasus-extra-nic.service" in nic and "systemctl enable" in nic
+        # The NIC's interface must be the one named: Pegasus binds it, every list names its address.
+        assert "network.primaryInterface is" in nic and "ens6" in nic
+    assert "primary_interface = ens6" in d.resources["c1-replica-0-replica-config"].inputs["create"]
+    assert "c1-replica-0-nic" in d.ancestors("c1-replica-0-replica-config")
+    assert not [r for r in d.of_type(COMMAND) if r.name.startswith("c1-zk-") and r.name.endswith("-nic")]
+
+
 def test_bad_config_creates_nothing(deploy, base_config):
     with pytest.raises(pulumi.RunError) as error:  # Pulumi prints its message, no traceback
         deploy(with_(base_config, meta={"count": 4}))
@@ -428,3 +443,14 @@ def test_a_restarted_replicaserver_waits_one_beacon_per_metaserver_before_its_ga
     assert "settle_seconds=0" in d.resources["c1-meta-0-meta-config"].inputs["create"]
     default = deploy(base_config).resources["c1-replica-1-replica-config"].inputs["create"]
     assert "settle_seconds=9" in default  # the release's 3 s beacon, 3 MetaServers
+
+
+def test_the_ensemble_rolls_once_its_clients_list_its_servers_as_they_are(deploy, base_config):
+    # A MetaServer still listing a replaced ZooKeeper server's address could spend its
+    # session trying it while the server it used restarts: the MetaServers roll first.
+    d = deploy(base_config)
+    assert "c1-rolling-restart" in d.ancestors("c1-zookeeper-roll")
+    assert {"c1-zookeeper-roll", "c1-rolling-restart"} <= d.ancestors("c1-health")
+    assert "c1-zookeeper-roll" not in d.ancestors("c1-zookeeper-ready")
+    assert "c1-zookeeper-roll" not in {r.name for r in deploy(
+        with_(base_config, zookeeper={"servers": "10.9.0.5:2181,10.9.0.6:2181,10.9.0.7:2181"})).resources.values()}

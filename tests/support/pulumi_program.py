@@ -36,6 +36,15 @@ def stack_config(namespace: str, values: Mapping[str, Any]) -> dict[str, str]:
     return flat
 
 
+def _quiet_about_abandoned_registrations(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """When a registration fails (a refused check, say), the SDK leaves the futures of the
+    others unawaited; asyncio would print each one's copy of that error when it is
+    collected. The error itself reaches the caller: anything else is reported as usual."""
+    if "never retrieved" in str(context.get("message", "")):
+        return
+    loop.default_exception_handler(context)
+
+
 def run_program(
     mocks: pulumi.runtime.Mocks,
     config: Mapping[str, str],
@@ -56,6 +65,7 @@ def run_program(
     loop.set_default_executor(
         concurrent.futures.ThreadPoolExecutor(max_workers=EXECUTOR_THREADS)
     )
+    loop.set_exception_handler(_quiet_about_abandoned_registrations)
     asyncio.set_event_loop(loop)
     try:
         runtime_config.set_all_config(dict(config), list(secret_keys))

@@ -101,6 +101,24 @@ TOOLS = {"tarball": f"{LAYOUT.packages_dir}/pegasus-tools-2.5.0-8f3c2ab-glibc2.1
          "tools_dir": LAYOUT.tools_dir}
 
 
+def zookeeper_restart_context(ips: list[str] = ZK_IPS, index: int = 1, **paths: str) -> dict:
+    """The restart script of server `index` of an ensemble; `paths` overrides where its files live."""
+    unit = {**zookeeper_unit_context(), **{k: v for k, v in paths.items() if k in ("conf_dir", "data_dir", "log_dir")}}
+    return {
+        "zoo_cfg": templates.render("zoo.cfg", **dict(zoo_cfg_context(ips), data_dir=unit["data_dir"])),
+        "myid": index + 1,
+        "unit_text": templates.render("zookeeper.service", **unit),
+        "unit_path": f"{host_layout.SYSTEMD_DIR}/{host_layout.ZOOKEEPER_UNIT}",
+        "user": "zookeeper",
+        **unit,
+        "servers": ips,
+        "my_ip": ips[index],
+        "client_port": host_layout.ZOOKEEPER_CLIENT_PORT,
+        "wait_seconds": 180,
+        **paths,
+    }
+
+
 def script_contexts() -> dict[str, dict]:
     """One realistic context per template name (as render() takes it)."""
     tarball = LAYOUT.package_path(f"{RELEASE}.tar.gz")
@@ -181,19 +199,15 @@ def script_contexts() -> dict[str, dict]:
         "zoo.cfg": zoo_cfg_context(),
         "zookeeper.service": zookeeper_unit_context(),
         "install_zookeeper.sh": {
-            "zoo_cfg": templates.render("zoo.cfg", **zoo_cfg_context()),
-            "myid": 2,
-            "unit_text": templates.render("zookeeper.service", **zookeeper_unit_context()),
-            "conf_dir": host_layout.ZOOKEEPER_CONF_DIR,
-            "data_dir": host_layout.ZOOKEEPER_DATA_DIR,
-            "log_dir": host_layout.ZOOKEEPER_LOG_DIR,
-            "unit_path": zk_unit,
+            "restart_script": templates.render("zookeeper_restart.sh", **zookeeper_restart_context()),
+            "restart_script_path": LAYOUT.staged_restart_path(host_layout.ZOOKEEPER_ROLE),
             "user": "zookeeper",
             "peers": [ip for ip in ZK_IPS[1:]],
             "client_port": host_layout.ZOOKEEPER_CLIENT_PORT,
             "stagger_seconds": 20,
             "peer_wait_seconds": 300,
         },
+        "zookeeper_restart.sh": zookeeper_restart_context(),
         "zookeeper_ready.sh": {
             "servers": ZK_IPS,
             "client_port": host_layout.ZOOKEEPER_CLIENT_PORT,

@@ -16,6 +16,7 @@ import pytest
 
 from components.render import templates
 from components.render.host_layout import CREATED_MARKER
+from tests.support.capabilities import ONLINE_RESIZE_REASON, may_grow_mounted_file_systems
 from tests.unit.script_runner import run_script
 
 REQUIRED_TOOLS = ["losetup", "mkfs.ext4", "blkid", "mount", "umount", "mountpoint", "findmnt", "wipefs"]
@@ -54,9 +55,9 @@ def disks(tmp_path):
     made: list[LoopDisk] = []
     mount_root = tmp_path / "home"
 
-    def make(name: str) -> LoopDisk:
+    def make(name: str, size_mb: int = 64) -> LoopDisk:
         try:
-            disk = LoopDisk(tmp_path, name)
+            disk = LoopDisk(tmp_path, name, size_mb)
         except subprocess.CalledProcessError as error:
             pytest.skip(f"cannot attach a loop device here: {error.stderr.strip()}")
         made.append(disk)
@@ -295,3 +296,69 @@ def test_a_directory_that_is_not_a_mount_point_is_refused(tmp_path, fstab):
     assert result.returncode == 1
     assert "is not a mount point" in result.stderr and "root disk" in result.stderr
     assert not (directory / "pegasus").exists()
+
+
+# --- a data volume grown in place (replica.dataDisks.sizeGiB) --------------------------------
+
+MIB = 1024 * 1024
+
+
+def grow(disk: LoopDisk, size_mb: int) -> None:
+    """What EBS's ModifyVolume does to an attached volume: the same device, larger."""
+    os.truncate(disk.image, size_mb * MIB)
+    sh("losetup", "-c", disk.loop)
+
+
+def file_system_bytes(mount_point: str) -> int:
+    return int(sh("findmnt", "-bn", "-o", "SIZE", "--mountpoint", mount_point))
+
+
+@pytest.mark.skipif(not may_grow_mounted_file_systems(), reason=ONLINE_RESIZE_REASON)
+def test_a_grown_volume_grows_its_mounted_file_system_in_place(tmp_path, disks, fstab):
+    disk = disks("2a1")
+    item = {**entry(tmp_path, disk, "ssd1", "pegasus-ssd1"), "size_bytes": 64 * MIB}
+    assert prepare(tmp_path, fstab, [item]).returncode == 0
+    (Path(item["mount_point"]) / "data.sst").write_text("precious")
+    before = file_system_bytes(item["mount_point"])
+    uuid = uuid_of(disk.loop)
+
+    grow(disk, 128)
+    result = prepare(tmp_path, fstab, [{**item, "size_bytes": 128 * MIB}])
+
+    assert result.returncode == 0, result.stderr
+    after = file_system_bytes(item["mount_point"])
+    assert after > before + 48 * MIB, (before, after)
+    assert os.path.ismount(item["mount_point"]), "the file system was not grown online"
+    assert uuid_of(disk.loop) == uuid and (Path(item["mount_point"]) / "data.sst").read_text() == "precious"
+    assert f"grew the file system on {disk.device}" in result.stdout
+    # Run again: it is already as large as its disk; nothing more to do.
+    again = prepare(tmp_path, fstab, [{**item, "size_bytes": 128 * MIB}])
+    assert again.returncode == 0, again.stderr
+    assert "grew" not in again.stdout and file_system_bytes(item["mount_point"]) == after
+
+
+def test_a_volume_that_has_not_grown_yet_is_waited_for_then_named(tmp_path, disks, fstab):
+    disk = disks("2b2")
+    item = {**entry(tmp_path, disk, "ssd1", "pegasus-ssd1"), "size_bytes": 64 * MIB}
+    assert prepare(tmp_path, fstab, [item]).returncode == 0
+    result = prepare(tmp_path, fstab, [{**item, "size_bytes": 128 * MIB}], wait_seconds=2)
+    assert result.returncode == 1
+    assert disk.device in result.stderr and "134217728" in result.stderr and "67108864" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("mkfs.xfs") is None, reason="xfsprogs is missing (scripts/install-test-deps.sh)")
+def test_a_kept_xfs_file_system_grows_with_its_volume_too(tmp_path, disks, fstab):
+    # A disk that already held a file system is kept as it is; XFS grows online as well.
+    disk = disks("2c3", size_mb=320)  # mkfs.xfs wants 300 MB at least
+    sh("mkfs.xfs", "-q", disk.loop)
+    item = {**entry(tmp_path, disk, "ssd1", "pegasus-ssd1"), "size_bytes": 320 * MIB}
+    assert prepare(tmp_path, fstab, [item]).returncode == 0
+    before = file_system_bytes(item["mount_point"])
+
+    grow(disk, 640)
+    result = prepare(tmp_path, fstab, [{**item, "size_bytes": 640 * MIB}])
+
+    assert result.returncode == 0, result.stderr
+    after = file_system_bytes(item["mount_point"])
+    assert after > before + 256 * MIB, (before, after)
+    assert f"grew the file system on {disk.device} from {before} to {after} bytes (xfs" in result.stdout

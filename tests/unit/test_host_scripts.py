@@ -1159,3 +1159,19 @@ def test_scale_in_that_would_freeze_the_cluster_is_explained(tmp_path, meta):
                                            **removal_context(meta, tmp_path, FOUR[:3])), tmp_path)
     assert refused.returncode == 1
     assert "only 2 of the ReplicaServers left are ALIVE" in refused.stderr and "freezes" in refused.stderr
+
+
+def test_asked_about_given_servers_the_guard_checks_those_and_records_nothing(tmp_path, meta):
+    # The rolling restart asks it before any restart, naming the servers the stack drops.
+    meta.nodes = {a: "ALIVE" for _, a in FOUR}
+    meta.replica_counts = {FOUR[3][1]: 2}
+    script = templates.render("replica_removal_guard.sh", **removal_context(meta, tmp_path, FOUR[:3]))
+    path = tmp_path / "guard.sh"
+    path.write_text(script)
+    refused = subprocess.run(["bash", str(path), f"replica-3={FOUR[3][1]}"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "replica-3 (10.0.0.4:34801) still holds 2 replicas" in refused.stderr
+    assert not (tmp_path / "replica-servers").exists(), "a check before the roll recorded the new members"
+    meta.replica_counts = {}
+    allowed = subprocess.run(["bash", str(path), f"replica-3={FOUR[3][1]}"], capture_output=True, text=True)
+    assert allowed.returncode == 0, allowed.stderr
+    assert not (tmp_path / "replica-servers").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.operations.fixed_settings import FIXED, NO_SHRINK
+from components.operations.fixed_settings import FIXED, NO_SHRINK, SAME_ENSEMBLE
 from components.spec import keys
 from components.spec.model import DISTRIBUTIONS
 from components.spec.reader import SpecError
@@ -70,8 +70,9 @@ def test_declared_defaults_and_choices_are_of_the_declared_type():
         if key.choices and key.default is not None:
             assert key.default in key.choices, key.path
         assert not (key.required and key.default is not None), key.path
-        assert key.after_deploy in (keys.APPLIED, keys.FIXED, keys.GROW_ONLY, keys.NEW_SERVERS, keys.BY_HAND)
-        assert bool(key.state_name) == (key.after_deploy in (keys.FIXED, keys.GROW_ONLY)), key.path
+        assert key.after_deploy in (keys.APPLIED, keys.FIXED, keys.GROW_ONLY, keys.NEW_SERVERS, keys.BY_HAND,
+                                    keys.SAME_ENSEMBLE)
+        assert bool(key.state_name) == (key.after_deploy in (keys.FIXED, keys.GROW_ONLY, keys.SAME_ENSEMBLE)), key.path
 
 
 def test_the_limits_kept_beside_the_declarations_name_the_same_choices():
@@ -81,8 +82,11 @@ def test_the_limits_kept_beside_the_declarations_name_the_same_choices():
 
 
 def test_the_fixed_settings_check_keeps_the_keys_declared_fixed():
-    assert FIXED == {"cluster_name": "clusterName", "home_dir": "homeDir", "app_dir": "appDir"}
-    assert NO_SHRINK == {"data_disk_size_gib": "replica.dataDisks.sizeGiB", "data_disk_count": "replica.dataDisks.count"}
+    assert FIXED == {"cluster_name": "clusterName", "home_dir": "homeDir", "app_dir": "appDir",
+                     "slog_disk": "replica.slogDisk", "zookeeper_count": "zookeeper.count"}
+    assert NO_SHRINK == {"data_disk_size_gib": "replica.dataDisks.sizeGiB", "data_disk_count": "replica.dataDisks.count",
+                         "slog_disk_size_gib": "replica.slogDisk.sizeGiB"}
+    assert SAME_ENSEMBLE == {"zookeeper_servers": "zookeeper.servers"}
 
 
 def _put(raw: dict, path: str, value) -> dict:

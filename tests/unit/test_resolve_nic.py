@@ -116,3 +116,15 @@ def test_a_stale_rule_of_a_renumbered_interface_is_replaced(netns, tmp_path):
     assert result.returncode == 0, result.stderr
     rules = ns_out(netns, "-4", "rule", "show")
     assert "lookup 10999" not in rules and rules.count("from 192.0.2.10 lookup") == 1, rules
+
+
+def test_a_named_primary_interface_must_be_the_nic_it_resolves(netns, tmp_path):
+    # network.primaryInterface is what Pegasus binds; every list names the extra NIC's address.
+    ns_ip(netns, "addr", "add", "192.0.2.10/24", "dev", "data0")
+    ns_ip(netns, "link", "set", "peer0", "up")
+    wrong = run_in(netns, templates.render("resolve_nic.sh", mac=MAC, wait_seconds=5, expected="eth9"), tmp_path)
+    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert "network.primaryInterface is 'eth9'" in wrong.stderr and "data0" in wrong.stderr
+    right = run_in(netns, templates.render("resolve_nic.sh", mac=MAC, wait_seconds=5, expected="data0"), tmp_path)
+    assert right.returncode == 0, right.stderr
+    assert right.stdout == "data0\n"

@@ -168,6 +168,58 @@ def test_a_probe_that_fails_stops_everything_before_any_restart(sshd, staged):
 
 
 # ---------------------------------------------------------------------------
+# A scale-in without the admin tools: the removal guard runs before any restart (issue 20)
+
+
+def guard(staged: StagedScripts, status: int) -> str:
+    """A double of the replica-removal guard: notes the servers it is asked about, answers `status`."""
+    return (f'echo "guard $*" >>{staged.log}\n'
+            'echo "replica-removal: ERROR: refusing to remove ReplicaServers: replica-2 (10.0.0.3:34801) '
+            'still holds 4 replicas" >&2\n' if status else f'echo "guard $*" >>{staged.log}\n') + f"exit {status}\n"
+
+
+def scale_in(sshd, staged: StagedScripts, status: int) -> tuple[dict, dict]:
+    """Old: with replica-2; new: without it, and every other server's config changed."""
+    old = props(sshd, staged, {**records(), "replica-2/replica": "v1"})
+    old["hosts"] = {**HOSTS, "replica-2": "127.0.0.3"}
+    old["replica_nodes"] = {"replica-0": "10.0.0.1:34801", "replica-1": "10.0.0.2:34801",
+                            "replica-2": "10.0.0.3:34801"}
+    new = props(sshd, staged, records("v2"))
+    new["replica_nodes"] = {"replica-0": "10.0.0.1:34801", "replica-1": "10.0.0.2:34801"}
+    new["removal_guard"] = guard(staged, status)
+    return old, new
+
+
+def test_a_scale_in_the_guard_refuses_is_refused_before_any_server_restarts(sshd, staged):
+    old, new = scale_in(sshd, staged, 1)
+
+    with pytest.raises(RollFailed) as failure:
+        RollingRestartProvider().update("id", old, new)
+
+    assert staged.runs() == ["guard replica-2=10.0.0.3:34801"]
+    message = str(failure.value)
+    assert "replica-2 (10.0.0.3:34801) still holds 4 replicas" in message
+    assert "nothing was restarted" in message
+
+
+def test_a_scale_in_the_guard_accepts_then_rolls_the_changed_servers(sshd, staged):
+    old, new = scale_in(sshd, staged, 0)
+
+    RollingRestartProvider().update("id", old, new)
+
+    runs = staged.runs()
+    assert runs[0] == "guard replica-2=10.0.0.3:34801"
+    assert run_of("replica-0/replica", "roll") in runs[1:]
+
+
+def test_without_a_scale_in_the_guard_is_not_asked(sshd, staged):
+    old = props(sshd, staged, records())
+    new = {**props(sshd, staged, records("v2")), "removal_guard": guard(staged, 1)}
+    RollingRestartProvider().update("id", old, new)
+    assert not [run for run in staged.runs() if run.startswith("guard")]
+
+
+# ---------------------------------------------------------------------------
 # The SSH session
 
 

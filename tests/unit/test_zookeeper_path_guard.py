@@ -289,7 +289,7 @@ def outputs_of(cluster_name: str, **overrides) -> dict:
     return {**props, "path": f"/pegasus/{cluster_name}", "claim_id": "abc"}
 
 
-def test_diff_replaces_on_cluster_name_or_servers_change():
+def test_diff_replaces_on_cluster_name_and_updates_on_servers_change():
     provider = ZooKeeperPathGuardProvider()
     olds = outputs_of("c1")
 
@@ -297,8 +297,9 @@ def test_diff_replaces_on_cluster_name_or_servers_change():
     moved = provider.diff("abc", olds, guard_props("c1", "10.0.0.9:2181"))
 
     assert renamed.changes and renamed.replaces == ["cluster_name"]
-    assert moved.changes and moved.replaces == ["servers"]
     assert renamed.delete_before_replace is False
+    # A replacement would claim the path anew on the new list, then release it on the old one.
+    assert moved.changes and moved.replaces == []
 
 
 def test_diff_updates_in_place_on_retain_adopt_tunnel_or_timeout_change():
@@ -330,6 +331,36 @@ def test_update_changes_state_without_touching_zookeeper(zk, zookeeper_server, c
     assert updated.outs["retain"] is True and updated.outs["path"] == path
     assert updated.outs["claim_id"] == created.id
     assert zk.get(path)[1].mzxid == before
+
+
+def test_new_servers_of_the_same_ensemble_keep_the_claim(zk, zookeeper_server, cluster_name):
+    # One ensemble listed another way (as when one of its servers was replaced).
+    created = create(guard_props(cluster_name, zookeeper_server.hosts))
+    same = zookeeper_server.hosts.replace("127.0.0.1", "localhost")
+
+    updated = ZooKeeperPathGuardProvider().update(created.id, created.outs, guard_props(cluster_name, same))
+
+    assert updated.outs["servers"] == same and updated.outs["claim_id"] == created.id
+    assert stamp_of(zk, f"/pegasus/{cluster_name}") == {"owner": OWNER, "claim": created.id}
+
+
+@pytest.mark.parametrize("found", ["no path", "another claim"])
+def test_new_servers_without_this_claim_are_another_ensemble_and_refused(zk, zookeeper_server, cluster_name, found):
+    path = f"/pegasus/{cluster_name}"
+    created = create(guard_props(cluster_name, zookeeper_server.hosts))
+    if found == "no path":
+        zk.delete(path, recursive=True)
+    else:
+        zk.set(path, ownership_stamp(OWNER, "the-claim-of-another-deployment"))
+    other = zookeeper_server.hosts.replace("127.0.0.1", "localhost")
+
+    with pytest.raises(PathClaimRefused) as refused:
+        ZooKeeperPathGuardProvider().update(created.id, created.outs, guard_props(cluster_name, other))
+
+    message = str(refused.value)
+    assert "pegasus:zookeeper.servers changed from" in message and "Nothing was restarted" in message
+    assert ("has no " + path if found == "no path" else "another claim") in message
+    assert not zk.exists(path) if found == "no path" else zk.exists(path)
 
 
 def test_update_of_owner_restamps_our_path(zk, zookeeper_server, cluster_name):

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from components.render import templates
-
-from components.render import host_layout
-from tests.unit.host_contexts import zoo_cfg_context
+from components.render import host_layout, templates
+from tests.unit.host_contexts import zoo_cfg_context, zookeeper_restart_context
 from tests.unit.script_runner import FakeSystemd, FourLetterServer, free_port, run_script
 
 ZK_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
@@ -62,26 +60,19 @@ def zk_user() -> str:
         return ""
 
 
-def install_context(tmp_path, myid=1, zoo_cfg=None, peers=(), client_port=2181, peer_wait_seconds=300):
-    conf, data, log = (tmp_path / "etc-zk", tmp_path / "lib-zk", tmp_path / "log-zk")
-    return {
-        "peers": list(peers), "client_port": client_port, "stagger_seconds": 0,
-        "peer_wait_seconds": peer_wait_seconds,
-        "zoo_cfg": zoo_cfg or templates.render("zoo.cfg", **dict(zoo_cfg_context(["10.0.0.1"]), data_dir=str(data))),
-        "myid": myid,
-        "unit_text": templates.render("zookeeper.service", conf_dir=str(conf), log_dir=str(log),
-                                       data_dir=str(data), user=zk_user()),
-        "conf_dir": str(conf),
-        "data_dir": str(data),
-        "log_dir": str(log),
-        "unit_path": str(tmp_path / host_layout.ZOOKEEPER_UNIT),
-        "user": zk_user(),
-    }
+def install_context(tmp_path, ips=("10.0.0.1",)):
+    """install_zookeeper's context for the first server of `ips`, its files under tmp_path."""
+    paths = {"conf_dir": str(tmp_path / "etc-zk"), "data_dir": str(tmp_path / "lib-zk"),
+             "log_dir": str(tmp_path / "log-zk"), "unit_path": str(tmp_path / host_layout.ZOOKEEPER_UNIT)}
+    restart = dict(zookeeper_restart_context(list(ips), 0, **paths), user=zk_user())
+    return {"restart_script": templates.render("zookeeper_restart.sh", **restart),
+            "restart_script_path": str(tmp_path / "staged" / "zookeeper.restart.sh"), "user": zk_user(),
+            **paths, "zoo_cfg": restart["zoo_cfg"], "unit_text": restart["unit_text"]}
 
 
 @pytest.mark.skipif(not ZK_SERVER.exists(), reason=f"{ZK_SERVER} is missing: the test must not install packages")
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown the ZooKeeper dirs")
-def test_install_zookeeper_writes_files_and_restarts_only_on_change(tmp_path):
+def test_install_zookeeper_starts_a_new_server_and_never_restarts_a_running_one(tmp_path):
     systemd = FakeSystemd(tmp_path)
     unit = host_layout.ZOOKEEPER_UNIT
     context = install_context(tmp_path)
@@ -90,6 +81,7 @@ def test_install_zookeeper_writes_files_and_restarts_only_on_change(tmp_path):
     assert Path(context["conf_dir"], "zoo.cfg").read_text() == context["zoo_cfg"]
     assert Path(context["data_dir"], "myid").read_text() == "1\n"
     assert Path(context["unit_path"]).read_text() == context["unit_text"]
+    assert Path(context["restart_script_path"]).read_text() == context["restart_script"]
     assert f"enable --now --quiet -- {unit}" in systemd.calls()
     if context["user"]:
         assert Path(context["data_dir"]).owner() == context["user"]
@@ -97,39 +89,18 @@ def test_install_zookeeper_writes_files_and_restarts_only_on_change(tmp_path):
     systemd.clear_calls()
     same = run_script(templates.render("install_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert same.returncode == 0, same.stderr
-    assert not any(c.startswith(("restart", "daemon-reload")) for c in systemd.calls())
-    assert "running with the current files" in same.stdout
+    assert not any(c.startswith(("restart", "daemon-reload", "stop")) for c in systemd.calls())
+    assert "runs its newest files" in same.stdout
 
+    # The ensemble's list changed (a server replaced): staged for the roll, nothing restarts.
     systemd.clear_calls()
-    changed = install_context(tmp_path, myid=2)
-    moved = run_script(templates.render("install_zookeeper.sh", **changed), tmp_path, fake_bin=systemd.bin)
-    assert moved.returncode == 0, moved.stderr
-    assert Path(context["data_dir"], "myid").read_text() == "2\n"
-    assert f"restart -- {unit}" in systemd.calls()
-
-
-@pytest.mark.skipif(not ZK_SERVER.exists(), reason=f"{ZK_SERVER} is missing: the test must not install packages")
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown the ZooKeeper dirs")
-def test_a_running_member_restarts_only_while_the_others_keep_the_quorum(tmp_path, four_letter_servers):
-    systemd = FakeSystemd(tmp_path)
-    unit = host_layout.ZOOKEEPER_UNIT
-    peers, port = four_letter_servers(["follower", "looking"])
-    first = run_script(templates.render("install_zookeeper.sh", **install_context(tmp_path, peers=peers,
-                                                                                   client_port=port)),
-                       tmp_path, fake_bin=systemd.bin)
-    assert first.returncode == 0, first.stderr  # a first start waits for nobody
-    # A changed zoo.cfg with one other server of three serving: 1 < 2, no restart.
-    changed = install_context(tmp_path, myid=3, peers=peers, client_port=port, peer_wait_seconds=3)
-    systemd.clear_calls()
-    refused = run_script(templates.render("install_zookeeper.sh", **changed), tmp_path, fake_bin=systemd.bin)
-    assert refused.returncode == 1 and not [c for c in systemd.calls() if c.startswith("restart")]
-    assert "only 1 of the other 2 servers serve" in refused.stderr and "quorum (2)" in refused.stderr
-    # Both others serving: it restarts.
-    peers, port = four_letter_servers(["follower", "leader"])
-    changed.update(peers=peers, client_port=port, myid=4)
-    restarted = run_script(templates.render("install_zookeeper.sh", **changed), tmp_path, fake_bin=systemd.bin)
-    assert restarted.returncode == 0, restarted.stderr
-    assert f"restart -- {unit}" in systemd.calls() and "2 of the other servers serve" in restarted.stdout
+    moved = install_context(tmp_path, ips=("10.0.0.1", "10.0.0.9", "10.0.0.3"))
+    staged = run_script(templates.render("install_zookeeper.sh", **moved), tmp_path, fake_bin=systemd.bin)
+    assert staged.returncode == 0, staged.stderr
+    assert not any(c.startswith(("restart", "stop")) for c in systemd.calls())
+    assert Path(context["conf_dir"], "zoo.cfg").read_text() == context["zoo_cfg"]
+    assert Path(moved["restart_script_path"]).read_text() == moved["restart_script"]
+    assert "the ZooKeeper roll restarts it" in staged.stdout
 
 
 def test_remove_zookeeper_removes_its_unit_and_dirs(tmp_path):
@@ -239,3 +210,124 @@ def test_ready_against_a_real_standalone_zookeeper_using_our_zoo_cfg(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+# --- zookeeper_restart: one server of the ensemble, rolled onto its newest files -------------------
+
+
+class Ensemble:
+    """Fake servers answering srvr at 127.0.0.x, by address; this host is 127.0.0.1. A server whose
+    mode is None does not answer (it is down). The ensemble lists 127.0.0.1-3; MOVED, the same
+    with its second server replaced by a new one at 127.0.0.9 (already started, as its own
+    install does)."""
+
+    def __init__(self, tmp_path: Path, modes: dict[str, str | None]):
+        self.port = free_port()
+        self.ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        self.servers = {ip: FourLetterServer(ip, self.port, mode) for ip, mode in modes.items() if mode}
+        self.systemd = FakeSystemd(tmp_path)
+        self.tmp_path = tmp_path
+        self.paths = {"conf_dir": str(tmp_path / "etc-zk"), "data_dir": str(tmp_path / "lib-zk"),
+                      "log_dir": str(tmp_path / "log-zk"), "unit_path": str(tmp_path / host_layout.ZOOKEEPER_UNIT)}
+
+    def context(self, ips: list[str] | None = None, wait_seconds: int = 2) -> dict:
+        return dict(zookeeper_restart_context(ips or self.ips, 0, **self.paths), user="",
+                    client_port=self.port, wait_seconds=wait_seconds)
+
+    def run(self, phase: str, ips: list[str] | None = None, wait_seconds: int = 2):
+        script = templates.render("zookeeper_restart.sh", **self.context(ips, wait_seconds))
+        path = self.tmp_path / "zookeeper.restart.sh"
+        path.write_text(script)
+        env = dict(os.environ, PATH=f"{self.systemd.bin}:{os.environ['PATH']}")
+        return subprocess.run(["bash", str(path), phase], capture_output=True, text=True, env=env, timeout=60)
+
+    def config(self) -> str:
+        return Path(self.paths["conf_dir"], "zoo.cfg").read_text()
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.close()
+
+
+@pytest.fixture
+def ensemble(tmp_path):
+    made: list[Ensemble] = []
+
+    def make(**modes: str | None) -> Ensemble:
+        made.append(Ensemble(tmp_path, {f"127.0.0.{name[1:]}": mode for name, mode in modes.items()}))
+        return made[-1]
+    yield make
+    for each in made:
+        each.close()
+
+
+UNIT = host_layout.ZOOKEEPER_UNIT
+MOVED = ["127.0.0.1", "127.0.0.9", "127.0.0.3"]
+
+
+def test_start_brings_up_a_server_with_its_files_and_leaves_a_running_one_to_the_roll(ensemble):
+    zk = ensemble(s1="follower", s2="leader", s3="follower")
+    first = zk.run("start")
+    assert first.returncode == 0, first.stderr
+    assert f"enable --now --quiet -- {UNIT}" in zk.systemd.calls()
+    assert "server.2=127.0.0.2:2888:3888" in zk.config()
+    assert Path(zk.paths["data_dir"], "myid").read_text() == "1\n"
+    assert zk.run("probe").returncode == 0
+
+    zk.systemd.clear_calls()
+    moved = zk.run("start", MOVED)
+    assert moved.returncode == 0, moved.stderr
+    assert "server.2=127.0.0.2:2888:3888" in zk.config(), "a running server's zoo.cfg changed outside the roll"
+    assert not [c for c in zk.systemd.calls() if c.startswith(("restart", "stop"))]
+    assert zk.run("probe", MOVED).returncode == 3
+
+
+def test_a_follower_restarts_onto_its_new_files_while_the_others_keep_a_majority(ensemble):
+    zk = ensemble(s1="follower", s3="leader", s9="follower")
+    assert zk.run("start").returncode == 0
+    zk.systemd.clear_calls()
+    rolled = zk.run("roll", MOVED)
+    assert rolled.returncode == 0, rolled.stderr
+    assert f"restart -- {UNIT}" in zk.systemd.calls()
+    assert "server.2=127.0.0.9:2888:3888" in zk.config()
+    assert not list(Path(zk.paths["conf_dir"]).glob("*.previous"))
+    assert zk.run("probe", MOVED).returncode == 0
+    assert zk.run("mode").stdout.strip() == "mode=follower"
+
+
+def test_no_restart_while_it_would_leave_less_than_a_majority_serving(ensemble):
+    zk = ensemble(s1="follower", s3="leader", s9=None)  # the new server does not serve yet
+    assert zk.run("start").returncode == 0
+    zk.systemd.clear_calls()
+    refused = zk.run("roll", MOVED)
+    assert refused.returncode == 1
+    assert "a majority (2 of 3) serving without this server" in refused.stderr
+    assert "127.0.0.9=not serving" in refused.stderr  # each server's answer: which one is down
+    assert not [c for c in zk.systemd.calls() if c.startswith(("restart", "stop"))]
+    assert "server.2=127.0.0.2:2888:3888" in zk.config()
+
+
+def test_a_server_that_does_not_serve_after_its_restart_goes_back_to_its_previous_files(ensemble):
+    zk = ensemble(s1=None, s3="leader", s9="follower")  # this server never serves: its new files fail it
+    zk.systemd.set_active(UNIT)
+    Path(zk.paths["conf_dir"]).mkdir()
+    Path(zk.paths["data_dir"]).mkdir()
+    Path(zk.paths["conf_dir"], "zoo.cfg").write_text(zk.context()["zoo_cfg"])
+    Path(zk.paths["data_dir"], "myid").write_text("1\n")
+    Path(zk.paths["unit_path"]).write_text(zk.context()["unit_text"])
+    failed = zk.run("roll", MOVED)
+    assert failed.returncode == 1
+    assert "serving again, with a leader and a majority did not happen" in failed.stderr
+    assert "server.2=127.0.0.2:2888:3888" in zk.config(), "the previous zoo.cfg did not come back"
+    assert [c for c in zk.systemd.calls() if c.startswith("restart")] == [f"restart -- {UNIT}"] * 2
+    assert not list(Path(zk.paths["conf_dir"]).glob("*.previous"))
+
+
+def test_check_needs_a_leader_and_a_majority(ensemble):
+    assert ensemble(s1="follower", s2="leader", s3="follower").run("check").returncode == 0
+
+
+def test_check_fails_without_a_leader(tmp_path, ensemble):
+    zk = ensemble(s1="follower", s2="follower", s3="follower")
+    result = zk.run("check", wait_seconds=1)
+    assert result.returncode == 1 and "127.0.0.2=follower" in result.stderr

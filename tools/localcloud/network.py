@@ -69,11 +69,14 @@ class Network:
         return str(self.subnet.network_address + host)
 
     def release_ip(self, ip: str) -> None:
+        """A released address goes last: the next machine gets one never used while there is
+        one, as a subnet with free addresses gives a new instance another address than the
+        one just released. (Handing it straight back would hide what a replacement changes:
+        a ZooKeeper server replaced at its old address changes no zoo.cfg.)"""
         host = int(ipaddress.ip_address(ip)) - int(self.subnet.network_address)
         with self._lock:
             if host not in self._free_hosts:
                 self._free_hosts.append(host)
-                self._free_hosts.sort()
 
     def _link_name(self, kind: str) -> str:
         with self._lock:
