@@ -7,11 +7,17 @@ This resource holds, per server, the record of what that server runs with
 config hashes), so a preview's diff names each server that will restart and
 says in plain words why. Then, from where `pulumi up` runs, over SSH:
 
-- update: the servers whose record changed restart in Pegasus's rolling-update
+- update: every server is asked in parallel whether it runs its newest files
+  (a roll that failed or was cut short leaves servers on files the state no
+  longer records: reverting the change must still bring them back); those,
+  and the servers whose record changed, restart in Pegasus's rolling-update
   order (admin_tools/pegasus_rolling_update.sh, v2.5.0): ReplicaServers, then
   MetaServers with the leader deferred to a second pass, then the Collector.
   Each restart waits for a healthy cluster before and after (the script's
-  gates), and the roll stops at the first server that fails.
+  gates), and the roll stops at the first server that fails. `staged` (each
+  server's staged-files stamp, from its config command) changes whenever new
+  files are staged, so an `up` that stages files runs this update even when
+  the records are those the state already holds.
 - create (a new cluster, or a stack that had per-server roll commands before):
   every server is asked in parallel whether it runs its newest files; those
   that do not restart as above. Then every server is checked in parallel:
@@ -27,6 +33,13 @@ fails; a ReplicaServer the stack drops is drained, stopped and waited for (its
 partitions healthy again elsewhere) before Pulumi deletes it (deletes come
 last in a deployment, after this update), and the MetaServers then restart
 to forget its UNALIVE record. Without tools, rolls are health-gated only.
+Each drain is recorded on the tools' host while it runs (drain_record.py):
+before anything else, the roll puts back what an interrupted one changed.
+
+A restart that loses its SSH connection midway goes on by itself on the host
+(restart_role.sh runs it apart from the session, one per role at a time): the
+roll then stops there without dialling again, and the next `up` finds where it
+got to.
 
 Why one resource rather than one per server: a per-server restart chained to
 the previous one makes the first deploy as long as the cluster is wide and
@@ -50,18 +63,21 @@ import pulumi
 import pulumi.dynamic
 
 from components.operations.admin_shell import AdminShell, AdminShellError
+from components.operations.drain_record import DrainRecordError, DrainRecords, records_dir
 from components.operations.provider_inputs import plain
 from components.render.templates import as_root
 from components.render.host_layout import restart_script_name, role_unit
-from components.operations.replica_drain import Drain, DrainFailed
-from components.ssh.session import SshResult, SshSession, session_for
+from components.operations.replica_drain import Drain, DrainFailed, put_back_interrupted
+from components.ssh.session import SSH_FAILED, SshResult, SshSession, session_for
 from components.spec.topology import ROLL_ORDER
 
 # Exit status of the restart script's probe phase when a restart is due.
 RESTART_DUE = 3
 # SSH sessions at once when every server is asked or checked.
 PARALLEL_SESSIONS = 16
-INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access", "replica_nodes", "tools")
+INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access", "replica_nodes", "tools", "staged")
+# Failures of the admin shell, or of the drain records beside it, while a drain runs.
+SHELL_FAILURES = (DrainFailed, AdminShellError, DrainRecordError)
 
 
 class RollFailed(RuntimeError):
@@ -130,22 +146,37 @@ class Roll:
         self._tools, self._nodes = tools, dict(replica_nodes or {})
         self._servers = list(servers)  # every server of the stack ("replica-0/replica")
         self._removed_hosts = dict(removed_hosts or {})  # SSH addresses of the hosts the stack drops
-        self._drain_factory = drain_factory or (lambda shell: Drain(shell, log))
+        self._drain_factory = drain_factory or (lambda shell: Drain(shell, log, records=self._records()))
 
     def _run(self, key: str, phase: str) -> SshResult:
         host = self._hosts[key.partition("/")[0]]
         return self._session.run(host, script_command(self._staged_dir, key, phase))
 
-    def _drain(self) -> Drain:
+    def _on_tools_host(self, command_line: str) -> tuple[int, str]:
+        result = self._session.run(self._hosts[(self._tools or {})["host"]], command_line)
+        return result.returncode, result.output
+
+    def _shell(self) -> AdminShell:
         """The admin shell on the tools' MetaServer host, over this roll's session."""
         tools = self._tools or {}
-        address = self._hosts[tools["host"]]
+        return AdminShell(self._on_tools_host, tools["dir"], tools["meta_list"], tools.get("library_dir", ""),
+                          tools["release"])
 
-        def run(command_line: str) -> tuple[int, str]:
-            result = self._session.run(address, command_line)
-            return result.returncode, result.output
-        return self._drain_factory(AdminShell(run, tools["dir"], tools["meta_list"], tools.get("library_dir", ""),
-                                              tools["release"]))
+    def _records(self) -> DrainRecords:
+        return DrainRecords(self._on_tools_host, records_dir(self._staged_dir))
+
+    def _drain(self) -> Drain:
+        return self._drain_factory(self._shell())
+
+    def put_back_interrupted_drains(self) -> None:
+        """With the admin tools: what a drain cut short (a killed `pulumi up`) left changed on
+        the MetaServer is put back before anything else."""
+        if not self._tools:
+            return
+        try:
+            put_back_interrupted(self._shell(), self._records(), self._log)
+        except SHELL_FAILURES as exc:
+            raise RollFailed(str(exc)) from exc
 
     def _node(self, key: str) -> str:
         host = key.partition("/")[0]
@@ -157,9 +188,17 @@ class Roll:
     def _each(self, keys: Sequence[str], phase: str) -> dict[str, SshResult]:
         return each_server(self._session, self._hosts, self._staged_dir, keys, phase)
 
-    def due(self, keys: Sequence[str]) -> list[str]:
-        """The servers that do not run their newest files, asked in parallel."""
+    def due(self, keys: Sequence[str], *, skip_unreachable: bool = False) -> list[str]:
+        """The servers that do not run their newest files, asked in parallel. `skip_unreachable`:
+        a host that does not answer SSH is left out (restarted only if its record changed)."""
         answers = self._each(keys, "probe")
+        if skip_unreachable:
+            unreachable = sorted((k for k, r in answers.items() if r.returncode == SSH_FAILED and not r.started),
+                                 key=roll_position)
+            if unreachable:
+                self._log(f"rolling restart: could not ask {', '.join(unreachable)} whether a restart is due "
+                          "(no SSH); only a change of their records restarts them")
+            answers = {k: r for k, r in answers.items() if k not in unreachable}
         failed = {k: r for k, r in answers.items() if r.returncode not in (0, RESTART_DUE)}
         if failed:
             raise RollFailed(_report("could not ask these servers whether a restart is due", failed))
@@ -170,9 +209,14 @@ class Roll:
         result = self._run(key, phase)
         if result.returncode != 0:
             untouched = [k for k in sorted(keys, key=roll_position) if k not in done and k != key]
+            if result.returncode == SSH_FAILED and result.started:
+                what = (f"lost its SSH connection during its {phase} phase; the restart goes on by itself on "
+                        f"{result.host} (and comes back on its old files if it fails), and the next `pulumi up` "
+                        "finds where it got to. The roll stopped there")
+            else:
+                what = f"did not {'pass its check' if phase == 'check' else 'restart healthy'}; the roll stopped there"
             raise RollFailed(
-                f"{key} did not {'pass its check' if phase == 'check' else 'restart healthy'}; the roll stopped "
-                f"there. Restarted before it: {', '.join(done) or 'none'}; not restarted: "
+                f"{key} {what}. Restarted before it: {', '.join(done) or 'none'}; not restarted: "
                 f"{', '.join(untouched) or 'none'}. Its output:\n{result.tail()}")
         if phase in ("roll", "force", "drained") and key not in done:
             done.append(key)
@@ -201,14 +245,14 @@ class Roll:
     def _drained_restarts(self, replicas: Sequence[str], keys: Sequence[str], done: list[str]) -> None:
         """pegasus_rolling_update.sh: each ReplicaServer drained, its replicas closed, restarted,
         ALIVE, secondaries allowed again, every table healthy; settings back at the end."""
-        with self._draining("restart", lambda exc: f"the admin shell failed during the roll (restarted: "
+        nodes = [self._node(key) for key in replicas]
+        with self._draining("restart", nodes, lambda exc: f"the admin shell failed during the roll (restarted: "
                             f"{', '.join(done) or 'none'}): {exc}") as drain:
-            for key in replicas:
-                node = self._node(key)
+            for key, node in zip(replicas, nodes):
                 try:
                     drain.drain(node)
                     drain.close(node)
-                except (DrainFailed, AdminShellError) as exc:
+                except SHELL_FAILURES as exc:
                     raise RollFailed(
                         f"{key} ({node}) could not be drained before its restart; nothing was restarted on it. "
                         f"Restarted before it: {', '.join(done) or 'none'}. {exc}") from exc
@@ -217,15 +261,16 @@ class Roll:
                 self._step(key, "check", keys, done)
 
     @contextlib.contextmanager
-    def _draining(self, purpose: str, failure: Callable[[Exception], str]) -> Iterator[Drain]:
-        """A drain begun for `purpose`; the MetaServer settings it changed are put back at
-        the end, also when the body fails. An admin shell failure becomes RollFailed(failure(exc))."""
+    def _draining(self, purpose: str, nodes: Sequence[str],
+                  failure: Callable[[Exception], str]) -> Iterator[Drain]:
+        """A drain of `nodes` begun for `purpose`; the MetaServer settings it changed are put back
+        at the end, also when the body fails. An admin shell failure becomes RollFailed(failure(exc))."""
         drain = self._drain()
         failed: Optional[BaseException] = None
         try:
-            drain.begin(purpose)
+            drain.begin(purpose, nodes)
             yield drain
-        except (DrainFailed, AdminShellError) as exc:
+        except SHELL_FAILURES as exc:
             failed = exc
             raise RollFailed(failure(exc)) from exc
         except BaseException as exc:
@@ -237,11 +282,12 @@ class Roll:
     def _put_back(self, drain: Drain, failure: Optional[BaseException]) -> None:
         try:
             failed = drain.end()
-        except (AdminShellError, OSError) as exc:
+        except (AdminShellError, DrainRecordError, OSError) as exc:
             failed = [str(exc)]
         if failed:
-            message = ("could not put back the MetaServer settings the roll changed (set them with the Pegasus "
-                       "shell: remote_command -l <leader> <setting> DEFAULT, set_meta_level): " + "; ".join(failed))
+            message = ("could not put back the MetaServer settings the roll changed (the next `pulumi up` tries "
+                       "again from the drain's record; or set them with the Pegasus shell: remote_command -l "
+                       "<leader> <setting> DEFAULT, set_meta_level): " + "; ".join(failed))
             if failure is None:
                 raise RollFailed(message)
             self._log(message)
@@ -250,13 +296,13 @@ class Roll:
         """pegasus_offline_node.sh, one ReplicaServer at a time: drained, its replicas killed,
         stopped, its partitions healthy again on the others. Pulumi deletes it afterwards."""
         wait = float((self._tools or {}).get("wait_seconds", 600))
-        with self._draining("removal", lambda exc: f"removing {', '.join(removed)}: {exc}") as drain:
-            for key in removed:
-                node = self._node(key)
+        nodes = [self._node(key) for key in removed]
+        with self._draining("removal", nodes, lambda exc: f"removing {', '.join(removed)}: {exc}") as drain:
+            for key, node in zip(removed, nodes):
                 try:
                     drain.drain(node)
                     drain.kill_partitions(node)
-                except (DrainFailed, AdminShellError) as exc:
+                except SHELL_FAILURES as exc:
                     raise RollFailed(f"{key} ({node}) could not be drained; it keeps running and nothing was "
                                      f"deleted. {exc}") from exc
                 address = self._removed_hosts.get(key.partition("/")[0])
@@ -301,6 +347,7 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
         records = values["restart_records"]
         with session_for(values["access"]) as session:
             roll = _roll(session, values)
+            roll.put_back_interrupted_drains()
             restarted = roll.restart(roll.due(list(records)))
             roll.check(sorted(records, key=roll_position))
         return pulumi.dynamic.CreateResult("rolling-restart", _outputs(props, restarted))
@@ -312,13 +359,19 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
 
     def update(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
         old, new = plain(dict(olds)), plain(dict(news))
-        keys = changed_servers(old.get("restart_records") or {}, new["restart_records"])
+        records = new["restart_records"]
+        changed = changed_servers(old.get("restart_records") or {}, records)
         # Without the tools, the replica-removal guard refuses a ReplicaServer that holds replicas.
-        removed = removed_replicas(old.get("restart_records") or {}, new["restart_records"]) if new.get("tools") else []
+        removed = removed_replicas(old.get("restart_records") or {}, records) if new.get("tools") else []
         restarted: list[str] = []
-        if keys or removed:
-            with session_for(new["access"]) as session:
-                restarted = _roll(session, new, old).restart(keys, removed)
+        with session_for(new["access"]) as session:
+            roll = _roll(session, new, old)
+            roll.put_back_interrupted_drains()
+            # The state holds the records of the last roll that succeeded: a server that an
+            # interrupted or failed roll left on other files is found only by asking it.
+            keys = sorted(set(changed) | set(roll.due(list(records), skip_unreachable=True)), key=roll_position)
+            if keys or removed:
+                restarted = roll.restart(keys, removed)
         return pulumi.dynamic.UpdateResult(_outputs(news, restarted))
 
     def delete(self, _id: str, _props: dict) -> None:
@@ -336,6 +389,8 @@ class RollingRestartArgs:
     replica_nodes: pulumi.Input[Mapping[str, pulumi.Input[str]]] = None  # type: ignore[assignment]
     # the admin tools on a MetaServer host, or None: {host, dir, meta_list, library_dir, release, wait_seconds}
     tools: pulumi.Input[Optional[Mapping[str, Any]]] = None
+    # server_key -> the stamp its config command prints of the files it staged (new files, new stamp)
+    staged: pulumi.Input[Mapping[str, pulumi.Input[str]]] = None  # type: ignore[assignment]
 
 
 class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRestart"):
@@ -351,6 +406,7 @@ class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRes
             "access": pulumi.Output.secret(args.access),  # the private key
             "replica_nodes": args.replica_nodes,
             "tools": args.tools,
+            "staged": args.staged,
             "restarted": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["access"]))

@@ -133,7 +133,8 @@ class PegasusCluster(pulumi.ComponentResource):
             access=self._ssh_access(spec),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
-            tools=tools_args),
+            tools=tools_args,
+            staged={server_key(s.host, s.role): s.staged_stamp for role in ROLL_ORDER for s in servers[role]}),
             opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
         replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
         # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard
@@ -148,7 +149,8 @@ class PegasusCluster(pulumi.ComponentResource):
             run=uuid.uuid4().hex,
             script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
             check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
-            access=self._ssh_access(spec)),
+            access=self._ssh_access(spec), servers=keys, wait_seconds=spec.timeouts.health_seconds,
+            tools=tools_args, rolling_restart=f"{name}-rolling-restart"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
