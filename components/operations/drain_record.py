@@ -7,9 +7,9 @@ back at its end, also when it fails; a `pulumi up` killed outright (SIGKILL, a
 machine that went away) never gets there, and the next drain would then read
 the changed values as the ones to go back to. So, before it changes anything,
 a drain writes the values it found to `<staged_dir>/drains/<key>.json` on that
-host, one file per drain, keyed by its purpose and the set of nodes it drains
-(a group of ReplicaServers drained together is one drain, one file); the file
-goes once every value is back. Whatever finds such a file later puts its
+host, one file per drain (a roll's, whose groups of ReplicaServers it drains in
+turn, or a removal's), keyed by its purpose and the set of nodes it is for; the
+file goes once every value is back. Whatever finds such a file later puts its
 values back first: the next drain before it reads anything, and the health
 check at every `pulumi up` (so an `up` with nothing to roll still mends it).
 
