@@ -6,6 +6,7 @@ from pathlib import Path
 import pulumi
 
 from components.resources.cluster import PegasusCluster
+from components.spec.retained_data import retained_data_notice
 from components.spec.reader import SpecError
 from components.spec.validation import build_spec
 from components.spec.stack_config import read_stack_config
@@ -23,8 +24,7 @@ except SpecError as error:
     # RunError: Pulumi prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
 if spec.retain_data:
-    pulumi.log.warn("retainData is on: `pulumi destroy` keeps the data volumes, the data directories "
-                    f"and the ZooKeeper path {spec.cluster_root}")
+    pulumi.log.warn(retained_data_notice(spec))
 
 # The stack's one cluster keeps the resources that stacks deployed before
 # resource names carried the cluster's name (components/resources/resource_names.py).

@@ -31,6 +31,12 @@ From scripts/pegasus_rolling_update.sh and scripts/pegasus_offline_node.sh
   secondaries again.
 - `end()`: every setting put back, each one tried even if another fails.
 
+With `records` (drain_record.py), `begin` first puts back the settings of any
+drain recorded as interrupted (a killed `pulumi up`), then writes its own record
+of the values it found before changing one; `end` removes it once every value is
+back. `put_back_interrupted` does the first part alone (the health check at
+every `up`).
+
 Nodes are given as "ip:port", the address the stack knows; each is used in
 every shell command under the name the MetaServers list it by
 (AdminShell.node_name: itself up to 2.5, its `host:port` on master).
@@ -55,9 +61,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping, Optional, Sequence
 
 from components.operations.admin_shell import AdminShell, AdminShellError
+from components.operations.drain_record import DrainRecordError, DrainRecords, drain_key
 
 RESTART_ASSIGN_DELAY_MS = "180000000"  # pegasus_rolling_update.sh
 REMOVAL_ASSIGN_DELAY_MS = "10"  # pegasus_offline_node.sh
@@ -91,16 +98,26 @@ class Drain:
     saved: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # "ip:port" -> the MetaServers' name for it
     downgraded: dict[str, set[str]] = field(default_factory=dict)  # name -> gpids proposed away from it
+    records: Optional[DrainRecords] = None  # where this drain is recorded while it changes settings
+    key: str = ""  # its record's name
 
-    def begin(self, purpose: str) -> None:
-        """purpose: "restart" or "removal"."""
+    def begin(self, purpose: str, nodes: Sequence[str] = ()) -> None:
+        """purpose: "restart" or "removal"; nodes: the ReplicaServers this drain is for."""
         shell = self.shell
+        if self.records is not None:
+            put_back_interrupted(shell, self.records, self.log)  # never take leftovers for the originals
         self.leader = shell.leader()
         self.saved["level"] = shell.get_meta_level()
         self.saved[FLOW_CONTROL] = shell.setting(self.leader, FLOW_CONTROL)
+        self.saved[ASSIGN_DELAY] = "DEFAULT"
+        self.saved[ADD_SECONDARY_MAX] = "DEFAULT"  # drain() changes it
+        if self.records is not None:
+            self.key = drain_key(purpose, nodes)
+            self.records.save(self.key, {
+                "purpose": purpose, "nodes": sorted(nodes), "leader": self.leader,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "saved": dict(self.saved)})
         shell.set_meta_level("steady")
         delay = RESTART_ASSIGN_DELAY_MS if purpose == "restart" else REMOVAL_ASSIGN_DELAY_MS
-        self.saved[ASSIGN_DELAY] = "DEFAULT"
         self._set(ASSIGN_DELAY, delay)
         self._set(FLOW_CONTROL, "true")
         self.log(f"admin shell: meta level steady (was {self.saved['level']}), {ASSIGN_DELAY} {delay}, "
@@ -248,21 +265,62 @@ class Drain:
             self.sleep(self.timeouts.poll_seconds)
 
     def end(self) -> list[str]:
-        """Puts back every setting `begin` and `drain` changed; returns the ones that failed."""
-        failed = []
-        for setting in (ADD_SECONDARY_MAX, ASSIGN_DELAY, FLOW_CONTROL):
-            if setting in self.saved:
-                try:
-                    self._set(setting, self.saved[setting])
-                except (AdminShellError, OSError) as exc:
-                    failed.append(f"{setting} {self.saved[setting]}: {exc}")
-        if "level" in self.saved:
-            try:
-                if self.saved["level"] != "steady":
-                    self.shell.set_meta_level(self.saved["level"])
-            except (AdminShellError, OSError) as exc:
-                failed.append(f"meta level {self.saved['level']}: {exc}")
+        """Puts back every setting `begin` and `drain` changed; returns the ones that failed
+        (their record then stays, for the next drain or health check to put them back)."""
+        failed = put_back(self.shell, self.leader, self.saved)
         if not failed:
             self.log(f"admin shell: MetaServer settings put back ({', '.join(sorted(self.saved))})")
+            if self.records is not None and self.key:
+                try:
+                    self.records.remove(self.key)
+                except (DrainRecordError, OSError) as exc:
+                    failed.append(f"the record of this drain: {exc}")
         self.saved.clear()
         return failed
+
+
+def put_back(shell: AdminShell, leader: str, saved: Mapping[str, str]) -> list[str]:
+    """Sets each saved value again on `leader` (the level on the leading MetaServer),
+    each one tried even if another fails; returns those that failed."""
+    failed = []
+    for setting in (ADD_SECONDARY_MAX, ASSIGN_DELAY, FLOW_CONTROL):
+        if setting in saved:
+            try:
+                shell.set_setting(leader, setting, saved[setting])
+            except (AdminShellError, OSError) as exc:
+                failed.append(f"{setting} {saved[setting]}: {exc}")
+    if "level" in saved:
+        try:
+            if saved["level"] != "steady":  # a drain sets steady
+                shell.set_meta_level(saved["level"])
+        except (AdminShellError, OSError) as exc:
+            failed.append(f"meta level {saved['level']}: {exc}")
+    return failed
+
+
+def put_back_interrupted(shell: AdminShell, records: DrainRecords, log: Callable[[str], None]) -> list[str]:
+    """Puts back the settings of every drain recorded on the host and removes its record;
+    returns their names. Raises DrainFailed when a value cannot be put back (the record stays)."""
+    done = []
+    found = records.load()
+    # Newest first: when two were left, the oldest holds the values from before either.
+    for key, record in sorted(found.items(), key=lambda item: str(item[1].get("started", "")), reverse=True):
+        saved = {name: str(value) for name, value in record["saved"].items()}
+        leader = str(record.get("leader") or "") or shell.leader()
+        if leader != shell.leader() and shell.calls(leader, [ASSIGN_DELAY]) == [None]:
+            # Its settings lived in that process only: a MetaServer that restarts reads config.ini.
+            log(f"admin shell: {leader}, whose settings an interrupted drain changed, does not answer; it "
+                "starts with its config.ini's values")
+            saved = {name: value for name, value in saved.items() if name == "level"}
+        failed = put_back(shell, leader, saved)
+        if failed:
+            raise DrainFailed(
+                f"a drain interrupted earlier ({record.get('purpose')} of {', '.join(record.get('nodes') or [])}, "
+                f"begun {record.get('started')}) left the MetaServer settings changed, and these could not be put "
+                f"back: {'; '.join(failed)}. Its record is {records.directory}/{key}.json on the MetaServer host; "
+                "the next `pulumi up` tries again")
+        records.remove(key)
+        log(f"admin shell: put back the MetaServer settings a drain interrupted earlier had changed ({key}: "
+            f"{', '.join(f'{name} {value}' for name, value in sorted(saved.items()))})")
+        done.append(key)
+    return done

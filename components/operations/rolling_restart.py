@@ -7,7 +7,10 @@ This resource holds, per server, the record of what that server runs with
 config hashes), so a preview's diff names each server that will restart and
 says in plain words why. Then, from where `pulumi up` runs, over SSH:
 
-- update: the servers whose record changed restart in Pegasus's rolling-update
+- update: every server is asked in parallel whether it runs its newest files
+  (a roll that failed or was cut short leaves servers on files the state no
+  longer records: reverting the change must still bring them back); those,
+  and the servers whose record changed, restart in Pegasus's rolling-update
   order (admin_tools/pegasus_rolling_update.sh, v2.5.0): ReplicaServers, then
   MetaServers with the leader deferred to a second pass, then the Collector.
   Each restart waits for a healthy cluster before and after (the script's
@@ -19,7 +22,9 @@ says in plain words why. Then, from where `pulumi up` runs, over SSH:
   the roll once the whole group is done, naming the servers restarted, failed
   and not started. When the stack also drops ReplicaServers and there are no
   admin tools to drain them, the scale-in guard (`removal_guard`) is asked
-  first, so a refused scale-in restarts nothing.
+  first, so a refused scale-in restarts nothing. `staged` (each server's stamp of its staged
+  files, from its config command) changes whenever new files are staged, so an `up` that
+  stages files runs this update even when the records are those the state already holds.
 - create (a new cluster, or a stack that had per-server roll commands before):
   every server is asked in parallel whether it runs its newest files; those
   that do not restart as above. Then every server is checked in parallel:
@@ -35,7 +40,14 @@ put back after the last one, also when the roll fails; a ReplicaServer the
 stack drops is drained, stopped and waited for (its partitions healthy again
 elsewhere) before Pulumi deletes it (deletes come last in a deployment, after
 this update), and the MetaServers then restart to forget its UNALIVE record.
-Without tools, rolls are health-gated only (the gate is per group).
+Without tools, rolls are health-gated only (the gate is per group). The drain
+is recorded on the tools' host while it runs (drain_record.py): before
+anything else, the roll puts back what an interrupted one changed.
+
+A restart that loses its SSH connection midway goes on by itself on the host
+(restart_role.sh runs it apart from the session, one per role at a time): the
+roll then stops there without dialling again, and the next `up` finds where it
+got to.
 
 Why one resource rather than one per server: a per-server restart chained to
 the previous one makes the first deploy as long as the cluster is wide and
@@ -59,8 +71,9 @@ import pulumi
 import pulumi.dynamic
 
 from components.operations.admin_shell import AdminShell, AdminShellError
+from components.operations.drain_record import DrainRecordError, DrainRecords, records_dir
 from components.operations.provider_inputs import plain
-from components.operations.replica_drain import Drain, DrainFailed
+from components.operations.replica_drain import Drain, DrainFailed, put_back_interrupted
 from components.operations.roll_plan import (
     ClusterMap,
     MapUnreadable,
@@ -80,7 +93,9 @@ RESTART_DUE = 3
 # SSH sessions at once when every server is asked or checked.
 PARALLEL_SESSIONS = 16
 INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access", "replica_nodes", "tools", "roll", "map_script",
-              "map_hosts")
+              "map_hosts", "staged")
+# Failures of the admin shell, or of the drain records beside it, while a drain runs.
+SHELL_FAILURES = (DrainFailed, AdminShellError, DrainRecordError)
 
 
 class RollFailed(RuntimeError):
@@ -170,7 +185,7 @@ class Roll:
         self._tools, self._nodes = tools, dict(replica_nodes or {})
         self._servers = list(servers)  # every server of the stack ("replica-0/replica")
         self._removed_hosts = dict(removed_hosts or {})  # SSH addresses of the hosts the stack drops
-        self._drain_factory = drain_factory or (lambda shell: Drain(shell, log))
+        self._drain_factory = drain_factory or (lambda shell: Drain(shell, log, records=self._records()))
         # Groups of ReplicaServers: the planner's limits, and where the partition map is read.
         # (numbers come back from the engine's state as floats)
         self._limits = RollLimits(**{k: int(v) for k, v in roll.items()}) if roll else RollLimits(1)
@@ -180,16 +195,31 @@ class Roll:
         host = self._hosts[key.partition("/")[0]]
         return self._session.run(host, script_command(self._staged_dir, key, phase))
 
-    def _drain(self) -> Drain:
+    def _on_tools_host(self, command_line: str) -> tuple[int, str]:
+        result = self._session.run(self._hosts[(self._tools or {})["host"]], command_line)
+        return result.returncode, result.output
+
+    def _shell(self) -> AdminShell:
         """The admin shell on the tools' MetaServer host, over this roll's session."""
         tools = self._tools or {}
-        address = self._hosts[tools["host"]]
+        return AdminShell(self._on_tools_host, tools["dir"], tools["meta_list"], tools.get("library_dir", ""),
+                          tools["release"])
 
-        def run(command_line: str) -> tuple[int, str]:
-            result = self._session.run(address, command_line)
-            return result.returncode, result.output
-        return self._drain_factory(AdminShell(run, tools["dir"], tools["meta_list"], tools.get("library_dir", ""),
-                                              tools["release"]))
+    def _records(self) -> DrainRecords:
+        return DrainRecords(self._on_tools_host, records_dir(self._staged_dir))
+
+    def _drain(self) -> Drain:
+        return self._drain_factory(self._shell())
+
+    def put_back_interrupted_drains(self) -> None:
+        """With the admin tools: what a drain cut short (a killed `pulumi up`) left changed on
+        the MetaServer is put back before anything else."""
+        if not self._tools:
+            return
+        try:
+            put_back_interrupted(self._shell(), self._records(), self._log)
+        except SHELL_FAILURES as exc:
+            raise RollFailed(str(exc)) from exc
 
     def _node(self, key: str) -> str:
         host = key.partition("/")[0]
@@ -213,9 +243,17 @@ class Roll:
     def _each(self, keys: Sequence[str], phase: str) -> dict[str, SshResult]:
         return each_server(self._session, self._hosts, self._staged_dir, keys, phase)
 
-    def due(self, keys: Sequence[str]) -> list[str]:
-        """The servers that do not run their newest files, asked in parallel."""
+    def due(self, keys: Sequence[str], *, skip_unreachable: bool = False) -> list[str]:
+        """The servers that do not run their newest files, asked in parallel. `skip_unreachable`:
+        a host that does not answer SSH is left out (restarted only if its record changed)."""
         answers = self._each(keys, "probe")
+        if skip_unreachable:
+            unreachable = sorted((k for k, r in answers.items() if r.returncode == SSH_FAILED and not r.started),
+                                 key=roll_position)
+            if unreachable:
+                self._log(f"rolling restart: could not ask {', '.join(unreachable)} whether a restart is due "
+                          "(no SSH); only a change of their records restarts them")
+            answers = {k: r for k, r in answers.items() if k not in unreachable}
         failed = {k: r for k, r in answers.items() if r.returncode not in (0, RESTART_DUE)}
         if failed:
             raise RollFailed(failure_report("could not ask these servers whether a restart is due", failed))
@@ -227,9 +265,9 @@ class Roll:
         if result.returncode != 0:
             untouched = [k for k in sorted(keys, key=roll_position) if k not in done and k != key]
             raise RollFailed(
-                f"{key} did not {'pass its check' if phase == 'check' else 'restart healthy'}; the roll stopped "
-                f"there. Restarted before it: {', '.join(done) or 'none'}; not restarted: "
-                f"{', '.join(untouched) or 'none'}. Its output:\n{result.tail()}")
+                f"{key} {_what_failed(result, phase)}; the roll stopped there. Restarted before it: "
+                f"{', '.join(done) or 'none'}; not restarted: {', '.join(untouched) or 'none'}. "
+                f"Its output:\n{result.tail()}")
         if phase in ("roll", "force", "drained") and key not in done:
             done.append(key)
 
@@ -307,9 +345,12 @@ class Roll:
             done += [k for k in group if k not in failed and k not in done]
         if failed:
             untouched = [k for k in sorted(keys, key=roll_position) if k not in done and k not in failed]
+            lost = [k for k, r in failed.items() if r.returncode == SSH_FAILED and r.started]
             raise RollFailed(failure_report(
                 f"{', '.join(sorted(failed, key=roll_position))} did not "
-                f"{'pass their check' if phase == 'check' else 'restart healthy'}; the roll stopped at the group "
+                f"{'pass their check' if phase == 'check' else 'restart healthy'}"
+                + (f" ({', '.join(sorted(lost, key=roll_position))}: {_what_failed(failed[lost[0]], phase)})"
+                   if lost else "") + "; the roll stopped at the group "
                 f"{', '.join(group)}. Restarted: {', '.join(done) or 'none'}; failed: "
                 f"{', '.join(sorted(failed, key=roll_position))}; not restarted: {', '.join(untouched) or 'none'}. "
                 "Their output", failed))
@@ -317,14 +358,15 @@ class Roll:
     def _drained_restarts(self, replicas: Sequence[str], keys: Sequence[str], done: list[str]) -> None:
         """pegasus_rolling_update.sh, a group at a time: the group drained, its replicas closed,
         restarted, ALIVE, secondaries allowed again, every table healthy; settings back at the end."""
-        with self._draining("restart", lambda exc: f"the admin shell failed during the roll (restarted: "
+        every_node = [self._node(key) for key in replicas]
+        with self._draining("restart", every_node, lambda exc: f"the admin shell failed during the roll (restarted: "
                             f"{', '.join(done) or 'none'}): {exc}") as drain:
             def restart(group: Sequence[str]) -> None:
                 nodes = [self._node(key) for key in group]
                 try:
                     drain.drain(*nodes)
                     drain.close(*nodes)
-                except (DrainFailed, AdminShellError) as exc:
+                except SHELL_FAILURES as exc:
                     untouched = [k for k in replicas if k not in done and k not in group]
                     which = (f"{group[0]} ({nodes[0]}) could not be drained before its restart; nothing was "
                              "restarted on it" if len(group) == 1 else
@@ -345,15 +387,17 @@ class Roll:
             self._groups(replicas, keys, done, restart)
 
     @contextlib.contextmanager
-    def _draining(self, purpose: str, failure: Callable[[Exception], str]) -> Iterator[Drain]:
-        """A drain begun for `purpose`; the MetaServer settings it changed are put back at
-        the end, also when the body fails. An admin shell failure becomes RollFailed(failure(exc))."""
+    def _draining(self, purpose: str, nodes: Sequence[str],
+                  failure: Callable[[Exception], str]) -> Iterator[Drain]:
+        """A drain of `nodes` begun for `purpose` (and recorded as such); the MetaServer settings
+        it changed are put back at the end, also when the body fails. An admin shell failure
+        becomes RollFailed(failure(exc))."""
         drain = self._drain()
         failed: Optional[BaseException] = None
         try:
-            drain.begin(purpose)
+            drain.begin(purpose, nodes)
             yield drain
-        except (DrainFailed, AdminShellError) as exc:
+        except SHELL_FAILURES as exc:
             failed = exc
             raise RollFailed(failure(exc)) from exc
         except BaseException as exc:
@@ -365,11 +409,12 @@ class Roll:
     def _put_back(self, drain: Drain, failure: Optional[BaseException]) -> None:
         try:
             failed = drain.end()
-        except (AdminShellError, OSError) as exc:
+        except (AdminShellError, DrainRecordError, OSError) as exc:
             failed = [str(exc)]
         if failed:
-            message = ("could not put back the MetaServer settings the roll changed (set them with the Pegasus "
-                       "shell: remote_command -l <leader> <setting> DEFAULT, set_meta_level): " + "; ".join(failed))
+            message = ("could not put back the MetaServer settings the roll changed (the next `pulumi up` tries "
+                       "again from the drain's record; or set them with the Pegasus shell: remote_command -l "
+                       "<leader> <setting> DEFAULT, set_meta_level): " + "; ".join(failed))
             if failure is None:
                 raise RollFailed(message)
             self._log(message)
@@ -378,13 +423,13 @@ class Roll:
         """pegasus_offline_node.sh, one ReplicaServer at a time: drained, its replicas killed,
         stopped, its partitions healthy again on the others. Pulumi deletes it afterwards."""
         wait = float((self._tools or {}).get("wait_seconds", 600))
-        with self._draining("removal", lambda exc: f"removing {', '.join(removed)}: {exc}") as drain:
-            for key in removed:
-                node = self._node(key)
+        nodes = [self._node(key) for key in removed]
+        with self._draining("removal", nodes, lambda exc: f"removing {', '.join(removed)}: {exc}") as drain:
+            for key, node in zip(removed, nodes):
                 try:
                     drain.drain(node)
                     drain.kill_partitions(node)
-                except (DrainFailed, AdminShellError) as exc:
+                except SHELL_FAILURES as exc:
                     raise RollFailed(f"{key} ({node}) could not be drained; it keeps running and nothing was "
                                      f"deleted. {exc}") from exc
                 address = self._removed_hosts.get(key.partition("/")[0])
@@ -403,6 +448,13 @@ class Roll:
         failed = {k: r for k, r in self._each(keys, "check").items() if r.returncode != 0}
         if failed:
             raise RollFailed(failure_report("these servers did not pass their check", failed))
+
+
+def _what_failed(result: SshResult, phase: str) -> str:
+    if result.returncode == SSH_FAILED and result.started:
+        return (f"lost its SSH connection during its {phase} phase: the restart goes on by itself on {result.host} "
+                "(and comes back on its old files if it fails), and the next `pulumi up` finds where it got to")
+    return f"did not {'pass its check' if phase == 'check' else 'restart healthy'}"
 
 
 def failure_report(what: str, failed: Mapping[str, SshResult]) -> str:
@@ -441,6 +493,7 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
         records = values["restart_records"]
         with session_for(values["access"]) as session:
             roll = _roll(session, values)
+            roll.put_back_interrupted_drains()
             restarted = roll.restart(roll.due(list(records)))
             roll.check(sorted(records, key=roll_position))
         return pulumi.dynamic.CreateResult("rolling-restart", _outputs(props, restarted))
@@ -452,17 +505,22 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
 
     def update(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
         old, new = plain(dict(olds)), plain(dict(news))
-        keys = changed_servers(old.get("restart_records") or {}, new["restart_records"])
-        dropped = removed_replicas(old.get("restart_records") or {}, new["restart_records"])
+        records = new["restart_records"]
+        changed = changed_servers(old.get("restart_records") or {}, records)
+        dropped = removed_replicas(old.get("restart_records") or {}, records)
         # With the tools, the roll drains and removes them first; without, the replica-removal
         # guard refuses one that holds replicas, asked here before any restart.
         removed = dropped if new.get("tools") else []
         restarted: list[str] = []
-        if keys or removed:
-            with session_for(new["access"]) as session:
-                roll = _roll(session, new, old)
-                if keys and dropped and not removed and new.get("removal_guard"):
-                    roll.refuse_unsafe_removal(dropped, new["removal_guard"])
+        with session_for(new["access"]) as session:
+            roll = _roll(session, new, old)
+            if dropped and not removed and new.get("removal_guard"):
+                roll.refuse_unsafe_removal(dropped, new["removal_guard"])  # before anything else
+            roll.put_back_interrupted_drains()
+            # The state holds the records of the last roll that succeeded: a server that an
+            # interrupted or failed roll left on other files is found only by asking it.
+            keys = sorted(set(changed) | set(roll.due(list(records), skip_unreachable=True)), key=roll_position)
+            if keys or removed:
                 restarted = roll.restart(keys, removed)
         return pulumi.dynamic.UpdateResult(_outputs(news, restarted))
 
@@ -489,6 +547,8 @@ class RollingRestartArgs:
     # the scale-in guard's script (templates/replica_removal_guard.sh.j2), run before any restart
     # of a roll that also drops ReplicaServers, when there are no admin tools to drain them
     removal_guard: pulumi.Input[Optional[str]] = None
+    # server_key -> the stamp its config command prints of the files it staged (new files, new stamp)
+    staged: pulumi.Input[Mapping[str, pulumi.Input[str]]] = None  # type: ignore[assignment]
 
 
 class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRestart"):
@@ -508,6 +568,7 @@ class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRes
             "map_script": args.map_script,
             "map_hosts": list(args.map_hosts),
             "removal_guard": args.removal_guard,
+            "staged": args.staged,
             "restarted": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["access"]))

@@ -524,5 +524,3 @@ class ZooKeeperPathGuard(pulumi.dynamic.Resource, module="pegasus", name="ZooKee
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             additional_secret_outputs=["tunnel", "guard_secret"]))
         super().__init__(ZooKeeperPathGuardProvider(), name, props, opts)
-        if args.retain is True:
-            pulumi.log.info("retain is set: destroy will keep the cluster's ZooKeeper path", resource=self)

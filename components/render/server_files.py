@@ -372,6 +372,15 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
     )
 
 
+STAGED_STAMP = "stage-config: staged "
+
+
+def staged_stamp(stage_output: str) -> str:
+    """The stamp line of a config command's output (its last one), or all of it."""
+    lines = [line for line in (stage_output or "").splitlines() if line.startswith(STAGED_STAMP)]
+    return lines[-1][len(STAGED_STAMP):] if lines else stage_output or ""
+
+
 def settle_seconds(spec: ClusterSpec, role: str, meta_count: int) -> int:
     """How long a restarted ReplicaServer may take to reach the leading MetaServer: it
     beacons a random MetaServer first and follows a non-leader's answer to the leader
@@ -385,15 +394,16 @@ def settle_seconds(spec: ClusterSpec, role: str, meta_count: int) -> int:
 
 
 def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], server_ips: Mapping[str, str]) -> str:
-    """`server_ips`: "<host>/<role>" -> cluster address, for every Pegasus server of the stack."""
-    return as_root(render(
+    """`server_ips`: "<host>/<role>" -> cluster address, for every Pegasus server of the stack.
+    The script itself: cluster_health.py runs it as root, in passes."""
+    return render(
         "health_check.sh",
         meta_addresses=meta_addresses(meta_ips),
         servers=[f"{key}={ip}:{hl.ROLE_PORTS[key.rpartition('/')[2]]}" for key, ip in server_ips.items()],
         tables=declared_tables(_user_config_template(spec, "meta")),
         wait_seconds=spec.timeouts.health_seconds,
         log_dir=layout(spec).log_dir("meta"),
-    ))
+    )
 
 
 def partition_map_script(meta_ips: Sequence[str]) -> str:

@@ -154,7 +154,8 @@ class PegasusCluster(pulumi.ComponentResource):
             roll=files.roll_limits(spec, spec.roll.max_parallel),
             map_script=meta_ips.apply(files.partition_map_script),
             map_hosts=metas,
-            removal_guard=addresses.apply(lambda a: files.replica_removal_guard(spec, *a))),
+            removal_guard=addresses.apply(lambda a: files.replica_removal_guard(spec, *a)),
+            staged={server_key(s.host, s.role): s.staged_stamp for role in ROLL_ORDER for s in servers[role]}),
             opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
         keys = [server_key(s.host, s.role) for role in ROLL_ORDER for s in servers[role]]
         server_ips = pulumi.Output.all(*[hosts[key.partition("/")[0]].cluster_ip for key in keys]).apply(
@@ -169,7 +170,8 @@ class PegasusCluster(pulumi.ComponentResource):
             run=uuid.uuid4().hex,
             script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
             check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
-            access=ssh_access(spec)),
+            access=ssh_access(spec), servers=keys, wait_seconds=spec.timeouts.health_seconds,
+            tools=tools_args, rolling_restart=f"{name}-rolling-restart"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[restart, *zookeeper_roll]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes

@@ -105,3 +105,8 @@ class RoleCommands:
     service: command.remote.Command  # first start, and stop + cleanup at destroy
     staged: command.remote.Command  # the newest rendered config.ini, staged on the host
     record: pulumi.Output[str]  # what the rolling restart compares (RoleFiles.restart_record)
+
+    @property
+    def staged_stamp(self) -> pulumi.Output[str]:
+        """What the config command staged, as its stamp line says (stage_config.sh)."""
+        return self.staged.stdout.apply(files.staged_stamp)

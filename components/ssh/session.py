@@ -11,6 +11,7 @@ directory per session, removed when it closes.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +21,9 @@ from typing import Any, Mapping
 
 from components.ssh.tunnel import SshEndpoint, write_ssh_config
 
-# ssh exits with 255 when it could not connect or authenticate (ssh(1), EXIT STATUS).
+# ssh exits with 255 when it could not connect or authenticate, and also when the
+# connection drops while the command runs (ssh(1), EXIT STATUS): the two are told
+# apart by a line the remote shell prints before it runs the command.
 SSH_FAILED = 255
 # A server that answered during this deployment may still drop one connection
 # (sshd's MaxStartups under a burst, a busy bastion): a few dials, a pause apart.
@@ -33,6 +36,9 @@ class SshResult:
     host: str
     returncode: int
     output: str  # stdout and stderr, interleaved as the server wrote them
+    # Whether the command began on the host. False: ssh never got that far, so
+    # nothing ran; True with SSH_FAILED: the connection dropped while it ran.
+    started: bool = True
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.output.rstrip().splitlines()[-lines:])
@@ -61,21 +67,27 @@ class SshSession:
         self._workdir = self._config = None
 
     def run(self, host: str, command_line: str, *, dials: int = DIALS) -> SshResult:
-        """Runs `command_line` on `host` and waits for it; retries only failed connections."""
+        """Runs `command_line` on `host` and waits for it. Dials again only when the
+        command never started: one that started may still be running there, and
+        running it a second time could overlap the first."""
         if self._config is None:
             raise RuntimeError("SshSession.run outside its `with` block")
+        marker = f"pegasus-ssh: started {secrets.token_hex(8)}"
         command = [self.ssh_binary, "-F", self._config, "-p", str(self.port), "-l", self.user]
         if self.bastion is not None:
             command += ["-J", self.bastion.destination()]
-        command += [host, command_line]
-        result = SshResult(host, SSH_FAILED, "")
+        # The remote shell prints the marker, then runs the command line.
+        command += [host, f"printf '%s\\n' '{marker}'; {command_line}"]
+        result = SshResult(host, SSH_FAILED, "", started=False)
         for dial in range(max(1, dials)):
             if dial:
                 time.sleep(DIAL_PAUSE_SECONDS)
             done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, start_new_session=True, env=_ssh_environment())
-            result = SshResult(host, done.returncode, done.stdout.decode(errors="replace"))
-            if done.returncode != SSH_FAILED:
+            output = done.stdout.decode(errors="replace")
+            started = marker in output
+            result = SshResult(host, done.returncode, output.replace(f"{marker}\n", "", 1), started=started)
+            if done.returncode != SSH_FAILED or started:
                 break
         return result
 

@@ -24,7 +24,9 @@ from components.operations.zookeeper_path_guard import zookeeper_session
 from tests.e2e.applications import Load, reaches
 from components.ssh.session import SshSession
 from tests.e2e import monitoring_checks as mon
+from components.operations.admin_shell import AdminShell
 from tests.e2e.localcloud.engine import DeploymentError, Engine
+from tests.e2e.localcloud.faults import cut_ssh_serving, unit_starts_since, up_killed_when
 from tests.e2e.localcloud.remote_command import COPIED
 from tests.support.capabilities import CAP_SYS_RESOURCE, ONLINE_RESIZE_REASON, has_capability
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
@@ -470,6 +472,84 @@ def test_4_bad_start_is_explained(cluster):
     wait_for(lambda: set(alive_replicas(cluster).values()) == {"ALIVE"}, "all replicas ALIVE again")
 
 
+REPLICA_CONFIG = "/home/work/app/pegasus/replica/config.ini"
+REPLICA_STAGED = "/home/work/app/pegasus/staged/replica.config.ini"
+REFUSE_NEW_CONFIG = "/etc/systemd/system/pegasus-replica.service.d/e2e-refuse.conf"
+
+
+def with_replica_override(config: dict, key: str, value: str) -> dict:
+    changed = copy.deepcopy(config)
+    changed["replica"].setdefault("configOverrides", {}).setdefault("replication", {})[key] = value
+    return changed
+
+
+def runs_its_staged_config(machine) -> bool:
+    return machine.check(f"cat {REPLICA_CONFIG}") == machine.check(f"cat {REPLICA_STAGED}")
+
+
+def test_4_b_a_revert_after_a_roll_failed_on_the_third_server_brings_every_server_back(cluster):
+    good = copy.deepcopy(cluster.config)
+    changed = with_replica_override(good, "gc_interval_ms", "47000")
+    replicas = cluster.hosts("replica-")
+    # The third server refuses to start on the change (a fault of that host alone).
+    replicas[2].check(f"mkdir -p {Path(REFUSE_NEW_CONFIG).parent} && cat >{REFUSE_NEW_CONFIG} <<'EOF'\n"
+                      "[Service]\n"
+                      f"ExecStartPre=/bin/sh -c '! grep -q \"gc_interval_ms = 47000\" {REPLICA_CONFIG}'\n"
+                      "EOF\nsystemctl daemon-reload")
+    with timed(cluster.times, "roll failed on the third server, then reverted"):
+        with pytest.raises(DeploymentError) as error:
+            cluster.up(changed)
+        assert "replica-2/replica did not restart healthy" in str(error.value)
+        on_change = ["gc_interval_ms = 47000" in m.check(f"cat {REPLICA_CONFIG}") for m in replicas]
+        assert on_change == [True, True, False], "replica-0 and -1 rolled, replica-2 went back"
+        replicas[2].check(f"rm -f {REFUSE_NEW_CONFIG} && systemctl daemon-reload")
+        before = [cluster.unit_started(m, "pegasus-replica.service") for m in replicas]
+        # Reverting stages the old files again: the roll runs, though its records are the state's.
+        planned = {op.name: op.action for op in cluster.engine.preview(stack_config("pegasus", good)).operations}
+        assert planned.get(f"{CLUSTER}-rolling-restart") == "update", planned
+        cluster.up(good)
+    after = [cluster.unit_started(m, "pegasus-replica.service") for m in replicas]
+    assert [a > b for a, b in zip(after, before)] == [True, True, False]
+    for machine in replicas:
+        assert runs_its_staged_config(machine) and "47000" not in machine.check(f"cat {REPLICA_CONFIG}")
+    assert set(alive_replicas(cluster).values()) == {"ALIVE"}
+
+
+def test_4_c_a_restart_whose_ssh_connection_drops_restarts_once_and_the_next_up_finishes_the_roll(cluster):
+    config = with_replica_override(cluster.config, "gc_interval_ms", "48000")
+    replica1, unit = cluster.machine("replica-1"), "pegasus-replica.service"
+    script = "/home/work/app/pegasus/staged/replica.restart.sh roll"
+    started, cut = time.time(), {}
+
+    def cut_once_restarted() -> None:
+        # Mid-restart: the roll's script runs on replica-1 and has restarted the server.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and "pid" not in cut:
+            if cluster.unit_started(replica1, unit) > started:
+                cut["pid"] = cut_ssh_serving(replica1, script)
+                if cut["pid"] is None:
+                    del cut["pid"]
+            time.sleep(0.3)
+
+    cutter = threading.Thread(target=cut_once_restarted)
+    with timed(cluster.times, "SSH connection cut mid-restart, then the next up"):
+        cutter.start()
+        try:
+            with pytest.raises(DeploymentError) as error:
+                cluster.up(config)
+        finally:
+            cutter.join()
+        assert "pid" in cut, "the restart's SSH connection was never cut"
+        message = str(error.value)
+        assert "replica-1/replica lost its SSH connection during its roll phase" in message, message[-3000:]
+        assert "Restarted before it: replica-0/replica; not restarted: replica-2/replica" in message
+        cluster.up(config)
+    assert unit_starts_since(replica1, unit, started) == 1, "replica-1 restarted more than once"
+    for machine in cluster.hosts("replica-"):
+        assert runs_its_staged_config(machine) and "gc_interval_ms = 48000" in machine.check(f"cat {REPLICA_CONFIG}")
+    assert set(alive_replicas(cluster).values()) == {"ALIVE"}
+
+
 def test_5_scale_out_creates_only_the_new_server(cluster):
     config = copy.deepcopy(cluster.config)
     config["replica"]["count"] = 4
@@ -683,6 +763,52 @@ def test_a_2_with_admin_tools_a_rolling_upgrade_moves_primaries_first_and_no_req
     assert cluster.meta_get("/version")["Version"] == "2.5.2"
 
 
+DRAIN_SETTINGS = ("meta.lb.assign_delay_ms", "meta.lb.add_secondary_enable_flow_control",
+                  "meta.lb.add_secondary_max_count_for_one_node")
+
+
+def operators_shell(cluster: Cluster) -> tuple[AdminShell, str]:
+    """The admin shell installed on meta-0, as an operator runs it there; and the leading MetaServer."""
+    meta0 = cluster.machine("meta-0")
+    [tools] = meta0.check("ls /home/work/app/pegasus/tools").split()
+
+    def run(command_line: str) -> tuple[int, str]:
+        rc, out, err = meta0.ssh(command_line)
+        return rc, out + err
+    shell = AdminShell(run, f"/home/work/app/pegasus/tools/{tools}", cluster.exports["metaServers"],
+                       "/home/work/app/pegasus/jvm-lib", "2.5.0")
+    return shell, shell.leader()
+
+
+def meta_settings(shell: AdminShell, leader: str) -> dict[str, str]:
+    return {"level": shell.get_meta_level(), **{name: shell.setting(leader, name) for name in DRAIN_SETTINGS}}
+
+
+def test_a_2_b_a_roll_killed_during_a_drain_leaves_the_metaserver_as_before_for_the_next_up(cluster):
+    config = with_replica_override(cluster.config, "gc_interval_ms", "49000")
+    assert config.get("toolsPackage"), "runs after the admin tools are installed (test_a_2)"
+    shell, leader = operators_shell(cluster)
+    # What an operator may run with: balancing on, the add-secondary flow control off.
+    shell.set_meta_level("lively")
+    shell.set_setting(leader, "meta.lb.add_secondary_enable_flow_control", "false")
+    before = meta_settings(shell, leader)
+    try:
+        with timed(cluster.times, "up killed mid-drain, then the next up"):
+            # SIGKILL while a ReplicaServer is drained (no secondary may be added to it).
+            up_killed_when(cluster.engine, stack_config("pegasus", config),
+                           lambda: shell.setting(leader, DRAIN_SETTINGS[2]) == "0")
+            left = meta_settings(shell, leader)
+            assert left["level"] == "steady" and left[DRAIN_SETTINGS[0]] == "180000000", left
+            cluster.up(config)
+        assert meta_settings(shell, leader) == before
+        for machine in cluster.hosts("replica-"):
+            assert runs_its_staged_config(machine) and "gc_interval_ms = 49000" in machine.check(f"cat {REPLICA_CONFIG}")
+        assert cluster_healthy(cluster)
+    finally:  # the later scenarios run as before
+        shell.set_meta_level("steady")
+        shell.set_setting(leader, "meta.lb.add_secondary_enable_flow_control", "true")
+
+
 def test_a_3_with_admin_tools_a_scale_in_drains_the_server_then_deletes_it(cluster):
     config = copy.deepcopy(cluster.config)
     config["replica"]["count"] = 4
@@ -813,8 +939,11 @@ def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(clust
         assert machine.check("systemctl is-active pegasus-replica.service || true").strip() != "active"
         rc, out, _ = machine.ssh("ls -A /home/work/ssd1")
         assert rc != 0 or not out.strip(), f"the server wrote to the root disk: {out}"
+        checked = time.monotonic()
         with pytest.raises(DeploymentError) as error:
             cluster.up()
+        # Nothing will start its unit: the health check says so at once, not after healthSeconds.
+        assert time.monotonic() - checked < cluster.config["timeouts"]["healthSeconds"]
     with timed(cluster.times, "make status with a stopped server"):
         status = stack_status(cluster)
     shown = {row[0]: row for row in cluster_status.rows(status) if row[1] in ("replica", "?")}
@@ -827,6 +956,9 @@ def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(clust
           + cluster_status.format_status(status))
     message = str(error.value)
     assert f"{CLUSTER}-health" in message and "not serving: replica-2/replica" in message
+    down = [line for line in message.splitlines() if line.startswith("Down for good")]
+    assert down and "replica-2/replica: pegasus-replica.service" in down[0], message[:4000]
+    print(f"\n{down[0]}")
     # That server's own status, journal and log tail, fetched from it over SSH.
     assert "--- replica-2/replica (" in message and "journal lines of pegasus-replica.service" in message
     assert "RequiresMountsFor" in message or "/home/work/ssd1" in message, message[-3000:]

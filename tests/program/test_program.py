@@ -85,7 +85,7 @@ def test_security_baseline(deploy, base_config):
         assert volume.inputs["encrypted"] is True, volume.name
         assert {"pegasus:cluster", "pegasus:role", "pegasus:node", "pegasus:disk"} <= set(volume.inputs["tags"])
     instances = d.of_type(INSTANCE)
-    assert {i.inputs["tags"]["pegasus:role"] for i in instances} == {"zookeeper", "meta", "replica"}
+    assert {i.inputs["tags"]["pegasus:role"] for i in instances} == {"zookeeper", "meta", "replica", "monitoring"}
     for instance in instances:
         assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.name
         # Every instance's own root disk is encrypted, and no instance has a public address.
@@ -123,7 +123,7 @@ def test_security_baseline(deploy, base_config):
     assert groups and not any(g.inputs.get("egress") or g.inputs.get("ingress") for g in groups)
     egress = d.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
     servers_out = {group_name(e.inputs["securityGroupId"]) for e in egress if e.inputs.get("cidrIpv4") == "0.0.0.0/0"}
-    assert servers_out == {"zookeeper", "meta", "replica", "collector"}
+    assert servers_out == {"zookeeper", "meta", "replica", "collector", "monitoring"}
     # The applications' group sends to the client ports only.
     assert {(group_name(e.inputs["securityGroupId"]), group_name(e.inputs["referencedSecurityGroupId"]),
              e.inputs["fromPort"]) for e in egress if "cidrIpv4" not in e.inputs} == {
@@ -146,6 +146,11 @@ RULES_BETWEEN_GROUPS = {
     *{("replica", "tcp", 34801, s) for s in ("meta", "replica", "collector", "clients")},
     ("collector", "tcp", 34101, "meta"), ("collector", "tcp", 34101, "collector"),
     ("meta", "udp", 34601, "meta"), ("meta", "udp", 34601, "replica"), ("replica", "udp", 34801, "meta"),
+    # The monitoring host scrapes: node_exporter on every host (its own too), each 2.5 process's
+    # exporter (the MetaServer's 9091, the Collector beside it on 9092), ZooKeeper's mntr on 2181.
+    *{(g, "tcp", 9100, "monitoring") for g in ("zookeeper", "meta", "replica", "collector", "monitoring")},
+    ("meta", "tcp", 9091, "monitoring"), ("meta", "tcp", 9092, "monitoring"), ("replica", "tcp", 9091, "monitoring"),
+    ("zookeeper", "tcp", 2181, "monitoring"),
 }
 
 
@@ -157,7 +162,9 @@ def test_every_rule_admits_its_own_source_and_no_other(deploy, base_config):
     assert between == RULES_BETWEEN_GROUPS
     ssh = {(group_name(r.inputs["securityGroupId"]), r.inputs["fromPort"], r.inputs["cidrIpv4"])
            for r in d.of_type(INGRESS) if "cidrIpv4" in r.inputs}
-    assert ssh == {(g, 22, "203.0.113.0/24") for g in ("zookeeper", "meta", "replica", "collector")}
+    # (and the monitoring's web interfaces, Prometheus, Alertmanager and Grafana, on its own host)
+    assert ssh == {(g, 22, "203.0.113.0/24") for g in ("zookeeper", "meta", "replica", "collector", "monitoring")} | {
+        ("monitoring", p, "203.0.113.0/24") for p in (9090, 9093, 3000)}
 
 
 def test_applications_reach_the_client_ports_from_their_group_ranges_and_groups(deploy, base_config):

@@ -61,11 +61,12 @@ state=__STATE__
 printf '%s\n' "$*" >>"$state/calls.log"
 args=()
 now=false
+property=NRestarts
 for arg in "$@"; do
   case $arg in
     --now) now=true ;;
-    --quiet|--no-pager|--full|--value|-p|--) ;;
-    NRestarts) ;;
+    --quiet|--no-pager|--full|--value|--no-legend|-p|--) ;;
+    NRestarts|ActiveState) property=$arg ;;
     *) args+=("$arg") ;;
   esac
 done
@@ -79,7 +80,20 @@ case $verb in
   start) touch "$state/$unit.active" ;;
   restart) touch "$state/$unit.active" "$state/$unit.restarted" ;;
   stop) rm -f "$state/$unit.active" ;;
-  show) cat "$state/$unit.nrestarts" 2>/dev/null || echo 0 ;;
+  show)
+    if [[ $property == NRestarts ]]; then
+      cat "$state/$unit.nrestarts" 2>/dev/null || echo 0
+    elif [[ -e $state/$unit.activestate ]]; then
+      cat "$state/$unit.activestate"
+    elif [[ -e $state/$unit.failed ]]; then
+      echo failed
+    elif [[ -e $state/$unit.active ]]; then
+      echo active
+    else
+      echo inactive
+    fi
+    ;;
+  list-jobs) cat "$state/$unit.jobs" 2>/dev/null || true ;;
   status) echo "fake status of $unit"; [[ -e $state/$unit.active ]] || exit 3 ;;
   daemon-reload|reset-failed) ;;
   *) echo "fake systemctl: unexpected call: $*" >&2; exit 1 ;;

@@ -818,13 +818,37 @@ def test_a_restart_stopped_by_a_signal_puts_the_previous_files_back(tmp_path, sy
         time.sleep(0.2)
         waited += 0.2
     time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGTERM)  # ...and the session is stopped meanwhile
+    # ...and the restart, which runs apart from the session that started it, is stopped meanwhile.
+    [restart] = detached_runs(path)
+    os.killpg(restart, signal.SIGTERM)  # its own session: it and its subshells
     out, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
     assert "rolled back" in out
     assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
     assert Path(context["release_link"]).resolve().name == "r1"
     assert not list(Path(context["role_dir"]).glob("*.previous"))
+
+
+def detached_runs(script: Path) -> list[int]:
+    """The process running `script` apart from the session that started it (run_apart)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(script).encode() in cmdline and b"RESTART_ROLE_APART=1" in environ:
+            found.append(int(proc.name))
+    # Its subshells look the same: keep the one whose parent is not among them.
+    return [pid for pid in found if _parent(pid) not in found]
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def test_a_rerun_after_a_killed_restart_goes_back_to_the_files_before_it(tmp_path, systemd, meta, replica_port):

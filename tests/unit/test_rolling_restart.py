@@ -88,6 +88,13 @@ def records(value: str = "v1", **changed: str) -> dict[str, str]:
     return {key: changed.get(key.replace("/", "_").replace("-", "_"), value) for key in KEYS}
 
 
+def probes_then(staged: StagedScripts) -> list[str]:
+    """The runs of an update: every server probed first (in parallel: any order), then the rest."""
+    runs = staged.runs()
+    assert sorted(runs[:len(KEYS)]) == sorted(run_of(k, "probe") for k in KEYS), runs
+    return runs[len(KEYS):]
+
+
 def test_update_restarts_the_changed_servers_one_at_a_time_in_pegasus_order(sshd, staged):
     old = props(sshd, staged, records())
     new = props(sshd, staged, records(meta_0_collector="v2", replica_1_replica="v2", meta_1_meta="v2",
@@ -95,7 +102,7 @@ def test_update_restarts_the_changed_servers_one_at_a_time_in_pegasus_order(sshd
 
     result = RollingRestartProvider().update("id", {**old, "restarted": []}, new)
 
-    assert staged.runs() == [run_of("replica-1/replica", "roll"), run_of("meta-0/meta", "roll"),
+    assert probes_then(staged) == [run_of("replica-1/replica", "roll"), run_of("meta-0/meta", "roll"),
                              run_of("meta-1/meta", "roll"), run_of("meta-0/meta", "deferred"),
                              run_of("meta-1/meta", "deferred"), run_of("meta-0/collector", "roll")]
     assert result.outs["restarted"] == ["replica-1/replica", "meta-0/meta", "meta-1/meta", "meta-0/collector"]
@@ -110,7 +117,7 @@ def test_a_failed_restart_stops_the_roll_and_says_where_it_stopped(sshd, staged)
     with pytest.raises(RollFailed) as failure:
         RollingRestartProvider().update("id", old, new)
 
-    assert staged.runs() == [run_of("replica-0/replica", "roll"), run_of("replica-1/replica", "roll")]
+    assert probes_then(staged) == [run_of("replica-0/replica", "roll"), run_of("replica-1/replica", "roll")]
     message = str(failure.value)
     assert "replica-1/replica did not restart healthy" in message
     assert "Restarted before it: replica-0/replica" in message
@@ -118,16 +125,14 @@ def test_a_failed_restart_stops_the_roll_and_says_where_it_stopped(sshd, staged)
     assert "replica roll on 127.0.0.2: output line" in message
 
 
-def test_a_new_key_or_address_alone_restarts_nothing_and_opens_no_connection(sshd, staged):
+def test_a_new_key_or_address_alone_restarts_nothing(sshd, staged):
     old = props(sshd, staged, records(), private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nold\n")
     new = props(sshd, staged, records())
-    logins = sshd.accepted_logins()
 
     result = RollingRestartProvider().update("id", old, new)
 
     assert RollingRestartProvider().diff("id", old, new).changes is True
-    assert result.outs["restarted"] == [] and staged.runs() == []
-    assert sshd.accepted_logins() == logins
+    assert result.outs["restarted"] == [] and probes_then(staged) == []
 
 
 def test_create_restarts_only_servers_whose_probe_says_so_then_checks_every_server(sshd, staged):
@@ -325,7 +330,7 @@ def test_with_tools_each_replicaserver_is_drained_before_its_restart_and_setting
     session.calls = calls
     done = tools_roll(session, FakeDrain(calls)).restart(["meta-1/meta", "replica-1/replica", "replica-0/replica"])
     assert calls == [
-        "drain.begin restart",
+        "drain.begin restart ['10.0.1.1:34801', '10.0.1.2:34801']",
         "drain.drain 10.0.1.1:34801", "drain.close 10.0.1.1:34801", "127.0.0.1 replica drained",
         "drain.release_secondaries", "127.0.0.1 replica check",
         "drain.drain 10.0.1.2:34801", "drain.close 10.0.1.2:34801", "127.0.0.2 replica drained",
@@ -349,7 +354,7 @@ def test_a_drain_that_fails_restarts_nothing_and_settings_go_back(step):
     session.calls = calls
     with pytest.raises(RollFailed, match="could not be drained before its restart; nothing was restarted"):
         tools_roll(session, FakeDrain(calls, fail_on=step)).restart(["replica-0/replica"])
-    assert calls == ["drain.begin restart", "drain.drain 10.0.1.1:34801"] + \
+    assert calls == ["drain.begin restart ['10.0.1.1:34801']", "drain.drain 10.0.1.1:34801"] + \
         (["drain.close 10.0.1.1:34801"] if step == "close" else []) + ["drain.end"]
 
 
@@ -366,7 +371,7 @@ def test_a_removed_replicaserver_is_drained_stopped_and_waited_for_then_the_meta
     roll = tools_roll(session, FakeDrain(calls), removed_hosts={"replica-2": "192.0.2.9"})
     roll.restart([], removed=["replica-2/replica"])
     assert calls == [
-        "drain.begin removal", "drain.drain 10.0.1.3:34801", "drain.kill_partitions 10.0.1.3:34801", "192.0.2.9 stop",
+        "drain.begin removal ['10.0.1.3:34801']", "drain.drain 10.0.1.3:34801", "drain.kill_partitions 10.0.1.3:34801", "192.0.2.9 stop",
         "drain.wait_unalive 10.0.1.3:34801 5.0", "drain.release_secondaries DEFAULT", "drain.wait_healthy 5.0",
         "drain.end",
         "127.0.0.1 meta force", "127.0.0.2 meta force", "127.0.0.1 meta deferred", "127.0.0.2 meta deferred"]
@@ -459,7 +464,9 @@ def test_with_tools_a_group_is_drained_together_restarted_and_checked_then_setti
     session = GroupSession([map_output(STAT)])
     session.calls = calls
     group_roll(session, FakeDrain(calls)).restart(REPLICAS)
-    assert calls[:2] == ["drain.begin restart", "10.0.9.1 map"]
+    # One drain for the roll, recorded for all of its ReplicaServers; then a group at a time.
+    assert calls[:2] == ["drain.begin restart ['10.0.1.1:34801', '10.0.1.2:34801', '10.0.1.3:34801', "
+                         "'10.0.1.4:34801', '10.0.1.5:34801', '10.0.1.6:34801']", "10.0.9.1 map"]
     assert calls[2:4] == ["drain.drain 10.0.1.1:34801 10.0.1.5:34801", "drain.close 10.0.1.1:34801 10.0.1.5:34801"]
     assert sorted(calls[4:6]) == ["10.0.0.1 replica drained", "10.0.0.5 replica drained"]
     assert calls[6] == "drain.release_secondaries"

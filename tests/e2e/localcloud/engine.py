@@ -86,6 +86,11 @@ class Engine:
     def last_run(self) -> RunLog:
         return self.history[-1]
 
+    def reload(self) -> None:
+        """Read the state file again: another process ran on it (an `up` that was killed)."""
+        self.state = StackState(self.state.path)
+        self.policy = NetworkPolicy(self.cloud, self.state, self.machines)
+
     def _mocks(self, log: RunLog, *, preview: bool = False, replace: Iterable[str] = ()) -> CloudMocks:
         return CloudMocks(self.cloud, self.state, log, preview=preview, machines=self.machines,
                           replace=replace, on_change=None if preview else self.policy.changed, aws=self.aws,
