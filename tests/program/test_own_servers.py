@@ -76,7 +76,9 @@ def test_a_collector_of_its_own_and_an_external_ensemble(deploy, own_config):
     raw["zookeeper"] = {"servers": "10.1.0.41:2181"}
     d = deploy(raw)
     assert "c1-collector-0-collector" in d.resources and "c1-meta-0-collector" not in d.resources
-    assert not [n for n in d.resources if n.startswith("zk-")]
+    # Nothing of ZooKeeper is made on the listed servers: no host, no install, no readiness check.
+    assert not [n for n in d.resources if n.startswith("c1-zk-") or n.endswith(("-zookeeper", "-zookeeper-ready"))]
+    assert d.resources["c1-zookeeper-path"].inputs["servers"] == "10.1.0.41:2181"
     assert "10.1.0.41:2181" in d.resources["c1-meta-0-meta-config"].inputs["create"]
 
 

@@ -126,8 +126,9 @@ def now_ms() -> int:
 
 class Config:
     """rDSN's parser (src/utils/configuration.cpp, all three tags):
-    - leading spaces/tabs are skipped; `;` or `#` anywhere starts a comment, unless
-      escaped as `^;` / `^#`;
+    - lines end at `\\n` only; leading spaces, tabs and `\\r` are skipped; `;` or `#`
+      anywhere starts a comment, unless escaped as `^;` / `^#`; names and values are
+      trimmed of " \\t" in front and " \\t\\r\\n" behind (strings.cpp trim_string), nothing else;
     - `[name]` opens a section, a section defined twice is an error, a line with
       both `[` first and `=` is an error, a key before any section is an error;
     - a duplicate key keeps the first value (with a warning);
@@ -148,14 +149,14 @@ class Config:
         current = None
         for number, raw in enumerate(text.split("\n"), start=1):
             line = self._strip_comment(raw.lstrip(" \t\r"))
-            if not line.strip():
+            if not line:
                 continue
             if line.startswith("[") and "=" in line:
                 raise Refusal(f"ERROR: unexpected configuration in {path}(line {number}): {raw}")
             if line.startswith("["):
-                if "]" not in line or not line[1:line.index("]")].strip():
+                if "]" not in line or not self._trim(line[1:line.index("]")]):
                     raise Refusal(f"ERROR: unexpected configuration in {path}(line {number}): {raw}")
-                name = line[1:line.index("]")].strip()
+                name = self._trim(line[1:line.index("]")])
                 if name in self.sections:
                     raise Refusal(f"ERROR: configuration section '[{name}]' is redefined (line {number})")
                 current = self.sections[name] = {}
@@ -163,7 +164,7 @@ class Config:
             if current is None:
                 raise Refusal(f"ERROR: configuration section not defined ({path} line {number})")
             key, sep, val = line.partition("=")
-            key, val = key.strip(), val.strip() if sep else ""
+            key, val = self._trim(key), self._trim(val) if sep else ""
             if not key:
                 raise Refusal(f"ERROR: unexpected configuration in {path}(line {number}): {raw}")
             if len(val) > 2 and val.startswith("%") and val.endswith("%"):
@@ -175,6 +176,7 @@ class Config:
 
     @staticmethod
     def _strip_comment(line: str) -> str:
+        """A NUL ends the line as it ends rDSN's C string."""
         out = []
         for i, ch in enumerate(line):
             if ch in "#;":
@@ -183,7 +185,12 @@ class Config:
                     continue
                 break
             out.append(ch)
-        return "".join(out)
+        return "".join(out).split("\0", 1)[0]
+
+    @staticmethod
+    def _trim(text: str) -> str:
+        """utils::trim_string (strings.cpp): " \\t" in front, " \\t\\r\\n" behind, nothing else."""
+        return text.lstrip(" \t").rstrip(" \t\r\n")
 
     def has(self, section: str, key: str) -> bool:
         return key in self.sections.get(section, {})
