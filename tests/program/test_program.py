@@ -8,7 +8,7 @@ import re
 import pulumi
 import pytest
 
-from components.rolling_restart import RollingRestartProvider, changed_servers
+from components.operations.rolling_restart import RollingRestartProvider, changed_servers
 from tests.program.conftest import PRIVATE_KEY
 from tests.unit.script_runner import FakeMeta, run_script
 
