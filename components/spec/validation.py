@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 from components.spec.model import (DISTRIBUTIONS, Bastion, ClusterSpec, CollectorSpec, DiskSpec, ImageSpec,
                                    NetworkSpec, ReplicaSpec, RoleSpec, SshSpec, Timeouts, ZooKeeperSpec,
                                    listed_disks)
+from components.spec.config_overrides import read_overrides as _overrides
 from components.spec.own_servers import read_own_servers
 from components.spec.reader import NAMESPACE, ConfigReader, SpecError, known_keys_fix
 from components.spec.server_package import PackageError, PackageInfo, inspect_package
@@ -31,19 +32,6 @@ XEN_FAMILIES = frozenset({"t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", 
 AWS_ID = {"vpcId": re.compile(r"^vpc-[0-9a-f]{8,17}$"), "subnetId": re.compile(r"^subnet-[0-9a-f]{8,17}$")}
 AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
-# Keys the program fills itself; an override of one would break the cluster.
-OWNED_KEYS = {
-    ("core", "data_dir"): "it is %{app.dir}, derived from appDir",
-    ("meta_server", "server_list"): "it is the MetaServer list the program provisions",
-    ("meta_server", "cluster_root"): "it is /pegasus/<clusterName>, which the ZooKeeper guard protects",
-    ("meta_server", "distributed_lock_service_parameters"): "it is the lock under the cluster root",
-    ("replication", "data_dirs"): "it is made from replica.dataDisks",
-    ("replication", "slog_dir"): "it is made from replica.slogDisk",
-    ("replication", "data_dirs_black_list_file"): "it lives under homeDir",
-    ("zookeeper", "hosts_list"): "it is the ZooKeeper ensemble (zookeeper.servers or the provisioned one)",
-    ("network", "primary_interface"): "set network.primaryInterface instead",
-}
-OWNED_SECTIONS = {"pegasus.clusters": "it maps clusterName to the MetaServer list"}
 # EBS limits per volume type: size GiB, IOPS, throughput MiB/s, IOPS per GiB
 # (above a baseline every size gets: gp3 gives 3000 IOPS even to 1 GiB).
 VOLUME_LIMITS: dict[str, dict[str, Any]] = {
@@ -87,41 +75,6 @@ def _check_app_dir(r: ConfigReader, app_dir: str, home_dir: str) -> None:
             r.problem("appDir", f"{app_dir!r} is {system} or a parent of it, and destroy removes appDir",
                       "use a dedicated directory such as /home/work/app/pegasus")
             break
-
-
-def _overrides(r: ConfigReader, raw: Any, key: str) -> dict[str, dict[str, str]]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        r.problem(key, "must map section names to {key: value}",
-                  "e.g. {replication: {mutation_2pc_min_replica_count: 2}}")
-        return {}
-    result: dict[str, dict[str, str]] = {}
-    for section, entries in raw.items():
-        where = f"{key}.{section}"
-        if section in OWNED_SECTIONS:
-            r.problem(where, f"the program owns this section: {OWNED_SECTIONS[section]}", "remove the override")
-            continue
-        if not isinstance(entries, Mapping):
-            r.problem(where, "must map keys to values", f"e.g. {{{section}: {{some_key: value}}}}")
-            continue
-        clean: dict[str, str] = {}
-        for name, value in entries.items():
-            if (section, name) in OWNED_KEYS:
-                r.problem(f"{where}.{name}", f"the program owns this key: {OWNED_KEYS[(section, name)]}",
-                          "remove the override")
-                continue
-            if isinstance(value, (dict, list)) or value is None:
-                r.problem(f"{where}.{name}", "must be a single value", "write a string, number or boolean")
-                continue
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            if "\n" in text or "%{" in text:
-                r.problem(f"{where}.{name}", "must be one line with no %{...} variable",
-                          "write the literal value")
-                continue
-            clean[str(name)] = text
-        result[str(section)] = clean
-    return result
 
 
 def _disk(r: ConfigReader, raw: Mapping[str, Any], key: str, with_count: bool,

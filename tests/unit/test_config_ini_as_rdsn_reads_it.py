@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config_ini import apply_overrides, read_sections
+from components.render.config_ini import apply_overrides, read_sections
 from tests.e2e.standin.pegasus_server import Config, Refusal
 from tests.support.package_builder import FIXTURES
 
