@@ -52,7 +52,7 @@ import pulumi.dynamic
 from components.operations.admin_shell import AdminShell, AdminShellError
 from components.operations.provider_inputs import plain
 from components.render.templates import as_root
-from components.render.host_layout import restart_script_name, role_unit
+from components.render.host_layout import legacy_role_unit, restart_script_name
 from components.operations.replica_drain import Drain, DrainFailed
 from components.ssh.session import SshResult, SshSession, session_for
 from components.spec.topology import ROLL_ORDER
@@ -61,7 +61,7 @@ from components.spec.topology import ROLL_ORDER
 RESTART_DUE = 3
 # SSH sessions at once when every server is asked or checked.
 PARALLEL_SESSIONS = 16
-INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access", "replica_nodes", "tools")
+INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access", "replica_nodes", "tools", "replica_units")
 
 
 class RollFailed(RuntimeError):
@@ -124,12 +124,15 @@ class Roll:
     def __init__(self, session: SshSession, hosts: Mapping[str, str], staged_dir: str,
                  log: Callable[[str], None], *, tools: Optional[Mapping[str, Any]] = None,
                  replica_nodes: Optional[Mapping[str, str]] = None, servers: Sequence[str] = (),
-                 removed_hosts: Optional[Mapping[str, str]] = None,
+                 removed_hosts: Optional[Mapping[str, str]] = None, replica_units: Sequence[str] = (),
                  drain_factory: Optional[Callable[[AdminShell], Drain]] = None) -> None:
         self._session, self._hosts, self._staged_dir, self._log = session, hosts, staged_dir, log
         self._tools, self._nodes = tools, dict(replica_nodes or {})
         self._servers = list(servers)  # every server of the stack ("replica-0/replica")
         self._removed_hosts = dict(removed_hosts or {})  # SSH addresses of the hosts the stack drops
+        # The units a ReplicaServer runs under: this cluster's, and the one stacks deployed before
+        # named without the cluster (a server not rolled since runs under it).
+        self._replica_units = list(replica_units) or [legacy_role_unit("replica")]
         self._drain_factory = drain_factory or (lambda shell: Drain(shell, log))
 
     def _run(self, key: str, phase: str) -> SshResult:
@@ -261,7 +264,9 @@ class Roll:
                                      f"deleted. {exc}") from exc
                 address = self._removed_hosts.get(key.partition("/")[0])
                 if address:
-                    stop = as_root(f"systemctl stop {shlex.quote(role_unit('replica'))}\n")
+                    stop = as_root("".join(f"if systemctl is-active --quiet -- {shlex.quote(unit)}; then "
+                                           f"systemctl stop -- {shlex.quote(unit)}; fi\n"
+                                           for unit in self._replica_units))
                     result = self._session.run(address, stop)
                     if result.returncode != 0:
                         raise RollFailed(f"{key} was drained but did not stop:\n{result.tail()}")
@@ -288,7 +293,8 @@ def _roll(session: SshSession, values: Mapping[str, Any], old: Optional[Mapping[
     return Roll(session, values["hosts"], values["staged_dir"], pulumi.log.info, tools=values.get("tools"),
                 replica_nodes={**(old.get("replica_nodes") or {}), **(values.get("replica_nodes") or {})},
                 servers=list(values["restart_records"]),
-                removed_hosts={h: a for h, a in (old.get("hosts") or {}).items() if h not in values["hosts"]})
+                removed_hosts={h: a for h, a in (old.get("hosts") or {}).items() if h not in values["hosts"]},
+                replica_units=values.get("replica_units") or ())
 
 
 def _outputs(props: Mapping[str, Any], restarted: Sequence[str]) -> dict:
@@ -336,6 +342,8 @@ class RollingRestartArgs:
     replica_nodes: pulumi.Input[Mapping[str, pulumi.Input[str]]] = None  # type: ignore[assignment]
     # the admin tools on a MetaServer host, or None: {host, dir, meta_list, library_dir, release, wait_seconds}
     tools: pulumi.Input[Optional[Mapping[str, Any]]] = None
+    # the units a ReplicaServer of the cluster may run under (server_files.replica_units)
+    replica_units: Sequence[str] = ()
 
 
 class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRestart"):
@@ -351,6 +359,7 @@ class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRes
             "access": pulumi.Output.secret(args.access),  # the private key
             "replica_nodes": args.replica_nodes,
             "tools": args.tools,
+            "replica_units": list(args.replica_units),
             "restarted": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["access"]))

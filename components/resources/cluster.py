@@ -24,6 +24,7 @@ serves, else those that do not with their own logs) and `-replica-removal`
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pulumi
 import pulumi_aws as aws
@@ -67,6 +68,8 @@ class PegasusCluster(pulumi.ComponentResource):
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None, *,
                  adopt_old_names: bool = False) -> None:
         super().__init__("pegasus:cluster:Cluster", name, None, opts)
+        # Every host and data directory is marked as this stack's cluster's.
+        spec = replace(spec, owner=spec.owner or default_owner_id())
         child = pulumi.ResourceOptions(parent=self)
         names = ResourceNames(name, adopt_old_names)
         # First registered: its check refuses, at preview, a change of what an
@@ -133,7 +136,7 @@ class PegasusCluster(pulumi.ComponentResource):
             access=self._ssh_access(spec),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
-            tools=tools_args),
+            tools=tools_args, replica_units=files.replica_units(spec)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
         replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
         # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard

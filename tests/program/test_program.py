@@ -266,7 +266,7 @@ def test_outputs(deploy, base_config):
 
 def test_extra_nic_interface_reaches_the_config(deploy, base_config):
     d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1}))
-    config = d.resources["c1-replica-0-replica-config"].inputs["create"]
+    config = d.resources["c1-replica-0-replica-config"].inputs["stdin"]
     assert "primary_interface = ens6" in config
 
 
@@ -362,7 +362,7 @@ def test_a_tools_package_is_installed_on_every_metaserver_before_the_roll_and_si
 
 def test_a_restarted_replicaserver_waits_one_beacon_per_metaserver_before_its_gate(deploy, base_config):
     d = deploy(with_(base_config, replica={"configOverrides": {"replication": {"fd_beacon_interval_seconds": "2"}}}))
-    assert "settle_seconds=6" in d.resources["c1-replica-0-replica-config"].inputs["create"]
-    assert "settle_seconds=0" in d.resources["c1-meta-0-meta-config"].inputs["create"]
-    default = deploy(base_config).resources["c1-replica-1-replica-config"].inputs["create"]
+    assert "settle_seconds=6" in d.resources["c1-replica-0-replica-config"].inputs["stdin"]
+    assert "settle_seconds=0" in d.resources["c1-meta-0-meta-config"].inputs["stdin"]
+    default = deploy(base_config).resources["c1-replica-1-replica-config"].inputs["stdin"]
     assert "settle_seconds=9" in default  # the release's 3 s beacon, 3 MetaServers

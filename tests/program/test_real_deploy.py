@@ -40,7 +40,7 @@ def test_preview_of_a_new_stack_passes_the_providers_checks(preview, base_config
     copies = [r for r in p.resources.values() if r.type == COPY]
     assert copies and all("source" not in p.cloud.unknown_inputs[r.name] for r in copies)
     # The double is strict: the staged configs really are unknown at preview.
-    assert "create" in p.cloud.unknown_inputs["c1-replica-0-replica-config"]
+    assert "stdin" in p.cloud.unknown_inputs["c1-replica-0-replica-config"]
 
 
 def test_preview_of_a_scale_out_passes_the_providers_checks(preview, base_config):
@@ -151,8 +151,8 @@ def test_units_as_the_real_server_needs_them(deploy, base_config):
 def test_a_colocated_collector_gets_its_own_prometheus_port(deploy, base_config):
     raw = with_(base_config, configOverrides={"pegasus.server": {"perf_counter_sink": "prometheus"}})
     d = deploy(raw)
-    assert "prometheus_port = 9091" in d.resources["c1-meta-0-meta-config"].inputs["create"]
-    assert "prometheus_port = 9092" in d.resources["c1-meta-0-collector-config"].inputs["create"]
+    assert "prometheus_port = 9091" in d.resources["c1-meta-0-meta-config"].inputs["stdin"]
+    assert "prometheus_port = 9092" in d.resources["c1-meta-0-collector-config"].inputs["stdin"]
     metrics = {(r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in d.of_type(INGRESS) if "metrics" in r.name}
     assert metrics == {(9091, "203.0.113.0/24"), (9092, "203.0.113.0/24")}
     assert not [r for r in deploy(base_config).of_type(INGRESS) if "metrics" in r.name]
@@ -166,7 +166,7 @@ def test_hdfs_service_args_are_refused_until_supported(deploy, base_config):
 
 def test_private_key_never_reaches_a_staged_config(deploy, base_config):
     d = deploy(base_config)
-    assert PRIVATE_KEY.splitlines()[1] not in d.resources["c1-meta-0-meta-config"].inputs["create"]
+    assert PRIVATE_KEY.splitlines()[1] not in d.resources["c1-meta-0-meta-config"].inputs["stdin"]
 
 
 def test_direct_zookeeper_access_opens_the_client_port_to_the_operators_only(deploy, base_config):

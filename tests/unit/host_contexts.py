@@ -45,7 +45,22 @@ def unit_context(role: str) -> dict:
         "role_dir": LAYOUT.role_dir(role),
         "config_path": LAYOUT.config_path(role),
         "mounts": [LAYOUT.data_mount(0), LAYOUT.data_mount(1)] if role == "replica" else [],
+        "user": "pegasus",
+        "write_dirs": [LAYOUT.role_dir(role)] + ([LAYOUT.data_dir(0), LAYOUT.data_dir(1), LAYOUT.slog_dir(True)]
+                                                 if role == "replica" else []),
     }
+
+
+OWNER_TEXT = host_layout.owner_text("acme/pegasus/prod", LAYOUT.cluster_name)
+
+
+def owner_context(role: str) -> dict:
+    """What _role_owner.sh.j2 takes, as server_files.role_owner gives it."""
+    unit_name = host_layout.role_unit(role, LAYOUT.cluster_name)
+    return {"unit_name": unit_name, "unit_path": f"{host_layout.SYSTEMD_DIR}/{unit_name}",
+            "legacy_unit_name": host_layout.legacy_role_unit(role),
+            "legacy_unit_path": f"{host_layout.SYSTEMD_DIR}/{host_layout.legacy_role_unit(role)}",
+            "server_user": "pegasus", "marker": host_layout.CREATED_MARKER, "owner_text": OWNER_TEXT}
 
 
 def role_context(role: str) -> dict:
@@ -54,12 +69,10 @@ def role_context(role: str) -> dict:
     dirs = [LAYOUT.role_dir(role), LAYOUT.log_dir(role)]
     if role == "replica":
         dirs += [LAYOUT.data_dir(0), LAYOUT.data_dir(1), LAYOUT.slog_dir(True)]
-    unit_name = host_layout.role_unit(role)
     return {
         "role": role,
-        "unit_name": unit_name,
+        **owner_context(role),
         "unit_text": templates.render("pegasus.service", **unit_context(role)),
-        "unit_path": f"{host_layout.SYSTEMD_DIR}/{unit_name}",
         "role_dir": LAYOUT.role_dir(role),
         "dirs": dirs,
         "staged_config": LAYOUT.staged_config_path(role),
@@ -116,13 +129,25 @@ def script_contexts() -> dict[str, dict]:
             "marker": host_layout.CREATED_MARKER,
             "required_commands": ["curl", "python3", "systemctl", "tar", "sha256sum", "mkfs.ext4"],
             "app_subdirs": [LAYOUT.packages_dir, LAYOUT.releases_dir, LAYOUT.staged_dir],
-            "upload_dirs": [LAYOUT.packages_dir, LAYOUT.staged_dir],
+            "upload_dirs": [LAYOUT.packages_dir],
             "upload_owner": "admin",
+            "private_dirs": [LAYOUT.staged_dir],
+            "owner_file": host_layout.OWNER_FILE,
+            "owner_text": OWNER_TEXT,
+            "cluster_name": LAYOUT.cluster_name,
+            "legacy_units": [f"{host_layout.SYSTEMD_DIR}/{host_layout.legacy_role_unit(r)}"
+                             for r in ("meta", "replica", "collector")],
+            "server_user": "pegasus",
+            "created_user_file": host_layout.CREATED_USER_FILE,
         },
         "remove_app_dir.sh": {
             "app_dir": LAYOUT.app_dir,
             "marker": host_layout.CREATED_MARKER,
             "retain_data": False,
+            "owner_file": host_layout.OWNER_FILE,
+            "owner_text": OWNER_TEXT,
+            "server_user": "pegasus",
+            "created_user_file": host_layout.CREATED_USER_FILE,
         },
         "prepare_disks.sh": {"disks": DISKS, "wait_seconds": 120, "fstab": "/etc/fstab",
                              "directories": ["/data/ssd3"], "marker": host_layout.CREATED_MARKER},
@@ -162,8 +187,7 @@ def script_contexts() -> dict[str, dict]:
                             "restart_script": "#!/usr/bin/env bash\nset -euo pipefail\necho restart \"$1\"\n"},
         "stop_role.sh": {
             "role": "replica",
-            "unit_name": host_layout.role_unit("replica"),
-            "unit_path": f"{host_layout.SYSTEMD_DIR}/{host_layout.role_unit('replica')}",
+            **owner_context("replica"),
             "remove_dirs": [LAYOUT.role_dir("replica"), LAYOUT.data_dir(0), LAYOUT.data_dir(1)],
             "retain_data": False,
         },

@@ -368,7 +368,7 @@ def stop_context(context: dict, **extra) -> dict:
     return {"role": "replica", "unit_name": UNIT, "unit_path": context["unit_path"],
             "legacy_unit_name": LEGACY, "legacy_unit_path": context["legacy_unit_path"],
             "remove_dirs": context["dirs"], "retain_data": False, "marker": CREATED_MARKER,
-            "owner_text": OURS, **extra}
+            "owner_text": OURS, "server_user": USER, **extra}
 
 
 def test_destroy_removes_only_the_directories_marked_as_this_stacks_and_reports_the_rest(tmp_path, systemd, meta,
