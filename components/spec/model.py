@@ -146,7 +146,7 @@ class ClusterSpec:
         return self.package_delivery == "s3"
     # Pegasus's admin tools (pack_tools): rolls move primaries first, scale-in drains.
     tools: ToolsPackage | None = None
-    # The system user every Pegasus role runs as (made when the host lacks it).
+    # The system user every Pegasus role runs as (`serverUser`; made when the host lacks it).
     server_user: str = "pegasus"
     # '<organization>/<project>/<stack>' that owns the cluster's hosts and data
     # (set by the cluster component from the running program; marks every host).

@@ -29,7 +29,7 @@ from components.spec.reader import NAMESPACE, ConfigReader, SpecError, known_key
 from components.spec.server_package import PackageError, PackageInfo, inspect_package
 from components.spec.tools_package import ToolsPackage, inspect_tools_package
 from components.spec.values import CLUSTER_NAME, HOST_NAME, INTERFACE_NAME, MAX_DATA_DISKS, SYSTEM_DIRS, \
-    check_path, is_within
+    USER_NAME, check_path, is_within
 
 # Families on the older Xen hypervisor: their EBS volumes are /dev/xvd* devices,
 # not the NVMe devices (found by volume id) that disk preparation relies on.
@@ -222,6 +222,7 @@ def build_spec(
             r.problem("image.ami", f"{image.ami!r} is not an AMI id", "use ami-<hex> or leave it out to look one up")
 
     ssh = _ssh(r, raw, image, secret_keys, flat, own=own)
+    server_user = _server_user(r, raw, ssh)
     meta = _role(r, raw, "meta")
     if meta.count not in keys.key("meta.count").choices:
         r.problem("meta.count", f"{meta.count} MetaServers is not supported", "use 2 or 3 (3 survives a loss)")
@@ -276,8 +277,23 @@ def build_spec(
         timeouts=timeouts, package_delivery=delivery or ("upload" if own else "s3"), tools=tools,
         config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
                                for key in ("configOverrides", "meta", "replica", "collector")),
-        servers=servers,
+        servers=servers, server_user=server_user,
     )
+
+
+def _server_user(r: ConfigReader, raw: Mapping[str, Any], ssh: SshSpec) -> str:
+    """The user the servers run as: a plain system user, never one that may become root."""
+    user = r.string(raw, "serverUser") or keys.key("serverUser").default
+    if not USER_NAME.fullmatch(user):
+        r.problem("serverUser", f"{user!r} is not a user name (lower-case letters, digits, _ and -, starting with a "
+                  "letter or _, at most 32)", "name the system user Pegasus runs as, e.g. pegasus")
+    elif user == "root":
+        r.problem("serverUser", "is root: a server that runs as root can change anything on its host",
+                  "name a user of Pegasus's own, e.g. pegasus (made when a server lacks it)")
+    elif user == ssh.user:
+        r.problem("serverUser", f"is {user}, the SSH login user, who may become root with sudo",
+                  "name a user of Pegasus's own, e.g. pegasus (made when a server lacks it)")
+    return user
 
 
 

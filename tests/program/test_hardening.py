@@ -82,3 +82,12 @@ def test_no_remote_shell_gets_a_config_or_a_staged_script_in_its_arguments(deplo
     assert "rocksdb_password = hunter2" in staged["stdin"] and "[meta_server]" in staged["stdin"]
     assert len(staged["create"]) < 120  # a fixed line: `ps` shows nothing of the config
     assert "SECRET" not in staged["create"]
+
+
+def test_the_stack_names_the_server_user(deploy, base_config):
+    d = deploy(with_(base_config, serverUser="work"))
+    assert "\nUser=work\n" in unit_of(d.resources["c1-replica-0-replica"].inputs["create"])
+    assert "\nserver_user=work\n" in d.resources["c1-replica-0-prepare"].inputs["create"]
+    assert "\nserver_user=work\n" in d.resources["c1-replica-0-replica"].inputs["create"]
+    records = d.resources["c1-rolling-restart"].inputs["restart_records"]
+    assert all("runs as work\n" in record for record in records.values())
