@@ -276,13 +276,14 @@ OWNER_FILE = "/var/lib/pegasus-pulumi/owner"
 HARDENING_LINE = re.compile(r"^(User|UMask|NoNewPrivileges|CapabilityBoundingSet|Protect\w+|ReadWritePaths|Private\w+"
                             r"|Restrict\w+|LockPersonality|SystemCallArchitectures)=.*\n", flags=re.M)
 # Sets a server back to what the version before issue 19 left ($1 role, $2 its unit, $3 the
-# older unit's text, then its directories).
+# older unit's text, then its directories): that version made no server user either.
 AS_AN_OLDER_VERSION_LEFT_IT = r"""
 set -euo pipefail
 role=$1 unit=$2 legacy=$3
 shift 3
 systemctl disable --now "$unit"
 rm "/etc/systemd/system/$unit"
+userdel pegasus
 printf '%s' "$legacy" >"/etc/systemd/system/pegasus-$role.service"
 systemctl daemon-reload
 for dir in "$@"; do rm -f "$dir/.created-by-pegasus-pulumi"; chown -R root:root "$dir"; done
@@ -344,6 +345,7 @@ def as_an_older_version_left_it(cluster: Cluster, host: str, role: str) -> None:
         records = state.resources[urn][part]["restart_records"]
         records[f"{host}/{role}"] = records[f"{host}/{role}"].replace(f"runs as {SERVER_USER}\n", "")
     state.save()
+    assert machine.ssh(f"id -u {SERVER_USER}")[0] != 0
 
 
 def test_2_a_an_older_versions_server_moves_to_the_dedicated_user_in_its_roll_with_nothing_lost(cluster):
@@ -367,6 +369,7 @@ def test_2_a_an_older_versions_server_moves_to_the_dedicated_user_in_its_roll_wi
             replica1.check(f"cat {OWNER_FILE}"), directory
     assert f"cluster={CLUSTER}" in replica1.check(f"cat {OWNER_FILE}")
     assert replica1.check("stat -c '%U %a' /home/work/app/pegasus/staged").strip() == "root 700"
+    assert replica1.check("cat /var/lib/pegasus-pulumi/created-user").strip() == SERVER_USER  # made, so destroy goes
     wait_for(lambda: cluster_healthy(cluster), "a healthy cluster after the move", 90)
     assert run_as_the_server_user_and_closed_to_others(cluster) == server_count(cluster)
     cluster.up()
