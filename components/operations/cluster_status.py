@@ -134,9 +134,11 @@ class Status:
     seconds: float
 
 
-def probe_script() -> str:
+def probe_script(cluster_name: str) -> str:
+    # The cluster's units, then the names stacks deployed before gave them (until their roll).
     return render("status_probe.sh", role_ports=dict(hl.ROLE_PORTS),
-                  role_units={role: hl.role_unit(role) for role in hl.ROLE_PORTS})
+                  role_units={role: [hl.role_unit(role, cluster_name), hl.legacy_role_unit(role)]
+                              for role in hl.ROLE_PORTS})
 
 
 def cluster_script(meta_addresses: list[str], alertmanager: str) -> str:
@@ -170,7 +172,7 @@ def collect(outputs: Mapping[str, Any], runner: Runner, workers: int = 64) -> St
     hosts = stack_hosts(outputs)
     metas = [a.strip() for a in str(outputs.get("metaServers", "")).split(",") if a.strip()]
     alertmanager = alertmanager_of(outputs)
-    probe = as_root(probe_script())
+    probe = as_root(probe_script(str(outputs.get("clusterName", ""))))
     ask = as_root(cluster_script(metas, "")) if metas else ""
     meta_hosts = [h for h in hosts if h.name.startswith("meta-")] or hosts
 

@@ -83,7 +83,7 @@ from components.operations.roll_plan import (
     plan_roll,
     read_map_output,
 )
-from components.render.host_layout import restart_script_name, role_unit
+from components.render.host_layout import legacy_role_unit, restart_script_name
 from components.render.templates import as_root
 from components.ssh.session import SSH_FAILED, SshResult, SshSession, session_for
 from components.spec.topology import ROLL_ORDER
@@ -93,7 +93,7 @@ RESTART_DUE = 3
 # SSH sessions at once when every server is asked or checked.
 PARALLEL_SESSIONS = 16
 INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access", "replica_nodes", "tools", "roll", "map_script",
-              "map_hosts", "staged")
+              "map_hosts", "staged", "replica_units")
 # Failures of the admin shell, or of the drain records beside it, while a drain runs.
 SHELL_FAILURES = (DrainFailed, AdminShellError, DrainRecordError)
 
@@ -180,11 +180,14 @@ class Roll:
                  removed_hosts: Optional[Mapping[str, str]] = None,
                  drain_factory: Optional[Callable[[AdminShell], Drain]] = None,
                  roll: Optional[Mapping[str, Any]] = None, map_script: str = "",
-                 map_hosts: Sequence[str] = ()) -> None:
+                 map_hosts: Sequence[str] = (), replica_units: Sequence[str] = ()) -> None:
         self._session, self._hosts, self._staged_dir, self._log = session, hosts, staged_dir, log
         self._tools, self._nodes = tools, dict(replica_nodes or {})
         self._servers = list(servers)  # every server of the stack ("replica-0/replica")
         self._removed_hosts = dict(removed_hosts or {})  # SSH addresses of the hosts the stack drops
+        # The units a ReplicaServer runs under: this cluster's, and the one stacks deployed before
+        # named without the cluster (a server not rolled since runs under it).
+        self._replica_units = list(replica_units) or [legacy_role_unit("replica")]
         self._drain_factory = drain_factory or (lambda shell: Drain(shell, log, records=self._records()))
         # Groups of ReplicaServers: the planner's limits, and where the partition map is read.
         # (numbers come back from the engine's state as floats)
@@ -434,7 +437,9 @@ class Roll:
                                      f"deleted. {exc}") from exc
                 address = self._removed_hosts.get(key.partition("/")[0])
                 if address:
-                    stop = as_root(f"systemctl stop {shlex.quote(role_unit('replica'))}\n")
+                    stop = as_root("".join(f"if systemctl is-active --quiet -- {shlex.quote(unit)}; then "
+                                           f"systemctl stop -- {shlex.quote(unit)}; fi\n"
+                                           for unit in self._replica_units))
                     result = self._session.run(address, stop)
                     if result.returncode != 0:
                         raise RollFailed(f"{key} was drained but did not stop:\n{result.tail()}")
@@ -470,7 +475,7 @@ def _roll(session: SshSession, values: Mapping[str, Any], old: Optional[Mapping[
                 servers=list(values["restart_records"]),
                 removed_hosts={h: a for h, a in (old.get("hosts") or {}).items() if h not in values["hosts"]},
                 roll=values.get("roll"), map_script=values.get("map_script") or "",
-                map_hosts=values.get("map_hosts") or ())
+                map_hosts=values.get("map_hosts") or (), replica_units=values.get("replica_units") or ())
 
 
 def _outputs(props: Mapping[str, Any], restarted: Sequence[str]) -> dict:
@@ -549,6 +554,8 @@ class RollingRestartArgs:
     removal_guard: pulumi.Input[Optional[str]] = None
     # server_key -> the stamp its config command prints of the files it staged (new files, new stamp)
     staged: pulumi.Input[Mapping[str, pulumi.Input[str]]] = None  # type: ignore[assignment]
+    # the units a ReplicaServer of the cluster may run under (server_files.replica_units)
+    replica_units: Sequence[str] = ()
 
 
 class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRestart"):
@@ -569,6 +576,7 @@ class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRes
             "map_hosts": list(args.map_hosts),
             "removal_guard": args.removal_guard,
             "staged": args.staged,
+            "replica_units": list(args.replica_units),
             "restarted": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["access"]))

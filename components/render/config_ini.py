@@ -5,7 +5,8 @@ variable delimiters are `%{` and `}`; the block and comment delimiters are set
 to strings no ini file contains. Every variable the template uses must be known
 (the error names the unknown one and its line); after rendering no `%{` may
 remain. Overrides are then applied as line edits that keep the file's comments
-and order.
+and order. Lines, sections and keys are found as rDSN's parser finds them
+(spec/rdsn_ini.py): what the program edits and reads back is what a server reads.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Iterable, Mapping
 
 import jinja2
 
+from components.spec import rdsn_ini
+
 VARIABLE = re.compile(r"%\{([^}]*)\}")
-SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-KEY = re.compile(r"^(\s*)([^=;#\s][^=]*?)\s*=")
 
 _ENV = jinja2.Environment(
     variable_start_string="%{",
@@ -36,7 +37,7 @@ _ENV = jinja2.Environment(
 
 
 class ConfigTemplateError(ValueError):
-    """The release's config.ini uses a variable the program does not fill."""
+    """The release's config.ini uses a variable the program does not fill, or is one rDSN refuses."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def _compile(template_text: str) -> jinja2.Template:
 
 def _check_known(template_text: str, known: Iterable[str]) -> None:
     known = set(known)
-    for number, line in enumerate(template_text.splitlines(), start=1):
+    for number, line in enumerate(rdsn_ini.lines(template_text), start=1):
         for name in VARIABLE.findall(line):
             if name.strip() not in known:
                 raise ConfigTemplateError(
@@ -98,45 +99,41 @@ def _check_known(template_text: str, known: Iterable[str]) -> None:
 def apply_overrides(text: str, overrides: Iterable[Mapping[str, Mapping[str, str]]]) -> str:
     """Set `[section] key = value` for every override, keeping comments and order.
 
-    An existing key is edited in place; a new key goes after the last entry of
-    its section; a new section is appended at the end.
+    The key rDSN reads (the first of its name in the section) is edited in place;
+    a new key goes after the last entry of its section; a new section is appended
+    at the end. A value's `#` and `;` are escaped, so the server reads it whole.
     """
-    lines = text.splitlines()
+    lines = rdsn_ini.lines(text)
     for layer in overrides:
         for section, entries in layer.items():
             for key, value in entries.items():
-                lines = _set_key(lines, section, key, value)
+                lines = _set_key(lines, section, key, f"{key} = {rdsn_ini.escape_value(value)}")
     return "\n".join(lines) + "\n"
 
 
-def _set_key(lines: list[str], section: str, key: str, value: str) -> list[str]:
+def _set_key(lines: list[str], section: str, key: str, entry_text: str) -> list[str]:
     current = None
-    last_entry_in_section = None
-    for index, line in enumerate(lines):
-        header = SECTION.match(line)
-        if header:
-            current = header.group(1).strip()
+    last_entry_in_section: int | None = None
+    for index, raw in enumerate(lines):
+        line = rdsn_ini.parse_line(raw)
+        if line.kind == "section":
+            current = line.name
             if current == section:
                 last_entry_in_section = index
             continue
-        if current != section:
+        if current != section or line.kind != "entry":
             continue
-        entry = KEY.match(line)
-        if entry:
-            last_entry_in_section = index
-            if entry.group(2).strip() == key:
-                lines = list(lines)
-                lines[index] = f"{entry.group(1)}{key} = {value}"
-                return lines
-    lines = list(lines)
+        last_entry_in_section = index
+        if line.name == key:
+            return [*lines[:index], f"{line.indent}{entry_text}", *lines[index + 1:]]
     if last_entry_in_section is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        return lines + ["", f"[{section}]", f"{key} = {value}"]
-    indent = KEY.match(lines[last_entry_in_section])
-    prefix = indent.group(1) if indent else ""
-    lines.insert(last_entry_in_section + 1, f"{prefix}{key} = {value}")
-    return lines
+        kept = list(lines)
+        while kept and not kept[-1].strip():
+            kept.pop()
+        return kept + ["", f"[{section}]", entry_text]
+    after = rdsn_ini.parse_line(lines[last_entry_in_section])
+    indent = after.indent if after.kind == "entry" else ""
+    return [*lines[:last_entry_in_section + 1], f"{indent}{entry_text}", *lines[last_entry_in_section + 1:]]
 
 
 def render_config_ini(
@@ -158,22 +155,13 @@ def render_config_ini(
 
 
 def read_sections(text: str) -> dict[str, dict[str, str]]:
-    """{section: {key: value}} of a config.ini; the last of duplicate keys wins
-    (rDSN's parser keeps one value per key). Comments start with ; or #."""
-    sections: dict[str, dict[str, str]] = {}
-    current: dict[str, str] | None = None
-    for line in text.splitlines():
-        header = SECTION.match(line)
-        if header:
-            current = sections.setdefault(header.group(1).strip(), {})
-            continue
-        entry = KEY.match(line)
-        if entry and current is not None:
-            value = line[entry.end():]
-            for mark in (";", "#"):
-                value = value.split(mark, 1)[0]
-            current[entry.group(2).strip()] = value.strip()
-    return sections
+    """{section: {key: value}} of a config.ini as rDSN reads it: the first of duplicate
+    keys wins, comments start with ; or # (unless escaped with ^); a file rDSN would
+    refuse raises ConfigTemplateError naming the line."""
+    try:
+        return rdsn_ini.read(text)
+    except rdsn_ini.IniError as error:
+        raise ConfigTemplateError(str(error)) from None
 
 
 def declared_tables(text: str) -> list[str]:

@@ -8,7 +8,7 @@ The layout (documented in the README, "Files on a host"):
     <appDir>/current -> releases/<rel>   the newest installed release
     <appDir>/<role>/                     %{app.dir} of a role: config.ini, log/, state
     <appDir>/<role>/release -> ...       the release this role runs (switched at its restart)
-    <appDir>/staged/<role>.config.ini    uploaded config, activated at (re)start
+    <appDir>/staged/<role>.config.ini    staged config (root's alone), activated at (re)start
     <appDir>/staged/<role>.restart.sh    the script the rolling restart runs on the host
     <homeDir>/ssd<N>/                    mount point of data disk N (1-based)
     <homeDir>/ssd<N>/pegasus/<cluster>   data dir N of the ReplicaServer
@@ -34,8 +34,21 @@ def restart_script_name(role: str) -> str:
 
 
 # Marker written into directories this program created, so that cleanup never
-# removes a directory it did not make.
+# removes a directory it did not make. It holds the owner's text (owner_text):
+# the app dir and every role directory say which stack and cluster made them.
 CREATED_MARKER = ".created-by-pegasus-pulumi"
+
+# The host's own mark, at a path no stack chooses: which stack and cluster run
+# Pegasus here. Another stack's hosts are refused; destroy releases its own.
+OWNER_DIR = "/var/lib/pegasus-pulumi"
+OWNER_FILE = f"{OWNER_DIR}/owner"
+# The server user, when this program made it (destroy removes only that one).
+CREATED_USER_FILE = f"{OWNER_DIR}/created-user"
+
+
+def owner_text(stack: str, cluster_name: str) -> str:
+    """The text of every owner mark: the stack ('<organization>/<project>/<stack>') and cluster."""
+    return f"stack={stack}\ncluster={cluster_name}\n"
 
 # ZooKeeper as this program installs it (Debian/Ubuntu `zookeeper` package).
 ZOOKEEPER_CONF_DIR = "/etc/pegasus-zookeeper"
@@ -47,8 +60,14 @@ ZOOKEEPER_ROLE = "zookeeper"
 SYSTEMD_DIR = "/etc/systemd/system"
 
 
-def role_unit(role: str) -> str:
-    """systemd unit name of a Pegasus role (one cluster per host)."""
+def role_unit(role: str, cluster_name: str) -> str:
+    """systemd unit name of a Pegasus role of a cluster."""
+    return f"pegasus-{cluster_name}-{role}.service"
+
+
+def legacy_role_unit(role: str) -> str:
+    """The unit name stacks deployed before unit names carried the cluster's: their
+    servers keep it until their roll moves them to role_unit()."""
     return f"pegasus-{role}.service"
 
 

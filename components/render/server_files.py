@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from components.render import host_layout as hl
 from components.render.config_ini import (NodeValues, apply_overrides, content_hash, declared_tables, read_sections,
                          render_config_ini)
-from components.render.templates import as_root, render
+from components.render.templates import ROOT_SHELL_ON_STDIN, as_root, as_root_on_stdin, render
 from components.spec.server_package import release_config_template
 from components.spec.model import ClusterSpec, CollectorSpec, RoleSpec
 from components.spec.monitoring import DEFAULT_PROMETHEUS_PORT, METRICS_SECTION
@@ -48,17 +48,26 @@ def meta_addresses(meta_ips: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------ host preparation
 
 
+def owner_text(spec: ClusterSpec) -> str:
+    """What marks a host, its app dir and every role directory as this stack's cluster's."""
+    return hl.owner_text(spec.owner or spec.stack, spec.cluster_name)
+
+
 def prepare_host_script(spec: ClusterSpec) -> str:
     lay = layout(spec)
     return as_root(render("prepare_host.sh", home_dir=spec.home_dir, app_dir=spec.app_dir,
                           app_subdirs=[lay.packages_dir, lay.releases_dir, lay.staged_dir],
-                          upload_dirs=[lay.packages_dir, lay.staged_dir], upload_owner=spec.ssh.user,
-                          marker=hl.CREATED_MARKER, required_commands=list(REQUIRED_COMMANDS)))
+                          upload_dirs=[lay.packages_dir], upload_owner=spec.ssh.user, private_dirs=[lay.staged_dir],
+                          marker=hl.CREATED_MARKER, required_commands=list(REQUIRED_COMMANDS),
+                          owner_file=hl.OWNER_FILE, owner_text=owner_text(spec), cluster_name=spec.cluster_name,
+                          legacy_units=[f"{hl.SYSTEMD_DIR}/{hl.legacy_role_unit(role)}" for role in ROLE_ORDER],
+                          server_user=spec.server_user, created_user_file=hl.CREATED_USER_FILE))
 
 
 def remove_app_dir_script(spec: ClusterSpec) -> str:
     return as_root(render("remove_app_dir.sh", app_dir=spec.app_dir, marker=hl.CREATED_MARKER,
-                          retain_data=spec.retain_data))
+                          retain_data=spec.retain_data, owner_file=hl.OWNER_FILE, owner_text=owner_text(spec),
+                          server_user=spec.server_user, created_user_file=hl.CREATED_USER_FILE))
 
 
 def disk_entries(spec: ClusterSpec, data_devices: Sequence[str], slog_device: str | None) -> list[dict]:
@@ -91,14 +100,15 @@ def cleanup_disks_script(disks: list[dict]) -> str:
     return as_root(render("cleanup_disks.sh", **_split_disks(disks), fstab="/etc/fstab", marker=hl.CREATED_MARKER))
 
 
-def resolve_nic_script(mac: str, expected: str = "") -> str:
-    """Sets the extra NIC up now and at every boot; prints its interface name, which must
-    be `expected` when one is given (network.primaryInterface)."""
+def resolve_nic_script(mac: str, cluster_name: str, expected: str = "") -> str:
+    """Sets the extra NIC up now and at every boot, before the cluster's roles start; prints
+    its interface name, which must be `expected` when one is given (network.primaryInterface)."""
+    before = [unit for role in ROLE_ORDER for unit in (hl.role_unit(role, cluster_name), hl.legacy_role_unit(role))]
     return as_root(render(
         "install_extra_nic.sh",
         script_text=render("resolve_nic.sh", mac=mac.lower(), wait_seconds=NIC_WAIT_SECONDS, expected=expected),
         script_path=EXTRA_NIC_SCRIPT,
-        unit_text=render("extra_nic.service", mac=mac.lower(), script_path=EXTRA_NIC_SCRIPT),
+        unit_text=render("extra_nic.service", mac=mac.lower(), script_path=EXTRA_NIC_SCRIPT, before=before),
         unit_path=f"{hl.SYSTEMD_DIR}/{EXTRA_NIC_UNIT}", unit_name=EXTRA_NIC_UNIT))
 
 
@@ -198,7 +208,7 @@ class RoleFiles:
     config: str
     config_hash: str
     unit: str
-    stage: str  # stages config.ini and restart_script on the host
+    stage: str  # stages config.ini and restart_script on the host: STAGE_COMMAND's standard input
     start: str
     restart_script: str  # staged on the host; the rolling restart runs it with a phase as argument
     stop: str
@@ -227,7 +237,7 @@ def role_dirs(spec: ClusterSpec, role: str) -> list[str]:
 def restart_reasons(spec: ClusterSpec, role: str, interface: str, meta_ips: Sequence[str],
                     zk_servers: str) -> tuple[str, ...]:
     """What a role's server runs with, as a reviewer reads it (secret values hidden)."""
-    lines = [f"package {spec.package.release} (sha256 {spec.package.sha256[:12]})",
+    lines = [f"package {spec.package.release} (sha256 {spec.package.sha256[:12]})", f"runs as {spec.server_user}",
              f"MetaServers {address_list(meta_ips, hl.ROLE_PORTS['meta'])}", f"ZooKeeper {zk_servers}",
              f"interface {interface or '(Pegasus picks the first private address)'}"]
     for layer in _override_layers(spec, role):
@@ -338,13 +348,13 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
     lay = layout(spec)
     config = role_config(spec, role, interface, meta_ips, zk_servers)
     jvm = dict(jvm_lib_dir=lay.jvm_lib_link, java_home=lay.jvm_home_link) if needs_jvm(spec) else {}
+    dirs = role_dirs(spec, role)
     unit = render("pegasus.service", role=role, cluster_name=spec.cluster_name, bin_dir=lay.bin_dir(role),
                   role_dir=lay.role_dir(role), config_path=lay.config_path(role), mounts=role_mounts(spec, role),
-                  **jvm)
-    dirs = role_dirs(spec, role)
+                  user=spec.server_user, write_dirs=dirs, **jvm)
+    owner = role_owner(spec, role)
     common = dict(
-        role=role, unit_name=hl.role_unit(role), unit_text=unit,
-        unit_path=f"{hl.SYSTEMD_DIR}/{hl.role_unit(role)}", role_dir=lay.role_dir(role),
+        role=role, unit_text=unit, role_dir=lay.role_dir(role), **owner,
         dirs=dirs + [lay.log_dir(role)], staged_config=lay.staged_config_path(role),
         config_path=lay.config_path(role), release_link=lay.release_link(role), current_link=lay.current_link,
         address=address, port=hl.ROLE_PORTS[role],
@@ -362,13 +372,12 @@ def role_files(spec: ClusterSpec, role: str, address: str, interface: str, meta_
         config=config,
         config_hash=content_hash(config),
         unit=unit,
-        stage=as_root(render("stage_config.sh", staged_config=lay.staged_config_path(role), config=config,
-                             restart_script_path=lay.staged_restart_path(role), restart_script=restart_script)),
+        stage=as_root_on_stdin(render("stage_config.sh", staged_config=lay.staged_config_path(role), config=config,
+                                      restart_script_path=lay.staged_restart_path(role),
+                                      restart_script=restart_script)),
         start=as_root(render("start_role.sh", **common)),
         restart_script=restart_script,
-        stop=as_root(render("stop_role.sh", role=role, unit_name=hl.role_unit(role),
-                            unit_path=f"{hl.SYSTEMD_DIR}/{hl.role_unit(role)}", remove_dirs=dirs,
-                            retain_data=spec.retain_data)),
+        stop=as_root(render("stop_role.sh", role=role, remove_dirs=dirs, retain_data=spec.retain_data, **owner)),
     )
 
 
@@ -379,6 +388,25 @@ def staged_stamp(stage_output: str) -> str:
     """The stamp line of a config command's output (its last one), or all of it."""
     lines = [line for line in (stage_output or "").splitlines() if line.startswith(STAGED_STAMP)]
     return lines[-1][len(STAGED_STAMP):] if lines else stage_output or ""
+
+
+# The command line of every `-config` command: the script comes on its standard input.
+STAGE_COMMAND = ROOT_SHELL_ON_STDIN
+
+
+def role_owner(spec: ClusterSpec, role: str) -> dict:
+    """The role's unit (named per cluster), the one stacks deployed before named it, the
+    user its server runs as and the mark its directories carry (_role_owner.sh.j2)."""
+    return dict(unit_name=hl.role_unit(role, spec.cluster_name),
+                unit_path=f"{hl.SYSTEMD_DIR}/{hl.role_unit(role, spec.cluster_name)}",
+                legacy_unit_name=hl.legacy_role_unit(role),
+                legacy_unit_path=f"{hl.SYSTEMD_DIR}/{hl.legacy_role_unit(role)}",
+                server_user=spec.server_user, marker=hl.CREATED_MARKER, owner_text=owner_text(spec))
+
+
+def replica_units(spec: ClusterSpec) -> list[str]:
+    """The units a ReplicaServer of this cluster may run under: what a removal stops."""
+    return [hl.role_unit("replica", spec.cluster_name), hl.legacy_role_unit("replica")]
 
 
 def settle_seconds(spec: ClusterSpec, role: str, meta_count: int) -> int:

@@ -140,3 +140,20 @@ def as_root(script: str) -> str:
         "} </dev/null\n"
         f"{HEREDOC_DELIMITER}\n"
     )
+
+
+# The whole command line of a script that arrives on standard input (as_root_on_stdin):
+# `ps` on the host shows this line, never the script.
+ROOT_SHELL_ON_STDIN = 'if [ "$(id -u)" -eq 0 ]; then exec bash -s; else exec sudo -n bash -s; fi'
+
+
+def as_root_on_stdin(script: str) -> str:
+    """What to send on the standard input of ROOT_SHELL_ON_STDIN so that it runs `script`
+    as root: for scripts that carry secrets (a config with secret overrides), which a
+    command line would show to every user of the host for as long as it runs.
+
+    Wrapped in `{ ... } </dev/null` as as_root does: bash reads the whole block
+    before it runs any of it, and nothing inside reads the rest of the input.
+    """
+    body = script if script.endswith("\n") else script + "\n"
+    return "{\n" + body + "} </dev/null\n"

@@ -26,6 +26,7 @@ serves, else those that do not with their own logs) and `-replica-removal`
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pulumi
 import pulumi_aws as aws
@@ -72,6 +73,8 @@ class PegasusCluster(pulumi.ComponentResource):
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None, *,
                  adopt_old_names: bool = False) -> None:
         super().__init__("pegasus:cluster:Cluster", name, None, opts)
+        # Every host and data directory is marked as this stack's cluster's.
+        spec = replace(spec, owner=spec.owner or default_owner_id())
         child = pulumi.ResourceOptions(parent=self)
         names = ResourceNames(name, adopt_old_names)
         # First registered: its check refuses, at preview, a change of what an
@@ -155,7 +158,8 @@ class PegasusCluster(pulumi.ComponentResource):
             map_script=meta_ips.apply(files.partition_map_script),
             map_hosts=metas,
             removal_guard=addresses.apply(lambda a: files.replica_removal_guard(spec, *a)),
-            staged={server_key(s.host, s.role): s.staged_stamp for role in ROLL_ORDER for s in servers[role]}),
+            staged={server_key(s.host, s.role): s.staged_stamp for role in ROLL_ORDER for s in servers[role]},
+            replica_units=files.replica_units(spec)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
         keys = [server_key(s.host, s.role) for role in ROLL_ORDER for s in servers[role]]
         server_ips = pulumi.Output.all(*[hosts[key.partition("/")[0]].cluster_ip for key in keys]).apply(

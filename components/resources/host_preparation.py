@@ -48,7 +48,7 @@ class HostPreparation(pulumi.ComponentResource):
             # A given name must be the NIC's: every list names the NIC's address.
             nic = remote_command(
                 names(f"{host.name}-nic"), connection=host.connection,
-                create=host.nic_mac.apply(lambda mac: files.resolve_nic_script(mac, expected=named)),
+                create=host.nic_mac.apply(lambda mac: files.resolve_nic_script(mac, spec.cluster_name, expected=named)),
                 opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{host.name}-nic"), depends_on=[base]))
             self.done.append(nic)
             self.interface = (pulumi.Output.from_input(named) if named else

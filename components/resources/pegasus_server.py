@@ -82,11 +82,13 @@ class PegasusServer(pulumi.ComponentResource):
         # The config travels inside the command, not as a CopyToRemote: its text
         # depends on addresses the cloud assigns, unknown at preview, and
         # pulumi-command 1.2.1 refuses an unknown CopyToRemote source (fixed
-        # upstream in #1184, unreleased). Secret overrides keep it secret.
+        # upstream in #1184, unreleased). Secret overrides keep it secret. It
+        # travels on the remote shell's standard input: in its arguments, `ps`
+        # would show the config to every user of the host while it runs.
         stage = role_files.apply(lambda f: f.stage)
         staged = remote_command(
-            names(f"{host.name}-{role}-config"), host.connection,
-            create=pulumi.Output.secret(stage) if spec.config_has_secrets else stage,
+            names(f"{host.name}-{role}-config"), host.connection, create=files.STAGE_COMMAND,
+            stdin=pulumi.Output.secret(stage) if spec.config_has_secrets else stage,
             opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{host.name}-{role}-config"),
                                         depends_on=self._prep.done))
         service = remote_command(

@@ -113,6 +113,9 @@ KEYS: tuple[Key, ...] = (
     Key("appDir", "string", "where the package, releases and each role's `%{app.dir}` live; never `/`, a system "
         "directory, or `homeDir` or a parent of it (destroy removes it)", default_doc="`<homeDir>/app/pegasus`",
         after_deploy=FIXED, state_name="app_dir"),
+    Key("serverUser", "string", "the system user every Pegasus role runs as, owning its data, logs and config "
+        "(never root or `ssh.user`); made as a system account without login on a server that lacks it, and removed "
+        "at destroy only then; a change moves every server to the new user in one roll", default="pegasus"),
     Key("ssh", "object", "how `pulumi up` logs in to the servers"),
     Key("ssh.user", "string", "login user on the servers: root, or one with passwordless sudo",
         default_doc="per image: `admin` (Debian), `ubuntu` (Ubuntu); required with your own servers"),

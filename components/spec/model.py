@@ -170,6 +170,11 @@ class ClusterSpec:
     # The cluster's monitoring (spec/monitoring.py).
     monitoring: MonitoringSpec = DISABLED
     roll: RollSpec = RollSpec()
+    # The system user every Pegasus role runs as (`serverUser`; made when the host lacks it).
+    server_user: str = "pegasus"
+    # '<organization>/<project>/<stack>' that owns the cluster's hosts and data
+    # (set by the cluster component from the running program; marks every host).
+    owner: str = ""
 
     @property
     def cluster_root(self) -> str:

@@ -24,12 +24,13 @@ from components.spec.monitoring import check_exporter_overrides, read_monitoring
 from components.spec.model import (DISTRIBUTIONS, Bastion, ClusterSpec, CollectorSpec, DiskSpec, ImageSpec,
                                    NetworkSpec, ReplicaSpec, RoleSpec, RollSpec, SshSpec, Timeouts, ZooKeeperSpec,
                                    default_max_parallel, listed_disks)
+from components.spec.config_overrides import read_overrides as _overrides
 from components.spec.own_servers import read_own_servers
 from components.spec.reader import NAMESPACE, ConfigReader, SpecError, known_keys_fix
 from components.spec.server_package import PackageError, PackageInfo, inspect_package
 from components.spec.tools_package import ToolsPackage, inspect_tools_package
 from components.spec.values import CLUSTER_NAME, HOST_NAME, INTERFACE_NAME, MAX_DATA_DISKS, SYSTEM_DIRS, \
-    check_path, is_within
+    USER_NAME, check_path, is_within
 
 # Families on the older Xen hypervisor: their EBS volumes are /dev/xvd* devices,
 # not the NVMe devices (found by volume id) that disk preparation relies on.
@@ -43,19 +44,6 @@ PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in
                        ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
 AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
-# Keys the program fills itself; an override of one would break the cluster.
-OWNED_KEYS = {
-    ("core", "data_dir"): "it is %{app.dir}, derived from appDir",
-    ("meta_server", "server_list"): "it is the MetaServer list the program provisions",
-    ("meta_server", "cluster_root"): "it is /pegasus/<clusterName>, which the ZooKeeper guard protects",
-    ("meta_server", "distributed_lock_service_parameters"): "it is the lock under the cluster root",
-    ("replication", "data_dirs"): "it is made from replica.dataDisks",
-    ("replication", "slog_dir"): "it is made from replica.slogDisk",
-    ("replication", "data_dirs_black_list_file"): "it lives under homeDir",
-    ("zookeeper", "hosts_list"): "it is the ZooKeeper ensemble (zookeeper.servers or the provisioned one)",
-    ("network", "primary_interface"): "set network.primaryInterface instead",
-}
-OWNED_SECTIONS = {"pegasus.clusters": "it maps clusterName to the MetaServer list"}
 # EBS limits per volume type: size GiB, IOPS, throughput MiB/s, IOPS per GiB
 # (above a baseline every size gets: gp3 gives 3000 IOPS even to 1 GiB).
 VOLUME_LIMITS: dict[str, dict[str, Any]] = {
@@ -93,41 +81,6 @@ def _check_app_dir(r: ConfigReader, app_dir: str, home_dir: str) -> None:
             r.problem("appDir", f"{app_dir!r} is {system} or a parent of it, and destroy removes appDir",
                       "use a dedicated directory such as /home/work/app/pegasus")
             break
-
-
-def _overrides(r: ConfigReader, raw: Any, key: str) -> dict[str, dict[str, str]]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        r.problem(key, "must map section names to {key: value}",
-                  "e.g. {replication: {mutation_2pc_min_replica_count: 2}}")
-        return {}
-    result: dict[str, dict[str, str]] = {}
-    for section, entries in raw.items():
-        where = f"{key}.{section}"
-        if section in OWNED_SECTIONS:
-            r.problem(where, f"the program owns this section: {OWNED_SECTIONS[section]}", "remove the override")
-            continue
-        if not isinstance(entries, Mapping):
-            r.problem(where, "must map keys to values", f"e.g. {{{section}: {{some_key: value}}}}")
-            continue
-        clean: dict[str, str] = {}
-        for name, value in entries.items():
-            if (section, name) in OWNED_KEYS:
-                r.problem(f"{where}.{name}", f"the program owns this key: {OWNED_KEYS[(section, name)]}",
-                          "remove the override")
-                continue
-            if isinstance(value, (dict, list)) or value is None:
-                r.problem(f"{where}.{name}", "must be a single value", "write a string, number or boolean")
-                continue
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            if "\n" in text or "%{" in text:
-                r.problem(f"{where}.{name}", "must be one line with no %{...} variable",
-                          "write the literal value")
-                continue
-            clean[str(name)] = text
-        result[str(section)] = clean
-    return result
 
 
 def _disk(r: ConfigReader, raw: Mapping[str, Any], key: str, with_count: bool) -> DiskSpec:
@@ -275,6 +228,7 @@ def build_spec(
             r.problem("image.ami", f"{image.ami!r} is not an AMI id", "use ami-<hex> or leave it out to look one up")
 
     ssh = _ssh(r, raw, image, secret_keys, flat, own=own)
+    server_user = _server_user(r, raw, ssh)
     meta = _role(r, raw, "meta")
     if meta.count not in keys.key("meta.count").choices:
         r.problem("meta.count", f"{meta.count} MetaServers is not supported", "use 2 or 3 (3 survives a loss)")
@@ -343,8 +297,23 @@ def build_spec(
         timeouts=timeouts, package_delivery=delivery or ("upload" if own else "s3"), tools=tools, roll=roll,
         config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
                                for key in ("configOverrides", "meta", "replica", "collector")),
-        servers=servers, monitoring=monitoring,
+        servers=servers, monitoring=monitoring, server_user=server_user,
     )
+
+
+def _server_user(r: ConfigReader, raw: Mapping[str, Any], ssh: SshSpec) -> str:
+    """The user the servers run as: a plain system user, never one that may become root."""
+    user = r.string(raw, "serverUser") or keys.key("serverUser").default
+    if not USER_NAME.fullmatch(user):
+        r.problem("serverUser", f"{user!r} is not a user name (lower-case letters, digits, _ and -, starting with a "
+                  "letter or _, at most 32)", "name the system user Pegasus runs as, e.g. pegasus")
+    elif user == "root":
+        r.problem("serverUser", "is root: a server that runs as root can change anything on its host",
+                  "name a user of Pegasus's own, e.g. pegasus (made when a server lacks it)")
+    elif user == ssh.user:
+        r.problem("serverUser", f"is {user}, the SSH login user, who may become root with sudo",
+                  "name a user of Pegasus's own, e.g. pegasus (made when a server lacks it)")
+    return user
 
 
 

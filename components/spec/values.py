@@ -11,6 +11,8 @@ CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 HOST_NAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+# A name useradd takes on Debian and Ubuntu (its NAME_REGEX, without the trailing $ of machine accounts).
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # Directories a mistaken appDir must never be, nor contain: destroy removes appDir.
 SYSTEM_DIRS = (
     "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media",

@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from tools.localcloud import LocalCloud, by_id_path, sweep_leftovers
@@ -72,8 +73,13 @@ def test_the_login_user_gets_in_even_when_a_boot_unit_failed(local_cloud):
                   ">/run/systemd/system/systemd-user-sessions.service.d/zz-fail.conf && systemctl daemon-reload")
     machine.check("systemctl start systemd-user-sessions.service || systemctl is-failed systemd-user-sessions.service")
     machine.check("rm -r /run/systemd/system/systemd-user-sessions.service.d && systemctl daemon-reload")
-    with pytest.raises(Exception):
+    # Refused by pam_nologin (sshd's PAM account stack), not any other failure to connect:
+    # the key is accepted, then the account check fails, and sshd answers "auth failed".
+    with pytest.raises(paramiko.AuthenticationException):
         login()
+    assert machine.check("test -e /run/nologin && echo nologin").strip() == "nologin"
+    journal = machine.check("journalctl -b --no-pager -o cat _COMM=sshd | tail -n 20")
+    assert "Access denied for user admin by PAM account configuration" in journal, journal
     local_cloud._permit_logins(machine)
     assert login()[:2] == (0, "0\n")
 

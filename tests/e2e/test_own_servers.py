@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 
 import pytest
 
 from tests.e2e.applications import Load
-from tests.e2e.localcloud.engine import Engine
+from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
 from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, FAST_MONITORING
 from tests.support.package_builder import build_package
@@ -126,6 +127,61 @@ def test_1_up_on_listed_servers(own):
         "monitoring"]["tunnel"]
 
 
+def first_cluster_as_it_is(own, machines: list) -> dict[str, str]:
+    """What a second stack must not change on this cluster's servers: each one's units and when
+    they started, its configs, its owner mark and its data directories' marks."""
+    seen = {}
+    for machine in machines:
+        seen[machine.name] = machine.check(
+            "ls /etc/systemd/system | grep '^pegasus-' || true; "
+            "for u in $(ls /etc/systemd/system | grep '^pegasus-'); do systemctl show -p ActiveEnterTimestamp $u; done; "
+            "cat /var/lib/pegasus-pulumi/owner; sha256sum /home/work/app/pegasus/*/config.ini 2>/dev/null || true; "
+            f"cat /home/work/ssd1/pegasus/{CLUSTER}/.created-by-pegasus-pulumi 2>/dev/null || true")
+    return seen
+
+
+def test_1_b_a_second_stack_listing_one_of_these_servers_is_refused_and_this_cluster_untouched(own, tmp_path):
+    started = time.monotonic()
+    ours = own.machines("")
+    before = first_cluster_as_it_is(own, ours)
+    taken = own.machines("meta-")[1]  # this cluster's second MetaServer
+    # A second stack: its own fresh servers, and one of this cluster's among them.
+    fresh = boot_servers(own.cloud, Shape(zookeeper=0, meta=1, replica=3, data_disks=1, disk_gib=1), [],
+                         first={"meta": 2, "replica": 10})
+    second = copy.deepcopy(own.config)
+    second["clusterName"] = "intruder"
+    second["servers"] = {"meta": [{"host": taken.ip, "nic": "eth0"}, *fresh["meta"]], "replica": fresh["replica"]}
+    second["zookeeper"] = {"servers": own.exports["zookeeperServers"]}
+    engine = Engine(own.cloud, tmp_path / "second.json", PROGRAM, stack="second", secret_keys=("pegasus:ssh",),
+                    aws=False)
+    try:
+        with pytest.raises(DeploymentError) as error:
+            engine.up(stack_config("pegasus", second))
+        message = str(error.value)
+        assert re.search(r"this host belongs to stack \S*/pegasus/own, cluster own \(/var/lib/pegasus-pulumi/owner\), "
+                         r"and this is stack \S*/pegasus/second, cluster intruder: refusing to touch it",
+                         message), message
+        # Its own servers were claimed for it; its destroy gives them back and touches nothing of this cluster's.
+        for machine in fresh_machines(own, fresh):
+            assert "cluster=intruder" in machine.check("cat /var/lib/pegasus-pulumi/owner"), machine.name
+    finally:
+        destroy_what_is_left(engine)
+    assert engine.state.order == []
+    for machine in fresh_machines(own, fresh):
+        assert machine.ssh("test -e /var/lib/pegasus-pulumi/owner")[0] != 0, machine.name
+        own.cloud.terminate(machine)
+    assert first_cluster_as_it_is(own, ours) == before
+    assert own.alive() == {r: "ALIVE" for r in own.exports["replicaServers"]}
+    own.up()
+    assert {op.name for op in own.engine.last_run.operations} == {f"{CLUSTER}-health"}
+    print(f"\nscenario a second stack lists this cluster's server: {time.monotonic() - started:.1f} s")
+
+
+def fresh_machines(own, servers: dict) -> list:
+    hosts = {entry["host"] for entries in servers.values() for entry in entries}
+    return [m for m in own.machines("") if m.ip in hosts]
+
+
 def test_2_a_config_change_rolls_the_replicas(own):
     config = copy.deepcopy(own.config)
     config["replica"] = {"configOverrides": {"replication": {"gc_interval_ms": "45000"}}}
@@ -175,6 +231,9 @@ def test_4_destroy_removes_what_the_program_made_and_nothing_of_the_operators(ow
         assert not [u for u in units if u.startswith("pegasus-")], f"{machine.name}: {units}"
         assert machine.ssh("test -e /home/work/app/pegasus")[0] != 0, f"{machine.name} keeps appDir"
         assert machine.ssh("test -e /var/lib/pegasus-zookeeper/myid")[0] != 0
+        # Released: another stack may list it now; the server user the program made is gone.
+        assert machine.ssh("test -e /var/lib/pegasus-pulumi")[0] != 0, f"{machine.name} keeps its owner mark"
+        assert machine.ssh("id -u pegasus")[0] != 0, f"{machine.name} keeps the server user"
     for machine in own.machines("replica-"):
         assert machine.ssh("mountpoint -q /home/work/ssd1")[0] != 0 and machine.ssh("test -e /home/work/ssd1")[0] != 0
         assert "/home/work" not in machine.check("cat /etc/fstab")

@@ -12,6 +12,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 import shlex
 import threading
 import time
@@ -38,7 +39,7 @@ pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 
 CLUSTER = "e2e"
 COMMAND_TYPES = ("command:remote:Command", "command:remote:CopyToRemote")
-ROLE_UNITS = ("pegasus-meta.service", "pegasus-replica.service", "pegasus-collector.service")
+ROLE_UNITS = ("pegasus-e2e-meta.service", "pegasus-e2e-replica.service", "pegasus-e2e-collector.service")
 
 
 def named(resource: str) -> str:
@@ -214,10 +215,10 @@ def test_1_up(cluster):
     for machine in cluster.hosts("zk-"):
         assert machine.check("systemctl is-active pegasus-zookeeper.service").strip() == "active"
     meta0 = cluster.machine("meta-0")
-    for unit in ("pegasus-meta.service", "pegasus-collector.service"):
+    for unit in ("pegasus-e2e-meta.service", "pegasus-e2e-collector.service"):
         assert meta0.check(f"systemctl is-active {unit}").strip() == "active"
     for machine in cluster.hosts("replica-"):
-        assert machine.check("systemctl is-active pegasus-replica.service").strip() == "active"
+        assert machine.check("systemctl is-active pegasus-e2e-replica.service").strip() == "active"
     # The MetaServer sees 3 ALIVE replicas at their extra-NIC addresses.
     replicas = exports["replicaServers"]
     assert len(replicas) == 3
@@ -352,7 +353,7 @@ def test_1_e_a_stopped_replica_server_fires_its_down_alert_and_it_resolves(clust
     down_for, scrape = FAST_MONITORING["downForSeconds"], FAST_MONITORING["scrapeIntervalSeconds"]
     with timed(cluster.times, "monitoring: down alert fires and resolves"):
         times = mon.down_alert_fires_and_resolves(
-            cluster.machine("monitoring-0"), cluster.machine("replica-1"), "pegasus-replica.service",
+            cluster.machine("monitoring-0"), cluster.machine("replica-1"), "pegasus-e2e-replica.service",
             {"alertname": "PegasusServerDown", "node": "replica-1", "role": "replica"},
             'up{job="pegasus-replica", node="replica-1"}', down_for, scrape,
             back=lambda: wait_for(lambda: cluster_healthy(cluster), "replica-1 back", 120))
@@ -378,6 +379,112 @@ def test_2_noop_up_runs_only_the_health_check(cluster):
     with timed(cluster.times, "no-op up"):
         cluster.up()
     assert only_the_health_check_ran(cluster), [(op.name, op.action) for op in cluster.engine.last_run.operations]
+
+
+SERVER_USER = "pegasus"
+OWNER_FILE = "/var/lib/pegasus-pulumi/owner"
+# What the unit gained with the dedicated user (issue 19): an older version's unit has none of it.
+HARDENING_LINE = re.compile(r"^(User|UMask|NoNewPrivileges|CapabilityBoundingSet|Protect\w+|ReadWritePaths|Private\w+"
+                            r"|Restrict\w+|LockPersonality|SystemCallArchitectures)=.*\n", flags=re.M)
+# Sets a server back to what the version before issue 19 left ($1 role, $2 its unit, $3 the
+# older unit's text, then its directories): that version made no server user either.
+AS_AN_OLDER_VERSION_LEFT_IT = r"""
+set -euo pipefail
+role=$1 unit=$2 legacy=$3
+shift 3
+systemctl disable --now "$unit"
+rm "/etc/systemd/system/$unit"
+userdel pegasus
+printf '%s' "$legacy" >"/etc/systemd/system/pegasus-$role.service"
+systemctl daemon-reload
+for dir in "$@"; do rm -f "$dir/.created-by-pegasus-pulumi"; chown -R root:root "$dir"; done
+chmod 644 "/home/work/app/pegasus/$role/config.ini" /home/work/app/pegasus/staged/*
+chown admin /home/work/app/pegasus/staged && chmod 755 /home/work/app/pegasus/staged
+: >/home/work/app/pegasus/.created-by-pegasus-pulumi
+rm -rf /var/lib/pegasus-pulumi
+systemctl enable --now "pegasus-$role.service"
+"""
+
+
+def server_count(cluster: Cluster) -> int:
+    """Pegasus servers the stack runs: MetaServers, ReplicaServers and the Collector."""
+    config = cluster.config
+    return config["meta"]["count"] + config["replica"]["count"] + (1 if config["collector"]["enabled"] else 0)
+
+
+def role_dirs(role: str, disks: int = 2) -> list[str]:
+    dirs = [f"/home/work/app/pegasus/{role}"]
+    return dirs + ([f"/home/work/ssd{i}/pegasus/{CLUSTER}" for i in range(1, disks + 1)] if role == "replica" else [])
+
+
+def run_as_the_server_user_and_closed_to_others(cluster: Cluster) -> int:
+    """Every Pegasus server of the cluster runs as the server user, and the login user
+    (neither root nor in its group) can read none of its files. Returns the servers seen."""
+    seen = 0
+    for machine in cluster.hosts("meta-") + cluster.hosts("replica-"):
+        for unit in ROLE_UNITS:
+            if machine.ssh(f"systemctl is-active --quiet {unit}")[0] != 0:
+                continue
+            seen += 1
+            role = unit.split("-")[-1].removesuffix(".service")
+            pid = machine.check(f"systemctl show -p MainPID --value {unit}").strip()
+            assert machine.check(f"ps -o user= -p {pid}").strip() == SERVER_USER, f"{machine.name}: {unit}"
+            for path in [*role_dirs(role), f"/home/work/app/pegasus/{role}/config.ini",
+                         f"/home/work/app/pegasus/staged/{role}.config.ini"]:
+                rc, _, _ = machine.ssh(f"runuser -u admin -- cat {path} || runuser -u admin -- ls {path}")
+                assert rc != 0, f"{machine.name}: the login user reads {path}"
+    return seen
+
+
+def as_an_older_version_left_it(cluster: Cluster, host: str, role: str) -> None:
+    """Sets one server back to what the version before issue 19 left: its unit without the
+    cluster's name and run as root, its directories root's and unmarked, config.ini and the
+    staged files world-readable, an empty app dir marker and no host mark; and the stack's
+    state as that version recorded it (older scripts, the record before the server user), so
+    that the next up reruns each command and restarts that server, as an upgrade does."""
+    machine = cluster.machine(host)
+    unit = f"pegasus-{CLUSTER}-{role}.service"
+    legacy = HARDENING_LINE.sub("", machine.check(f"cat /etc/systemd/system/{unit}"))
+    args = " ".join(shlex.quote(a) for a in (role, unit, legacy, *role_dirs(role)))
+    machine.check(f"bash -c {shlex.quote(AS_AN_OLDER_VERSION_LEFT_IT)} older {args}")
+    state = cluster.engine.state
+    for name, field in ((f"{host}-prepare", "create"), (f"{host}-{role}-config", "stdin"), (f"{host}-{role}", "create")):
+        [urn] = [u for u, r in state.resources.items() if r["name"] == named(name) and r["type"] == COMMAND_TYPES[0]]
+        state.resources[urn]["inputs"][field] = "# the script an older version of this program ran"
+    [urn] = [u for u, r in state.resources.items() if r["name"] == f"{CLUSTER}-rolling-restart"]
+    for part in ("inputs", "extras"):
+        records = state.resources[urn][part]["restart_records"]
+        records[f"{host}/{role}"] = records[f"{host}/{role}"].replace(f"runs as {SERVER_USER}\n", "")
+    state.save()
+    assert machine.ssh(f"id -u {SERVER_USER}")[0] != 0
+
+
+def test_2_a_an_older_versions_server_moves_to_the_dedicated_user_in_its_roll_with_nothing_lost(cluster):
+    replica1 = cluster.machine("replica-1")
+    replica1.check(f"echo keep-me >/home/work/ssd2/pegasus/{CLUSTER}/move-sentinel && sync")
+    as_an_older_version_left_it(cluster, "replica-1", "replica")
+    assert replica1.check("ps -o user= -p $(systemctl show -p MainPID --value pegasus-replica.service)").strip() == "root"
+    wait_for(lambda: cluster_healthy(cluster), "a healthy cluster under the older unit", 90)
+    with timed(cluster.times, "move to the server user"):
+        cluster.up()
+    restarted = cluster.engine.state.get_by_name("pulumi-python:dynamic/pegasus:RollingRestart",
+                                                 f"{CLUSTER}-rolling-restart")["extras"]["restarted"]
+    assert restarted == ["replica-1/replica"]  # one roll, that server alone
+    # Its older unit is gone, its own runs as the server user, with every file it had.
+    assert replica1.ssh("test -e /etc/systemd/system/pegasus-replica.service")[0] != 0
+    assert replica1.ssh("systemctl is-enabled --quiet pegasus-replica.service")[0] != 0
+    assert replica1.check(f"cat /home/work/ssd2/pegasus/{CLUSTER}/move-sentinel").strip() == "keep-me"
+    assert replica1.check(f"stat -c %U /home/work/ssd2/pegasus/{CLUSTER}/move-sentinel").strip() == SERVER_USER
+    for directory in role_dirs("replica"):
+        assert replica1.check(f"cat {directory}/.created-by-pegasus-pulumi") == \
+            replica1.check(f"cat {OWNER_FILE}"), directory
+    assert f"cluster={CLUSTER}" in replica1.check(f"cat {OWNER_FILE}")
+    assert replica1.check("stat -c '%U %a' /home/work/app/pegasus/staged").strip() == "root 700"
+    assert replica1.check("cat /var/lib/pegasus-pulumi/created-user").strip() == SERVER_USER  # made, so destroy goes
+    wait_for(lambda: cluster_healthy(cluster), "a healthy cluster after the move", 90)
+    assert run_as_the_server_user_and_closed_to_others(cluster) == server_count(cluster)
+    cluster.up()
+    assert only_the_health_check_ran(cluster)
 
 
 def test_2_b_a_change_the_cluster_cannot_take_is_refused_at_preview(cluster):
@@ -424,7 +531,7 @@ def test_2_d_grown_data_disks_grow_every_file_system_without_a_restart(cluster):
 
 
 def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
-    metas_before = {m.name: cluster.unit_started(m, "pegasus-meta.service") for m in cluster.hosts("meta-")}
+    metas_before = {m.name: cluster.unit_started(m, "pegasus-e2e-meta.service") for m in cluster.hosts("meta-")}
     config = copy.deepcopy(cluster.config)
     config["replica"]["configOverrides"] = {"replication": {"gc_interval_ms": "45000"}}
     # The preview names exactly what the change touches: the replicas' configs and restarts.
@@ -440,15 +547,16 @@ def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
     assert set(ops) == set(planned)
     # Each replica restarted once, one after the other in the roll's order, inside the
     # rolling restart; the metas were not touched.
-    starts = [cluster.unit_started(m, "pegasus-replica.service") for m in cluster.hosts("replica-")]
+    starts = [cluster.unit_started(m, "pegasus-e2e-replica.service") for m in cluster.hosts("replica-")]
     assert all(a < b for a, b in zip(starts, starts[1:])), starts
     rolling = ops[f"{CLUSTER}-rolling-restart"]
     # (systemd reports whole seconds: allow one second of rounding)
     assert all(rolling.started - 1 <= s <= rolling.ended for s in starts)
-    assert {m.name: cluster.unit_started(m, "pegasus-meta.service") for m in cluster.hosts("meta-")} == metas_before
+    assert {m.name: cluster.unit_started(m, "pegasus-e2e-meta.service") for m in cluster.hosts("meta-")} == metas_before
     for machine in cluster.hosts("replica-"):
         assert "gc_interval_ms = 45000" in machine.check("cat /home/work/app/pegasus/replica/config.ini")
     assert set(alive_replicas(cluster).values()) == {"ALIVE"}
+    assert run_as_the_server_user_and_closed_to_others(cluster) == server_count(cluster)  # restarted as before
 
 
 def test_4_bad_start_is_explained(cluster):
@@ -466,7 +574,7 @@ def test_4_bad_start_is_explained(cluster):
     # The roll stopped at the first server: the others still run their old files.
     for machine in cluster.hosts("replica-")[1:]:
         assert "fd_beacon_interval_seconds = three" not in machine.check("cat /home/work/app/pegasus/replica/config.ini")
-        assert machine.check("systemctl is-active pegasus-replica.service").strip() == "active"
+        assert machine.check("systemctl is-active pegasus-e2e-replica.service").strip() == "active"
     with timed(cluster.times, "recover"):
         cluster.up(good)
     wait_for(lambda: set(alive_replicas(cluster).values()) == {"ALIVE"}, "all replicas ALIVE again")
@@ -474,7 +582,7 @@ def test_4_bad_start_is_explained(cluster):
 
 REPLICA_CONFIG = "/home/work/app/pegasus/replica/config.ini"
 REPLICA_STAGED = "/home/work/app/pegasus/staged/replica.config.ini"
-REFUSE_NEW_CONFIG = "/etc/systemd/system/pegasus-replica.service.d/e2e-refuse.conf"
+REFUSE_NEW_CONFIG = "/etc/systemd/system/pegasus-e2e-replica.service.d/e2e-refuse.conf"
 
 
 def with_replica_override(config: dict, key: str, value: str) -> dict:
@@ -503,12 +611,12 @@ def test_4_b_a_revert_after_a_roll_failed_on_the_third_server_brings_every_serve
         on_change = ["gc_interval_ms = 47000" in m.check(f"cat {REPLICA_CONFIG}") for m in replicas]
         assert on_change == [True, True, False], "replica-0 and -1 rolled, replica-2 went back"
         replicas[2].check(f"rm -f {REFUSE_NEW_CONFIG} && systemctl daemon-reload")
-        before = [cluster.unit_started(m, "pegasus-replica.service") for m in replicas]
+        before = [cluster.unit_started(m, "pegasus-e2e-replica.service") for m in replicas]
         # Reverting stages the old files again: the roll runs, though its records are the state's.
         planned = {op.name: op.action for op in cluster.engine.preview(stack_config("pegasus", good)).operations}
         assert planned.get(f"{CLUSTER}-rolling-restart") == "update", planned
         cluster.up(good)
-    after = [cluster.unit_started(m, "pegasus-replica.service") for m in replicas]
+    after = [cluster.unit_started(m, "pegasus-e2e-replica.service") for m in replicas]
     assert [a > b for a, b in zip(after, before)] == [True, True, False]
     for machine in replicas:
         assert runs_its_staged_config(machine) and "47000" not in machine.check(f"cat {REPLICA_CONFIG}")
@@ -517,7 +625,7 @@ def test_4_b_a_revert_after_a_roll_failed_on_the_third_server_brings_every_serve
 
 def test_4_c_a_restart_whose_ssh_connection_drops_restarts_once_and_the_next_up_finishes_the_roll(cluster):
     config = with_replica_override(cluster.config, "gc_interval_ms", "48000")
-    replica1, unit = cluster.machine("replica-1"), "pegasus-replica.service"
+    replica1, unit = cluster.machine("replica-1"), "pegasus-e2e-replica.service"
     script = "/home/work/app/pegasus/staged/replica.restart.sh roll"
     started, cut = time.time(), {}
 
@@ -615,6 +723,7 @@ def test_6_reboots_come_back_and_change_nothing(cluster):
             load.result(operation)
         cluster.up()
     assert only_the_health_check_ran(cluster), "an up after reboots must find nothing to do"
+    assert run_as_the_server_user_and_closed_to_others(cluster) == server_count(cluster)  # booted as before
 
 
 def test_7_a_new_ssh_key_restarts_nothing(cluster, tmp_path):
@@ -676,7 +785,7 @@ def test_9_a_replaced_replica_keeps_its_data_and_rejoins(cluster):
     load.result("pulumi up --replace of a ReplicaServer's instance")
     replaced = cluster.machine("replica-2")
     assert replaced.check("cat /home/work/ssd1/pegasus/e2e/replace-sentinel").strip() == "keep-me"
-    assert replaced.check("systemctl is-active pegasus-replica.service").strip() == "active"
+    assert replaced.check("systemctl is-active pegasus-e2e-replica.service").strip() == "active"
     assert replaced.check("ls /home/work/app/pegasus/releases").split()
     wait_for(lambda: cluster_healthy(cluster), "a healthy cluster after the replacement", 90)
 
@@ -690,10 +799,10 @@ def give_replicas_to(cluster: Cluster, address: str) -> None:
     """The server at `address` (replica-3) takes over replicas: while replica-0 is down, the
     MetaServers re-replicate its partitions onto the others (they do not balance by themselves)."""
     replica0 = cluster.machine("replica-0")
-    replica0.check("systemctl stop pegasus-replica.service")
+    replica0.check("systemctl stop pegasus-e2e-replica.service")
     wait_for(lambda: replica_count(cluster, address) > 0 and tables_healthy(cluster),
              "replica-3 to take over replicas of replica-0", 120)
-    replica0.check("systemctl start pegasus-replica.service")
+    replica0.check("systemctl start pegasus-e2e-replica.service")
     wait_for(lambda: cluster_healthy(cluster), "replica-0 back", 120)
 
 
@@ -702,7 +811,7 @@ def assert_rolled_in_pegasus_order(starts: dict[str, float]) -> None:
     (`starts`: when each host/unit last became active, from role_starts)."""
     restarted = sorted(starts, key=starts.get)
     kinds = [unit.split("/")[1] for unit in restarted]
-    roll_order = ["pegasus-replica.service", "pegasus-meta.service", "pegasus-collector.service"]
+    roll_order = ["pegasus-e2e-replica.service", "pegasus-e2e-meta.service", "pegasus-e2e-collector.service"]
     assert kinds == sorted(kinds, key=roll_order.index), restarted
 
 
@@ -726,10 +835,10 @@ def test_a_scale_in_refuses_a_server_with_replicas_then_removes_a_drained_one(cl
         with pytest.raises(DeploymentError) as error:
             cluster.up(config)
         assert f"replica-3 ({leaving}) still holds" in str(error.value) and "Nothing was stopped" in str(error.value)
-        assert cluster.machine("replica-3").check("systemctl is-active pegasus-replica.service").strip() == "active"
+        assert cluster.machine("replica-3").check("systemctl is-active pegasus-e2e-replica.service").strip() == "active"
         # Drained by hand (without the admin shell: stopped, and the MetaServers move its partitions).
         load = cluster.load("scale-in")
-        cluster.machine("replica-3").check("systemctl stop pegasus-replica.service")
+        cluster.machine("replica-3").check("systemctl stop pegasus-e2e-replica.service")
         wait_for(lambda: replica_count(cluster, leaving) == 0 and tables_healthy(cluster),
                  "the MetaServers to move replica-3's partitions", 120)
         cluster.up(config)
@@ -912,9 +1021,9 @@ def test_a_4_replacing_a_zookeeper_server_keeps_the_quorum_the_sessions_and_ever
     # The MetaServers kept their ZooKeeper sessions: none lost it (a MetaServer exits then), and
     # each restarted once, in the rolling restart onto the new ZooKeeper list.
     for machine in metas:
-        journal = machine.check(f"journalctl -u pegasus-meta.service --since @{int(started)} --no-pager")
+        journal = machine.check(f"journalctl -u pegasus-e2e-meta.service --since @{int(started)} --no-pager")
         assert "session expired" not in journal, f"{machine.name} lost its ZooKeeper session:\n{journal[-2000:]}"
-        assert journal.count("Started pegasus-meta.service") == 1, f"{machine.name}:\n{journal[-2000:]}"
+        assert journal.count("Started pegasus-e2e-meta.service") == 1, f"{machine.name}:\n{journal[-2000:]}"
     assert stats["failed"] == 0 and stats["below_two"] == [], stats
     # The new server took another address: the other two were rolled onto the new zoo.cfg.
     roll = cluster.engine.state.get_by_name("pulumi-python:dynamic/pegasus:ZooKeeperRoll", f"{CLUSTER}-zookeeper-roll")
@@ -930,13 +1039,13 @@ def test_a_4_replacing_a_zookeeper_server_keeps_the_quorum_the_sessions_and_ever
 def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(cluster):
     volume_id = cluster.engine.state.get_by_name("aws:ebs/volume:Volume", named("replica-2-data1"))["id"]
     machine = cluster.machine("replica-2")
-    machine.check("systemctl stop pegasus-replica.service && umount /home/work/ssd1")
+    machine.check("systemctl stop pegasus-e2e-replica.service && umount /home/work/ssd1")
     cluster.cloud.detach_volume(volume_id)
     with timed(cluster.times, "missing disk"):
         cluster.engine.reboot(named("replica-2"))
         machine = cluster.machine("replica-2")
         time.sleep(5)
-        assert machine.check("systemctl is-active pegasus-replica.service || true").strip() != "active"
+        assert machine.check("systemctl is-active pegasus-e2e-replica.service || true").strip() != "active"
         rc, out, _ = machine.ssh("ls -A /home/work/ssd1")
         assert rc != 0 or not out.strip(), f"the server wrote to the root disk: {out}"
         checked = time.monotonic()
@@ -957,10 +1066,10 @@ def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(clust
     message = str(error.value)
     assert f"{CLUSTER}-health" in message and "not serving: replica-2/replica" in message
     down = [line for line in message.splitlines() if line.startswith("Down for good")]
-    assert down and "replica-2/replica: pegasus-replica.service" in down[0], message[:4000]
+    assert down and "replica-2/replica: pegasus-e2e-replica.service" in down[0], message[:4000]
     print(f"\n{down[0]}")
     # That server's own status, journal and log tail, fetched from it over SSH.
-    assert "--- replica-2/replica (" in message and "journal lines of pegasus-replica.service" in message
+    assert "--- replica-2/replica (" in message and "journal lines of pegasus-e2e-replica.service" in message
     assert "RequiresMountsFor" in message or "/home/work/ssd1" in message, message[-3000:]
     cluster.cloud.attach_volume(machine, volume_id)
     cluster.engine.reboot(named("replica-2"))
@@ -999,6 +1108,9 @@ def test_d_destroy_leaves_nothing(cluster):
             rc, out, _ = machine.ssh("ls -d /home/work/app/pegasus /home/work/ssd*/pegasus 2>/dev/null")
             assert not out.strip(), f"{machine.name} keeps {out}"
             assert not machine.check("grep -c ' /home/work/' /etc/fstab || true").strip().strip("0")
+            # The host is released and the server user the program made is gone.
+            assert machine.ssh(f"test -e {OWNER_FILE}")[0] != 0, f"{machine.name} keeps its owner mark"
+            assert machine.ssh(f"id -u {SERVER_USER}")[0] != 0, f"{machine.name} keeps the user {SERVER_USER}"
             seen["hosts"].add(record["name"])
 
     volumes_before = set(cluster.cloud.volumes)

@@ -130,7 +130,7 @@ def _monitoring_reads_2_6(deployed: Deployed) -> None:
     print(f"\nscenario 2.6 monitoring: every target up: {time.monotonic() - started:.1f} s")
     started = time.monotonic()
     times = mon.down_alert_fires_and_resolves(
-        monitoring, deployed.machine("replica-1"), "pegasus-replica.service",
+        monitoring, deployed.machine("replica-1"), "pegasus-kept-replica.service",
         {"alertname": "PegasusServerDown", "node": "replica-1", "role": "replica"},
         'pegasus_up{job="pegasus-replica", node="replica-1"}', down_for, scrape,
         back=lambda: wait_for(lambda: _healthy(deployed), "replica-1 back", 120))
@@ -168,7 +168,7 @@ def roll_log():
 
 
 def started_at(machine) -> float:
-    out = machine.check("systemctl show -p ActiveEnterTimestamp --value pegasus-replica.service "
+    out = machine.check("systemctl show -p ActiveEnterTimestamp --value pegasus-kept-replica.service "
                         "| xargs -I{} date -d '{}' +%s.%N")
     return float(out.strip())
 

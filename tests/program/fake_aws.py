@@ -68,6 +68,7 @@ class FakeCloud(pulumi.runtime.Mocks):
         self._lock = threading.Lock()
         self.resources: dict[str, Registration] = {}
         self.raw_inputs: dict[str, dict] = {}
+        self.ids: dict[str, str] = {}  # name -> the id this cloud gave it
         self.custom_count = 0  # resources a provider would create (components excluded)
         self.invokes: list[str] = []  # function calls (lookups) the program made
         # (URN, the URNs its aliases name) of every registration, components included
@@ -104,6 +105,8 @@ class FakeCloud(pulumi.runtime.Mocks):
             state.update(path=f"/pegasus/{inputs.get('cluster_name')}", owner=inputs.get("owner"))
         state.update(self.existing.get(args.name, {}))
         resource_id = f"{args.name}-{n:017x}" if not kind.startswith("aws:ebs/volume") else f"vol-{n:017x}"
+        with self._lock:
+            self.ids[args.name] = resource_id
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs):

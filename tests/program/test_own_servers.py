@@ -50,7 +50,7 @@ def test_hosts_are_reached_at_their_listed_address_and_known_by_their_nic(deploy
     # What it reads is the address every config names: here the mock's answer on ens6.
     meta_ips = d.exports["metaServers"].split(",")
     assert len(meta_ips) == 2 and all(ip.startswith("10.43.") for ip in meta_ips)
-    stage = d.resources["c1-replica-0-replica-config"].inputs["create"]
+    stage = d.resources["c1-replica-0-replica-config"].inputs["stdin"]
     assert "primary_interface = ens6" in stage and d.exports["metaServers"] in stage
     assert d.exports["ssh"]["replica-0"] == "ssh admin@10.1.0.20"
 
@@ -63,7 +63,7 @@ def test_devices_are_prepared_and_an_operators_directory_is_only_used(deploy, ow
     assert "leave_directory /data/ssd2" in disks["delete"]
     assert "cleanup_disk /data/ssd2" not in disks["delete"], "the operator's mount would be unmounted"
     # The data dir on the operator's mount, and the unit refuses to run without that mount.
-    stage = d.resources["c1-replica-0-replica-config"].inputs["create"]
+    stage = d.resources["c1-replica-0-replica-config"].inputs["stdin"]
     assert "ssd1:/home/work/ssd1/pegasus/c1,ssd2:/data/ssd2/pegasus/c1" in stage
     start = d.resources["c1-replica-0-replica"].inputs["create"]
     assert "RequiresMountsFor=/data/ssd2" in start and "ExecStartPre=/bin/mountpoint -q /data/ssd2" in start
@@ -77,8 +77,10 @@ def test_a_collector_of_its_own_and_an_external_ensemble(deploy, own_config):
     raw["zookeeper"] = {"servers": "10.1.0.41:2181"}
     d = deploy(raw)
     assert "c1-collector-0-collector" in d.resources and "c1-meta-0-collector" not in d.resources
-    assert not [n for n in d.resources if n.startswith("zk-")]
-    assert "10.1.0.41:2181" in d.resources["c1-meta-0-meta-config"].inputs["create"]
+    # Nothing of ZooKeeper is made on the listed servers: no host, no install, no readiness check.
+    assert not [n for n in d.resources if n.startswith("c1-zk-") or n.endswith(("-zookeeper", "-zookeeper-ready"))]
+    assert d.resources["c1-zookeeper-path"].inputs["servers"] == "10.1.0.41:2181"
+    assert "10.1.0.41:2181" in d.resources["c1-meta-0-meta-config"].inputs["stdin"]
 
 
 def test_preview_without_any_cloud_passes_the_providers_checks(preview, own_config):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pulumi
 import pytest
 
 from components.operations.rolling_restart import RollingRestartProvider, changed_servers
 from tests.program.conftest import PRIVATE_KEY
+from tests.unit.script_runner import FakeMeta, run_script
 
 INSTANCE = "aws:ec2/instance:Instance"
 VOLUME = "aws:ebs/volume:Volume"
@@ -360,7 +362,7 @@ def test_outputs(deploy, base_config):
 
 def test_extra_nic_interface_reaches_the_config(deploy, base_config):
     d = deploy(with_(base_config, network={"adminCidr": "203.0.113.0/24", "extraNics": 1}))
-    config = d.resources["c1-replica-0-replica-config"].inputs["create"]
+    config = d.resources["c1-replica-0-replica-config"].inputs["stdin"]
     assert "primary_interface = ens6" in config
 
 
@@ -403,12 +405,37 @@ def test_the_health_check_runs_at_every_up(deploy, base_config):
     assert health[0]["check_hosts"] == ["meta-0", "meta-1", "meta-2"]
 
 
-def test_scale_in_runs_the_removal_guard_before_any_delete(deploy, base_config):
-    # Pulumi deletes dropped resources last: the guard (an update) runs before them.
-    after = deploy(with_(base_config, replica={"count": 3}))
-    guard = after.resources["c1-replica-removal"].inputs["create"]
-    assert "replica-2=" in guard and "replica-3=" not in guard
+def test_scale_in_runs_the_removal_guard_before_any_delete(deploy, base_config, tmp_path):
+    before = deploy(with_(base_config, replica={"count": 4}))
+    after = deploy(base_config)  # replica.count 3: replica-3 goes
+    dropped = set(before.resources) - set(after.resources)
+    assert dropped and all(name.startswith("c1-replica-3") for name in dropped), dropped
+    # Pulumi deletes dropped resources after every create and update of the deployment:
+    # the guard is an update of a kept resource (its script changed), so it runs first.
+    guards = [d.resources["c1-replica-removal"].inputs["create"] for d in (before, after)]
+    assert guards[0] != guards[1] and "replica-3=" in guards[0] and "replica-3=" not in guards[1]
     assert {f"c1-replica-{i}-replica" for i in range(3)} <= after.ancestors("c1-replica-removal")
+    assert not dropped & after.ancestors("c1-replica-removal")
+    # Run both guards as the MetaServer host would, in order, with replica-3 still holding replicas.
+    meta = FakeMeta()
+    try:
+        leaving = before.exports["replicaServers"][3]
+        meta.nodes = {address: "ALIVE" for address in before.exports["replicaServers"]}
+        meta.replica_counts = {leaving: 5}
+        first, second = (_on_fake_meta(guard, meta, tmp_path) for guard in guards)
+        assert run_script(first, tmp_path).returncode == 0
+        refused = run_script(second, tmp_path)
+        assert refused.returncode == 1 and f"replica-3 ({leaving}) still holds 5 replicas" in refused.stderr
+        meta.replica_counts = {}
+        assert run_script(second, tmp_path).returncode == 0
+    finally:
+        meta.close()
+
+
+def _on_fake_meta(guard: str, meta, tmp_path) -> str:
+    """A rendered guard asking `meta` and keeping its record under tmp_path."""
+    guard = re.sub(r"^meta_addresses=\(.*\)$", f"meta_addresses=({meta.address})", guard, count=1, flags=re.M)
+    return re.sub(r"^record=.*$", f"record={tmp_path / 'replica-servers'}", guard, count=1, flags=re.M)
 
 
 def test_a_planned_restart_says_in_plain_words_what_changed(deploy, base_config, other_package):
@@ -446,9 +473,9 @@ def test_a_tools_package_is_installed_on_every_metaserver_before_the_roll_and_si
 
 def test_a_restarted_replicaserver_waits_one_beacon_per_metaserver_before_its_gate(deploy, base_config):
     d = deploy(with_(base_config, replica={"configOverrides": {"replication": {"fd_beacon_interval_seconds": "2"}}}))
-    assert "settle_seconds=6" in d.resources["c1-replica-0-replica-config"].inputs["create"]
-    assert "settle_seconds=0" in d.resources["c1-meta-0-meta-config"].inputs["create"]
-    default = deploy(base_config).resources["c1-replica-1-replica-config"].inputs["create"]
+    assert "settle_seconds=6" in d.resources["c1-replica-0-replica-config"].inputs["stdin"]
+    assert "settle_seconds=0" in d.resources["c1-meta-0-meta-config"].inputs["stdin"]
+    default = deploy(base_config).resources["c1-replica-1-replica-config"].inputs["stdin"]
     assert "settle_seconds=9" in default  # the release's 3 s beacon, 3 MetaServers
 
 

@@ -46,7 +46,22 @@ def unit_context(role: str) -> dict:
         "role_dir": LAYOUT.role_dir(role),
         "config_path": LAYOUT.config_path(role),
         "mounts": [LAYOUT.data_mount(0), LAYOUT.data_mount(1)] if role == "replica" else [],
+        "user": "pegasus",
+        "write_dirs": [LAYOUT.role_dir(role)] + ([LAYOUT.data_dir(0), LAYOUT.data_dir(1), LAYOUT.slog_dir(True)]
+                                                 if role == "replica" else []),
     }
+
+
+OWNER_TEXT = host_layout.owner_text("acme/pegasus/prod", LAYOUT.cluster_name)
+
+
+def owner_context(role: str) -> dict:
+    """What _role_owner.sh.j2 takes, as server_files.role_owner gives it."""
+    unit_name = host_layout.role_unit(role, LAYOUT.cluster_name)
+    return {"unit_name": unit_name, "unit_path": f"{host_layout.SYSTEMD_DIR}/{unit_name}",
+            "legacy_unit_name": host_layout.legacy_role_unit(role),
+            "legacy_unit_path": f"{host_layout.SYSTEMD_DIR}/{host_layout.legacy_role_unit(role)}",
+            "server_user": "pegasus", "marker": host_layout.CREATED_MARKER, "owner_text": OWNER_TEXT}
 
 
 def role_context(role: str) -> dict:
@@ -55,12 +70,10 @@ def role_context(role: str) -> dict:
     dirs = [LAYOUT.role_dir(role), LAYOUT.log_dir(role)]
     if role == "replica":
         dirs += [LAYOUT.data_dir(0), LAYOUT.data_dir(1), LAYOUT.slog_dir(True)]
-    unit_name = host_layout.role_unit(role)
     return {
         "role": role,
-        "unit_name": unit_name,
+        **owner_context(role),
         "unit_text": templates.render("pegasus.service", **unit_context(role)),
-        "unit_path": f"{host_layout.SYSTEMD_DIR}/{unit_name}",
         "role_dir": LAYOUT.role_dir(role),
         "dirs": dirs,
         "staged_config": LAYOUT.staged_config_path(role),
@@ -136,13 +149,25 @@ def script_contexts() -> dict[str, dict]:
             "marker": host_layout.CREATED_MARKER,
             "required_commands": ["curl", "python3", "systemctl", "tar", "sha256sum", "mkfs.ext4"],
             "app_subdirs": [LAYOUT.packages_dir, LAYOUT.releases_dir, LAYOUT.staged_dir],
-            "upload_dirs": [LAYOUT.packages_dir, LAYOUT.staged_dir],
+            "upload_dirs": [LAYOUT.packages_dir],
             "upload_owner": "admin",
+            "private_dirs": [LAYOUT.staged_dir],
+            "owner_file": host_layout.OWNER_FILE,
+            "owner_text": OWNER_TEXT,
+            "cluster_name": LAYOUT.cluster_name,
+            "legacy_units": [f"{host_layout.SYSTEMD_DIR}/{host_layout.legacy_role_unit(r)}"
+                             for r in ("meta", "replica", "collector")],
+            "server_user": "pegasus",
+            "created_user_file": host_layout.CREATED_USER_FILE,
         },
         "remove_app_dir.sh": {
             "app_dir": LAYOUT.app_dir,
             "marker": host_layout.CREATED_MARKER,
             "retain_data": False,
+            "owner_file": host_layout.OWNER_FILE,
+            "owner_text": OWNER_TEXT,
+            "server_user": "pegasus",
+            "created_user_file": host_layout.CREATED_USER_FILE,
         },
         "prepare_disks.sh": {"disks": DISKS, "wait_seconds": 120, "fstab": "/etc/fstab",
                              "directories": ["/data/ssd3"], "marker": host_layout.CREATED_MARKER},
@@ -150,12 +175,14 @@ def script_contexts() -> dict[str, dict]:
                              "marker": host_layout.CREATED_MARKER},
         "resolve_nic.sh": {"mac": "0a:1b:2c:3d:4e:5f", "wait_seconds": 120},
         "resolve_address.sh": {"nic": "0a:1b:2c:3d:4e:5f"},
-        "extra_nic.service": {"mac": "0a:1b:2c:3d:4e:5f", "script_path": "/usr/local/sbin/pegasus-extra-nic"},
+        "extra_nic.service": {"mac": "0a:1b:2c:3d:4e:5f", "script_path": "/usr/local/sbin/pegasus-extra-nic",
+                              "before": ["pegasus-c1-meta.service", "pegasus-meta.service"]},
         "install_extra_nic.sh": {
             "script_text": templates.render("resolve_nic.sh", mac="0a:1b:2c:3d:4e:5f", wait_seconds=120),
             "script_path": "/usr/local/sbin/pegasus-extra-nic",
             "unit_text": templates.render("extra_nic.service", mac="0a:1b:2c:3d:4e:5f",
-                                           script_path="/usr/local/sbin/pegasus-extra-nic"),
+                                           script_path="/usr/local/sbin/pegasus-extra-nic",
+                                           before=["pegasus-c1-meta.service", "pegasus-meta.service"]),
             "unit_path": f"{host_layout.SYSTEMD_DIR}/pegasus-extra-nic.service",
             "unit_name": "pegasus-extra-nic.service",
         },
@@ -174,8 +201,8 @@ def script_contexts() -> dict[str, dict]:
         "remove_tools.sh": TOOLS,
         "pegasus.service": unit_context("replica"),
         "status_probe.sh": {"role_ports": {"meta": 34601, "replica": 34801, "collector": 34101},
-                            "role_units": {"meta": "pegasus-meta", "replica": "pegasus-replica",
-                                           "collector": "pegasus-collector"}},
+                            "role_units": {role: [f"pegasus-c1-{role}.service", f"pegasus-{role}.service"]
+                                           for role in ("meta", "replica", "collector")}},
         "status_cluster.sh": {"meta_addresses": ["10.0.1.10:34601", "10.0.1.11:34601"],
                               "alertmanager": "10.0.1.20:9093"},
         "pegasus_exporter.service": {"script_path": "/opt/pegasus-exporter/pegasus_exporter.py",
@@ -191,8 +218,7 @@ def script_contexts() -> dict[str, dict]:
                             "restart_script": "#!/usr/bin/env bash\nset -euo pipefail\necho restart \"$1\"\n"},
         "stop_role.sh": {
             "role": "replica",
-            "unit_name": host_layout.role_unit("replica"),
-            "unit_path": f"{host_layout.SYSTEMD_DIR}/{host_layout.role_unit('replica')}",
+            **owner_context("replica"),
             "remove_dirs": [LAYOUT.role_dir("replica"), LAYOUT.data_dir(0), LAYOUT.data_dir(1)],
             "retain_data": False,
         },

@@ -15,6 +15,7 @@ import subprocess
 import tarfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,19 +73,100 @@ def shell_in(tools_dir: Path, meta_list: str, *commands: str, cwd: Path | None =
 
 # ---------------------------------------------------------------- the double's strictness
 
+@dataclass(frozen=True)
+class Claim:
+    """Something the double prints because the real tools print it: where, and the source
+    line that prints it (checked against the Pegasus repository when a copy is at hand)."""
+
+    output: str  # what the double must print
+    tag: str  # "v2.5.0", or the commit of master the 2.6 double follows
+    path: str
+    line: int
+    source: str  # a fragment of that line
+
+
+MASTER = "db756dcdf24e2af6169659a67548501ed61f106c"  # apache/incubator-pegasus master, 2026-03-13
+REFUSALS_2_5 = [
+    Claim("ERROR: invalid subcommand 'no_such_command'", "v2.5.0", "src/shell/main.cpp", 731,
+          'std::cout << "ERROR: invalid subcommand \'" << args[0] << "\'"'),
+    Claim("USAGE: ", "v2.5.0", "src/shell/main.cpp", 601, 'printf("USAGE: ");'),  # balance: fewer than 8 args
+    Claim("\tbalance", "v2.5.0", "src/shell/main.cpp", 569, 'std::cout << "\\t" << e->name'),  # print_help
+    Claim("Invalid argument(s)", "v2.5.0", "src/shell/main.cpp", 718, 'printf("Invalid argument(s)\\n");'),
+    Claim("parse meta-host:34801 as target_address failed", "v2.5.0", "src/shell/commands/rebalance.cpp", 117,
+          'target.from_string_ipv4(optarg), "parse %s as target_address failed\\n"'),  # IPv4 only
+    Claim("parse sideways as meta function level failed", "v2.5.0", "src/shell/commands/rebalance.cpp", 54,
+          '"parse %s as meta function level failed\\n"'),
+    Claim("can not specify both node_type and node_list", "v2.5.0", "src/shell/commands/node_management.cpp", 544,
+          'fprintf(stderr, "can not specify both node_type and node_list\\n");'),
+    Claim("The cluster name is: unknown", "v2.5.0", "src/shell/main.cpp", 679,
+          'std::cout << "The cluster name is: " << cluster_name'),
+    Claim("The cluster name is: unknown", "v2.5.0", "run.sh", 1626, 'CLUSTER_NAME="unknown"'),  # --cluster
+]
+REFUSALS_2_6 = [
+    Claim("parse no-such-host.invalid:34801 as target_host_port failed", MASTER,
+          "src/shell/commands/rebalance.cpp", 123, 'target, "parse {} as target_host_port failed", optarg);'),
+    Claim("parse no-such-host.invalid:34801 as from_host_port failed", MASTER,
+          "src/shell/commands/rebalance.cpp", 188, 'fprintf(stderr, "parse %s as from_host_port failed\\n", optarg);'),
+    Claim("parse 'localhost:99999' as host:port failed", MASTER, "src/shell/commands/node_management.cpp", 835,
+          'SHELL_PRINTLN_ERROR("parse \'{}\' as host:port failed", node_str);'),
+    Claim("can not specify both node_type and nodes_str", MASTER, "src/shell/commands/node_management.cpp", 814,
+          'SHELL_PRINTLN_ERROR("can not specify both node_type and nodes_str");'),
+    Claim("USAGE: \tremote_command", MASTER, "src/shell/main.cpp", 739, 'printf("USAGE: ");'),
+    Claim("USAGE: \tpropose", MASTER, "src/shell/main.cpp", 707, 'std::cout << "\\t" << e->name'),
+]
+# v2.5.0's remote_command report (node_management.cpp), as unreachable_node_shell prints it.
+REPORT_2_5 = [
+    Claim("COMMAND: ", "v2.5.0", "src/shell/commands/node_management.cpp", 592,
+          'fprintf(stderr, "COMMAND: %s", cmd.c_str());'),
+    Claim("CALL [user-specified] [10.0.1.1:34801] ", "v2.5.0", "src/shell/commands/node_management.cpp", 612,
+          'fprintf(stderr, "CALL [%s] [%s] ", n.desc.c_str(), hostname.c_str());'),
+    Claim("CALL [user-specified] [10.0.1.1:34801] ", "v2.5.0", "src/shell/commands/node_management.cpp", 588,
+          'node_list.emplace_back("user-specified", node);'),
+    Claim("failed: ERR_NETWORK_FAILURE\n", "v2.5.0", "src/shell/commands/node_management.cpp", 617,
+          'fprintf(stderr, "failed: %s\\n", results[i].second.c_str());'),
+    Claim("\nSucceed count: 0\n", "v2.5.0", "src/shell/commands/node_management.cpp", 622,
+          'fprintf(stderr, "\\nSucceed count: %d\\n", succeed);'),
+    Claim("Failed count: 1\n", "v2.5.0", "src/shell/commands/node_management.cpp", 623,
+          'fprintf(stderr, "Failed count: %d\\n", failed);'),
+]
+# master's remote_command report (node_management.cpp), as master_report prints it.
+REPORT_2_6 = [
+    Claim('"command": ', MASTER, "src/shell/commands/node_management.cpp", 850,
+          'info["command"] = fmt::format("{} {}", command, fmt::join(pos_args, " "));'),
+    Claim('"role": "user-specified"', MASTER, "src/shell/commands/node_management.cpp", 863,
+          'node_info["role"] = nodes[i].desc;'),
+    Claim('"acked": true', MASTER, "src/shell/commands/node_management.cpp", 864,
+          'node_info["acked"] = results[i].first;'),
+    Claim('"message": ', MASTER, "src/shell/commands/node_management.cpp", 867,
+          'node_info["message"] = nlohmann::json::parse(results[i].second);'),
+    Claim('"succeed_count": 1', MASTER, "src/shell/commands/node_management.cpp", 879,
+          'info["succeed_count"] = succeed;'),
+    Claim('"failed_count": 0', MASTER, "src/shell/commands/node_management.cpp", 880,
+          'info["failed_count"] = failed;'),
+]
+PEGASUS = Path("/work/.mirror/apache+incubator-pegasus/repo")
+
+
+@pytest.mark.parametrize("claim", REFUSALS_2_5 + REFUSALS_2_6 + REPORT_2_5 + REPORT_2_6,
+                         ids=lambda c: f"{c.tag[:6]}:{c.path}:{c.line}")
+def test_each_claim_about_the_real_shell_names_the_line_that_prints_it(claim):
+    if not (PEGASUS / "HEAD").exists():
+        pytest.skip(f"the apache/incubator-pegasus mirror is absent at {PEGASUS}: cannot read the cited lines")
+    text = subprocess.run(["git", "-C", str(PEGASUS), "show", f"{claim.tag}:{claim.path}"], check=True,
+                          capture_output=True, text=True).stdout
+    line = text.split("\n")[claim.line - 1]
+    assert claim.source in line, f"{claim.path}:{claim.line} at {claim.tag} is {line.strip()!r}"
+
+
 def test_the_shell_refuses_what_the_real_one_refuses(tools_dir):
     done = shell_in(tools_dir, "127.0.0.1:1", "no_such_command", "balance -g 1.0", "",
                     "propose -g 1.0 -p DOWNGRADE_TO_INACTIVE -t meta-host:34801 -n 127.0.0.1:34801",
                     "set_meta_level sideways", "remote_command -t all -l 127.0.0.1:1 x")
     assert done.returncode == 0, done.stderr
     out = done.stdout + done.stderr
-    assert "ERROR: invalid subcommand 'no_such_command'" in out
-    assert "USAGE: \tbalance" in out  # fewer than the 8 arguments balance needs
-    assert "Invalid argument(s)" in out  # an empty line
-    assert "parse meta-host:34801 as target_address failed" in out  # IPv4 only, as from_string_ipv4
-    assert "parse sideways as meta function level failed" in out
-    assert "can not specify both node_type and node_list" in out
-    assert "The cluster name is: unknown" in out  # --cluster: run.sh names it "unknown"
+    for claim in REFUSALS_2_5:
+        assert claim.output in out, f"{claim.path}:{claim.line} at {claim.tag}"
+    assert "USAGE: \tbalance" in out
 
 
 def test_run_sh_needs_the_package_as_working_directory_and_its_libraries(tools_dir, tmp_path):
@@ -366,6 +448,9 @@ def test_masters_reports_and_setting_answers_parse_as_its_shell_prints_them():
     refused = master_report("meta.lb.assign_delay_ms x",
                             '{\n        "error": "ERR: invalid argument \'x\', the value is not acceptable"\n      }')
 
+    for claim in REPORT_2_6:  # the report as master's shell prints it
+        assert claim.output in value, f"{claim.path}:{claim.line} at {claim.tag}"
+
     def shell(output: str) -> AdminShell:
         return AdminShell(lambda _line: (0, "Pegasus Shell 2.6.0\n" + output), "/tools", "10.0.0.1:34601",
                           release="2.6.0")
@@ -389,11 +474,10 @@ def test_the_2_6_shell_takes_any_resolvable_host_port_and_refuses_the_rest(tools
                     "remote_command -t all -l localhost:1 flush-log",
                     "remote_command -l 127.0.0.1:1 flush-log")
     assert done.returncode == 0, done.stderr
-    assert "parse no-such-host.invalid:34801 as target_host_port failed" in done.stderr
-    assert "parse no-such-host.invalid:34801 as from_host_port failed" in done.stderr
-    assert "parse 'localhost:99999' as host:port failed" in done.stderr
-    assert "can not specify both node_type and nodes_str" in done.stderr
-    assert done.stdout.count("USAGE: \tremote_command") == 2 and "USAGE: \tpropose" in done.stdout
+    for claim in REFUSALS_2_6:
+        assert claim.output in (done.stdout if claim.output.startswith("USAGE") else done.stderr), \
+            f"{claim.path}:{claim.line} at {claim.tag}"
+    assert done.stdout.count("USAGE: \tremote_command") == 2
     # An IP is a host_port too: accepted and called (nothing answers on port 1), reported as JSON.
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert report["command"] == "flush-log " and report["details"]["127.0.0.1:1"]["acked"] is False
@@ -470,6 +554,12 @@ def test_the_close_step_kills_the_downgraded_replicas_waits_until_closed_then_fl
     assert drain.end() == []
 
 
+def unreachable_report(node: str, line: str) -> str:
+    """What v2.5.0's shell prints for `remote_command -l <node> ...` when the call fails (REPORT_2_5)."""
+    return (f"COMMAND: {line.split(' ', 3)[3]}\n\nCALL [user-specified] [{node}] failed: "
+            "ERR_NETWORK_FAILURE\n\nSucceed count: 0\nFailed count: 1\n")
+
+
 def unreachable_node_shell(node: str, sent: list[str]) -> AdminShell:
     """A 2.5 shell whose every call to `node` fails as v2.5.0's remote_command reports it."""
     def run(command_line: str) -> tuple[int, str]:
@@ -477,8 +567,7 @@ def unreachable_node_shell(node: str, sent: list[str]) -> AdminShell:
         sent.extend(body)
         if body == ["nodes -d"]:
             return 0, f"[details]\naddress  status  replica_count  primary_count  secondary_count\n{node}  ALIVE  2 0 2\n\n"
-        return 0, "".join(f"COMMAND: {line.split(' ', 3)[3]}\n\nCALL [user-specified] [{node}] failed: "
-                          "ERR_NETWORK_FAILURE\n\nSucceed count: 0\nFailed count: 1\n" for line in body)
+        return 0, "".join(unreachable_report(node, line) for line in body)
     return AdminShell(run, "/tools", "10.0.0.1:34601")
 
 
@@ -486,6 +575,8 @@ def test_calls_that_do_not_reach_the_node_are_no_error_until_the_close_wait_runs
     """As the scripts: kill_partition and flush-log answers are not checked; the counter wait
     polls through a node that does not answer, and fails only at its deadline."""
     node, sent, lines, now = "10.0.1.1:34801", [], [], [0.0]
+    for claim in REPORT_2_5:
+        assert claim.output in unreachable_report(node, f"remote_command -l {node} flush-log"), claim
     drain = Drain(unreachable_node_shell(node, sent), lines.append, Timeouts(close_seconds=3, poll_seconds=1),
                   sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
     drain.downgraded[node] = {"1.0", "1.2"}

@@ -74,14 +74,15 @@ def test_probe_script_reports_units_their_version_uptime_and_data_disks(tmp_path
     config = tmp_path / "config.ini"
     config.write_text(f"[replication]\n  data_dirs = ssd1:{tmp_path}/ssd1,ssd2:{tmp_path}/ssd2\n")
     boot = float(Path("/proc/uptime").read_text().split()[0])
-    fake_unit(state, "pegasus-replica.service", LoadState="loaded", ActiveState="active",
+    # The replica under the cluster's unit, the meta still under the name stacks deployed before gave it.
+    fake_unit(state, "pegasus-c1-replica.service", LoadState="loaded", ActiveState="active",
               ActiveEnterTimestampMonotonic=str(int((boot - 3600) * 1e6)),
               ExecStart=f"{{ path=/x/bin/pegasus_server ; argv[]=/x/bin/pegasus_server {config} -app_list replica ; "
                         "ignore_errors=no ; start_time=[n/a] ; status=0/0 }")
     fake_unit(state, "pegasus-meta.service", LoadState="loaded", ActiveState="failed")
     script = render("status_probe.sh", role_ports={"meta": 1, "replica": version.port, "collector": 2},
-                    role_units={"meta": "pegasus-meta.service", "replica": "pegasus-replica.service",
-                                "collector": "pegasus-collector.service"})
+                    role_units={role: [f"pegasus-c1-{role}.service", f"pegasus-{role}.service"]
+                                for role in ("meta", "replica", "collector")})
     try:
         done = run_script(script, tmp_path, fake_bin=fake_bin)
     finally:

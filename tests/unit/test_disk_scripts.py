@@ -196,6 +196,10 @@ def test_a_disk_with_another_signature_is_refused(tmp_path, disks, fstab, signat
     assert result.returncode == 1
     assert disk.device in result.stderr and "Nothing was changed" in result.stderr
     assert "wipefs" in result.stderr
+    # Each refusal says what the disk holds: a partition table is not mistaken for another signature.
+    what = {"partition-table": "holds a dos partition table, not a file system",
+            "swap": "holds a 'swap' signature (usage 'other'), not a file system"}[signature]
+    assert what in result.stderr, result.stderr
     assert disk.image.read_bytes()[:1024 * 1024] == before
     assert fstab.read_text() == FSTAB_HEADER
 

@@ -33,6 +33,13 @@ from tests.unit.script_runner import (
 )
 
 MARKER = host_layout.CREATED_MARKER
+OWNER_TEXT = host_layout.owner_text("acme/pegasus/test", "c")
+
+
+def host_owner(tmp_path: Path) -> dict:
+    """The owner mark and server user of a host, kept under tmp_path (root runs the servers here)."""
+    return {"owner_file": str(tmp_path / "owner" / "owner"), "owner_text": OWNER_TEXT, "server_user": "root",
+            "created_user_file": str(tmp_path / "owner" / "created-user")}
 SHELL_SCRIPTS = [name for name in templates.template_names() if name.endswith(".sh")]
 
 
@@ -64,7 +71,7 @@ def test_hostile_values_stay_single_words(tmp_path):
     # A value with quotes, spaces and $(...) must reach the script verbatim.
     hostile = str(tmp_path / "it's a $(touch pwned) dir")
     script = templates.render(
-        "remove_app_dir.sh", app_dir=hostile, marker=MARKER, retain_data=False
+        "remove_app_dir.sh", app_dir=hostile, marker=MARKER, retain_data=False, **host_owner(tmp_path)
     )
     os.makedirs(hostile)
     (Path(hostile) / MARKER).touch()
@@ -86,6 +93,10 @@ def prepare_host(tmp_path, **overrides):
         "app_subdirs": [str(tmp_path / "home" / "pegasus" / "app" / "packages")],
         "upload_dirs": [],
         "upload_owner": "root",
+        "private_dirs": [],
+        "cluster_name": "c",
+        "legacy_units": [],
+        **host_owner(tmp_path),
         **overrides,
     }
     return run_script(templates.render("prepare_host.sh", **context), tmp_path), context
@@ -163,7 +174,7 @@ def test_remove_app_dir_removes_only_a_marked_dir(tmp_path, marked, retain_data,
     if marked:
         (app_dir / MARKER).touch()
     script = templates.render(
-        "remove_app_dir.sh", app_dir=str(app_dir), marker=MARKER, retain_data=retain_data
+        "remove_app_dir.sh", app_dir=str(app_dir), marker=MARKER, retain_data=retain_data, **host_owner(tmp_path)
     )
     result = run_script(script, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -178,7 +189,8 @@ def test_remove_app_dir_keeps_a_symlink_even_with_a_marker(tmp_path):
     (target / MARKER).touch()
     link = tmp_path / "app"
     link.symlink_to(target)
-    script = templates.render("remove_app_dir.sh", app_dir=str(link), marker=MARKER, retain_data=False)
+    script = templates.render("remove_app_dir.sh", app_dir=str(link), marker=MARKER, retain_data=False,
+                              **host_owner(tmp_path))
     result = run_script(script, tmp_path)
     assert result.returncode == 0, result.stderr
     assert link.is_symlink() and (target / MARKER).exists()
@@ -460,8 +472,9 @@ def install_release(tmp_path: Path, name: str) -> Path:
 def role_files(tmp_path: Path, role: str, address: str, port: int, metas: list[str], **extra) -> dict:
     role_dir = tmp_path / "app" / role
     role_dir.mkdir(parents=True, exist_ok=True)
+    (role_dir / MARKER).write_text(OWNER_TEXT)  # this stack's (its staged config sits in it here)
     (role_dir / "config.ini.staged").write_text(f"; config of {role} v1\n")
-    unit_name = host_layout.role_unit(role)
+    unit_name = f"pegasus-{role}.service"
     install_release(tmp_path, "r1")
     unit = dict(unit_context(role), bin_dir=str(role_dir / "release" / "bin"), role_dir=str(role_dir),
                 config_path=str(role_dir / "config.ini"))
@@ -470,6 +483,11 @@ def role_files(tmp_path: Path, role: str, address: str, port: int, metas: list[s
         "unit_name": unit_name,
         "unit_text": templates.render("pegasus.service", **unit),
         "unit_path": str(tmp_path / unit_name),
+        "legacy_unit_name": f"pegasus-before-{role}.service",
+        "legacy_unit_path": str(tmp_path / f"pegasus-before-{role}.service"),
+        "server_user": "root",
+        "marker": MARKER,
+        "owner_text": OWNER_TEXT,
         "role_dir": str(role_dir),
         "dirs": [str(role_dir), str(role_dir / "log"), str(tmp_path / "ssd1" / "pegasus" / "c")],
         "staged_config": str(role_dir / "config.ini.staged"),
@@ -901,8 +919,13 @@ def stop_context(tmp_path, dirs, retain_data=False):
         "role": "replica",
         "unit_name": "pegasus-replica.service",
         "unit_path": str(unit_path),
+        "legacy_unit_name": "pegasus-before-replica.service",
+        "legacy_unit_path": str(tmp_path / "pegasus-before-replica.service"),
         "remove_dirs": dirs,
         "retain_data": retain_data,
+        "server_user": "root",
+        "marker": MARKER,
+        "owner_text": OWNER_TEXT,
     }
 
 
@@ -910,6 +933,7 @@ def test_stop_role_stops_the_unit_and_removes_its_dirs(tmp_path, systemd):
     dirs = [tmp_path / "app" / "replica", tmp_path / "ssd1" / "pegasus" / "c"]
     for d in dirs:
         d.mkdir(parents=True)
+        (d / MARKER).write_text(OWNER_TEXT)  # made by this stack
     missing = tmp_path / "ssd2" / "pegasus" / "c"
     systemd.set_active("pegasus-replica.service")
     context = stop_context(tmp_path, [str(d) for d in dirs] + [str(missing)])

@@ -186,6 +186,19 @@ class CloudMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         if args.custom is False:  # a component resource: nothing to do
             return "", {}
+        # Counted from here to the state's record: a run that fails waits (wait_idle) until
+        # every operation under way is done and recorded, as Pulumi's engine records the
+        # steps that were running when another failed; destroy then finds them.
+        with self._idle:
+            self._running += 1
+        try:
+            return self._new_resource(args)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def _new_resource(self, args: pulumi.runtime.MockResourceArgs):
         reg = current_registration() or Registration(urn=f"{args.typ}::{args.name}", parent="", custom=True)
         urn = reg.urn
         resource_type = self.type_for(args.typ)

@@ -137,8 +137,9 @@ def now_ms() -> int:
 
 class Config:
     """rDSN's parser (src/utils/configuration.cpp, all three tags):
-    - leading spaces/tabs are skipped; `;` or `#` anywhere starts a comment, unless
-      escaped as `^;` / `^#`;
+    - lines end at `\\n` only; leading spaces, tabs and `\\r` are skipped; `;` or `#`
+      anywhere starts a comment, unless escaped as `^;` / `^#`; names and values are
+      trimmed of " \\t" in front and " \\t\\r\\n" behind (strings.cpp trim_string), nothing else;
     - `[name]` opens a section, a section defined twice is an error, a line with
       both `[` first and `=` is an error, a key before any section is an error;
     - a duplicate key keeps the first value (with a warning);
@@ -159,14 +160,14 @@ class Config:
         current = None
         for number, raw in enumerate(text.split("\n"), start=1):
             line = self._strip_comment(raw.lstrip(" \t\r"))
-            if not line.strip():
+            if not line:
                 continue
             if line.startswith("[") and "=" in line:
                 raise Refusal(f"ERROR: unexpected configuration in {path}(line {number}): {raw}")
             if line.startswith("["):
-                if "]" not in line or not line[1:line.index("]")].strip():
+                if "]" not in line or not self._trim(line[1:line.index("]")]):
                     raise Refusal(f"ERROR: unexpected configuration in {path}(line {number}): {raw}")
-                name = line[1:line.index("]")].strip()
+                name = self._trim(line[1:line.index("]")])
                 if name in self.sections:
                     raise Refusal(f"ERROR: configuration section '[{name}]' is redefined (line {number})")
                 current = self.sections[name] = {}
@@ -174,7 +175,7 @@ class Config:
             if current is None:
                 raise Refusal(f"ERROR: configuration section not defined ({path} line {number})")
             key, sep, val = line.partition("=")
-            key, val = key.strip(), val.strip() if sep else ""
+            key, val = self._trim(key), self._trim(val) if sep else ""
             if not key:
                 raise Refusal(f"ERROR: unexpected configuration in {path}(line {number}): {raw}")
             if len(val) > 2 and val.startswith("%") and val.endswith("%"):
@@ -186,6 +187,7 @@ class Config:
 
     @staticmethod
     def _strip_comment(line: str) -> str:
+        """A NUL ends the line as it ends rDSN's C string."""
         out = []
         for i, ch in enumerate(line):
             if ch in "#;":
@@ -194,7 +196,12 @@ class Config:
                     continue
                 break
             out.append(ch)
-        return "".join(out)
+        return "".join(out).split("\0", 1)[0]
+
+    @staticmethod
+    def _trim(text: str) -> str:
+        """utils::trim_string (strings.cpp): " \\t" in front, " \\t\\r\\n" behind, nothing else."""
+        return text.lstrip(" \t").rstrip(" \t\r\n")
 
     def has(self, section: str, key: str) -> bool:
         return key in self.sections.get(section, {})
@@ -339,8 +346,38 @@ def role_port(config: Config, role: str) -> int:
     return int(ports[0])
 
 
+def check_dir_rw(path: str) -> str | None:
+    """utils::filesystem::check_dir_rw (src/utils/filesystem.cpp:925-955, v2.5.0): a file
+    `read_write_test_file` created in the directory, written, read back and removed; the
+    error message when any of it fails, else None."""
+    test_file = os.path.join(path, "read_write_test_file")
+    try:
+        with open(test_file, "w", encoding="utf-8") as f:
+            f.write("test_value")
+    except OSError:
+        return f"Fail to create test file {test_file}."
+    try:
+        with open(test_file, encoding="utf-8") as f:
+            if f.read() != "test_value":
+                return f"Fail to read file {test_file} or get wrong value."
+    except OSError:
+        return f"Fail to read file {test_file} or get wrong value."
+    finally:
+        try:
+            os.remove(test_file)
+        except OSError:
+            pass
+    return None
+
+
 def prepare_replica_dirs(config: Config) -> list[str]:
-    """data_dirs name:path entries; missing ones are created (fs_manager, all tags)."""
+    """data_dirs name:path entries, as fs_manager::initialize takes them (src/common/fs_manager.cpp:206-238,
+    v2.5.0): each is created when missing and must pass check_dir_rw; one that does not is
+    "broken" and ignored ([replication] ignore_broken_disk, true by default: fs_manager.cpp:68),
+    its replicas not loaded. The real server goes on with no usable disk at all and places
+    no replica; this one refuses to start then. The shared log's directory must be writable:
+    replica_stub::initialize (replica_stub.cpp:616-625, 720-755) aborts when its log cannot
+    be opened (run as a user without access to its directories, the server fails)."""
     dirs = []
     for entry in split_list(config.get("replication", "data_dirs")):
         name, sep, path = entry.partition(":")
@@ -349,12 +386,22 @@ def prepare_replica_dirs(config: Config) -> list[str]:
         if not path.startswith("/"):
             raise Refusal(f"[replication] data_dirs entry {entry!r} is not name:/absolute/path")
         try:
+            os.makedirs(path, exist_ok=True)
+            problem = check_dir_rw(path)
+        except OSError as e:
+            problem = f"create dir {path} failed: {e.strerror}"
+        if problem:
+            log.error("data dir(%s) is broken, ignore it, error: %s", path, problem)
+            continue
+        try:
             os.makedirs(os.path.join(path, "reps"), exist_ok=True)
         except OSError as e:
             raise Refusal(f"[replication] data_dirs {name}:{path} cannot be created: {e.strerror}") from e
         dirs.append(path)
-    if not dirs:
+    if not split_list(config.get("replication", "data_dirs")):
         raise Refusal("[replication] data_dirs is empty")
+    if not dirs:
+        raise Refusal("no data dir of [replication] data_dirs is usable (each is broken: see the errors above)")
     if release() < (2, 6):
         slog = config.get("replication", "slog_dir", "")
         if slog:
@@ -362,6 +409,9 @@ def prepare_replica_dirs(config: Config) -> list[str]:
                 os.makedirs(slog, exist_ok=True)
             except OSError as e:
                 raise Refusal(f"[replication] slog_dir {slog} cannot be created: {e.strerror}") from e
+            problem = check_dir_rw(slog)
+            if problem:
+                raise Refusal(f"replay shared log failed: [replication] slog_dir {slog}: {problem}")
     return dirs
 
 
