@@ -66,6 +66,7 @@ class RunLog:
     unknown_inputs: dict[str, list[str]] = field(default_factory=dict)
     exports: dict = field(default_factory=dict)  # a preview's exports (None where unknown)
     failures: list[Operation] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # instances an update stopped and started
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, operation: Operation) -> None:
@@ -156,7 +157,7 @@ class CloudMocks(pulumi.runtime.Mocks):
                 "(state from another cloud? destroy with the engine that created it)")
         return machine
 
-    def boot(self, base_name: str, keys: list[str]):
+    def boot(self, base_name: str, keys: list[str], user_data: str | None = None):
         """Boot a machine named after the resource (made unique: replacements overlap)."""
         with self._lock:
             name, n = base_name, 1
@@ -165,7 +166,7 @@ class CloudMocks(pulumi.runtime.Mocks):
                 name = f"{base_name}-{n}"
             self._booting.add(name)
         try:
-            return self.cloud.boot_machine(name, keys)
+            return self.cloud.boot_machine(name, keys, user_data=user_data)
         finally:
             with self._lock:
                 self._booting.discard(name)
@@ -215,6 +216,11 @@ class CloudMocks(pulumi.runtime.Mocks):
             outputs = resource_type.outputs(raw, record["extras"])
             resource_id = record["id"]
         elif self.preview:
+            if old is None:
+                try:
+                    resource_type.check_new(self, inputs)
+                except Exception as error:
+                    self._fail(urn, args, "check", f"{args.typ} {args.name}: {error}")
             resource_id, outputs = self._plan(urn, args, resource_type, change, old, raw, inputs)
             record = None
         else:
