@@ -6,15 +6,22 @@ STACK ?= dev
 STATE_DIR ?= $(CURDIR)/.pulumi-state
 PY := $(VENV)/bin/python
 
-.PHONY: up preview destroy test unit e2e bench venv deps clean lint local-machines local-machines-destroy
+.PHONY: up preview destroy test unit e2e bench venv dev-venv deps clean lint local-machines local-machines-destroy
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# What `pulumi up` needs (requirements.txt), and apart from it what the tests,
+# the benchmark and the local machines need (requirements-dev.txt).
+$(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
+dev-venv: $(VENV)/.dev-installed
 
 # Pulumi's local file backend unless the user chose another (PULUMI_BACKEND_URL).
 # $(2): what runs before pulumi: scripts/prepare-stack.sh selects or creates the
@@ -41,10 +48,10 @@ destroy: venv
 
 # A cluster on this machine (root, systemd-nspawn): a few local machines listed
 # as your own servers in stacks/Pulumi.local.yaml, for `make up STACK=local`.
-local-machines: venv
+local-machines: dev-venv
 	$(PY) -m tools.localcloud create $(if $(PACKAGE),--package "$(PACKAGE)")
 
-local-machines-destroy: venv
+local-machines-destroy: dev-venv
 	$(PY) -m tools.localcloud destroy
 
 deps:
@@ -53,22 +60,22 @@ deps:
 # Everything: unit, program (mocks), kazoo against a real ZooKeeper, and the
 # end-to-end suite on local machines (it explains its skip where the machine
 # cannot host them: not root, no systemd-nspawn).
-test: deps venv lint
+test: deps dev-venv lint
 	$(PY) -m pytest -ra tests
 
 # Code health (pyproject.toml): ruff everywhere, mypy on the program.
-lint: venv
+lint: dev-venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-unit: venv
+unit: dev-venv
 	$(PY) -m pytest -ra tests/unit tests/program
 
-e2e: deps venv
+e2e: deps dev-venv
 	$(PY) -m pytest -ra -m e2e tests/e2e
 
 # BASELINE=<another checkout>: also time that tree's program, side by side.
-bench: venv
+bench: dev-venv
 	BASELINE="$(BASELINE)" $(PY) -m bench
 
 clean:

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pulumi
 
-from components.cluster import PegasusCluster
-from components.spec import SpecError, build_spec
-from components.stack_config import read_stack_config
+from components.resources.cluster import PegasusCluster
+from components.spec.reader import SpecError
+from components.spec.validation import build_spec
+from components.spec.stack_config import read_stack_config
 
 # Every resource keeps dozens of Outputs and futures alive until the program
 # ends, and Python's cyclic collector rescans them all over and over: about 40%
@@ -26,7 +27,7 @@ if spec.retain_data:
                     f"and the ZooKeeper path {spec.cluster_root}")
 
 # The stack's one cluster keeps the resources that stacks deployed before
-# resource names carried the cluster's name (components/resource_names.py).
+# resource names carried the cluster's name (components/resources/resource_names.py).
 cluster = PegasusCluster(spec.cluster_name, spec, adopt_old_names=True)
 
 pulumi.export("metaServers", cluster.meta_servers)

@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from components import server_files as files
-from components.spec import build_spec
-from components.topology import plan_hosts
+from components.render import server_files as files
+from components.spec.validation import build_spec
+from components.spec.topology import plan_hosts
 from tests.program.fake_aws import FakeCloud, RecordingMonitor
 from tests.support.package_builder import build_package
 from tests.support.pulumi_program import run_program, stack_config

@@ -15,7 +15,7 @@ import sys
 import pytest
 import yaml
 
-from components.spec import build_spec
+from components.spec.validation import build_spec
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 from tests.e2e.test_localcloud import NOTHING, traces_of
 from tests.support.package_builder import build_package

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from components.zookeeper_path_guard import zookeeper_session
+from components.operations.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.remote_command import COPIED
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for

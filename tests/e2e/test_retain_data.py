@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from components.zookeeper_path_guard import zookeeper_session
+from components.operations.zookeeper_path_guard import zookeeper_session
 from tests.e2e.localcloud.engine import Engine
 from tests.e2e.localcloud.testing import skip_unless_local_cloud_possible
 from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, load_result, run_load_on

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from components.package_store import bucket_prefix
+from components.resources.package_store import bucket_prefix
 from tests.program.fake_aws import FakeCloud
 from tests.program.test_program import COPY, INSTANCE, with_
 

@@ -7,7 +7,7 @@ import copy
 import pulumi
 import pytest
 
-from components.rolling_restart import RollingRestartProvider, changed_servers
+from components.operations.rolling_restart import RollingRestartProvider, changed_servers
 from tests.program.conftest import PRIVATE_KEY
 
 INSTANCE = "aws:ec2/instance:Instance"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config_ini import declared_tables
+from components.render.config_ini import declared_tables
 from tests.program.conftest import PRIVATE_KEY
 from tests.program.fake_aws import FakeCloud
 from tests.program.test_program import COMMAND, COPY, INGRESS, INSTANCE, with_

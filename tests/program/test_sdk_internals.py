@@ -1,7 +1,7 @@
 """The few private parts of the Pulumi SDK this project reads, pinned.
 
 No public API lists every config key (typos included) or the secret keys
-(components/stack_config.py), and the in-process runner must reset the SDK's
+(components/spec/stack_config.py), and the in-process runner must reset the SDK's
 state between runs (tests/support/pulumi_program.py). An SDK upgrade that
 moves them fails here, by name, instead of somewhere obscure.
 """
@@ -12,7 +12,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import settings as runtime_settings
 
-USED_BY = "components/stack_config.py and tests/support/pulumi_program.py"
+USED_BY = "components/spec/stack_config.py and tests/support/pulumi_program.py"
 
 
 def test_the_config_internals_the_program_reads_are_there():

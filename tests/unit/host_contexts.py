@@ -7,8 +7,10 @@ data disks and a shared-log disk, a three-server ZooKeeper ensemble).
 
 from __future__ import annotations
 
-from components import host_files, host_layout
-from components.host_layout import HostLayout
+from components.render import templates
+
+from components.render import host_layout
+from components.render.host_layout import HostLayout
 
 LAYOUT = HostLayout(home_dir="/home/pegasus", app_dir="/home/pegasus/app", cluster_name="prod-kv")
 RELEASE = "pegasus-server-2.5.0-8f3c2ab-glibc2.17-release"
@@ -56,7 +58,7 @@ def role_context(role: str) -> dict:
     return {
         "role": role,
         "unit_name": unit_name,
-        "unit_text": host_files.render("pegasus.service", **unit_context(role)),
+        "unit_text": templates.render("pegasus.service", **unit_context(role)),
         "unit_path": f"{host_layout.SYSTEMD_DIR}/{unit_name}",
         "role_dir": LAYOUT.role_dir(role),
         "dirs": dirs,
@@ -130,9 +132,9 @@ def script_contexts() -> dict[str, dict]:
         "resolve_address.sh": {"nic": "0a:1b:2c:3d:4e:5f"},
         "extra_nic.service": {"mac": "0a:1b:2c:3d:4e:5f", "script_path": "/usr/local/sbin/pegasus-extra-nic"},
         "install_extra_nic.sh": {
-            "script_text": host_files.render("resolve_nic.sh", mac="0a:1b:2c:3d:4e:5f", wait_seconds=120),
+            "script_text": templates.render("resolve_nic.sh", mac="0a:1b:2c:3d:4e:5f", wait_seconds=120),
             "script_path": "/usr/local/sbin/pegasus-extra-nic",
-            "unit_text": host_files.render("extra_nic.service", mac="0a:1b:2c:3d:4e:5f",
+            "unit_text": templates.render("extra_nic.service", mac="0a:1b:2c:3d:4e:5f",
                                            script_path="/usr/local/sbin/pegasus-extra-nic"),
             "unit_path": f"{host_layout.SYSTEMD_DIR}/pegasus-extra-nic.service",
             "unit_name": "pegasus-extra-nic.service",
@@ -168,9 +170,9 @@ def script_contexts() -> dict[str, dict]:
         "zoo.cfg": zoo_cfg_context(),
         "zookeeper.service": zookeeper_unit_context(),
         "install_zookeeper.sh": {
-            "zoo_cfg": host_files.render("zoo.cfg", **zoo_cfg_context()),
+            "zoo_cfg": templates.render("zoo.cfg", **zoo_cfg_context()),
             "myid": 2,
-            "unit_text": host_files.render("zookeeper.service", **zookeeper_unit_context()),
+            "unit_text": templates.render("zookeeper.service", **zookeeper_unit_context()),
             "conf_dir": host_layout.ZOOKEEPER_CONF_DIR,
             "data_dir": host_layout.ZOOKEEPER_DATA_DIR,
             "log_dir": host_layout.ZOOKEEPER_LOG_DIR,

@@ -1,5 +1,5 @@
 """The admin shell double, installed by the real install_tools script, and the
-drain procedures (components/admin_shell.py, replica_drain.py) run through it
+drain procedures (components/operations/admin_shell.py, replica_drain.py) run through it
 against a stand-in cluster on loopback with a real ZooKeeper.
 
 The shell's strictness is checked first (no cluster needed for refusals), then
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from components import host_files
-from components.admin_shell import INPUT_END, AdminShell, AdminShellError, pairs, sections
-from components.replica_drain import Drain, DrainFailed, Timeouts
+from components.render import templates
+from components.operations.admin_shell import INPUT_END, AdminShell, AdminShellError, pairs, sections
+from components.operations.replica_drain import Drain, DrainFailed, Timeouts
 from tests.e2e.standin.standin_client import StandinClient
 from tests.support.package_builder import build_tools_package
 from tests.support.zookeeper_server import free_port
@@ -39,7 +39,7 @@ def install_tools(root: Path, version: str) -> Path:
     """A tools package unpacked and linked by templates/install_tools.sh, as on a MetaServer host."""
     tarball = build_tools_package(root / "packages", version=version)
     release = tarball.name.removesuffix(".tar.gz") + "-0123456789ab"
-    script = host_files.render("install_tools.sh", tarball=str(tarball), sha256=_sha256(tarball),
+    script = templates.render("install_tools.sh", tarball=str(tarball), sha256=_sha256(tarball),
                                release=release, tools_dir=str(root / "tools"))
     for _ in range(2):  # the second run finds it complete
         done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)

@@ -15,8 +15,8 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime._serialization import _serialize
 
-from components import ssh_exec
-from components.cluster_health import ClusterHealthProvider, ClusterUnhealthy, not_serving
+from components.ssh import session as ssh_session
+from components.operations.cluster_health import ClusterHealthProvider, ClusterUnhealthy, not_serving
 from tests.support.staged_scripts import StagedScripts
 
 HOSTS = {"meta-0": "127.0.0.1", "meta-1": "127.0.0.2", "replica-0": "127.0.0.1", "replica-1": "127.0.0.2"}
@@ -58,14 +58,14 @@ def test_an_unhealthy_cluster_fails_with_the_logs_of_each_server_not_serving(ssh
 
 
 def test_the_check_runs_on_the_next_metaserver_host_when_the_first_does_not_answer(sshd, staged, monkeypatch):
-    monkeypatch.setattr(ssh_exec, "DIAL_PAUSE_SECONDS", 0.1)
+    monkeypatch.setattr(ssh_session, "DIAL_PAUSE_SECONDS", 0.1)
     hosts = {**HOSTS, "meta-0": "127.0.0.3"}  # nothing listens there
     result = ClusterHealthProvider().create(props(sshd, staged, HEALTHY, hosts=hosts))
     assert result.outs["report"].startswith("2 ReplicaServers ALIVE")
 
 
 def test_no_metaserver_host_answering_fails_fast_with_the_way_out(sshd, staged, monkeypatch):
-    monkeypatch.setattr(ssh_exec, "DIAL_PAUSE_SECONDS", 0.1)
+    monkeypatch.setattr(ssh_session, "DIAL_PAUSE_SECONDS", 0.1)
     hosts = {**HOSTS, "meta-0": "127.0.0.3", "meta-1": "127.0.0.4"}
     with pytest.raises(ClusterUnhealthy) as failure:
         ClusterHealthProvider().create(props(sshd, staged, HEALTHY, hosts=hosts))
@@ -91,4 +91,4 @@ def test_the_servers_named_are_read_from_the_check_in_roll_order():
 def test_provider_serializes_by_reference_to_its_module():
     serialized, _ = _serialize(True, serialize_provider, ClusterHealthProvider())
     raw = base64.b64decode(serialized)
-    assert b"components.cluster_health" in raw and b"ClusterHealthProvider" in raw
+    assert b"components.operations.cluster_health" in raw and b"ClusterHealthProvider" in raw

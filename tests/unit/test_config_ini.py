@@ -6,7 +6,7 @@ import configparser
 
 import pytest
 
-from components.config_ini import ConfigTemplateError, NodeValues, apply_overrides, render_config_ini
+from components.render.config_ini import ConfigTemplateError, NodeValues, apply_overrides, render_config_ini
 from tests.support.package_builder import FIXTURES
 
 VALUES = NodeValues(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from components import host_files
-from components.host_layout import CREATED_MARKER
+from components.render import templates
+from components.render.host_layout import CREATED_MARKER
 from tests.unit.script_runner import run_script
 
 REQUIRED_TOOLS = ["losetup", "mkfs.ext4", "blkid", "mount", "umount", "mountpoint", "findmnt", "wipefs"]
@@ -79,13 +79,13 @@ def fstab(tmp_path):
 
 
 def prepare(tmp_path, fstab, entries, wait_seconds=3, directories=()):
-    script = host_files.render("prepare_disks.sh", disks=entries, wait_seconds=wait_seconds, fstab=str(fstab),
+    script = templates.render("prepare_disks.sh", disks=entries, wait_seconds=wait_seconds, fstab=str(fstab),
                                directories=list(directories), marker=CREATED_MARKER)
     return run_script(script, tmp_path, name="prepare_disks.sh")
 
 
 def cleanup(tmp_path, fstab, entries, directories=()):
-    script = host_files.render("cleanup_disks.sh", disks=entries, fstab=str(fstab), directories=list(directories),
+    script = templates.render("cleanup_disks.sh", disks=entries, fstab=str(fstab), directories=list(directories),
                                marker=CREATED_MARKER)
     return run_script(script, tmp_path, name="cleanup_disks.sh")
 
@@ -219,7 +219,7 @@ def test_a_disk_blkid_cannot_read_is_never_formatted(tmp_path, disks, fstab):
     blkid = fake_bin / "blkid"  # blkid exits 2 on a read error too, as on "nothing found"
     blkid.write_text("#!/bin/sh\necho \"blkid: error: $4: Input/output error\" >&2\nexit 2\n")
     blkid.chmod(0o755)
-    script = host_files.render("prepare_disks.sh", disks=[entry(tmp_path, disk, "ssd1", "pegasus-ssd1")],
+    script = templates.render("prepare_disks.sh", disks=[entry(tmp_path, disk, "ssd1", "pegasus-ssd1")],
                                directories=[], marker=CREATED_MARKER,
                                wait_seconds=3, fstab=str(fstab))
     result = run_script(script, tmp_path, fake_bin=fake_bin, name="prepare_disks.sh")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from components import host_files
+from components.render import templates
 from tests.support.package_builder import build_package
 from tests.unit.host_contexts import RELEASE
 from tests.unit.script_runner import run_script
@@ -118,7 +118,7 @@ def contexts(tmp_path: Path, aws: FakeAws, package: Path) -> tuple[dict, dict]:
 
 def fetch_and_install(tmp_path: Path, fetch: dict, install: dict) -> subprocess.CompletedProcess:
     # As server_files.fetch_and_install_package_script puts them together: one shell.
-    script = host_files.render("fetch_package.sh", **fetch) + host_files.render("install_package.sh", **install)
+    script = templates.render("fetch_package.sh", **fetch) + templates.render("install_package.sh", **install)
     return run_script(script, tmp_path, timeout=120)
 
 
@@ -198,7 +198,7 @@ def test_an_instance_without_a_role_is_named_as_such(tmp_path, aws, package):
 
 
 def test_the_credentials_never_reach_a_command_line():
-    script = host_files.render("fetch_package.sh", **{
+    script = templates.render("fetch_package.sh", **{
         "host": "h", "tarball": "/t.tar.gz", "sha256": "ab" * 32, "url": "https://b.s3.r.amazonaws.com/k",
         "object": "s3://b/k", "region": "r", "metadata_url": "http://169.254.169.254", "attempts": 1,
         "retry_seconds": 1, "permission": "p"})
@@ -207,8 +207,8 @@ def test_the_credentials_never_reach_a_command_line():
 
 
 def test_the_remote_command_is_the_fetch_then_the_install(package):
-    from components import server_files
-    from components.spec import build_spec
+    from components.render import server_files
+    from components.spec.validation import build_spec
     raw = {"clusterName": "c1", "package": str(package),
            "ssh": {"privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n", "publicKey": "ssh-ed25519 AAAAC3Nz me"},
            "network": {"adminCidr": "203.0.113.0/24"}}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.fixed_settings import FixedSettingsProvider, fixed_settings_problems
+from components.operations.fixed_settings import FixedSettingsProvider, fixed_settings_problems
 
 OLD = {"cluster_name": "c1", "home_dir": "/home/work", "app_dir": "/home/work/app/pegasus",
        "data_disk_count": 2, "data_disk_size_gib": 100}

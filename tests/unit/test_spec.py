@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.spec import SpecError, build_spec
+from components.spec.reader import SpecError
+
+from components.spec.validation import build_spec
 from tests.support.package_builder import build_package
 
 SECRET = {"pegasus:ssh"}
@@ -221,7 +223,7 @@ def test_relative_package_resolves_against_the_project(package):
 
 
 def test_package_is_read_once_per_run(package, monkeypatch):
-    import components.package as pkg
+    import components.spec.server_package as pkg
 
     reads = []
     real_open = open
@@ -277,7 +279,7 @@ def test_a_key_set_without_path_gets_the_path_hint_alone(package):
 
 
 def test_a_slash_24_vpc_is_split_in_two(package):
-    from components.network import subnet_ranges
+    from components.resources.network import subnet_ranges
     raw = _set(minimal(package), "network.vpcCidr", "10.42.0.0/24")
     spec = build_spec(raw, stack="dev", secret_keys=SECRET)
     assert subnet_ranges(spec.network.vpc_cidr) == ("10.42.0.0/25", "10.42.0.128/25")

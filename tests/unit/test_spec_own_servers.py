@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from components.spec import SpecError, build_spec
+from components.spec.reader import SpecError
+
+from components.spec.validation import build_spec
 from tests.support.package_builder import build_package
 
 SECRET = {"pegasus:ssh"}

@@ -28,9 +28,9 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime._serialization import _serialize
 
-from components import ssh_tunnel as ssh_tunnel_module
-from components.ssh_tunnel import SshTunnelError, TunnelSpec, ssh_tunnel
-from components.zookeeper_path_guard import (
+from components.ssh import tunnel as ssh_tunnel_module
+from components.ssh.tunnel import SshTunnelError, TunnelSpec, ssh_tunnel
+from components.operations.zookeeper_path_guard import (
     PathClaimRefused,
     ZooKeeperPathGuard,
     ZooKeeperPathGuardArgs,
@@ -372,7 +372,7 @@ def test_provider_serializes_by_reference_to_this_module():
     raw = base64.b64decode(serialized)
 
     assert contains_secrets is False
-    assert b"components.zookeeper_path_guard" in raw and b"ZooKeeperPathGuardProvider" in raw
+    assert b"components.operations.zookeeper_path_guard" in raw and b"ZooKeeperPathGuardProvider" in raw
     # Deterministic: the same provider serializes the same way (no diff noise).
     assert serialize_provider(ZooKeeperPathGuardProvider()) == serialized
 
@@ -409,7 +409,7 @@ def test_unpickled_provider_deletes_in_a_fresh_interpreter_like_the_dynamic_prov
     )
 
     assert finished.returncode == 0, finished.stderr
-    assert finished.stdout.split() == ["components.zookeeper_path_guard", "ZooKeeperPathGuardProvider"]
+    assert finished.stdout.split() == ["components.operations.zookeeper_path_guard", "ZooKeeperPathGuardProvider"]
     assert not zk.exists(f"/pegasus/{cluster_name}")
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from components import host_files, host_layout
+from components.render import templates
+
+from components.render import host_layout
 from tests.unit.host_contexts import zoo_cfg_context
 from tests.unit.script_runner import FakeSystemd, FourLetterServer, free_port, run_script
 
@@ -20,7 +22,7 @@ ZK_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
 
 
 def test_zoo_cfg_lists_every_server_of_an_ensemble():
-    text = host_files.render("zoo.cfg", **zoo_cfg_context(["10.0.0.1", "10.0.0.2", "10.0.0.3"]))
+    text = templates.render("zoo.cfg", **zoo_cfg_context(["10.0.0.1", "10.0.0.2", "10.0.0.3"]))
     lines = text.splitlines()
     assert [line for line in lines if line.startswith("server.")] == [
         "server.1=10.0.0.1:2888:3888", "server.2=10.0.0.2:2888:3888", "server.3=10.0.0.3:2888:3888",
@@ -33,17 +35,17 @@ def test_zoo_cfg_lists_every_server_of_an_ensemble():
 
 
 def test_zoo_cfg_of_a_single_server_is_standalone():
-    text = host_files.render("zoo.cfg", **zoo_cfg_context(["10.0.0.1"]))
+    text = templates.render("zoo.cfg", **zoo_cfg_context(["10.0.0.1"]))
     assert "server." not in text
 
 
 def test_zookeeper_unit_runs_the_debian_script_as_the_given_user():
     context = {"conf_dir": "/etc/pz", "log_dir": "/var/log/pz", "data_dir": "/var/lib/pz"}
-    unit = host_files.render("zookeeper.service", user="zookeeper", **context)
+    unit = templates.render("zookeeper.service", user="zookeeper", **context)
     assert "ExecStart=/usr/share/zookeeper/bin/zkServer.sh start-foreground /etc/pz/zoo.cfg\n" in unit
     assert "Environment=ZOO_LOG_DIR=/var/log/pz\n" in unit
     assert "User=zookeeper\n" in unit and "Restart=on-failure\n" in unit
-    as_root = host_files.render("zookeeper.service", user="", **context)
+    as_root = templates.render("zookeeper.service", user="", **context)
     assert "User=" not in as_root
 
 
@@ -61,9 +63,9 @@ def zk_user() -> str:
 def install_context(tmp_path, myid=1, zoo_cfg=None):
     conf, data, log = (tmp_path / "etc-zk", tmp_path / "lib-zk", tmp_path / "log-zk")
     return {
-        "zoo_cfg": zoo_cfg or host_files.render("zoo.cfg", **dict(zoo_cfg_context(["10.0.0.1"]), data_dir=str(data))),
+        "zoo_cfg": zoo_cfg or templates.render("zoo.cfg", **dict(zoo_cfg_context(["10.0.0.1"]), data_dir=str(data))),
         "myid": myid,
-        "unit_text": host_files.render("zookeeper.service", conf_dir=str(conf), log_dir=str(log),
+        "unit_text": templates.render("zookeeper.service", conf_dir=str(conf), log_dir=str(log),
                                        data_dir=str(data), user=zk_user()),
         "conf_dir": str(conf),
         "data_dir": str(data),
@@ -79,7 +81,7 @@ def test_install_zookeeper_writes_files_and_restarts_only_on_change(tmp_path):
     systemd = FakeSystemd(tmp_path)
     unit = host_layout.ZOOKEEPER_UNIT
     context = install_context(tmp_path)
-    first = run_script(host_files.render("install_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
+    first = run_script(templates.render("install_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert first.returncode == 0, first.stderr
     assert Path(context["conf_dir"], "zoo.cfg").read_text() == context["zoo_cfg"]
     assert Path(context["data_dir"], "myid").read_text() == "1\n"
@@ -89,14 +91,14 @@ def test_install_zookeeper_writes_files_and_restarts_only_on_change(tmp_path):
         assert Path(context["data_dir"]).owner() == context["user"]
 
     systemd.clear_calls()
-    same = run_script(host_files.render("install_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
+    same = run_script(templates.render("install_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert same.returncode == 0, same.stderr
     assert not any(c.startswith(("restart", "daemon-reload")) for c in systemd.calls())
     assert "running with the current files" in same.stdout
 
     systemd.clear_calls()
     changed = install_context(tmp_path, myid=2)
-    moved = run_script(host_files.render("install_zookeeper.sh", **changed), tmp_path, fake_bin=systemd.bin)
+    moved = run_script(templates.render("install_zookeeper.sh", **changed), tmp_path, fake_bin=systemd.bin)
     assert moved.returncode == 0, moved.stderr
     assert Path(context["data_dir"], "myid").read_text() == "2\n"
     assert f"restart -- {unit}" in systemd.calls()
@@ -112,7 +114,7 @@ def test_remove_zookeeper_removes_its_unit_and_dirs(tmp_path):
         Path(context[key], "file").touch()
     Path(context["unit_path"]).write_text("[Unit]\n")
     systemd.set_active(context["unit_name"])
-    result = run_script(host_files.render("remove_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(templates.render("remove_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 0, result.stderr
     assert not systemd.is_active(context["unit_name"])
     assert not any(Path(context[k]).exists() for k in ("conf_dir", "data_dir", "log_dir", "unit_path"))
@@ -125,7 +127,7 @@ def test_remove_zookeeper_refuses_a_shallow_dir(tmp_path):
     keep.mkdir()
     context = {"unit_name": "z.service", "unit_path": str(tmp_path / "z.service"),
                "conf_dir": str(keep), "data_dir": "/var", "log_dir": str(tmp_path / "log")}
-    result = run_script(host_files.render("remove_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
+    result = run_script(templates.render("remove_zookeeper.sh", **context), tmp_path, fake_bin=systemd.bin)
     assert result.returncode == 1
     assert "refusing to remove '/var'" in result.stderr
     assert keep.is_dir()
@@ -151,7 +153,7 @@ def four_letter_servers():
 
 
 def ready(tmp_path, servers, port, wait_seconds=1, log_dir=None):
-    script = host_files.render("zookeeper_ready.sh", servers=servers, client_port=port,
+    script = templates.render("zookeeper_ready.sh", servers=servers, client_port=port,
                                wait_seconds=wait_seconds, log_dir=str(log_dir or tmp_path / "no-logs"))
     return run_script(script, tmp_path)
 
@@ -188,7 +190,7 @@ def test_ready_against_a_real_standalone_zookeeper_using_our_zoo_cfg(tmp_path):
     port = free_port()
     data_dir = tmp_path / "zk-data"
     cfg = dict(zoo_cfg_context(["127.0.0.1"]), data_dir=str(data_dir), client_port=port)
-    (tmp_path / "zoo.cfg").write_text(host_files.render("zoo.cfg", **cfg))
+    (tmp_path / "zoo.cfg").write_text(templates.render("zoo.cfg", **cfg))
     server = subprocess.Popen(
         [str(ZK_SERVER), "start-foreground", str(tmp_path / "zoo.cfg")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,

@@ -90,7 +90,7 @@ def kept_runs() -> list[Path]:
 
 def find_package(given: str | None) -> Path:
     """The user's pack_server tarball: --package, else the newest under packages/."""
-    from components.package import PackageError, inspect_package
+    from components.spec.server_package import PackageError, inspect_package
 
     if given:
         path = Path(given).resolve()

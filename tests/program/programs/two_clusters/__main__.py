@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pulumi
 
-from components.cluster import PegasusCluster
-from components.spec import build_spec
-from components.stack_config import read_stack_config
+from components.resources.cluster import PegasusCluster
+from components.spec.validation import build_spec
+from components.spec.stack_config import read_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[4]
 

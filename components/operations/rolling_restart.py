@@ -1,0 +1,357 @@
+"""The cluster's rolling restart: one resource that restarts changed servers one at a time.
+
+Each Pegasus server's `<cluster>-<host>-<role>-config` command stages, next to its
+newest config.ini, the script that restarts it (templates/restart_role.sh.j2).
+This resource holds, per server, the record of what that server runs with
+(`restart_records`, one fact a line: package, addresses, overrides, unit and
+config hashes), so a preview's diff names each server that will restart and
+says in plain words why. Then, from where `pulumi up` runs, over SSH:
+
+- update: the servers whose record changed restart in Pegasus's rolling-update
+  order (admin_tools/pegasus_rolling_update.sh, v2.5.0): ReplicaServers, then
+  MetaServers with the leader deferred to a second pass, then the Collector.
+  Each restart waits for a healthy cluster before and after (the script's
+  gates), and the roll stops at the first server that fails.
+- create (a new cluster, or a stack that had per-server roll commands before):
+  every server is asked in parallel whether it runs its newest files; those
+  that do not restart as above. Then every server is checked in parallel:
+  it serves, it is ALIVE, every table is healthy; a failure shows that
+  server's logs.
+- delete: nothing (the servers stop with their own resources).
+
+With Pegasus's admin tools installed on the MetaServer hosts (`tools`), as
+Pegasus's own scripts do it (replica_drain.py): each ReplicaServer is drained
+(primaries moved, replicas downgraded, then closed) before it restarts, and
+the MetaServer's settings are put back after the last one, also when the roll
+fails; a ReplicaServer the stack drops is drained, stopped and waited for (its
+partitions healthy again elsewhere) before Pulumi deletes it (deletes come
+last in a deployment, after this update), and the MetaServers then restart
+to forget its UNALIVE record. Without tools, rolls are health-gated only.
+
+Why one resource rather than one per server: a per-server restart chained to
+the previous one makes the first deploy as long as the cluster is wide and
+makes the SDK's dependency checks quadratic (1000 ReplicaServers did not
+evaluate). Here the graph has one edge per server.
+
+Like the ZooKeeper path guard, the provider is pickled by reference to this
+module (see zookeeper_path_guard.py): keep it importable, free of side
+effects at import, and tolerant of outputs written by older versions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+import pulumi
+import pulumi.dynamic
+
+from components.operations.admin_shell import AdminShell, AdminShellError
+from components.operations.provider_inputs import plain
+from components.render.templates import as_root
+from components.render.host_layout import restart_script_name, role_unit
+from components.operations.replica_drain import Drain, DrainFailed
+from components.ssh.session import SshResult, SshSession, session_for
+from components.spec.topology import ROLL_ORDER
+
+# Exit status of the restart script's probe phase when a restart is due.
+RESTART_DUE = 3
+# SSH sessions at once when every server is asked or checked.
+PARALLEL_SESSIONS = 16
+INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access", "replica_nodes", "tools")
+
+
+class RollFailed(RuntimeError):
+    """A server did not restart healthy, or did not pass its check."""
+
+
+def server_key(host: str, role: str) -> str:
+    return f"{host}/{role}"
+
+
+def roll_position(key: str) -> tuple[int, str, int]:
+    """Sort key of "<kind>-<index>/<role>": role in roll order, then host kind and index."""
+    host, _, role = key.partition("/")
+    kind, _, index = host.rpartition("-")
+    return (ROLL_ORDER.index(role) if role in ROLL_ORDER else len(ROLL_ORDER), kind,
+            int(index) if index.isdigit() else 0)
+
+
+def changed_servers(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """Servers whose record changed, in roll order. A server new to the stack just
+    started with its newest files; a server gone from it is not restarted."""
+    return sorted((key for key in new if key in old and old[key] != new[key]), key=roll_position)
+
+
+def removed_replicas(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """ReplicaServers the stack drops, in roll order."""
+    return sorted((key for key in old if key not in new and key.endswith("/replica")), key=roll_position)
+
+
+def restart_steps(keys: Sequence[str], phase: str = "roll") -> list[tuple[str, str]]:
+    """(server, phase) in the order they run: every server's `roll` (or `force`), and
+    after the last MetaServer a `deferred` pass over the MetaServers (the leader defers)."""
+    ordered = sorted(keys, key=roll_position)
+    metas = [k for k in ordered if k.endswith("/meta")]
+    steps: list[tuple[str, str]] = []
+    for key in ordered:
+        steps.append((key, phase))
+        if metas and key == metas[-1]:
+            steps += [(meta, "deferred") for meta in metas]
+    return steps
+
+
+def script_command(staged_dir: str, key: str, phase: str) -> str:
+    script = f"{staged_dir}/{restart_script_name(key.partition('/')[2])}"
+    return as_root(f"exec bash {shlex.quote(script)} {shlex.quote(phase)}\n")
+
+
+def each_server(session: SshSession, hosts: Mapping[str, str], staged_dir: str, keys: Sequence[str],
+                phase: str) -> dict[str, SshResult]:
+    """Runs `phase` of each server's staged restart script, in parallel; server -> its result."""
+    def run(key: str) -> SshResult:
+        return session.run(hosts[key.partition("/")[0]], script_command(staged_dir, key, phase))
+    with ThreadPoolExecutor(max_workers=PARALLEL_SESSIONS) as pool:
+        return dict(zip(keys, pool.map(run, keys)))
+
+
+class Roll:
+    """Runs the phases of the staged restart scripts over one SSH session."""
+
+    def __init__(self, session: SshSession, hosts: Mapping[str, str], staged_dir: str,
+                 log: Callable[[str], None], *, tools: Optional[Mapping[str, Any]] = None,
+                 replica_nodes: Optional[Mapping[str, str]] = None, servers: Sequence[str] = (),
+                 removed_hosts: Optional[Mapping[str, str]] = None,
+                 drain_factory: Optional[Callable[[AdminShell], Drain]] = None) -> None:
+        self._session, self._hosts, self._staged_dir, self._log = session, hosts, staged_dir, log
+        self._tools, self._nodes = tools, dict(replica_nodes or {})
+        self._servers = list(servers)  # every server of the stack ("replica-0/replica")
+        self._removed_hosts = dict(removed_hosts or {})  # SSH addresses of the hosts the stack drops
+        self._drain_factory = drain_factory or (lambda shell: Drain(shell, log))
+
+    def _run(self, key: str, phase: str) -> SshResult:
+        host = self._hosts[key.partition("/")[0]]
+        return self._session.run(host, script_command(self._staged_dir, key, phase))
+
+    def _drain(self) -> Drain:
+        """The admin shell on the tools' MetaServer host, over this roll's session."""
+        tools = self._tools or {}
+        address = self._hosts[tools["host"]]
+
+        def run(command_line: str) -> tuple[int, str]:
+            result = self._session.run(address, command_line)
+            return result.returncode, result.output
+        return self._drain_factory(AdminShell(run, tools["dir"], tools["meta_list"], tools.get("library_dir", ""),
+                                              tools["release"]))
+
+    def _node(self, key: str) -> str:
+        host = key.partition("/")[0]
+        if host not in self._nodes:
+            raise RollFailed(f"the stack does not record {host}'s ReplicaServer address: run `pulumi up` once "
+                             "without removing servers, then remove them")
+        return self._nodes[host]
+
+    def _each(self, keys: Sequence[str], phase: str) -> dict[str, SshResult]:
+        return each_server(self._session, self._hosts, self._staged_dir, keys, phase)
+
+    def due(self, keys: Sequence[str]) -> list[str]:
+        """The servers that do not run their newest files, asked in parallel."""
+        answers = self._each(keys, "probe")
+        failed = {k: r for k, r in answers.items() if r.returncode not in (0, RESTART_DUE)}
+        if failed:
+            raise RollFailed(_report("could not ask these servers whether a restart is due", failed))
+        return sorted((k for k, r in answers.items() if r.returncode == RESTART_DUE), key=roll_position)
+
+    def _step(self, key: str, phase: str, keys: Sequence[str], done: list[str]) -> None:
+        self._log(f"rolling restart: {key} ({phase})")
+        result = self._run(key, phase)
+        if result.returncode != 0:
+            untouched = [k for k in sorted(keys, key=roll_position) if k not in done and k != key]
+            raise RollFailed(
+                f"{key} did not {'pass its check' if phase == 'check' else 'restart healthy'}; the roll stopped "
+                f"there. Restarted before it: {', '.join(done) or 'none'}; not restarted: "
+                f"{', '.join(untouched) or 'none'}. Its output:\n{result.tail()}")
+        if phase in ("roll", "force", "drained") and key not in done:
+            done.append(key)
+
+    def restart(self, keys: Sequence[str], removed: Sequence[str] = ()) -> list[str]:
+        """Restarts `keys` one at a time, in roll order; stops at the first failure.
+        With the admin tools: removes the `removed` ReplicaServers first, drains each
+        ReplicaServer before its restart, and restarts the MetaServers after a removal."""
+        done: list[str] = []
+        steps = restart_steps(keys)
+        if self._tools:
+            if removed:
+                self._remove(removed)
+            replicas = [key for key, _ in steps if key.endswith("/replica")]
+            if replicas:
+                self._drained_restarts(replicas, keys, done)
+            steps = [(key, phase) for key, phase in steps if not key.endswith("/replica")]
+            if removed and not any(key.endswith("/meta") for key, _ in steps):
+                # The MetaServer lists a removed node UNALIVE until it restarts.
+                metas = [k for k in self._servers if k.endswith("/meta")]
+                steps = restart_steps(metas, "force") + steps
+        for key, phase in steps:
+            self._step(key, phase, keys, done)
+        return done
+
+    def _drained_restarts(self, replicas: Sequence[str], keys: Sequence[str], done: list[str]) -> None:
+        """pegasus_rolling_update.sh: each ReplicaServer drained, its replicas closed, restarted,
+        ALIVE, secondaries allowed again, every table healthy; settings back at the end."""
+        with self._draining("restart", lambda exc: f"the admin shell failed during the roll (restarted: "
+                            f"{', '.join(done) or 'none'}): {exc}") as drain:
+            for key in replicas:
+                node = self._node(key)
+                try:
+                    drain.drain(node)
+                    drain.close(node)
+                except (DrainFailed, AdminShellError) as exc:
+                    raise RollFailed(
+                        f"{key} ({node}) could not be drained before its restart; nothing was restarted on it. "
+                        f"Restarted before it: {', '.join(done) or 'none'}. {exc}") from exc
+                self._step(key, "drained", keys, done)
+                drain.release_secondaries()
+                self._step(key, "check", keys, done)
+
+    @contextlib.contextmanager
+    def _draining(self, purpose: str, failure: Callable[[Exception], str]) -> Iterator[Drain]:
+        """A drain begun for `purpose`; the MetaServer settings it changed are put back at
+        the end, also when the body fails. An admin shell failure becomes RollFailed(failure(exc))."""
+        drain = self._drain()
+        failed: Optional[BaseException] = None
+        try:
+            drain.begin(purpose)
+            yield drain
+        except (DrainFailed, AdminShellError) as exc:
+            failed = exc
+            raise RollFailed(failure(exc)) from exc
+        except BaseException as exc:
+            failed = exc
+            raise
+        finally:
+            self._put_back(drain, failed)
+
+    def _put_back(self, drain: Drain, failure: Optional[BaseException]) -> None:
+        try:
+            failed = drain.end()
+        except (AdminShellError, OSError) as exc:
+            failed = [str(exc)]
+        if failed:
+            message = ("could not put back the MetaServer settings the roll changed (set them with the Pegasus "
+                       "shell: remote_command -l <leader> <setting> DEFAULT, set_meta_level): " + "; ".join(failed))
+            if failure is None:
+                raise RollFailed(message)
+            self._log(message)
+
+    def _remove(self, removed: Sequence[str]) -> None:
+        """pegasus_offline_node.sh, one ReplicaServer at a time: drained, its replicas killed,
+        stopped, its partitions healthy again on the others. Pulumi deletes it afterwards."""
+        wait = float((self._tools or {}).get("wait_seconds", 600))
+        with self._draining("removal", lambda exc: f"removing {', '.join(removed)}: {exc}") as drain:
+            for key in removed:
+                node = self._node(key)
+                try:
+                    drain.drain(node)
+                    drain.kill_partitions(node)
+                except (DrainFailed, AdminShellError) as exc:
+                    raise RollFailed(f"{key} ({node}) could not be drained; it keeps running and nothing was "
+                                     f"deleted. {exc}") from exc
+                address = self._removed_hosts.get(key.partition("/")[0])
+                if address:
+                    stop = as_root(f"systemctl stop {shlex.quote(role_unit('replica'))}\n")
+                    result = self._session.run(address, stop)
+                    if result.returncode != 0:
+                        raise RollFailed(f"{key} was drained but did not stop:\n{result.tail()}")
+                self._log(f"rolling restart: {key} ({node}) drained and stopped")
+                drain.wait_unalive(node, wait)
+                drain.release_secondaries("DEFAULT")
+                drain.wait_healthy(wait)
+
+    def check(self, keys: Sequence[str]) -> None:
+        """Every server serves, is ALIVE, and every table is healthy; checked in parallel."""
+        failed = {k: r for k, r in self._each(keys, "check").items() if r.returncode != 0}
+        if failed:
+            raise RollFailed(_report("these servers did not pass their check", failed))
+
+
+def _report(what: str, failed: Mapping[str, SshResult]) -> str:
+    return f"{what}: {', '.join(sorted(failed, key=roll_position))}\n" + "\n".join(
+        f"--- {key} ({result.host}), exit {result.returncode}:\n{result.tail()}"
+        for key, result in sorted(failed.items(), key=lambda item: roll_position(item[0])))
+
+
+def _roll(session: SshSession, values: Mapping[str, Any], old: Optional[Mapping[str, Any]] = None) -> Roll:
+    old = old or {}
+    return Roll(session, values["hosts"], values["staged_dir"], pulumi.log.info, tools=values.get("tools"),
+                replica_nodes={**(old.get("replica_nodes") or {}), **(values.get("replica_nodes") or {})},
+                servers=list(values["restart_records"]),
+                removed_hosts={h: a for h, a in (old.get("hosts") or {}).items() if h not in values["hosts"]})
+
+
+def _outputs(props: Mapping[str, Any], restarted: Sequence[str]) -> dict:
+    return {**{key: props.get(key) for key in INPUT_KEYS}, "restarted": list(restarted)}
+
+
+class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
+    def create(self, props: dict) -> pulumi.dynamic.CreateResult:
+        values = plain(dict(props))
+        records = values["restart_records"]
+        with session_for(values["access"]) as session:
+            roll = _roll(session, values)
+            restarted = roll.restart(roll.due(list(records)))
+            roll.check(sorted(records, key=roll_position))
+        return pulumi.dynamic.CreateResult("rolling-restart", _outputs(props, restarted))
+
+    def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
+        old, new = plain(dict(olds)), plain(dict(news))
+        changed = [key for key in INPUT_KEYS if old.get(key) != new.get(key)]
+        return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
+        old, new = plain(dict(olds)), plain(dict(news))
+        keys = changed_servers(old.get("restart_records") or {}, new["restart_records"])
+        # Without the tools, the replica-removal guard refuses a ReplicaServer that holds replicas.
+        removed = removed_replicas(old.get("restart_records") or {}, new["restart_records"]) if new.get("tools") else []
+        restarted: list[str] = []
+        if keys or removed:
+            with session_for(new["access"]) as session:
+                restarted = _roll(session, new, old).restart(keys, removed)
+        return pulumi.dynamic.UpdateResult(_outputs(news, restarted))
+
+    def delete(self, _id: str, _props: dict) -> None:
+        return None
+
+
+@dataclass
+class RollingRestartArgs:
+    restart_records: pulumi.Input[Mapping[str, pulumi.Input[str]]]  # server_key -> record
+    hosts: pulumi.Input[Mapping[str, pulumi.Input[str]]]  # host name -> SSH address
+    staged_dir: str  # <appDir>/staged on every server
+    # {user, port, private_key, bastion: {host, user, port} | None}: as every server's connection
+    access: pulumi.Input[Mapping[str, Any]]
+    # host name -> "ip:port" of its ReplicaServer (2.6+ MetaServers list a host name: the drain maps it)
+    replica_nodes: pulumi.Input[Mapping[str, pulumi.Input[str]]] = None  # type: ignore[assignment]
+    # the admin tools on a MetaServer host, or None: {host, dir, meta_list, library_dir, release, wait_seconds}
+    tools: pulumi.Input[Optional[Mapping[str, Any]]] = None
+
+
+class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRestart"):
+    """Make it depend on every server's first start: it runs once they all have."""
+
+    restarted: pulumi.Output[list]
+
+    def __init__(self, name: str, args: RollingRestartArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        props = {
+            "restart_records": args.restart_records,
+            "hosts": args.hosts,
+            "staged_dir": args.staged_dir,
+            "access": pulumi.Output.secret(args.access),  # the private key
+            "replica_nodes": args.replica_nodes,
+            "tools": args.tools,
+            "restarted": None,
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["access"]))
+        super().__init__(RollingRestartProvider(), name, props, opts)

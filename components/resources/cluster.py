@@ -1,0 +1,223 @@
+"""The whole Pegasus cluster, wired in the order it must come up (and go down).
+
+Up:  fixed settings checked -> network, security-group rules, hosts (or your
+     own servers, listed: nothing of AWS) -> host
+     preparation -> ZooKeeper ready -> ZooKeeper path guard -> MetaServers ->
+     ReplicaServers (in parallel) -> Collector -> rolling restart (which, on
+     a first deploy, checks every server) -> cluster checks.
+Down (Pulumi deletes in reverse): Collector, ReplicaServers, MetaServers
+     stopped and their directories removed -> ZooKeeper path removed ->
+     ZooKeeper stopped -> disks unmounted, package and appDir removed ->
+     instances, volumes, NICs -> the groups' rules (SSH last of all), groups,
+     network.
+Changes: `<cluster>-rolling-restart` restarts the servers whose files changed
+in Pegasus's rolling-update order (ReplicaServers, then MetaServers with the
+leader last, then the Collector), one at a time, each only in a healthy
+cluster, waiting until every table is fully healthy again. Every server hangs
+off the graph by one edge, so a first deploy is as long for 1000
+ReplicaServers as for 3.
+Checks: after that, the cluster's `-health` (at every up: every server
+serves, else those that do not with their own logs) and `-replica-removal`
+(before Pulumi deletes a dropped ReplicaServer).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pulumi
+import pulumi_aws as aws
+
+from components.render import host_layout as hl
+from components.render import server_files as files
+from components.resources.tools_install import AdminTools
+from components.operations.cluster_health import ClusterHealth, ClusterHealthArgs
+from components.operations.fixed_settings import FixedSettings
+from components.resources.aws_host import AwsHost
+from components.resources.host_handle import HostHandle
+from components.resources.host_preparation import HostPreparation
+from components.resources.network import Network
+from components.resources.own_host import own_hosts
+from components.resources.package_store import PackageStore
+from components.resources.pegasus_server import PegasusServer, RoleCommands
+from components.resources.remote_command import remote_command
+from components.resources.resource_names import ResourceNames
+from components.operations.rolling_restart import RollingRestart, RollingRestartArgs, server_key
+from components.spec.model import ClusterSpec
+from components.spec.topology import ROLE_ORDER, ROLL_ORDER, HostPlan, plan_hosts
+from components.resources.zookeeper_ensemble import ZooKeeperEnsemble
+from components.operations.zookeeper_path_guard import ZooKeeperPathGuard, ZooKeeperPathGuardArgs, default_owner_id
+
+
+class PegasusCluster(pulumi.ComponentResource):
+    """Every resource of the cluster is named under `name` (`<name>-replica-0`), so
+    several clusters can share a program, a stack and a project (give each its own
+    clusterName: it names the ZooKeeper path and the servers' tags).
+
+    `adopt_old_names`: the cluster takes over the resources a stack deployed before
+    names carried the cluster's (`replica-0`, `meta-0-prepare`): each renamed resource
+    gets an alias to its old name, so `pulumi up` updates it in place and replaces
+    nothing. Only the one cluster such a stack holds may: __main__.py sets it for the
+    cluster of the stack's config; a further cluster in a program must not (the engine
+    refuses two resources with an alias to the same old resource). See resource_names.py.
+    That cluster's ZooKeeper path also stays stamped with the stack alone, as before;
+    any other cluster's with the stack and its name.
+    """
+
+    def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None, *,
+                 adopt_old_names: bool = False) -> None:
+        super().__init__("pegasus:cluster:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        names = ResourceNames(name, adopt_old_names)
+        # First registered: its check refuses, at preview, a change of what an
+        # existing cluster cannot change (homeDir, appDir, clusterName, fewer or
+        # smaller disks).
+        FixedSettings(f"{name}-fixed-settings", {
+            "cluster_name": spec.cluster_name, "home_dir": spec.home_dir, "app_dir": spec.app_dir,
+            "data_disk_count": spec.replica.data_disks.count, "data_disk_size_gib": spec.replica.data_disks.size_gib,
+        }, opts=child)
+        plans = plan_hosts(spec)
+        # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.
+        store: PackageStore | None = None
+        if spec.servers:
+            hosts = own_hosts(spec, plans, names, child)
+        else:
+            hosts, store = self._aws_hosts(names, spec, plans, child)
+        preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
+        zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
+        metas = [p.name for p in plans if p.kind == "meta"]
+
+        zookeeper = ZooKeeperEnsemble(f"{name}-zookeeper", spec, zk_hosts, opts=child)
+        guard = self._path_guard(names, spec, zookeeper, hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
+                                 zk_hosts[0][1] if zk_hosts else preps[metas[0]])
+
+        meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
+        pegasus = {p.name: PegasusServer(hosts[p.name], preps[p.name], spec, meta_ips, zookeeper.servers, store,
+                                         opts=child)
+                   for p in plans if p.roles}
+        servers: dict[str, list[RoleCommands]] = {role: [] for role in ROLE_ORDER}
+        for role in ROLE_ORDER:  # first starts: MetaServers, ReplicaServers, Collector
+            start_after = {"meta": [guard], "replica": [r.service for r in servers["meta"]],
+                           "collector": [r.service for r in servers["replica"]]}[role]
+            for plan in plans:
+                if role in plan.roles:
+                    servers[role].append(pegasus[plan.name].add_role(role, start_after))
+        replica_names = [p.name for p in plans if p.kind == "replica"]
+        tools, tools_args = None, None
+        if spec.tools is not None:
+            tools = AdminTools(f"{name}-admin-tools", spec, [(hosts[m], preps[m]) for m in metas], opts=child)
+            release = spec.tools.version
+            tools_args = meta_ips.apply(lambda ips: {
+                "host": metas[0], "dir": tools.directory, "library_dir": files.layout(spec).jvm_lib_link,
+                "release": release,
+                "meta_list": files.address_list(ips, hl.ROLE_PORTS["meta"]),
+                "wait_seconds": spec.timeouts.health_seconds})
+        else:
+            pulumi.log.warn(
+                "no toolsPackage: a rolling restart (a config, unit or package change) restarts each "
+                "ReplicaServer without moving its primaries away first (that needs Pegasus's admin shell): "
+                "clients get errors on those partitions until the MetaServer reassigns them (up to "
+                "fd_grace_seconds). To avoid them, set pegasus:toolsPackage to the tarball pack_tools made "
+                "(this program then moves the primaries with the shell), or roll at a quiet time.", resource=self)
+        # Once every server has started (each start waits for its package, so a
+        # package that failed to install anywhere stops the roll before any
+        # restart) and the admin tools are installed: restarts on change, one
+        # server at a time in Pegasus's order, and on a first deploy the check
+        # of every server.
+        started: list[pulumi.Resource] = [server.service for role in ROLE_ORDER for server in servers[role]]
+        restart_hosts = {n: hosts[n].ssh_address for n in pegasus}
+        restart = RollingRestart(f"{name}-rolling-restart", RollingRestartArgs(
+            restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
+            hosts=restart_hosts,
+            staged_dir=files.layout(spec).staged_dir,
+            access=self._ssh_access(spec),
+            replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
+                           for n in replica_names},
+            tools=tools_args),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
+        replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
+        # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard
+        addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))
+        keys = [server_key(s.host, s.role) for role in ROLL_ORDER for s in servers[role]]
+        server_ips = pulumi.Output.all(*[hosts[key.partition("/")[0]].cluster_ip for key in keys]).apply(
+            lambda ips: dict(zip(keys, ips)))
+        # Runs at every `pulumi up`, changed or not (a new `run` each time: one
+        # line in the preview), so a server that died since the last up is
+        # reported, with its own logs, rather than found by the next change.
+        health = ClusterHealth(f"{name}-health", ClusterHealthArgs(
+            run=uuid.uuid4().hex,
+            script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
+            check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
+            access=self._ssh_access(spec)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
+
+        # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
+        # come last in a deployment), this refuses while it still holds replicas.
+        remote_command(
+            f"{name}-replica-removal", hosts[metas[0]].connection,
+            create=addresses.apply(lambda a: files.replica_removal_guard_script(spec, *a)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
+
+        self.meta_servers = meta_ips.apply(lambda ips: files.address_list(ips, hl.ROLE_PORTS["meta"]))
+        self.zookeeper_servers = zookeeper.servers
+        self.cluster_root = guard.path
+        self.replica_servers = replica_ips.apply(lambda ips: [f"{ip}:{hl.ROLE_PORTS['replica']}" for ip in ips])
+        collector_host = next((p.name for p in plans if "collector" in p.roles), None)
+        self.collector = (hosts[collector_host].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['collector']}")
+                          if collector_host else pulumi.Output.from_input(""))
+        self.ssh = {n: h.ssh_address.apply(lambda ip: self._ssh_hint(spec, ip)) for n, h in hosts.items()}
+        self.health = health.report
+        self.register_outputs({"metaServers": self.meta_servers, "zookeeperServers": self.zookeeper_servers,
+                               "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
+                               "collector": self.collector, "health": self.health})
+
+    def _aws_hosts(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan],
+                   child: pulumi.ResourceOptions) -> tuple[dict[str, HostHandle], PackageStore | None]:
+        """The machines, and the package store they read the package from (unless it is uploaded)."""
+        name = names.cluster
+        network = Network(name, spec, opts=child)
+        key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
+                              tags={"pegasus:cluster": spec.cluster_name}, opts=child)
+        ami = spec.image.ami or aws.ec2.get_ami_output(
+            most_recent=True, owners=[spec.image.ami_owner],
+            filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[spec.image.ami_name_pattern]),
+                     aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"])],
+            opts=pulumi.InvokeOutputOptions(parent=self)).id
+        # The package, uploaded once for the stack; Pegasus servers read it with their role.
+        store = PackageStore(name, spec, network, opts=child) if spec.package_from_store else None
+        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, names,
+                                 instance_profile=store.instance_profile if store and p.roles else None,
+                                 opts=child).handle for p in plans}
+        return hosts, store
+
+    def _path_guard(self, names: ResourceNames, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
+        tunnel = None
+        if spec.zookeeper.access == "ssh":
+            bastion = spec.ssh.bastion
+            tunnel = pulumi.Output.all(via.ssh_address).apply(lambda v: {
+                "host": v[0], "user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
+                "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None,
+            })
+        # The stack owns its own cluster's path; a further cluster of the program owns its
+        # path under its own name, so two of them given one clusterName on one ensemble are
+        # refused rather than sharing /pegasus/<clusterName>.
+        owner = default_owner_id() if names.adopt_old_names else f"{default_owner_id()}/{names.cluster}"
+        return ZooKeeperPathGuard(
+            f"{names.cluster}-zookeeper-path",
+            ZooKeeperPathGuardArgs(cluster_name=spec.cluster_name, servers=zookeeper.servers, owner=owner,
+                                   retain=spec.retain_data, adopt=spec.zookeeper.adopt_existing_path,
+                                   tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*zookeeper.ready, *via_prep.done]))
+
+    @staticmethod
+    def _ssh_access(spec: ClusterSpec) -> dict:
+        """What the rolling restart needs to reach every server (as their commands do)."""
+        bastion = spec.ssh.bastion
+        return {"user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
+                "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None}
+
+    @staticmethod
+    def _ssh_hint(spec: ClusterSpec, ip: str) -> str:
+        bastion = spec.ssh.bastion
+        jump = f"-J {bastion.user}@{bastion.host}:{bastion.port} " if bastion else ""
+        return f"ssh {jump}{spec.ssh.user}@{ip}"

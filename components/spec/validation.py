@@ -1,0 +1,504 @@
+"""The cluster spec: the stack's `pegasus:*` config, validated into immutable dataclasses.
+
+`build_spec` is the only place that looks at raw config. It collects every
+problem it finds and raises one `SpecError` listing them all, each naming the
+key, what is wrong and what to do; nothing downstream re-validates. No Pulumi
+resources here: this runs (and fails) before anything is created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from components.spec.model import (DISTRIBUTIONS, Bastion, ClusterSpec, CollectorSpec, DiskSpec, ImageSpec,
+                                   NetworkSpec, ReplicaSpec, RoleSpec, SshSpec, Timeouts, ZooKeeperSpec,
+                                   listed_disks)
+from components.spec.own_servers import read_own_servers
+from components.spec.reader import NAMESPACE, ConfigReader, SpecError, known_keys_fix
+from components.spec.server_package import PackageError, PackageInfo, inspect_package
+from components.spec.tools_package import ToolsPackage, inspect_tools_package
+from components.spec.values import CLUSTER_NAME, HOST_NAME, INTERFACE_NAME, MAX_DATA_DISKS, SYSTEM_DIRS, \
+    check_path, is_within
+
+# Families on the older Xen hypervisor: their EBS volumes are /dev/xvd* devices,
+# not the NVMe devices (found by volume id) that disk preparation relies on.
+XEN_FAMILIES = frozenset({"t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", "r3", "r4", "i2", "i3", "d2",
+                          "x1", "x1e", "g2", "g3", "g3s", "p2", "p3", "h1", "f1", "cc2", "cr1", "hs1"})
+AWS_ID = {"vpcId": re.compile(r"^vpc-[0-9a-f]{8,17}$"), "subnetId": re.compile(r"^subnet-[0-9a-f]{8,17}$")}
+AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
+PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
+# Keys the program fills itself; an override of one would break the cluster.
+OWNED_KEYS = {
+    ("core", "data_dir"): "it is %{app.dir}, derived from appDir",
+    ("meta_server", "server_list"): "it is the MetaServer list the program provisions",
+    ("meta_server", "cluster_root"): "it is /pegasus/<clusterName>, which the ZooKeeper guard protects",
+    ("meta_server", "distributed_lock_service_parameters"): "it is the lock under the cluster root",
+    ("replication", "data_dirs"): "it is made from replica.dataDisks",
+    ("replication", "slog_dir"): "it is made from replica.slogDisk",
+    ("replication", "data_dirs_black_list_file"): "it lives under homeDir",
+    ("zookeeper", "hosts_list"): "it is the ZooKeeper ensemble (zookeeper.servers or the provisioned one)",
+    ("network", "primary_interface"): "set network.primaryInterface instead",
+}
+OWNED_SECTIONS = {"pegasus.clusters": "it maps clusterName to the MetaServer list"}
+# EBS limits per volume type: size GiB, IOPS, throughput MiB/s, IOPS per GiB
+# (above a baseline every size gets: gp3 gives 3000 IOPS even to 1 GiB).
+VOLUME_LIMITS: dict[str, dict[str, Any]] = {
+    "gp3": {"size": (1, 16384), "iops": (3000, 16000), "throughput": (125, 1000), "iops_per_gib": 500,
+            "baseline_iops": 3000},
+    "io2": {"size": (4, 16384), "iops": (100, 64000), "throughput": None, "iops_per_gib": 500,
+            "baseline_iops": 0},
+    "io1": {"size": (4, 16384), "iops": (100, 64000), "throughput": None, "iops_per_gib": 50,
+            "baseline_iops": 0},
+    "gp2": {"size": (1, 16384), "iops": None, "throughput": None, "iops_per_gib": None, "baseline_iops": 0},
+}
+ARCHITECTURES = ("amd64", "arm64")
+TOP_LEVEL_KEYS = (
+    "clusterName", "package", "packageDelivery", "toolsPackage", "homeDir", "appDir", "ssh", "image", "meta", "replica",
+    "collector", "zookeeper", "network", "configOverrides", "retainData",
+    "hdfsServiceArgs", "timeouts", "servers",
+)
+# How the package reaches the servers: fetched by each server from the stack's
+# S3 bucket (uploaded once), or copied over SSH to each server by `pulumi up`.
+PACKAGE_DELIVERIES = {
+    "s3": "each server fetches it from the stack's S3 bucket, where `pulumi up` uploads it once",
+    "upload": "`pulumi up` copies it over SSH to every server (for servers that cannot reach S3)",
+}
+
+
+def _nitro_instance_type(r: ConfigReader, raw: Mapping[str, Any], key: str, default: str) -> str:
+    value = r.instance_type(raw, key, default)
+    family, _, size = value.partition(".")
+    if family in XEN_FAMILIES and size != "metal":
+        r.problem(key, f"{value} is not on the Nitro system: its EBS volumes are not NVMe devices, "
+                  "which disk preparation finds by volume id", "use a current family, e.g. m6i, r6i or i4i")
+    return value
+
+
+def _check_app_dir(r: ConfigReader, app_dir: str, home_dir: str) -> None:
+    if is_within(home_dir, app_dir):
+        r.problem("appDir", f"{app_dir!r} is homeDir or a parent of it, and destroy removes appDir",
+                  "use a directory below homeDir, e.g. <homeDir>/app/pegasus")
+    for system in SYSTEM_DIRS:
+        if is_within(system, app_dir):
+            r.problem("appDir", f"{app_dir!r} is {system} or a parent of it, and destroy removes appDir",
+                      "use a dedicated directory such as /home/work/app/pegasus")
+            break
+
+
+def _overrides(r: ConfigReader, raw: Any, key: str) -> dict[str, dict[str, str]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        r.problem(key, "must map section names to {key: value}",
+                  "e.g. {replication: {mutation_2pc_min_replica_count: 2}}")
+        return {}
+    result: dict[str, dict[str, str]] = {}
+    for section, entries in raw.items():
+        where = f"{key}.{section}"
+        if section in OWNED_SECTIONS:
+            r.problem(where, f"the program owns this section: {OWNED_SECTIONS[section]}", "remove the override")
+            continue
+        if not isinstance(entries, Mapping):
+            r.problem(where, "must map keys to values", f"e.g. {{{section}: {{some_key: value}}}}")
+            continue
+        clean: dict[str, str] = {}
+        for name, value in entries.items():
+            if (section, name) in OWNED_KEYS:
+                r.problem(f"{where}.{name}", f"the program owns this key: {OWNED_KEYS[(section, name)]}",
+                          "remove the override")
+                continue
+            if isinstance(value, (dict, list)) or value is None:
+                r.problem(f"{where}.{name}", "must be a single value", "write a string, number or boolean")
+                continue
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            if "\n" in text or "%{" in text:
+                r.problem(f"{where}.{name}", "must be one line with no %{...} variable",
+                          "write the literal value")
+                continue
+            clean[str(name)] = text
+        result[str(section)] = clean
+    return result
+
+
+def _disk(r: ConfigReader, raw: Mapping[str, Any], key: str, with_count: bool,
+          default_count: int) -> DiskSpec:
+    allowed = ("type", "sizeGiB", "iops", "throughput") + (("count",) if with_count else ())
+    d = r.obj(raw, key, allowed)
+    count = r.integer(d, f"{key}.count", default_count) if with_count else 1
+    vtype = r.choice(d, f"{key}.type", "gp3", tuple(VOLUME_LIMITS))
+    limits = VOLUME_LIMITS[vtype]
+    size = r.integer(d, f"{key}.sizeGiB", 100) or 0
+    iops = r.integer(d, f"{key}.iops", None)
+    throughput = r.integer(d, f"{key}.throughput", None)
+    if with_count and not 1 <= (count or 0) <= MAX_DATA_DISKS:
+        r.problem(f"{key}.count", f"{count} disks per ReplicaServer is outside 1..{MAX_DATA_DISKS}",
+                  "every ReplicaServer gets this many identical disks")
+    low, high = limits["size"]
+    if not low <= size <= high:
+        r.problem(f"{key}.sizeGiB", f"{size} GiB is outside what {vtype} allows ({low}..{high})",
+                  "pick a size in range")
+    if vtype == "gp3":
+        iops = 3000 if iops is None else iops
+        throughput = 125 if throughput is None else throughput
+    if vtype in ("io1", "io2") and iops is None:
+        r.problem(f"{key}.iops", f"{vtype} volumes need provisioned IOPS", "set iops")
+    if iops is not None:
+        if limits["iops"] is None:
+            r.problem(f"{key}.iops", f"{vtype} volumes do not take provisioned IOPS", "remove iops or use gp3/io2")
+        else:
+            low, high = limits["iops"]
+            if not low <= iops <= high:
+                r.problem(f"{key}.iops", f"{iops} is outside what {vtype} allows ({low}..{high})",
+                          "pick a value in range")
+            elif iops > max(limits["baseline_iops"], limits["iops_per_gib"] * max(size, 1)):
+                r.problem(f"{key}.iops", f"{iops} IOPS on {size} GiB exceeds {limits['iops_per_gib']} IOPS per GiB",
+                          "lower iops or grow sizeGiB")
+    if throughput is not None:
+        if limits["throughput"] is None:
+            r.problem(f"{key}.throughput", f"{vtype} volumes do not take a throughput setting", "remove it or use gp3")
+        else:
+            low, high = limits["throughput"]
+            if not low <= throughput <= high:
+                r.problem(f"{key}.throughput", f"{throughput} MiB/s is outside what gp3 allows ({low}..{high})",
+                          "pick a value in range")
+            elif iops is not None and throughput * 4 > iops:
+                r.problem(f"{key}.throughput", f"{throughput} MiB/s needs at least {throughput * 4} IOPS on gp3 "
+                          f"(0.25 MiB/s per IOPS), iops is {iops}", "raise iops or lower throughput")
+    return DiskSpec(count=count or 1, type=vtype, size_gib=size, iops=iops, throughput=throughput)
+
+
+def _ip_port_list(r: ConfigReader, key: str, value: str) -> tuple[str, ...]:
+    entries = [e.strip() for e in value.split(",") if e.strip()]
+    if not entries:
+        r.problem(key, "is empty", "list the ensemble as ip:port,ip:port")
+    for entry in entries:
+        host, _, port = entry.rpartition(":")
+        try:
+            ipaddress.IPv4Address(host)
+            ok = port.isdigit() and 0 < int(port) < 65536
+        except ValueError:
+            ok = False
+        if not ok:
+            r.problem(key, f"{entry!r} is not an IPv4 address with a port (host names are not allowed: "
+                      "Pegasus wants IP addresses)", "write it as 10.0.0.5:2181")
+    return tuple(entries)
+
+
+def build_spec(
+    raw: Mapping[str, Any],
+    *,
+    stack: str,
+    secret_keys: set[str] | frozenset[str] = frozenset(),
+    project_dir: Path = Path("."),
+    inspect: Callable[[Path], PackageInfo] = inspect_package,
+    inspect_tools: Callable[[Path], ToolsPackage] = inspect_tools_package,
+) -> ClusterSpec:
+    """Validate the `pegasus:*` config (keys without the namespace) into a ClusterSpec."""
+    r = ConfigReader()
+    # `pulumi config set pegasus:ssh.privateKey` (no --path) stores one key named
+    # "ssh.privateKey" rather than privateKey inside ssh.
+    flat = {k for k in raw if "." in k and k.split(".", 1)[0] in TOP_LEVEL_KEYS}
+    for key in sorted(flat):
+        r.problem(key, "was set as one key named with a dot, not as a path",
+                  f"set it again with --path: pulumi config rm {NAMESPACE}:{key} && "
+                  f"pulumi config set --path {NAMESPACE}:{key} <value> (add --secret for secrets)")
+    for unknown in sorted(set(raw) - set(TOP_LEVEL_KEYS) - flat):
+        r.problem(unknown, "is not a known key", known_keys_fix(unknown, TOP_LEVEL_KEYS))
+
+    cluster_name = r.string(raw, "clusterName", None)
+    if cluster_name is None:
+        r.problem("clusterName", "is required", "pulumi config set pegasus:clusterName <name>")
+        cluster_name = "invalid"
+    elif not CLUSTER_NAME.match(cluster_name):
+        r.problem("clusterName", f"{cluster_name!r} may hold only letters, digits and _ (1-64 chars)",
+                  "it becomes a ZooKeeper path and a config key")
+
+    package = None
+    package_value = r.string(raw, "package", None)
+    if package_value is None:
+        r.problem("package", "is required", "point it at the .tar.gz that pack_server made")
+    else:
+        path = Path(package_value)
+        path = path if path.is_absolute() else project_dir / path
+        try:
+            package = inspect(path)
+        except PackageError as exc:
+            r.problem("package", str(exc), "fix the path or rebuild the package with pack_server")
+
+    # Your own servers get the package over SSH: the store is a bucket, an
+    # endpoint and an instance role of this stack on AWS.
+    own = raw.get("servers") is not None
+    delivery = r.string(raw, "packageDelivery", "upload" if own else "s3")
+    if delivery not in PACKAGE_DELIVERIES:
+        r.problem("packageDelivery", f"{delivery!r} is not a way to deliver the package",
+                  "use " + " or ".join(f"{k} ({v})" for k, v in PACKAGE_DELIVERIES.items()))
+        delivery = "upload" if own else "s3"
+    elif own and delivery == "s3":
+        r.problem("packageDelivery", "'s3' needs the bucket, endpoint and instance role this program makes on AWS, "
+                  "and `servers` lists your own servers", "remove packageDelivery (your own servers get the "
+                  "package over SSH) or set it to upload")
+    tools = None
+    tools_value = r.string(raw, "toolsPackage", None)
+    if tools_value:
+        path = Path(tools_value)
+        path = path if path.is_absolute() else project_dir / path
+        try:
+            tools = inspect_tools(path)
+        except PackageError as exc:
+            r.problem("toolsPackage", str(exc),
+                      "fix the path, rebuild the package with pack_tools, or remove the key to roll without "
+                      "moving primaries first")
+
+    home_dir = r.string(raw, "homeDir", "/home/work") or "/home/work"
+    home_ok = check_path(r, "homeDir", home_dir)
+    app_dir = r.string(raw, "appDir", None) or f"{home_dir}/app/pegasus"
+    if check_path(r, "appDir", app_dir) and home_ok:
+        _check_app_dir(r, app_dir, home_dir)
+
+    image = ImageSpec(distribution="debian-12", architecture="amd64", ami=None)
+    if not own:
+        image_raw = r.obj(raw, "image", ("distribution", "architecture", "ami"))
+        image = ImageSpec(
+            distribution=r.choice(image_raw, "image.distribution", "debian-12", tuple(DISTRIBUTIONS)),
+            architecture=r.choice(image_raw, "image.architecture", "amd64", ARCHITECTURES),
+            ami=r.string(image_raw, "image.ami", None),
+        )
+        if image.ami is not None and not AMI_ID.match(image.ami):
+            r.problem("image.ami", f"{image.ami!r} is not an AMI id", "use ami-<hex> or leave it out to look one up")
+
+    ssh = _ssh(r, raw, image, secret_keys, flat, own=own)
+    meta = _role(r, raw, "meta", default_count=3, default_type="m6i.large")
+    if meta.count not in (2, 3):
+        r.problem("meta.count", f"{meta.count} MetaServers is not supported", "use 2 or 3 (3 survives a loss)")
+    replica = _replica(r, raw)
+    collector = _collector(r, raw)
+    zookeeper = _zookeeper(r, raw)
+    servers = None
+    if own:
+        servers = read_own_servers(r, raw, home_dir=home_dir, app_dir=app_dir,
+                                   external_zookeeper=not zookeeper.provisioned,
+                                   single_zookeeper_allowed=_flag(raw.get("zookeeper"), "allowSingleNode"),
+                                   collector_host=collector.own_host)
+        disks = servers.replica[0] if servers.replica else None
+        meta = replace(meta, count=len(servers.meta), instance_type="")
+        replica = replace(replica, count=len(servers.replica), instance_type="", data_disks=listed_disks(
+            len(disks.data_disks) if disks else 0), slog_disk=listed_disks(1) if disks and disks.slog_disk else None)
+        collector = replace(collector, instance_type="")
+        zookeeper = replace(zookeeper, count=len(servers.zookeeper) if zookeeper.provisioned else 0,
+                            instance_type="")
+        network = NetworkSpec(vpc_id=None, subnet_id=None, availability_zone=None, vpc_cidr="", extra_nics=0,
+                              primary_interface="", admin_cidr=None, public_addresses=False)
+    else:
+        network = _network(r, raw, ssh)
+    overrides = _overrides(r, raw.get("configOverrides"), "configOverrides")
+    timeouts_raw = r.obj(raw, "timeouts", ("startSeconds", "healthSeconds", "zookeeperSeconds", "metaPauseSeconds"))
+    timeouts = Timeouts(
+        start_seconds=r.integer(timeouts_raw, "timeouts.startSeconds", 180) or 180,
+        health_seconds=r.integer(timeouts_raw, "timeouts.healthSeconds", 600) or 600,
+        zookeeper_seconds=r.integer(timeouts_raw, "timeouts.zookeeperSeconds", 300) or 300,
+        meta_pause_seconds=r.integer(timeouts_raw, "timeouts.metaPauseSeconds", 30) or 0,
+    )
+    hdfs_args = r.string(raw, "hdfsServiceArgs", "") or ""
+    if hdfs_args:
+        # The HDFS block service runs in the JVM pegasus_server starts, which needs
+        # Hadoop's CLASSPATH and LIBHDFS_OPTS (as Pegasus's own config_hdfs.sh sets
+        # them); this program installs no Hadoop client yet.
+        r.problem("hdfsServiceArgs", "is not supported yet: the servers would need a Hadoop client "
+                  "(its CLASSPATH and LIBHDFS_OPTS=-Xrs) that this program does not install",
+                  "remove the key; set up cold backup to HDFS by hand until this program supports it")
+    retain = r.boolean(raw, "retainData", False)
+
+    if r.problems:
+        raise SpecError(r.problems)
+    assert package is not None
+    return ClusterSpec(
+        stack=stack, cluster_name=cluster_name, package=package, home_dir=home_dir,
+        app_dir=app_dir, ssh=ssh, image=image, meta=meta, replica=replica,
+        collector=collector, zookeeper=zookeeper, network=network,
+        config_overrides=overrides, hdfs_service_args=hdfs_args, retain_data=retain,
+        timeouts=timeouts, package_delivery=delivery or ("upload" if own else "s3"), tools=tools,
+        config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
+                               for key in ("configOverrides", "meta", "replica", "collector")),
+        servers=servers,
+    )
+
+
+
+def _flag(section: Any, key: str) -> bool:
+    value = section.get(key, False) if isinstance(section, Mapping) else False
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _ssh(r: ConfigReader, raw: Mapping[str, Any], image: ImageSpec, secret_keys, flat: set[str], own: bool) -> SshSpec:
+    s = r.obj(raw, "ssh", ("user", "privateKey", "publicKey", "bastion"))
+    if own and s.get("user") is None:
+        r.problem("ssh.user", "is required with your own servers (there is no image to know it from)",
+                  "set the login user: root, or a user with passwordless sudo (pulumi config set --path "
+                  "pegasus:ssh.user admin)")
+    user = r.string(s, "ssh.user", DISTRIBUTIONS[image.distribution][0]) or "admin"
+    private_key = r.string(s, "ssh.privateKey", None)
+    if private_key is None:
+        if "ssh.privateKey" not in flat:
+            r.problem("ssh.privateKey", "is required (the remote commands log in with it)",
+                      "pulumi config set --secret --path pegasus:ssh.privateKey < key")
+    elif "PRIVATE KEY-----" not in private_key:
+        looks_like = " (it looks like a file path)" if private_key.strip().startswith(("/", "~", ".")) else ""
+        r.problem("ssh.privateKey", f"is not a private key{looks_like}",
+                  "give the key's content, not its path: pulumi config set --secret --path "
+                  "pegasus:ssh.privateKey < ~/.ssh/your_key")
+    elif f"{NAMESPACE}:ssh" not in secret_keys:
+        r.problem("ssh.privateKey", "is stored in plain text in the stack file",
+                  "set it again with --secret: pulumi config set --secret --path pegasus:ssh.privateKey < key")
+    public_key = r.string(s, "ssh.publicKey", None)
+    if public_key is None:
+        if "ssh.publicKey" not in flat:
+            r.problem("ssh.publicKey", "is required (installed on every server)", "set it to the key's .pub line")
+    elif not PUBLIC_KEY.match(public_key.strip()):
+        r.problem("ssh.publicKey", "is not an OpenSSH public key line", "paste the content of the .pub file")
+    bastion = None
+    if s.get("bastion") is not None:
+        b = r.obj(s, "ssh.bastion", ("host", "user", "port"))
+        host = r.string(b, "ssh.bastion.host", None)
+        if not host or not HOST_NAME.match(host):
+            r.problem("ssh.bastion.host", f"{host!r} is not a host name or address", "set the bastion's address")
+        port = r.integer(b, "ssh.bastion.port", 22) or 22
+        if not 0 < port < 65536:
+            r.problem("ssh.bastion.port", f"{port} is not a TCP port", "use 1..65535")
+        bastion = Bastion(host=host or "", user=r.string(b, "ssh.bastion.user", user) or user, port=port)
+    return SshSpec(user=user, private_key=private_key or "", public_key=(public_key or "").strip(), bastion=bastion)
+
+
+def _role(r: ConfigReader, raw, name: str, default_count: int, default_type: str) -> RoleSpec:
+    d = r.obj(raw, name, ("count", "instanceType", "configOverrides"))
+    return RoleSpec(
+        count=r.integer(d, f"{name}.count", default_count) or 0,
+        instance_type=r.instance_type(d, f"{name}.instanceType", default_type),
+        config_overrides=_overrides(r, d.get("configOverrides"), f"{name}.configOverrides"),
+    )
+
+
+def _replica(r: ConfigReader, raw) -> ReplicaSpec:
+    d = r.obj(raw, "replica", ("count", "instanceType", "configOverrides", "dataDisks", "slogDisk"))
+    count = r.integer(d, "replica.count", 3) or 0
+    if count < 3:
+        r.problem("replica.count", f"{count} ReplicaServers cannot hold 3 replicas of a partition",
+                  "use 3 or more")
+    data = _disk(r, d, "replica.dataDisks", with_count=True, default_count=2)
+    slog = _disk(r, d, "replica.slogDisk", with_count=False, default_count=1) if d.get("slogDisk") is not None else None
+    return ReplicaSpec(
+        count=count,
+        instance_type=_nitro_instance_type(r, d, "replica.instanceType", "m6i.2xlarge"),
+        config_overrides=_overrides(r, d.get("configOverrides"), "replica.configOverrides"),
+        data_disks=data,
+        slog_disk=slog,
+    )
+
+
+def _collector(r: ConfigReader, raw) -> CollectorSpec:
+    d = r.obj(raw, "collector", ("enabled", "colocate", "instanceType", "configOverrides"))
+    return CollectorSpec(
+        enabled=r.boolean(d, "collector.enabled", True),
+        colocate=r.boolean(d, "collector.colocate", True),
+        instance_type=r.instance_type(d, "collector.instanceType", "m6i.large"),
+        config_overrides=_overrides(r, d.get("configOverrides"), "collector.configOverrides"),
+    )
+
+
+def _zookeeper(r: ConfigReader, raw) -> ZooKeeperSpec:
+    d = r.obj(raw, "zookeeper", ("count", "instanceType", "servers", "allowSingleNode",
+                                  "adoptExistingPath", "access"))
+    servers_raw = r.string(d, "zookeeper.servers", None)
+    access = r.choice(d, "zookeeper.access", "ssh", ("ssh", "direct"))
+    adopt = r.boolean(d, "zookeeper.adoptExistingPath", False)
+    if servers_raw is not None:
+        for clash in ("count", "instanceType", "allowSingleNode"):
+            if clash in d:
+                r.problem(f"zookeeper.{clash}", "does not apply to an external ensemble (zookeeper.servers is set)",
+                          "remove it, or remove servers to provision ZooKeeper")
+        servers = _ip_port_list(r, "zookeeper.servers", servers_raw)
+        return ZooKeeperSpec(count=0, instance_type="", external_servers=servers,
+                             adopt_existing_path=adopt, access=access)
+    count = r.integer(d, "zookeeper.count", 3) or 0
+    if count not in (1, 3, 5):
+        r.problem("zookeeper.count", f"an ensemble of {count} has no safe majority", "use 3 or 5 (or 1 for tests)")
+    elif count == 1 and not r.boolean(d, "zookeeper.allowSingleNode", False):
+        r.problem("zookeeper.count", "1 ZooKeeper server is a single point of failure",
+                  "use 3, or set zookeeper.allowSingleNode: true for a throwaway stack")
+    return ZooKeeperSpec(count=count, instance_type=r.instance_type(d, "zookeeper.instanceType", "t3.medium"),
+                         external_servers=(), adopt_existing_path=adopt, access=access)
+
+
+def _cidr(r: ConfigReader, key: str, value: str, example: str) -> ipaddress.IPv4Network | None:
+    """An IPv4 range, or None after recording what is wrong with it."""
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        r.problem(key, f"{value!r} is not an IPv4 CIDR", f"write it as address/prefix, e.g. {example}")
+        return None
+    r.problem(key, f"{value!r} has host bits set", f"did you mean {network}?")
+    return None
+
+
+def _network(r: ConfigReader, raw, ssh: SshSpec) -> NetworkSpec:
+    d = r.obj(raw, "network", ("vpcId", "subnetId", "availabilityZone", "vpcCidr", "extraNics",
+                                "primaryInterface", "adminCidr", "allowWorldSsh", "publicAddresses", "s3Endpoint"))
+    vpc_id = r.string(d, "network.vpcId", None)
+    subnet_id = r.string(d, "network.subnetId", None)
+    for key, value in (("vpcId", vpc_id), ("subnetId", subnet_id)):
+        if value is not None and not AWS_ID[key].match(value):
+            r.problem(f"network.{key}", f"{value!r} is not an AWS {key[:-2]} id", "copy it from the AWS console")
+    if (vpc_id is None) != (subnet_id is None):
+        r.problem("network.subnetId", "vpcId and subnetId go together",
+                  "set both to use an existing network, or neither")
+    vpc_cidr = r.string(d, "network.vpcCidr", "10.42.0.0/16") or "10.42.0.0/16"
+    net = _cidr(r, "network.vpcCidr", vpc_cidr, "10.42.0.0/16")
+    if net is not None and (not net.is_private or net.prefixlen > 24):
+        r.problem("network.vpcCidr", f"{vpc_cidr!r} is not a private IPv4 range of /24 or larger",
+                  "use e.g. 10.42.0.0/16 (Pegasus picks private addresses)")
+    extra = r.integer(d, "network.extraNics", 0) or 0
+    if extra not in (0, 1):
+        r.problem("network.extraNics", f"{extra} extra NICs is not supported", "use 0 or 1")
+    primary = r.string(d, "network.primaryInterface", "") or ""
+    if primary and not INTERFACE_NAME.match(primary):
+        r.problem("network.primaryInterface", f"{primary!r} is not an interface name", "e.g. ens6, or leave it empty")
+    admin = r.string(d, "network.adminCidr", None)
+    if admin is not None:
+        admin_net = _cidr(r, "network.adminCidr", admin, "203.0.113.0/24")
+        if admin_net is not None and admin_net.prefixlen == 0 and not r.boolean(d, "network.allowWorldSsh", False):
+            r.problem("network.adminCidr", "0.0.0.0/0 opens SSH to the whole internet",
+                      "use your office or VPN range, or set network.allowWorldSsh: true knowingly")
+    elif ssh.bastion is None:
+        r.problem("network.adminCidr", "is required when no ssh.bastion is set (nothing else may reach SSH)",
+                  "set the range your operators connect from, or an ssh.bastion")
+    public_addresses = r.boolean(d, "network.publicAddresses", False)
+    if ssh.bastion is not None and vpc_id is None:
+        # A VPC this stack creates has no bastion inside it and nothing peers it.
+        if not public_addresses:
+            r.problem("ssh.bastion", "cannot reach servers on private addresses in the VPC this stack creates "
+                      "(the bastion is not inside it)",
+                      "set network.vpcId and network.subnetId to the VPC your bastion serves")
+        elif admin is None:
+            r.problem("network.adminCidr", "is required with a bastion outside the VPC this stack creates "
+                      "(SSH is otherwise open only from inside it)", "set it to the bastion's public address range")
+    s3_endpoint = r.string(d, "network.s3Endpoint", "create") or "create"
+    if s3_endpoint not in ("create", "existing"):
+        r.problem("network.s3Endpoint", f"{s3_endpoint!r} is not supported",
+                  "use create (an S3 gateway endpoint on the servers' route table) or existing (the VPC's "
+                  "route table already has one)")
+        s3_endpoint = "create"
+    elif s3_endpoint == "existing" and vpc_id is None:
+        r.problem("network.s3Endpoint", "'existing' needs a VPC you bring: the one this stack creates has no "
+                  "endpoint but its own", "remove the key, or set network.vpcId and network.subnetId")
+    return NetworkSpec(
+        vpc_id=vpc_id, subnet_id=subnet_id, availability_zone=r.string(d, "network.availabilityZone", None),
+        vpc_cidr=vpc_cidr, extra_nics=extra, primary_interface=primary, admin_cidr=admin,
+        public_addresses=public_addresses, s3_endpoint=s3_endpoint,
+    )
