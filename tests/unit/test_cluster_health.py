@@ -35,7 +35,7 @@ def props(sshd, staged: StagedScripts, script: str, hosts=HOSTS, run: str = "run
     return {"run": run, "script": f"bash -c {shlex.quote(script)}", "check_hosts": ["meta-0", "meta-1"],
             "hosts": hosts, "staged_dir": str(staged.dir),
             "access": {"user": sshd.user, "port": sshd.port, "private_key": sshd.client_key_path.read_text(),
-                       "bastion": None}}
+                       "bastion": None, "known_hosts": [sshd.pin("127.0.0.1"), sshd.pin("127.0.0.2")]}}
 
 
 def test_a_healthy_cluster_reports_its_summary_and_fetches_no_logs(sshd, staged):
