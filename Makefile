@@ -6,7 +6,7 @@ STACK ?= dev
 STATE_DIR ?= $(CURDIR)/.pulumi-state
 PY := $(VENV)/bin/python
 
-.PHONY: up preview destroy test unit e2e bench venv dev-venv deps clean lint local-machines local-machines-destroy
+.PHONY: up preview destroy test unit e2e bench venv dev-venv deps clean lint config-docs local-machines local-machines-destroy
 
 # What `pulumi up` needs (requirements.txt), and apart from it what the tests,
 # the benchmark and the local machines need (requirements-dev.txt).
@@ -77,6 +77,11 @@ e2e: deps dev-venv
 # BASELINE=<another checkout>: also time that tree's program, side by side.
 bench: dev-venv
 	BASELINE="$(BASELINE)" $(PY) -m bench
+
+# docs/config.md's table of keys, from their declarations (components/spec/keys.py).
+config-docs: venv
+	$(PY) -c 'from pathlib import Path; from components.spec.keys import with_reference as w; \
+	  p = Path("docs/config.md"); p.write_text(w(p.read_text()))'
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache

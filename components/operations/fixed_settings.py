@@ -19,9 +19,11 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-# input -> the stack config key a user knows it by
-FIXED = {"cluster_name": "clusterName", "home_dir": "homeDir", "app_dir": "appDir"}
-NO_SHRINK = {"data_disk_count": "replica.dataDisks.count", "data_disk_size_gib": "replica.dataDisks.sizeGiB"}
+from components.spec import keys
+
+# input -> the stack config key a user knows it by, from the keys' declarations
+FIXED = keys.state_names(keys.FIXED)
+NO_SHRINK = keys.state_names(keys.GROW_ONLY)
 
 
 def fixed_settings_problems(olds: dict[str, Any], news: dict[str, Any]) -> list[tuple[str, str]]:

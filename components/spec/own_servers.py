@@ -18,22 +18,16 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from components.spec import keys
 from components.spec.reader import ConfigReader
 from components.spec.values import HOST_NAME, INTERFACE_NAME, MAX_DATA_DISKS, SAFE_PATH, check_path, is_within
 
-ROLES = ("zookeeper", "meta", "replica", "collector")
-SERVER_KEYS = {"zookeeper": ("host", "nic"), "meta": ("host", "nic"), "collector": ("host", "nic"),
-               "replica": ("host", "nic", "dataDisks", "slogDisk")}
+ROLES = keys.children("servers")
+SERVER_KEYS = {role: keys.children(f"servers.{role}[]") for role in ROLES}
 STABLE_DEVICE_DIR = "/dev/disk/by-id/"
 MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 # Keys that describe machines AWS makes: with a list of servers they mean nothing.
-AWS_ONLY_KEYS = {
-    "image": None, "network": None,
-    "meta": ("count", "instanceType"),
-    "replica": ("count", "instanceType", "dataDisks", "slogDisk"),
-    "collector": ("instanceType",),
-    "zookeeper": ("count", "instanceType"),
-}
+AWS_ONLY_KEYS = keys.aws_only()
 
 
 @dataclass(frozen=True)
@@ -88,7 +82,7 @@ def read_own_servers(r: ConfigReader, raw: Mapping[str, Any], *, home_dir: str, 
                           f"remove it; list the servers (and their disks) under servers.{key}"
                           if key != "collector" else "remove it")
 
-    d = r.obj(raw, "servers", ROLES)
+    d = r.obj(raw, "servers")
     lists: dict[str, tuple[OwnServer, ...]] = {}
     seen: dict[str, str] = {}
     for role in ROLES:

@@ -10,6 +10,8 @@ import difflib
 import re
 from typing import Any, Mapping, Sequence
 
+from components.spec import keys
+
 NAMESPACE = "pegasus"
 
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -26,8 +28,24 @@ class SpecError(ValueError):
         )
 
 
+class _Declared:
+    """The default of a read: the key's declaration in keys.py."""
+
+
+DECLARED: Any = _Declared()
+
+
+def _declared_default(key: str, default: Any) -> Any:
+    return keys.key(key).default if default is DECLARED else default
+
+
 class ConfigReader:
-    """Reads typed values out of nested config, recording problems by key path."""
+    """Reads typed values out of nested config, recording problems by key path.
+
+    A read's default, an object's known keys and a choice's options come from
+    the key's declaration (keys.py) unless the caller gives them: a default
+    that depends on other keys (ssh.user on the image, say).
+    """
 
     def __init__(self) -> None:
         self.problems: list[str] = []
@@ -35,7 +53,8 @@ class ConfigReader:
     def problem(self, key: str, what: str, fix: str) -> None:
         self.problems.append(f"{NAMESPACE}:{key}: {what}; {fix}")
 
-    def obj(self, raw: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    def obj(self, raw: Mapping[str, Any], key: str) -> dict[str, Any]:
+        allowed = keys.children(key)
         value = raw.get(key.rsplit(".", 1)[-1])
         if value is None:
             return {}
@@ -47,7 +66,8 @@ class ConfigReader:
             self.problem(f"{key}.{unknown}", "is not a known key", known_keys_fix(unknown, allowed))
         return dict(value)
 
-    def integer(self, raw: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    def integer(self, raw: Mapping[str, Any], key: str, default: int | None = DECLARED) -> int | None:
+        default = _declared_default(key, default)
         value = raw.get(key.rsplit(".", 1)[-1], default)
         if value is None:
             return None
@@ -56,7 +76,8 @@ class ConfigReader:
             return default
         return int(value)
 
-    def boolean(self, raw: Mapping[str, Any], key: str, default: bool) -> bool:
+    def boolean(self, raw: Mapping[str, Any], key: str, default: bool = DECLARED) -> bool:
+        default = _declared_default(key, default)
         value = raw.get(key.rsplit(".", 1)[-1], default)
         if isinstance(value, bool):
             return value
@@ -65,7 +86,8 @@ class ConfigReader:
         self.problem(key, f"must be true or false, got {value!r}", "write true or false")
         return default
 
-    def string(self, raw: Mapping[str, Any], key: str, default: str | None) -> str | None:
+    def string(self, raw: Mapping[str, Any], key: str, default: str | None = DECLARED) -> str | None:
+        default = _declared_default(key, default)
         value = raw.get(key.rsplit(".", 1)[-1], default)
         if value is None:
             return None
@@ -74,14 +96,16 @@ class ConfigReader:
             return default
         return value
 
-    def choice(self, raw: Mapping[str, Any], key: str, default: str, choices) -> str:
+    def choice(self, raw: Mapping[str, Any], key: str) -> str:
+        default, choices = keys.key(key).default, keys.key(key).choices
         value = self.string(raw, key, default)
         if value is None or value not in choices:
             self.problem(key, f"{value!r} is not supported", f"use one of {', '.join(choices)}")
             return default
         return value
 
-    def instance_type(self, raw: Mapping[str, Any], key: str, default: str) -> str:
+    def instance_type(self, raw: Mapping[str, Any], key: str) -> str:
+        default = keys.key(key).default
         value = self.string(raw, key, default)
         if value is None:
             return default

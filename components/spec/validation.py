@@ -4,6 +4,11 @@
 problem it finds and raises one `SpecError` listing them all, each naming the
 key, what is wrong and what to do; nothing downstream re-validates. No Pulumi
 resources here: this runs (and fails) before anything is created.
+
+Each key's type, default, choices and place come from its declaration
+(keys.py), through the reader; what is here is the checks a declaration
+cannot say: ranges with their own words, limits of a volume type, keys that
+go together.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from components.spec import keys
 from components.spec.model import (DISTRIBUTIONS, Bastion, ClusterSpec, CollectorSpec, DiskSpec, ImageSpec,
                                    NetworkSpec, ReplicaSpec, RoleSpec, SshSpec, Timeouts, ZooKeeperSpec,
                                    listed_disks)
@@ -55,12 +61,6 @@ VOLUME_LIMITS: dict[str, dict[str, Any]] = {
             "baseline_iops": 0},
     "gp2": {"size": (1, 16384), "iops": None, "throughput": None, "iops_per_gib": None, "baseline_iops": 0},
 }
-ARCHITECTURES = ("amd64", "arm64")
-TOP_LEVEL_KEYS = (
-    "clusterName", "package", "packageDelivery", "toolsPackage", "homeDir", "appDir", "ssh", "image", "meta", "replica",
-    "collector", "zookeeper", "network", "configOverrides", "retainData",
-    "hdfsServiceArgs", "timeouts", "servers",
-)
 # How the package reaches the servers: fetched by each server from the stack's
 # S3 bucket (uploaded once), or copied over SSH to each server by `pulumi up`.
 PACKAGE_DELIVERIES = {
@@ -69,8 +69,8 @@ PACKAGE_DELIVERIES = {
 }
 
 
-def _nitro_instance_type(r: ConfigReader, raw: Mapping[str, Any], key: str, default: str) -> str:
-    value = r.instance_type(raw, key, default)
+def _nitro_instance_type(r: ConfigReader, raw: Mapping[str, Any], key: str) -> str:
+    value = r.instance_type(raw, key)
     family, _, size = value.partition(".")
     if family in XEN_FAMILIES and size != "metal":
         r.problem(key, f"{value} is not on the Nitro system: its EBS volumes are not NVMe devices, "
@@ -124,16 +124,14 @@ def _overrides(r: ConfigReader, raw: Any, key: str) -> dict[str, dict[str, str]]
     return result
 
 
-def _disk(r: ConfigReader, raw: Mapping[str, Any], key: str, with_count: bool,
-          default_count: int) -> DiskSpec:
-    allowed = ("type", "sizeGiB", "iops", "throughput") + (("count",) if with_count else ())
-    d = r.obj(raw, key, allowed)
-    count = r.integer(d, f"{key}.count", default_count) if with_count else 1
-    vtype = r.choice(d, f"{key}.type", "gp3", tuple(VOLUME_LIMITS))
+def _disk(r: ConfigReader, raw: Mapping[str, Any], key: str, with_count: bool) -> DiskSpec:
+    d = r.obj(raw, key)
+    count = r.integer(d, f"{key}.count") if with_count else 1
+    vtype = r.choice(d, f"{key}.type")
     limits = VOLUME_LIMITS[vtype]
-    size = r.integer(d, f"{key}.sizeGiB", 100) or 0
-    iops = r.integer(d, f"{key}.iops", None)
-    throughput = r.integer(d, f"{key}.throughput", None)
+    size = r.integer(d, f"{key}.sizeGiB") or 0
+    iops = r.integer(d, f"{key}.iops")
+    throughput = r.integer(d, f"{key}.throughput")
     if with_count and not 1 <= (count or 0) <= MAX_DATA_DISKS:
         r.problem(f"{key}.count", f"{count} disks per ReplicaServer is outside 1..{MAX_DATA_DISKS}",
                   "every ReplicaServer gets this many identical disks")
@@ -201,15 +199,15 @@ def build_spec(
     r = ConfigReader()
     # `pulumi config set pegasus:ssh.privateKey` (no --path) stores one key named
     # "ssh.privateKey" rather than privateKey inside ssh.
-    flat = {k for k in raw if "." in k and k.split(".", 1)[0] in TOP_LEVEL_KEYS}
+    flat = {k for k in raw if "." in k and k.split(".", 1)[0] in keys.children("")}
     for key in sorted(flat):
         r.problem(key, "was set as one key named with a dot, not as a path",
                   f"set it again with --path: pulumi config rm {NAMESPACE}:{key} && "
                   f"pulumi config set --path {NAMESPACE}:{key} <value> (add --secret for secrets)")
-    for unknown in sorted(set(raw) - set(TOP_LEVEL_KEYS) - flat):
-        r.problem(unknown, "is not a known key", known_keys_fix(unknown, TOP_LEVEL_KEYS))
+    for unknown in sorted(set(raw) - set(keys.children("")) - flat):
+        r.problem(unknown, "is not a known key", known_keys_fix(unknown, keys.children("")))
 
-    cluster_name = r.string(raw, "clusterName", None)
+    cluster_name = r.string(raw, "clusterName")
     if cluster_name is None:
         r.problem("clusterName", "is required", "pulumi config set pegasus:clusterName <name>")
         cluster_name = "invalid"
@@ -218,7 +216,7 @@ def build_spec(
                   "it becomes a ZooKeeper path and a config key")
 
     package = None
-    package_value = r.string(raw, "package", None)
+    package_value = r.string(raw, "package")
     if package_value is None:
         r.problem("package", "is required", "point it at the .tar.gz that pack_server made")
     else:
@@ -242,7 +240,7 @@ def build_spec(
                   "and `servers` lists your own servers", "remove packageDelivery (your own servers get the "
                   "package over SSH) or set it to upload")
     tools = None
-    tools_value = r.string(raw, "toolsPackage", None)
+    tools_value = r.string(raw, "toolsPackage")
     if tools_value:
         path = Path(tools_value)
         path = path if path.is_absolute() else project_dir / path
@@ -253,26 +251,26 @@ def build_spec(
                       "fix the path, rebuild the package with pack_tools, or remove the key to roll without "
                       "moving primaries first")
 
-    home_dir = r.string(raw, "homeDir", "/home/work") or "/home/work"
+    home_dir = r.string(raw, "homeDir") or keys.key("homeDir").default
     home_ok = check_path(r, "homeDir", home_dir)
-    app_dir = r.string(raw, "appDir", None) or f"{home_dir}/app/pegasus"
+    app_dir = r.string(raw, "appDir") or f"{home_dir}/app/pegasus"
     if check_path(r, "appDir", app_dir) and home_ok:
         _check_app_dir(r, app_dir, home_dir)
 
     image = ImageSpec(distribution="debian-12", architecture="amd64", ami=None)
     if not own:
-        image_raw = r.obj(raw, "image", ("distribution", "architecture", "ami"))
+        image_raw = r.obj(raw, "image")
         image = ImageSpec(
-            distribution=r.choice(image_raw, "image.distribution", "debian-12", tuple(DISTRIBUTIONS)),
-            architecture=r.choice(image_raw, "image.architecture", "amd64", ARCHITECTURES),
-            ami=r.string(image_raw, "image.ami", None),
+            distribution=r.choice(image_raw, "image.distribution"),
+            architecture=r.choice(image_raw, "image.architecture"),
+            ami=r.string(image_raw, "image.ami"),
         )
         if image.ami is not None and not AMI_ID.match(image.ami):
             r.problem("image.ami", f"{image.ami!r} is not an AMI id", "use ami-<hex> or leave it out to look one up")
 
     ssh = _ssh(r, raw, image, secret_keys, flat, own=own)
-    meta = _role(r, raw, "meta", default_count=3, default_type="m6i.large")
-    if meta.count not in (2, 3):
+    meta = _role(r, raw, "meta")
+    if meta.count not in keys.key("meta.count").choices:
         r.problem("meta.count", f"{meta.count} MetaServers is not supported", "use 2 or 3 (3 survives a loss)")
     replica = _replica(r, raw)
     collector = _collector(r, raw)
@@ -295,14 +293,16 @@ def build_spec(
     else:
         network = _network(r, raw, ssh)
     overrides = _overrides(r, raw.get("configOverrides"), "configOverrides")
-    timeouts_raw = r.obj(raw, "timeouts", ("startSeconds", "healthSeconds", "zookeeperSeconds", "metaPauseSeconds"))
-    timeouts = Timeouts(
-        start_seconds=r.integer(timeouts_raw, "timeouts.startSeconds", 180) or 180,
-        health_seconds=r.integer(timeouts_raw, "timeouts.healthSeconds", 600) or 600,
-        zookeeper_seconds=r.integer(timeouts_raw, "timeouts.zookeeperSeconds", 300) or 300,
-        meta_pause_seconds=r.integer(timeouts_raw, "timeouts.metaPauseSeconds", 30) or 0,
-    )
-    hdfs_args = r.string(raw, "hdfsServiceArgs", "") or ""
+    timeouts_raw = r.obj(raw, "timeouts")
+
+    def seconds(name: str) -> int:
+        """0 (or nothing) is the declared default."""
+        return r.integer(timeouts_raw, f"timeouts.{name}") or keys.key(f"timeouts.{name}").default
+
+    timeouts = Timeouts(start_seconds=seconds("startSeconds"), health_seconds=seconds("healthSeconds"),
+                        zookeeper_seconds=seconds("zookeeperSeconds"),
+                        meta_pause_seconds=r.integer(timeouts_raw, "timeouts.metaPauseSeconds") or 0)
+    hdfs_args = r.string(raw, "hdfsServiceArgs") or ""
     if hdfs_args:
         # The HDFS block service runs in the JVM pegasus_server starts, which needs
         # Hadoop's CLASSPATH and LIBHDFS_OPTS (as Pegasus's own config_hdfs.sh sets
@@ -310,7 +310,7 @@ def build_spec(
         r.problem("hdfsServiceArgs", "is not supported yet: the servers would need a Hadoop client "
                   "(its CLASSPATH and LIBHDFS_OPTS=-Xrs) that this program does not install",
                   "remove the key; set up cold backup to HDFS by hand until this program supports it")
-    retain = r.boolean(raw, "retainData", False)
+    retain = r.boolean(raw, "retainData")
 
     if r.problems:
         raise SpecError(r.problems)
@@ -334,13 +334,13 @@ def _flag(section: Any, key: str) -> bool:
 
 
 def _ssh(r: ConfigReader, raw: Mapping[str, Any], image: ImageSpec, secret_keys, flat: set[str], own: bool) -> SshSpec:
-    s = r.obj(raw, "ssh", ("user", "privateKey", "publicKey", "bastion"))
+    s = r.obj(raw, "ssh")
     if own and s.get("user") is None:
         r.problem("ssh.user", "is required with your own servers (there is no image to know it from)",
                   "set the login user: root, or a user with passwordless sudo (pulumi config set --path "
                   "pegasus:ssh.user admin)")
     user = r.string(s, "ssh.user", DISTRIBUTIONS[image.distribution][0]) or "admin"
-    private_key = r.string(s, "ssh.privateKey", None)
+    private_key = r.string(s, "ssh.privateKey")
     if private_key is None:
         if "ssh.privateKey" not in flat:
             r.problem("ssh.privateKey", "is required (the remote commands log in with it)",
@@ -353,45 +353,46 @@ def _ssh(r: ConfigReader, raw: Mapping[str, Any], image: ImageSpec, secret_keys,
     elif f"{NAMESPACE}:ssh" not in secret_keys:
         r.problem("ssh.privateKey", "is stored in plain text in the stack file",
                   "set it again with --secret: pulumi config set --secret --path pegasus:ssh.privateKey < key")
-    public_key = r.string(s, "ssh.publicKey", None)
+    public_key = r.string(s, "ssh.publicKey")
     if public_key is None:
-        if "ssh.publicKey" not in flat:
+        # Installed on the servers AWS makes; your own servers must already authorize it.
+        if "ssh.publicKey" not in flat and not own:
             r.problem("ssh.publicKey", "is required (installed on every server)", "set it to the key's .pub line")
     elif not PUBLIC_KEY.match(public_key.strip()):
         r.problem("ssh.publicKey", "is not an OpenSSH public key line", "paste the content of the .pub file")
     bastion = None
     if s.get("bastion") is not None:
-        b = r.obj(s, "ssh.bastion", ("host", "user", "port"))
-        host = r.string(b, "ssh.bastion.host", None)
+        b = r.obj(s, "ssh.bastion")
+        host = r.string(b, "ssh.bastion.host")
         if not host or not HOST_NAME.match(host):
             r.problem("ssh.bastion.host", f"{host!r} is not a host name or address", "set the bastion's address")
-        port = r.integer(b, "ssh.bastion.port", 22) or 22
+        port = r.integer(b, "ssh.bastion.port") or keys.key("ssh.bastion.port").default
         if not 0 < port < 65536:
             r.problem("ssh.bastion.port", f"{port} is not a TCP port", "use 1..65535")
         bastion = Bastion(host=host or "", user=r.string(b, "ssh.bastion.user", user) or user, port=port)
     return SshSpec(user=user, private_key=private_key or "", public_key=(public_key or "").strip(), bastion=bastion)
 
 
-def _role(r: ConfigReader, raw, name: str, default_count: int, default_type: str) -> RoleSpec:
-    d = r.obj(raw, name, ("count", "instanceType", "configOverrides"))
+def _role(r: ConfigReader, raw, name: str) -> RoleSpec:
+    d = r.obj(raw, name)
     return RoleSpec(
-        count=r.integer(d, f"{name}.count", default_count) or 0,
-        instance_type=r.instance_type(d, f"{name}.instanceType", default_type),
+        count=r.integer(d, f"{name}.count") or 0,
+        instance_type=r.instance_type(d, f"{name}.instanceType"),
         config_overrides=_overrides(r, d.get("configOverrides"), f"{name}.configOverrides"),
     )
 
 
 def _replica(r: ConfigReader, raw) -> ReplicaSpec:
-    d = r.obj(raw, "replica", ("count", "instanceType", "configOverrides", "dataDisks", "slogDisk"))
-    count = r.integer(d, "replica.count", 3) or 0
+    d = r.obj(raw, "replica")
+    count = r.integer(d, "replica.count") or 0
     if count < 3:
         r.problem("replica.count", f"{count} ReplicaServers cannot hold 3 replicas of a partition",
                   "use 3 or more")
-    data = _disk(r, d, "replica.dataDisks", with_count=True, default_count=2)
-    slog = _disk(r, d, "replica.slogDisk", with_count=False, default_count=1) if d.get("slogDisk") is not None else None
+    data = _disk(r, d, "replica.dataDisks", with_count=True)
+    slog = _disk(r, d, "replica.slogDisk", with_count=False) if d.get("slogDisk") is not None else None
     return ReplicaSpec(
         count=count,
-        instance_type=_nitro_instance_type(r, d, "replica.instanceType", "m6i.2xlarge"),
+        instance_type=_nitro_instance_type(r, d, "replica.instanceType"),
         config_overrides=_overrides(r, d.get("configOverrides"), "replica.configOverrides"),
         data_disks=data,
         slog_disk=slog,
@@ -399,21 +400,20 @@ def _replica(r: ConfigReader, raw) -> ReplicaSpec:
 
 
 def _collector(r: ConfigReader, raw) -> CollectorSpec:
-    d = r.obj(raw, "collector", ("enabled", "colocate", "instanceType", "configOverrides"))
+    d = r.obj(raw, "collector")
     return CollectorSpec(
-        enabled=r.boolean(d, "collector.enabled", True),
-        colocate=r.boolean(d, "collector.colocate", True),
-        instance_type=r.instance_type(d, "collector.instanceType", "m6i.large"),
+        enabled=r.boolean(d, "collector.enabled"),
+        colocate=r.boolean(d, "collector.colocate"),
+        instance_type=r.instance_type(d, "collector.instanceType"),
         config_overrides=_overrides(r, d.get("configOverrides"), "collector.configOverrides"),
     )
 
 
 def _zookeeper(r: ConfigReader, raw) -> ZooKeeperSpec:
-    d = r.obj(raw, "zookeeper", ("count", "instanceType", "servers", "allowSingleNode",
-                                  "adoptExistingPath", "access"))
-    servers_raw = r.string(d, "zookeeper.servers", None)
-    access = r.choice(d, "zookeeper.access", "ssh", ("ssh", "direct"))
-    adopt = r.boolean(d, "zookeeper.adoptExistingPath", False)
+    d = r.obj(raw, "zookeeper")
+    servers_raw = r.string(d, "zookeeper.servers")
+    access = r.choice(d, "zookeeper.access")
+    adopt = r.boolean(d, "zookeeper.adoptExistingPath")
     if servers_raw is not None:
         for clash in ("count", "instanceType", "allowSingleNode"):
             if clash in d:
@@ -422,13 +422,14 @@ def _zookeeper(r: ConfigReader, raw) -> ZooKeeperSpec:
         servers = _ip_port_list(r, "zookeeper.servers", servers_raw)
         return ZooKeeperSpec(count=0, instance_type="", external_servers=servers,
                              adopt_existing_path=adopt, access=access)
-    count = r.integer(d, "zookeeper.count", 3) or 0
-    if count not in (1, 3, 5):
+    count = r.integer(d, "zookeeper.count") or 0
+    single_allowed = r.boolean(d, "zookeeper.allowSingleNode")  # read even when unused: a typo is an error
+    if count not in keys.key("zookeeper.count").choices:
         r.problem("zookeeper.count", f"an ensemble of {count} has no safe majority", "use 3 or 5 (or 1 for tests)")
-    elif count == 1 and not r.boolean(d, "zookeeper.allowSingleNode", False):
+    elif count == 1 and not single_allowed:
         r.problem("zookeeper.count", "1 ZooKeeper server is a single point of failure",
                   "use 3, or set zookeeper.allowSingleNode: true for a throwaway stack")
-    return ZooKeeperSpec(count=count, instance_type=r.instance_type(d, "zookeeper.instanceType", "t3.medium"),
+    return ZooKeeperSpec(count=count, instance_type=r.instance_type(d, "zookeeper.instanceType"),
                          external_servers=(), adopt_existing_path=adopt, access=access)
 
 
@@ -448,37 +449,37 @@ def _cidr(r: ConfigReader, key: str, value: str, example: str) -> ipaddress.IPv4
 
 
 def _network(r: ConfigReader, raw, ssh: SshSpec) -> NetworkSpec:
-    d = r.obj(raw, "network", ("vpcId", "subnetId", "availabilityZone", "vpcCidr", "extraNics",
-                                "primaryInterface", "adminCidr", "allowWorldSsh", "publicAddresses", "s3Endpoint"))
-    vpc_id = r.string(d, "network.vpcId", None)
-    subnet_id = r.string(d, "network.subnetId", None)
+    d = r.obj(raw, "network")
+    vpc_id = r.string(d, "network.vpcId")
+    subnet_id = r.string(d, "network.subnetId")
     for key, value in (("vpcId", vpc_id), ("subnetId", subnet_id)):
         if value is not None and not AWS_ID[key].match(value):
             r.problem(f"network.{key}", f"{value!r} is not an AWS {key[:-2]} id", "copy it from the AWS console")
     if (vpc_id is None) != (subnet_id is None):
         r.problem("network.subnetId", "vpcId and subnetId go together",
                   "set both to use an existing network, or neither")
-    vpc_cidr = r.string(d, "network.vpcCidr", "10.42.0.0/16") or "10.42.0.0/16"
+    vpc_cidr = r.string(d, "network.vpcCidr") or keys.key("network.vpcCidr").default
     net = _cidr(r, "network.vpcCidr", vpc_cidr, "10.42.0.0/16")
     if net is not None and (not net.is_private or net.prefixlen > 24):
         r.problem("network.vpcCidr", f"{vpc_cidr!r} is not a private IPv4 range of /24 or larger",
                   "use e.g. 10.42.0.0/16 (Pegasus picks private addresses)")
-    extra = r.integer(d, "network.extraNics", 0) or 0
-    if extra not in (0, 1):
+    extra = r.integer(d, "network.extraNics") or 0
+    if extra not in keys.key("network.extraNics").choices:
         r.problem("network.extraNics", f"{extra} extra NICs is not supported", "use 0 or 1")
-    primary = r.string(d, "network.primaryInterface", "") or ""
+    primary = r.string(d, "network.primaryInterface") or ""
     if primary and not INTERFACE_NAME.match(primary):
         r.problem("network.primaryInterface", f"{primary!r} is not an interface name", "e.g. ens6, or leave it empty")
-    admin = r.string(d, "network.adminCidr", None)
+    admin = r.string(d, "network.adminCidr")
+    allow_world = r.boolean(d, "network.allowWorldSsh")  # read even when unused: a typo is an error
     if admin is not None:
         admin_net = _cidr(r, "network.adminCidr", admin, "203.0.113.0/24")
-        if admin_net is not None and admin_net.prefixlen == 0 and not r.boolean(d, "network.allowWorldSsh", False):
+        if admin_net is not None and admin_net.prefixlen == 0 and not allow_world:
             r.problem("network.adminCidr", "0.0.0.0/0 opens SSH to the whole internet",
                       "use your office or VPN range, or set network.allowWorldSsh: true knowingly")
     elif ssh.bastion is None:
         r.problem("network.adminCidr", "is required when no ssh.bastion is set (nothing else may reach SSH)",
                   "set the range your operators connect from, or an ssh.bastion")
-    public_addresses = r.boolean(d, "network.publicAddresses", False)
+    public_addresses = r.boolean(d, "network.publicAddresses")
     if ssh.bastion is not None and vpc_id is None:
         # A VPC this stack creates has no bastion inside it and nothing peers it.
         if not public_addresses:
@@ -488,7 +489,7 @@ def _network(r: ConfigReader, raw, ssh: SshSpec) -> NetworkSpec:
         elif admin is None:
             r.problem("network.adminCidr", "is required with a bastion outside the VPC this stack creates "
                       "(SSH is otherwise open only from inside it)", "set it to the bastion's public address range")
-    s3_endpoint = r.string(d, "network.s3Endpoint", "create") or "create"
+    s3_endpoint = r.string(d, "network.s3Endpoint") or keys.key("network.s3Endpoint").default
     if s3_endpoint not in ("create", "existing"):
         r.problem("network.s3Endpoint", f"{s3_endpoint!r} is not supported",
                   "use create (an S3 gateway endpoint on the servers' route table) or existing (the VPC's "
@@ -498,7 +499,7 @@ def _network(r: ConfigReader, raw, ssh: SshSpec) -> NetworkSpec:
         r.problem("network.s3Endpoint", "'existing' needs a VPC you bring: the one this stack creates has no "
                   "endpoint but its own", "remove the key, or set network.vpcId and network.subnetId")
     return NetworkSpec(
-        vpc_id=vpc_id, subnet_id=subnet_id, availability_zone=r.string(d, "network.availabilityZone", None),
+        vpc_id=vpc_id, subnet_id=subnet_id, availability_zone=r.string(d, "network.availabilityZone"),
         vpc_cidr=vpc_cidr, extra_nics=extra, primary_interface=primary, admin_cidr=admin,
         public_addresses=public_addresses, s3_endpoint=s3_endpoint,
     )

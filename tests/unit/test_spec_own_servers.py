@@ -53,6 +53,12 @@ def test_a_listed_cluster_needs_no_aws_key(package):
     assert spec.ssh.user == "ops"
 
 
+def test_no_public_key_is_needed_it_is_never_installed_on_your_own_servers(package):
+    raw = own(package)
+    del raw["ssh"]["publicKey"]
+    assert build_spec(raw, stack="own", secret_keys=SECRET).ssh.public_key == ""
+
+
 def edit(raw: dict, path: str, value) -> dict:
     raw = copy.deepcopy(raw)
     node = raw

@@ -49,7 +49,12 @@ def test_previews_every_stack_and_applies_nothing_by_default():
     assert action["with"]["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
     # The packages the stacks name reach the runner before the preview.
     names = [step.get("name", "") for step in preview["steps"]]
-    assert names.index("Fetch the server packages the stacks name") < preview["steps"].index(action)
+    fetch = preview["steps"][names.index("Fetch the server and tools packages the stacks name")]
+    assert preview["steps"].index(fetch) < preview["steps"].index(action)
+    # toolsPackage is recommended: a stack that names one must preview too.
+    for job in (preview["steps"], doc["jobs"]["apply"]["steps"]):
+        sync = next(step["run"] for step in job if "aws s3 sync" in step.get("run", ""))
+        assert "--include 'pegasus-server-*.tar.gz'" in sync and "--include 'pegasus-tools-*.tar.gz'" in sync
     apply_steps = doc["jobs"]["apply"]["steps"]
     assert all(step.get("if") == "env.AUTO_APPLY == 'true'" for step in apply_steps[1:])
     listed = doc["jobs"]["stacks"]["steps"][-1]["run"]
