@@ -20,6 +20,9 @@ import hashlib
 import re
 import struct
 from dataclasses import dataclass
+from typing import Any
+
+from components.spec.reader import ConfigReader
 
 # key type -> how OpenSSH names it in messages ("The fingerprint for the ED25519 key ...")
 ACCEPTED_TYPES = {"ssh-ed25519": "ED25519", "ecdsa-sha2-nistp256": "ECDSA", "ecdsa-sha2-nistp384": "ECDSA",
@@ -65,16 +68,52 @@ def parse_host_key(text: str) -> HostKey:
         raw = base64.b64decode(blob, validate=True)
     except binascii.Error as error:
         raise ValueError(f"does not hold valid base64 ({error})") from None
-    if _embedded_type(raw) != kind:
+    if _fields(raw) != _expected_fields(kind, raw):
         raise ValueError(f"says {kind} but its data is not a {kind} key")
     return HostKey(kind, blob)
 
 
-def _embedded_type(raw: bytes) -> str | None:
-    """The type name an SSH public key blob starts with (RFC 4253, 6.6: a length-prefixed string)."""
-    if len(raw) < 4:
+# The public key blob of each type (RFC 8709, 4: Ed25519; RFC 5656, 3.1: ECDSA): its fields, in order.
+_POINT_BYTES = {"nistp256": 65, "nistp384": 97, "nistp521": 133}  # an uncompressed point: 0x04 || x || y
+
+
+def _expected_fields(kind: str, raw: bytes) -> list[bytes] | None:
+    fields = _fields(raw)
+    if not fields or fields[0] != kind.encode():
         return None
-    (length,) = struct.unpack(">I", raw[:4])
-    if length > len(raw) - 4:
+    if kind == "ssh-ed25519":
+        return fields if len(fields) == 2 and len(fields[1]) == 32 else None
+    curve = kind.rpartition("-")[2]
+    if len(fields) == 3 and fields[1] == curve.encode() and len(fields[2]) == _POINT_BYTES[curve] \
+            and fields[2][:1] == b"\x04":
+        return fields
+    return None
+
+
+def _fields(raw: bytes) -> list[bytes] | None:
+    """The length-prefixed strings a key blob is made of (RFC 4251, 5), or None if it is not that."""
+    fields, offset = [], 0
+    while offset < len(raw):
+        if len(raw) - offset < 4:
+            return None
+        (length,) = struct.unpack(">I", raw[offset:offset + 4])
+        offset += 4
+        if length > len(raw) - offset:
+            return None
+        fields.append(raw[offset:offset + length])
+        offset += length
+    return fields
+
+
+def read_host_key(r: ConfigReader, key: str, value: Any, whose: str) -> str | None:
+    """A `hostKey` of the stack as `<type> <base64>` (None when absent); a problem naming `key` when it
+    is not one. `whose`: "server" or "bastion", for the way to get it."""
+    if value is None:
         return None
-    return raw[4:4 + length].decode("ascii", errors="replace")
+    try:
+        return parse_host_key(value).line
+    except ValueError as error:
+        r.problem(key, str(error), f"give the {whose}'s /etc/ssh/ssh_host_ed25519_key.pub line, read on the {whose} "
+                  f"itself, or from `ssh-keyscan -t ed25519 <{whose}>` once its fingerprint matches the one the "
+                  f"{whose} shows (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)")
+        return None
