@@ -35,6 +35,7 @@ from components.operations.cluster_health import ClusterHealth, ClusterHealthArg
 from components.operations.fixed_settings import FixedSettings
 from components.resources.aws_host import AwsHost
 from components.resources.host_handle import HostHandle
+from components.resources.host_keys import HostKeys
 from components.resources.host_preparation import HostPreparation
 from components.resources.network import Network
 from components.resources.own_host import own_hosts
@@ -79,16 +80,19 @@ class PegasusCluster(pulumi.ComponentResource):
         plans = plan_hosts(spec)
         # Your own servers (`servers`) or machines made on AWS; from here on, a host is a HostHandle.
         store: PackageStore | None = None
+        # Every SSH connection checks the server's host key, and the bastion's (host_keys.py).
+        host_keys = HostKeys(spec, names, child)
         if spec.servers:
-            hosts = own_hosts(spec, plans, names, child)
+            hosts = own_hosts(spec, plans, names, host_keys, child)
         else:
-            hosts, store = self._aws_hosts(names, spec, plans, child)
+            hosts, store = self._aws_hosts(names, spec, plans, host_keys, child)
         preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
         zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
         metas = [p.name for p in plans if p.kind == "meta"]
 
         zookeeper = ZooKeeperEnsemble(f"{name}-zookeeper", spec, zk_hosts, opts=child)
-        guard = self._path_guard(names, spec, zookeeper, hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
+        guard = self._path_guard(names, spec, host_keys, zookeeper,
+                                 hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
                                  zk_hosts[0][1] if zk_hosts else preps[metas[0]])
 
         meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
@@ -130,7 +134,7 @@ class PegasusCluster(pulumi.ComponentResource):
             restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
             hosts=restart_hosts,
             staged_dir=files.layout(spec).staged_dir,
-            access=self._ssh_access(spec),
+            access=host_keys.session_access(),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
             tools=tools_args),
@@ -148,7 +152,7 @@ class PegasusCluster(pulumi.ComponentResource):
             run=uuid.uuid4().hex,
             script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
             check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
-            access=self._ssh_access(spec)),
+            access=host_keys.session_access()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[restart]))
 
         # Scale-in: before Pulumi deletes a ReplicaServer the stack dropped (deletes
@@ -171,9 +175,10 @@ class PegasusCluster(pulumi.ComponentResource):
                                "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
                                "collector": self.collector, "health": self.health})
 
-    def _aws_hosts(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan],
+    def _aws_hosts(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan], keys: HostKeys,
                    child: pulumi.ResourceOptions) -> tuple[dict[str, HostHandle], PackageStore | None]:
-        """The machines, and the package store they read the package from (unless it is uploaded)."""
+        """The machines, and the package store they read the package from (unless it is uploaded);
+        no command runs on any before the check of every one's host key passed."""
         name = names.cluster
         network = Network(name, spec, opts=child)
         key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
@@ -185,19 +190,17 @@ class PegasusCluster(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self)).id
         # The package, uploaded once for the stack; Pegasus servers read it with their role.
         store = PackageStore(name, spec, network, opts=child) if spec.package_from_store else None
-        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, names,
+        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, names, keys,
                                  instance_profile=store.instance_profile if store and p.roles else None,
                                  opts=child).handle for p in plans}
+        checked = keys.check()
+        for host in hosts.values():
+            host.ready.append(checked)
         return hosts, store
 
-    def _path_guard(self, names: ResourceNames, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep):
-        tunnel = None
-        if spec.zookeeper.access == "ssh":
-            bastion = spec.ssh.bastion
-            tunnel = pulumi.Output.all(via.ssh_address).apply(lambda v: {
-                "host": v[0], "user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
-                "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None,
-            })
+    def _path_guard(self, names: ResourceNames, spec: ClusterSpec, keys: HostKeys, zookeeper: ZooKeeperEnsemble,
+                    via: HostHandle, via_prep):
+        tunnel = keys.tunnel(via.known_host) if spec.zookeeper.access == "ssh" else None
         # The stack owns its own cluster's path; a further cluster of the program owns its
         # path under its own name, so two of them given one clusterName on one ensemble are
         # refused rather than sharing /pegasus/<clusterName>.
@@ -208,13 +211,6 @@ class PegasusCluster(pulumi.ComponentResource):
                                    retain=spec.retain_data, adopt=spec.zookeeper.adopt_existing_path,
                                    tunnel=tunnel, timeout_seconds=spec.timeouts.zookeeper_seconds),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*zookeeper.ready, *via_prep.done]))
-
-    @staticmethod
-    def _ssh_access(spec: ClusterSpec) -> dict:
-        """What the rolling restart needs to reach every server (as their commands do)."""
-        bastion = spec.ssh.bastion
-        return {"user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
-                "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None}
 
     @staticmethod
     def _ssh_hint(spec: ClusterSpec, ip: str) -> str:

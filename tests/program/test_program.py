@@ -81,7 +81,8 @@ def test_security_baseline(deploy, base_config):
         assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.name
         # A newer AMI or a rotated key pair would otherwise replace the server and its data.
         # A new instance type would stop every server of the role at once: refused instead.
-        assert set(instance.ignore_changes) == {"ami", "keyName", "instanceType"}, instance.ignore_changes
+        # New user data (the host key given at launch) would stop and start it.
+        assert set(instance.ignore_changes) == {"ami", "keyName", "instanceType", "userData"}, instance.ignore_changes
         # Its first commands install packages: the private subnet's route (via the NAT) comes first.
         assert "c1-private-subnet-routes" in d.ancestors(instance.name)
     for attachment in d.of_type(ATTACHMENT) + d.of_type(NIC_ATTACHMENT):
@@ -223,8 +224,9 @@ def test_role_override_restarts_only_that_role(deploy, base_config):
     changed = _changed(_roll_triggers(before), _roll_triggers(after))
     assert changed == {f"replica-{i}/replica" for i in range(3)}
     changed_resources = _changed(_snapshot(before), _snapshot(after))
-    # (the cluster's health check runs at every up: a new trigger each run)
-    assert changed_resources == {f"c1-replica-{i}-replica-config" for i in range(3)} | {"c1-health", "c1-rolling-restart"}
+    # (the cluster's health and host-key checks run at every up: a new trigger each run)
+    assert changed_resources == {f"c1-replica-{i}-replica-config" for i in range(3)} | {
+        "c1-health", "c1-host-keys", "c1-rolling-restart"}
 
 
 def test_shared_override_or_package_restarts_every_server(deploy, base_config, other_package):
@@ -240,7 +242,8 @@ def test_scale_out_keeps_every_existing_server(deploy, base_config):
     after = deploy(with_(base_config, replica={"count": 5}))
     snap_before, snap_after = _snapshot(before), _snapshot(after)
     assert set(snap_before) <= set(snap_after)  # nothing renamed or removed
-    assert _changed(snap_before, snap_after) == {"c1-health", "c1-replica-removal", "c1-rolling-restart"}
+    assert _changed(snap_before, snap_after) == {"c1-health", "c1-host-keys", "c1-replica-removal",
+                                                 "c1-rolling-restart"}
     # The rolling restart learns of the new servers but restarts none of the old ones.
     assert changed_servers(_roll_triggers(before), _roll_triggers(after)) == []
     new = set(snap_after) - set(snap_before)
