@@ -78,8 +78,8 @@ class AwsHost(pulumi.ComponentResource):
                                                                   volume_size=ROOT_VOLUME_GIB),
             tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}"},
             # Its SSH host key, installed by cloud-init before sshd starts (render/cloud_config.py).
-            user_data=pulumi.Output.all(host_key.private_key, host_key.public_key).apply(
-                lambda k: host_key_user_data(*k)),
+            user_data=pulumi.Output.secret(pulumi.Output.all(host_key.private_key, host_key.public_key).apply(
+                lambda k: host_key_user_data(*k))),
             # A newer AMI (the lookup moves monthly) or a rotated key pair (read at
             # first boot only) must never replace a running server and its data.
             # A new instance type would be applied in place to every server of the

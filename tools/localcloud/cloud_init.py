@@ -110,6 +110,7 @@ def _write(root: Path, path: str, text: str) -> str:
 
 def _mask(root: Path, unit: str) -> None:
     link = root / "etc" / "systemd" / "system" / unit
+    link.parent.mkdir(parents=True, exist_ok=True)
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to("/dev/null")
