@@ -59,8 +59,8 @@ class AwsHost(pulumi.ComponentResource):
         groups = [network.security_groups[plan.kind]]
         host_key = HostKeyPair(names(f"{plan.name}-host-key-pair"), f"{spec.cluster_name}-{plan.name}",
                                opts=pulumi.ResourceOptions(parent=self))
-        user_data: pulumi.Output[str] = pulumi.Output.all(host_key.private_key, host_key.public_key).apply(
-            lambda k: host_key_user_data(k[0], k[1]))
+        user_data: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(
+            host_key.private_key, host_key.public_key).apply(lambda k: host_key_user_data(k[0], k[1])))
         instance = aws.ec2.Instance(
             names(plan.name), ami=ami_id, instance_type=plan.instance_type, subnet_id=network.subnet_id,
             availability_zone=network.availability_zone, vpc_security_group_ids=groups, key_name=key_name,
@@ -80,7 +80,7 @@ class AwsHost(pulumi.ComponentResource):
                                                                   volume_size=ROOT_VOLUME_GIB),
             tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}"},
             # Its SSH host key, installed by cloud-init before sshd starts (render/cloud_config.py).
-            user_data=pulumi.Output.secret(user_data),
+            user_data=user_data,
             # A newer AMI (the lookup moves monthly) or a rotated key pair (read at
             # first boot only) must never replace a running server and its data.
             # A new instance type would be applied in place to every server of the
