@@ -15,8 +15,9 @@ import pulumi_aws as aws
 from components.operations.host_key_pair import HostKeyPair
 from components.operations.host_key_pin import HostKeyPinArgs
 from components.render.cloud_config import host_key_user_data
+from components.spec.host_key import fingerprint
 from components.resources.host_handle import ANSWERED_DIALS, BOOT_DIALS, HostHandle
-from components.resources.host_keys import HostKeys, aws_advice, launched_with_user_data
+from components.resources.host_keys import HOST_KEY_TAG, HostKeys, aws_advice, launched_key
 from components.resources.network import Network
 from components.resources.resource_names import ResourceNames
 from components.spec.model import ClusterSpec, DiskSpec
@@ -78,7 +79,9 @@ class AwsHost(pulumi.ComponentResource):
                                                                  http_put_response_hop_limit=1),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(encrypted=True, volume_type="gp3",
                                                                   volume_size=ROOT_VOLUME_GIB),
-            tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}"},
+            # The key's fingerprint, set at launch and never after: whether this instance got it.
+            tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}",
+                  HOST_KEY_TAG: host_key.public_key.apply(fingerprint)},
             # Its SSH host key, installed by cloud-init before sshd starts (render/cloud_config.py).
             user_data=user_data,
             # A newer AMI (the lookup moves monthly) or a rotated key pair (read at
@@ -86,15 +89,16 @@ class AwsHost(pulumi.ComponentResource):
             # A new instance type would be applied in place to every server of the
             # role at once (stop, modify, start): refused below instead. New user
             # data would stop and start the instance: an instance launched before the
-            # stack gave host keys keeps its own (its key is recorded, host_keys.py).
+            # stack gave host keys keeps its own (its key is recorded, host_keys.py),
+            # and no host-key tag, which says so.
             opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(plan.name),
-                                        ignore_changes=["ami", "key_name", "instance_type", "user_data"],
+                                        ignore_changes=["ami", "key_name", "instance_type", "user_data",
+                                                        f'tags["{HOST_KEY_TAG}"]'],
                                         depends_on=[*network.egress_ready, *network.group_rules[plan.kind]]))
         instance.instance_type.apply(lambda running: refuse_instance_type_change(plan, running))
         ssh_address = instance.public_ip if spec.network.public_addresses else instance.private_ip
         # The key it was launched with, or "" for an instance launched before the stack gave keys.
-        launched = instance.user_data.apply(
-            lambda user_data: host_key.public_key if launched_with_user_data(user_data) else "")
+        launched = pulumi.Output.all(instance.tags, host_key.public_key).apply(lambda v: launched_key(v[0], v[1]))
         pin, known_host = keys.pin(plan.name, HostKeyPinArgs(
             name=plan.name, where=plan.name, identity=instance.id, address=ssh_address, launched=launched,
             may_record=True, access=keys.record_access()),

@@ -32,18 +32,22 @@ import pulumi_command as command
 from components.operations.host_key_check import HostKeyCheck, HostKeyCheckArgs
 from components.operations.host_key_pin import HostKeyPin, HostKeyPinArgs
 from components.resources.resource_names import ResourceNames
+from components.spec.host_key import fingerprint
 from components.spec.model import ClusterSpec
 from components.ssh.known_hosts import Pin
 
-# What the provider keeps for an instance launched without user data (terraform-provider-aws
-# stores the SHA-1 of the user data; of nothing, this).
-EMPTY_USER_DATA_SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+# An instance's tag holding the fingerprint of the host key it was launched with: set at launch,
+# then ignored (`ignore_changes`), so an instance launched before the stack gave keys never gets
+# it. Its outputs say so whatever the provider does with user data (it keeps a hash of it, and
+# an output it does not return is taken from the program's input by the SDK).
+HOST_KEY_TAG = "pegasus:host-key"
 BASTION = "the bastion"
 
 
-def launched_with_user_data(user_data: Any) -> bool:
-    """True when the instance was launched with user data (this program's only: its host key)."""
-    return bool(user_data) and user_data != EMPTY_USER_DATA_SHA1
+def launched_key(tags: Any, public_key: str) -> str:
+    """`public_key` when the instance's tags say it was launched with it, else ""."""
+    given = (tags or {}).get(HOST_KEY_TAG) if isinstance(tags, dict) else None
+    return public_key if public_key and given == fingerprint(public_key) else ""
 
 
 def known_host(name: str, address: pulumi.Input[str], pin: HostKeyPin, accept: pulumi.Input[str],

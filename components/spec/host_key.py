@@ -50,6 +50,11 @@ class HostKey:
         return f"{ACCEPTED_TYPES.get(self.type, self.type)} {self.fingerprint}"
 
 
+def fingerprint(key_line: str) -> str:
+    """`SHA256:...` of a key line."""
+    return parse_host_key(key_line).fingerprint
+
+
 def parse_host_key(text: str) -> HostKey:
     """The key of a `.pub` line (`<type> <base64> [comment]`); ValueError says what is wrong with it."""
     if not isinstance(text, str):

@@ -334,7 +334,8 @@ def test_2_c_a_server_whose_host_key_changed_is_refused_and_the_rest_is_untouche
 
 def as_made_before_host_keys(state) -> None:
     """The engine's state as the version before host keys left it, for the same resources: no key
-    pair, pin or check, no user data on the instances, no key on any connection or ssh access."""
+    pair, pin or check, no user data or host-key tag on the instances, no key on any connection or
+    ssh access."""
     gone = {urn for urn, r in state.resources.items() if r["type"].rsplit(":", 1)[-1] in
             ("HostKeyPair", "HostKeyPin", "HostKeyCheck")}
     for urn in gone:
@@ -344,6 +345,8 @@ def as_made_before_host_keys(state) -> None:
         record["dependencies"] = [d for d in record.get("dependencies", []) if d not in gone]
         for values in (record["inputs"], record["extras"]):
             values.pop("userData", None)
+            if isinstance(values.get("tags"), dict):
+                values["tags"].pop("pegasus:host-key", None)
             connection = values.get("connection")
             if isinstance(connection, dict):
                 connection.pop("hostKey", None)

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 import yaml
 
+from components.spec.host_key import parse_host_key
 from tests.program.conftest import Deployment
 from tests.program.fake_aws import HOST_KEY, FakeCloud
 from tests.program.test_program import COMMAND, COPY, INSTANCE, with_
@@ -68,7 +69,9 @@ def test_an_aws_server_is_launched_with_its_own_key_and_every_connection_expects
         assert given["ssh_deletekeys"] is True
         assert given["ssh_keys"]["ed25519_public"] == HOST_KEY
         assert given["ssh_keys"]["ed25519_private"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
-        # The pin takes the key the instance got at launch: never a first answer.
+        # It says which key it was launched with, in a tag set at launch only...
+        assert instance.inputs["tags"]["pegasus:host-key"] == parse_host_key(HOST_KEY).fingerprint
+        # ...and the pin takes that key: never a first answer.
         pin = d.resources[f"c1-{node}-host-key"]
         assert (pin.inputs["launched"], pin.inputs["configured"]) == (HOST_KEY, "")
         for resource in remote(d):
@@ -79,9 +82,11 @@ def test_an_aws_server_is_launched_with_its_own_key_and_every_connection_expects
 
 
 def test_an_instance_launched_before_the_stack_gave_keys_has_its_key_recorded_once(base_config):
-    # What the provider holds for an instance launched without user data: nothing, or the SHA-1 of nothing.
-    cloud = FakeCloud(existing={"c1-replica-0": {"userData": ""},
-                                "c1-replica-1": {"userData": "da39a3ee5e6b4b0d3255bfef95601890afd80709"}})
+    # Its tags, as the provider holds them: no host-key tag (it is ignored after launch), whatever
+    # else the program now asks for; another key's fingerprint is not this one either.
+    old_tags = {"pegasus:cluster": "c1", "Name": "c1-replica-0"}
+    cloud = FakeCloud(existing={"c1-replica-0": {"tags": old_tags},
+                                "c1-replica-1": {"tags": {**old_tags, "pegasus:host-key": "SHA256:other"}}})
     d = Deployment(base_config, cloud=cloud)
     for node in ("replica-0", "replica-1"):
         pin = d.resources[f"c1-{node}-host-key"]

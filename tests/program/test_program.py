@@ -81,8 +81,10 @@ def test_security_baseline(deploy, base_config):
         assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.name
         # A newer AMI or a rotated key pair would otherwise replace the server and its data.
         # A new instance type would stop every server of the role at once: refused instead.
-        # New user data (the host key given at launch) would stop and start it.
-        assert set(instance.ignore_changes) == {"ami", "keyName", "instanceType", "userData"}, instance.ignore_changes
+        # New user data (the host key given at launch) would stop and start it; the tag that says
+        # which key it was launched with is set at launch only.
+        assert set(instance.ignore_changes) == {"ami", "keyName", "instanceType", "userData",
+                                                'tags["pegasus:host-key"]'}, instance.ignore_changes
         # Its first commands install packages: the private subnet's route (via the NAT) comes first.
         assert "c1-private-subnet-routes" in d.ancestors(instance.name)
     for attachment in d.of_type(ATTACHMENT) + d.of_type(NIC_ATTACHMENT):

@@ -64,7 +64,7 @@ def boot_servers(cloud: LocalCloud, shape: Shape, authorized_keys: list[str], *,
                                  names))
     servers: dict[str, list[dict[str, Any]]] = {"zookeeper": [], "meta": [], "replica": []}
     for (role, _), machine in zip(names, machines):
-        entry = {"host": machine.ip, "nic": machine.mac if role == "replica" else "eth0",
+        entry: dict[str, Any] = {"host": machine.ip, "nic": machine.mac if role == "replica" else "eth0",
                  "hostKey": host_key(machine)}
         if role == "replica":
             entry["dataDisks"] = attach_disks(cloud, machine, shape)

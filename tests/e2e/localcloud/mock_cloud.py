@@ -21,6 +21,7 @@ still answer from the state so the program can finish.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -354,11 +355,27 @@ class CloudMocks(pulumi.runtime.Mocks):
         return "", {k: v for k, v in raw.items() if k != "__provider"}
 
 
+_MAP_KEY = re.compile(r'(?P<name>[A-Za-z0-9_]+)\["(?P<key>[^"]+)"\]')
+
+
 def ignore_changes(old: dict, raw: dict, inputs: dict, paths: list[str]) -> tuple[dict, dict]:
-    """The listed inputs keep their old values, in the diff and in the state (top-level
-    names; `a.b` and `a[0]` ignore all of `a`, coarser than the engine's property paths)."""
+    """The listed inputs keep their old values, in the diff and in the state: top-level names,
+    and one key of a map (`tags["k"]`: the old value, or none when the old map had none, as the
+    engine's processIgnoreChanges does); other paths (`a.b`, `a[0]`) ignore all of `a`, coarser
+    than the engine's property paths."""
     raw, inputs = dict(raw), dict(inputs)
     for path in paths:
+        entry = _MAP_KEY.fullmatch(path)
+        if entry is not None and isinstance(inputs.get(entry["name"]), dict):
+            old_map = old["inputs"].get(entry["name"]) or {}
+            for values in (raw, inputs):
+                kept = dict(values.get(entry["name"]) or {})
+                if entry["key"] in old_map:
+                    kept[entry["key"]] = old_map[entry["key"]]
+                else:
+                    kept.pop(entry["key"], None)
+                values[entry["name"]] = kept
+            continue
         name = path.split(".")[0].split("[")[0]
         if name == "*":
             return dict(old["inputs"]), dict(old["inputs"])
