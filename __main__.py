@@ -37,3 +37,5 @@ pulumi.export("replicaServers", cluster.replica_servers)
 pulumi.export("collector", cluster.collector)
 pulumi.export("packageVersion", spec.package.version)
 pulumi.export("ssh", cluster.ssh)
+# The servers' and the bastion's SSH host keys, as the stack holds them: for your own known_hosts.
+pulumi.export("knownHosts", cluster.known_hosts)

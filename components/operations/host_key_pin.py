@@ -8,13 +8,17 @@ Each pin takes its key from the first of these that applies, and keeps it:
 - the key the pin holds already, for as long as it is the same machine (a new
   address, as a stopped and started instance gets, keeps it);
 - the operator's known_hosts, read where `pulumi up` runs when the pin is made;
-- `may_record`: what the server offers on the first `up` that pins keys, for an
-  AWS instance this stack launched before it did (the program accepted any key
-  from it at every `up` until then; from this one on it holds it to that key).
+- `may_record`: what the server offers when the pin is made, on the first `up`
+  that pins keys, for an AWS instance this stack launched before it did (the
+  program accepted any key from it at every `up` until then; from this one on
+  it holds it to that key). Only then: a machine that replaces it later is
+  launched with the old one's user data (Pulumi keeps ignored inputs on a
+  replacement), so with no key from the stack, and its pin refuses it until
+  the operator, having read its key from its console, accepts it.
 Nothing else: a pin with no key fails, at preview already, saying how to give it.
 
-`pulumi up --replace <the pin's URN>` takes the key anew from those sources:
-after you updated your known_hosts, or to record an old instance's new key.
+`pulumi up --replace <the pin's URN>` makes the pin anew from those sources:
+after you updated your known_hosts, or to record the key of such an instance.
 
 The provider is pickled by reference to this module: keep it importable and
 free of side effects at import (components/legacy_paths.py when it moves).
@@ -56,6 +60,17 @@ def missing_key_message(props: Mapping[str, Any]) -> str:
             f"Then: pulumi config set --path 'pegasus:{where}.hostKey' '<that line>'")
 
 
+def unlaunched_replacement_message(props: Mapping[str, Any]) -> str:
+    instance = props["identity"]
+    return (f"{props['server']}: its new instance {instance} was launched without a host key from this stack: it "
+            "replaces an instance launched before the stack gave its servers keys, and Pulumi launches a "
+            "replacement with the old one's user data, so the key it offers is nobody's word yet. Read it "
+            f"from its console output (`aws ec2 get-console-output --instance-id {instance} --latest`: cloud-init "
+            "prints the host keys between the BEGIN and END SSH HOST KEY KEYS lines) or on the server itself; "
+            "then run `pulumi up --replace` with the URN of this pin (the `...-host-key` resource named here), "
+            "which records the key the instance offers")
+
+
 def _known(value: Any) -> bool:
     return value not in (None, rpc.UNKNOWN) and rpc.UNKNOWN not in str(value)
 
@@ -78,6 +93,8 @@ def resolve(props: Mapping[str, Any], old: Optional[Mapping[str, Any]]) -> tuple
     found = operator_keys(props["address"], port)
     if found:
         return found[0].line, "your known_hosts"
+    if props.get("may_record") and old:
+        raise NoHostKey(unlaunched_replacement_message(props))
     if props.get("may_record"):
         access = props["access"]
         bastion = access.get("bastion")

@@ -170,6 +170,7 @@ class PegasusCluster(pulumi.ComponentResource):
         self.collector = (hosts[collector_host].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['collector']}")
                           if collector_host else pulumi.Output.from_input(""))
         self.ssh = {n: h.ssh_address.apply(lambda ip: self._ssh_hint(spec, ip)) for n, h in hosts.items()}
+        self.known_hosts = host_keys.known_hosts()
         self.health = health.report
         self.register_outputs({"metaServers": self.meta_servers, "zookeeperServers": self.zookeeper_servers,
                                "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,

@@ -34,7 +34,7 @@ from components.operations.host_key_pin import HostKeyPin, HostKeyPinArgs
 from components.resources.resource_names import ResourceNames
 from components.spec.host_key import fingerprint
 from components.spec.model import ClusterSpec
-from components.ssh.known_hosts import Pin
+from components.ssh.known_hosts import Pin, known_hosts_text, pins_from
 
 # An instance's tag holding the fingerprint of the host key it was launched with: set at launch,
 # then ignored (`ignore_changes`), so an instance launched before the stack gave keys never gets
@@ -90,6 +90,11 @@ class HostKeys:
         return pulumi.Output.all(*self.servers, *self.bastion_known).apply(lambda pins: {
             "user": self.spec.ssh.user, "port": 22, "private_key": self.spec.ssh.private_key,
             "bastion": self._bastion_endpoint(), "known_hosts": list(pins)})
+
+    def known_hosts(self) -> pulumi.Output[str]:
+        """Every server's and the bastion's key as known_hosts lines: for the operator's own ssh."""
+        return pulumi.Output.all(*self.servers, *self.bastion_known).apply(
+            lambda pins: known_hosts_text(pins_from(pins)))
 
     def tunnel(self, via: pulumi.Output[dict]) -> pulumi.Output[dict]:
         """The ZooKeeper path guard's tunnel through the host whose Pin is `via`."""

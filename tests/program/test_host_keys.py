@@ -119,6 +119,9 @@ def test_the_operations_ssh_checks_every_server_and_the_bastion(deploy, base_con
     # How to accept a rebuilt server, per server: an instance this stack launched is replaced.
     accept = {pin["name"]: pin["accept"] for pin in d.resources[CHECK].inputs["servers"]}
     assert "pulumi up --replace 'urn:pulumi:" in accept["replica-1"] and "c1-replica-1'" in accept["replica-1"]
+    # The same keys for the operator's own ssh (`pulumi stack output knownHosts`).
+    lines = d.exports["knownHosts"].splitlines()
+    assert len(lines) == len(servers) + 1 and f"bastion.example.net {keys['bastion']}" in lines
     bastion = d.resources["c1-bastion-host-key"]
     assert (bastion.inputs["configured"], bastion.inputs["address"], bastion.inputs["port"]) == (
         keys["bastion"], "bastion.example.net", 22)

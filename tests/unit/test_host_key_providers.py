@@ -138,6 +138,22 @@ def test_an_instance_launched_before_keys_has_the_key_it_offers_recorded_through
     assert sshd.accepted_logins() - logins == 2, "one login on the bastion, one on the server"
 
 
+def test_a_replacement_launched_without_a_key_from_the_stack_is_not_recorded_until_accepted(sshd, known_hosts):
+    # The old instance's key was recorded; Pulumi launched its replacement with the old user data (none).
+    recorded = HostKeyPinProvider().create(recording_props(sshd)).outs
+    replaced = {**recording_props(sshd), "identity": "i-0456"}
+    provider = HostKeyPinProvider()
+    assert provider.diff("id", recorded, replaced).changes is True
+    logins = sshd.accepted_logins()
+    with pytest.raises(NoHostKey) as refused:
+        provider.update("id", recorded, replaced)
+    assert "its new instance i-0456 was launched without a host key from this stack" in str(refused.value)
+    assert "aws ec2 get-console-output --instance-id i-0456 --latest" in str(refused.value)
+    assert sshd.accepted_logins() == logins, "the replacement was trusted on its first answer"
+    # `pulumi up --replace` on the pin, once the operator read the key on the console: it is recorded.
+    assert provider.create(replaced).outs["key"] == parse_host_key(sshd.host_key()).line
+
+
 def test_nothing_is_recorded_through_a_bastion_that_offers_another_key(sshd, known_hosts, tmp_path):
     bastion = {"host": "127.0.0.1", "user": sshd.user, "port": sshd.port}
     stranger = new_key(tmp_path, "stranger")
