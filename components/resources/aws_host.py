@@ -102,8 +102,8 @@ class AwsHost(pulumi.ComponentResource):
         pin, known_host = keys.pin(plan.name, HostKeyPinArgs(
             name=plan.name, where=plan.name, identity=instance.id, address=ssh_address, launched=launched,
             may_record=True, access=keys.record_access()),
-            accept=lambda pin: pulumi.Output.all(instance.urn, pin.urn, launched).apply(
-                lambda v: aws_advice(v[0], v[1], bool(v[2]))), parent=self)
+            accept=lambda pin: pulumi.Output.all(instance.urn, pin.urn, launched, instance.id).apply(
+                lambda v: aws_advice(v[0], v[1], bool(v[2]), v[3])), parent=self)
         ready: list[pulumi.Resource] = [instance]
         letters = iter(DEVICE_LETTERS)
         data_devices = []

@@ -10,8 +10,9 @@
   later changes to it (`ignore_changes`): the provider would stop and start it.
 - An instance launched before this (it has no user data) keeps its key: the
   first `up` with this version records the one it offers (it was accepted at
-  every `up` before), and it is held to it from then on. Its replacement
-  gets a key from the stack.
+  every `up` before), and it is held to it from then on. Its replacement gets
+  none (Pulumi launches it with the ignored user data as it was): its key is
+  refused until the operator accepts it (operations/host_key_pin.py).
 - Your own servers: `servers.<role>[i].hostKey`, or your known_hosts.
 - The bastion: `ssh.bastion.hostKey`, or your known_hosts.
 Each is held by a pin (operations/host_key_pin.py), kept in the state; every
@@ -131,13 +132,16 @@ class HostKeys:
             access=self.session_access()), opts=self.opts)
 
 
-def aws_advice(instance_urn: str, pin_urn: str, launched: bool) -> str:
+def aws_advice(instance_urn: str, pin_urn: str, launched: bool, instance_id: str) -> str:
+    """How to accept an AWS server that offers another key than the stack holds."""
     if launched:
         return ("replace it: a machine this stack launched keeps the key it was given, so another key means "
                 f"another machine. `pulumi up --replace '{instance_urn}'` launches one with the stack's key "
                 "(its data volumes are kept and attached to it; drain a ReplicaServer first, docs/operating.md)")
     return (f"run `pulumi up --replace '{pin_urn}'`: the stack records the key the server offers at that moment "
-            f"(or replace the instance, `pulumi up --replace '{instance_urn}'`: it then gets a key from the stack)")
+            "(this instance was launched before the stack gave its servers keys; its console output, "
+            f"`aws ec2 get-console-output --instance-id {instance_id} --latest`, shows the keys cloud-init made "
+            "for it)")
 
 
 def configured_advice(where: str, source: str, pin_urn: str) -> str:
