@@ -131,7 +131,7 @@ def test_2_a_config_change_rolls_the_replicas(own):
     own.no_aws_seen()
 
 
-def test_2_b_a_rebuilt_server_is_refused_until_the_stack_holds_its_new_key(own):
+def test_2_hk_a_rebuilt_server_is_refused_until_the_stack_holds_its_new_key(own):
     meta1 = own.machines("meta-")[1]  # servers.meta[1]
     assert own.config["servers"]["meta"][1]["host"] == meta1.ip
     key = "/etc/ssh/ssh_host_ed25519_key"

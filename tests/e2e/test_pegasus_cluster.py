@@ -302,7 +302,7 @@ def offered_fingerprint(machine) -> str:
     return machine.check(f"ssh-keygen -l -f {HOST_KEY}.pub").split()[1]
 
 
-def test_2_c_a_server_whose_host_key_changed_is_refused_and_the_rest_is_untouched(cluster):
+def test_2_hk_a_server_whose_host_key_changed_is_refused_and_the_rest_is_untouched(cluster):
     # Every machine offers the key the stack gave it at launch, and the stack holds that key.
     for host in HOSTS:
         assert offered_fingerprint(cluster.machine(host)) == cluster.pinned(host)["fingerprint"], host
@@ -683,7 +683,7 @@ def test_c_disk_preparation_keeps_existing_data(cluster):
     assert replica.check("grep -c ' /home/work/ssd1 ' /etc/fstab").strip() == "1"
 
 
-def test_c_2_a_stack_made_before_host_keys_records_them_once_and_restarts_nothing(cluster):
+def test_c_hk_a_stack_made_before_host_keys_records_them_once_and_restarts_nothing(cluster):
     hosts = sorted(r["inputs"]["tags"]["pegasus:node"] for r in cluster.engine.state.resources.values()
                    if r["type"] == "aws:ec2/instance:Instance")
     as_made_before_host_keys(cluster.engine.state)
@@ -720,7 +720,7 @@ def test_c_2_a_stack_made_before_host_keys_records_them_once_and_restarts_nothin
     assert only_the_health_check_ran(cluster)
 
 
-def test_c_3_an_old_instance_replaced_is_not_trusted_until_its_key_is_accepted(cluster):
+def test_c_hk_2_an_old_instance_replaced_is_not_trusted_until_its_key_is_accepted(cluster):
     # Pulumi launches a replacement with the old instance's user data (ignored inputs keep their
     # old values): none, for an instance launched before host keys. Its key is nobody's word.
     with timed(cluster.times, "an old instance replaced, then its key accepted"):
