@@ -54,6 +54,7 @@ from components.operations.provider_inputs import plain
 from components.render.templates import as_root
 from components.render.host_layout import restart_script_name, role_unit
 from components.operations.replica_drain import Drain, DrainFailed
+from components.ssh.known_hosts import with_departed
 from components.ssh.session import SshResult, SshSession, session_for
 from components.spec.topology import ROLL_ORDER
 
@@ -317,7 +318,8 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
         removed = removed_replicas(old.get("restart_records") or {}, new["restart_records"]) if new.get("tools") else []
         restarted: list[str] = []
         if keys or removed:
-            with session_for(new["access"]) as session:
+            # A dropped server is drained and stopped before Pulumi deletes it: its key is in the old inputs.
+            with session_for(with_departed(new["access"], old.get("access"))) as session:
                 restarted = _roll(session, new, old).restart(keys, removed)
         return pulumi.dynamic.UpdateResult(_outputs(news, restarted))
 

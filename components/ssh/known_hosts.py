@@ -65,6 +65,17 @@ def pins_from(values: Iterable[Mapping[str, Any]] | None) -> list[Pin]:
     return [Pin.from_dict(v) for v in values or ()]
 
 
+def with_departed(access: Mapping[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`access` (an operation's, {..., known_hosts: [...]}) also holding the pins that only `before`
+    (its previous inputs, from the state) held: of servers the stack drops, which a roll still
+    reaches (drains, stops) before Pulumi deletes them."""
+    pins = list(access.get("known_hosts") or [])
+    known = {(p["host"], int(p.get("port") or 22)) for p in pins}
+    departed = [p for p in (before or {}).get("known_hosts") or []
+                if (p["host"], int(p.get("port") or 22)) not in known]
+    return {**access, "known_hosts": pins + departed}
+
+
 def known_hosts_text(pins: Sequence[Pin]) -> str:
     """One known_hosts line per pin: what ssh accepts from each host, nothing else."""
     return "".join(f"{pin.known_hosts_name} {parse_host_key(pin.key).line}\n" for pin in pins)
@@ -80,8 +91,9 @@ class HostKeyRefused(RuntimeError):
 
 def refusal_message(pin: Pin | None, host: str, offered: str | None, detail: str = "") -> str:
     if pin is None:
-        return (f"{host}: ssh refused it, as no host key is pinned for it (a bug: every host this "
-                f"program connects to has one). {detail}".strip())
+        return (f"{host}: the stack holds no SSH host key for it, so ssh refused it. A server the stack drops "
+                "in the first `up` that pins host keys has none: make that `up` without dropping it, then drop "
+                f"it. {detail}".strip())
     expected = parse_host_key(pin.key)
     return (
         f"{pin.name} ({host}) offered another SSH host key than the one this stack holds for it, so nothing "

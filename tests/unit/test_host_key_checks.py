@@ -54,7 +54,7 @@ def test_a_session_refuses_a_server_that_offers_another_key_before_logging_in(ss
 
 def test_a_session_refuses_a_host_it_holds_no_key_for(sshd):
     with session(sshd, [sshd.pin("127.0.0.2")]) as s:
-        with pytest.raises(HostKeyRefused, match="no host key is pinned"):
+        with pytest.raises(HostKeyRefused, match="the stack holds no SSH host key for it"):
             s.run("127.0.0.1", "true", dials=1)
 
 

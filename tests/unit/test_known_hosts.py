@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from components.spec.host_key import parse_host_key
-from components.ssh.known_hosts import Pin, known_hosts_text, operator_keys
+from components.ssh.known_hosts import Pin, known_hosts_text, operator_keys, with_departed
 
 
 def new_key(tmp_path: Path, name: str, kind: str = "ed25519") -> str:
@@ -84,3 +84,14 @@ def test_pins_become_known_hosts_lines_with_the_port_when_it_is_not_22(tmp_path)
     pins = [Pin("replica-0", "10.0.0.5", 22, key, "s", "a"), Pin("the bastion", "b.example", 2222, key, "s", "a")]
     blob = parse_host_key(key).line
     assert known_hosts_text(pins) == f"10.0.0.5 {blob}\n[b.example]:2222 {blob}\n"
+
+
+def test_a_dropped_servers_key_stays_known_to_the_roll_that_drains_it(tmp_path):
+    key, other = parse_host_key(new_key(tmp_path, "k")).line, parse_host_key(new_key(tmp_path, "o")).line
+    now = {"user": "admin", "known_hosts": [Pin("replica-0", "10.0.0.5", 22, key, "s", "a").as_dict()]}
+    before = {"user": "admin", "known_hosts": [Pin("replica-0", "10.0.0.5", 22, other, "s", "a").as_dict(),
+                                               Pin("replica-3", "10.0.0.8", 22, key, "s", "a").as_dict()]}
+    merged = with_departed(now, before)
+    # The current pin wins for a server still listed; the dropped one's comes from the state.
+    assert [(p["name"], p["key"]) for p in merged["known_hosts"]] == [("replica-0", key), ("replica-3", key)]
+    assert merged["user"] == "admin" and with_departed(now, None) == now
