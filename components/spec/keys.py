@@ -121,7 +121,8 @@ KEYS: tuple[Key, ...] = (
     Key("ssh.publicKey", "string", "the matching `.pub` line, installed on every server AWS makes (with your own "
         "servers it must already be authorized, and is not needed)", default_doc="required on AWS"),
     Key("ssh.bastion", "object", "jump host for every SSH connection (remote commands, the rolling restart, the "
-        "ZooKeeper tunnel); with private addresses it must be in the VPC given by `network.vpcId`/`subnetId`"),
+        "ZooKeeper tunnel). It must reach the servers: with private addresses, give `network.vpcId`/`subnetId` of the "
+        "VPC it serves (a VPC this stack creates has no bastion in it)"),
     Key("ssh.bastion.host", "string", "the bastion's address", required=True),
     Key("ssh.bastion.user", "string", "login user on the bastion", default_doc="`ssh.user`"),
     Key("ssh.bastion.port", "integer", "SSH port of the bastion", default=22),
@@ -221,9 +222,19 @@ def key(path: str) -> Key:
     return BY_PATH[path]
 
 
+def _children() -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for k in KEYS:
+        found[k.parent] = found.get(k.parent, ()) + (k.name,)
+    return found
+
+
+_CHILDREN = _children()
+
+
 def children(parent: str) -> tuple[str, ...]:
     """Names of the keys an object holds ("" for the top level), in declaration order."""
-    return tuple(k.name for k in KEYS if k.parent == parent)
+    return _CHILDREN.get(parent, ())
 
 
 def aws_only() -> dict[str, tuple[str, ...] | None]:
