@@ -35,32 +35,30 @@ class HostKeysRefused(RuntimeError):
     """At least one server offered another key than the stack's."""
 
 
-def ask(session: SshSession, server: Pin) -> tuple[Pin, str]:
-    """(server, "ok" | "no answer: ..." | the refusal message)."""
+def ask(session: SshSession, server: Pin) -> tuple[Pin, str, str]:
+    """(server, "ok" | "silent" | "refused", what ssh or the refusal said)."""
     try:
         result = session.run(server.host, "true", dials=1)
     except HostKeyRefused as refused:
-        return server, str(refused)
+        return server, "refused", str(refused)
     if result.returncode == SSH_FAILED:
-        return server, f"no answer: {result.tail(2)}"
-    return server, "ok"
+        return server, "silent", result.tail(2)
+    return server, "ok", ""
 
 
 def check(access: Mapping[str, Any], servers: Sequence[Pin]) -> str:
     """Asks every server; raises HostKeysRefused with every refusal, else returns a summary."""
     with session_for(access) as session, ThreadPoolExecutor(max_workers=PARALLEL_SESSIONS) as pool:
         answers = list(pool.map(lambda server: ask(session, server), servers))
-    refused = sorted({message for _, message in answers if message not in ("ok",) and
-                      not message.startswith("no answer")})
+    refused = sorted({said for _, status, said in answers if status == "refused"})  # a bastion's, once
     if refused:
         raise HostKeysRefused("\n\n".join(refused))
-    silent = [f"{server.name} ({server.host})" for server, message in answers if message.startswith("no answer")]
-    for server, message in answers:
-        if message.startswith("no answer"):
-            pulumi.log.info(f"{server.name} ({server.host}) did not answer SSH now, so its key was not checked "
-                            f"here; its commands dial it and check the key themselves ({message[11:]})")
+    silent = [(server, said) for server, status, said in answers if status == "silent"]
+    for server, said in silent:
+        pulumi.log.info(f"{server.name} ({server.host}) did not answer SSH now, so its key was not checked "
+                        f"here; its commands dial it and check the key themselves ({said})")
     return (f"{len(answers) - len(silent)} servers offered the keys the stack holds"
-            + (f"; not answering: {', '.join(silent)}" if silent else ""))
+            + (f"; not answering: {', '.join(f'{s.name} ({s.host})' for s, _ in silent)}" if silent else ""))
 
 
 class HostKeyCheckProvider(pulumi.dynamic.ResourceProvider):
