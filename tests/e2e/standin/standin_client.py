@@ -21,7 +21,9 @@ from urllib.parse import quote, urlsplit
 def get(address: str, path: str, timeout: float = 2.0, hops: int = 3) -> tuple[int, object]:
     """GET that follows the MetaServers' 307 redirects; (status, parsed JSON or text)."""
     for _ in range(hops + 1):
-        host, port = address.rsplit(":", 1)
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():  # a follower that knows no leader yet redirects nowhere
+            raise OSError(f"redirected to {address!r} for {path}: no MetaServer leads")
         conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
         try:
             conn.request("GET", path)
