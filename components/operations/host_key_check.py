@@ -1,4 +1,4 @@
-"""At every `pulumi up`, before any command runs on a server: does each one offer the key the stack holds?
+"""At every `pulumi up`: does each server offer the key the stack holds?
 
 pulumi-command refuses a server whose key is not its `host_key` on its own,
 but with `ssh: handshake failed: ssh: host key mismatch`, naming neither the
@@ -6,9 +6,10 @@ server nor either key, and only on the servers a change happens to touch.
 This check asks every server (and so the bastion) at every `up`, in parallel,
 with the system `ssh` and the stack's pins, and fails with each refused
 server's name, both fingerprints and how to accept a rebuilt one
-(ssh/known_hosts.py). Every server's first command waits for it, so a refusal
-stops the `up` before anything is sent to any server. A server that does not
-answer now (a new instance still booting, one that is down) is left to its own
+(ssh/known_hosts.py). The operations that reach every server (the rolling
+restart, the health check) wait for it; commands and the ZooKeeper path guard
+run beside it, each checking its own server's key. A server that does not answer
+now (a new instance still booting, one that is down) is left to its own
 commands, which dial it as before and check its key themselves.
 
 The provider is pickled by reference to this module: keep it importable and

@@ -86,6 +86,12 @@ class PegasusCluster(pulumi.ComponentResource):
             hosts = own_hosts(spec, plans, names, host_keys, child)
         else:
             hosts, store = self._aws_hosts(names, spec, plans, host_keys, child)
+        # At every up, every server asked for its key: fails with each refused one's fingerprints. Each
+        # command, and the path guard's tunnel, checks its own server's key itself; the rolling restart
+        # and the health check, which reach every server, wait for this check. (A gate before every
+        # command would tie every server to every other: the SDK's dependency checks would grow with
+        # the square of the cluster.)
+        checked = host_keys.check()
         preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
         zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
         metas = [p.name for p in plans if p.kind == "meta"]
@@ -138,7 +144,8 @@ class PegasusCluster(pulumi.ComponentResource):
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
             tools=tools_args),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[checked, *started,
+                                                                 *(tools.installed if tools else [])]))
         replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])
         # (MetaServer addresses, {ReplicaServer host name: address}) for the replica-removal guard
         addresses = pulumi.Output.all(meta_ips, replica_ips).apply(lambda v: (v[0], dict(zip(replica_names, v[1]))))
@@ -178,8 +185,7 @@ class PegasusCluster(pulumi.ComponentResource):
 
     def _aws_hosts(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan], keys: HostKeys,
                    child: pulumi.ResourceOptions) -> tuple[dict[str, HostHandle], PackageStore | None]:
-        """The machines, and the package store they read the package from (unless it is uploaded);
-        no command runs on any before the check of every one's host key passed."""
+        """The machines, and the package store they read the package from (unless it is uploaded)."""
         name = names.cluster
         network = Network(name, spec, opts=child)
         key = aws.ec2.KeyPair(f"{name}-ssh", public_key=spec.ssh.public_key,
@@ -194,9 +200,6 @@ class PegasusCluster(pulumi.ComponentResource):
         hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, names, keys,
                                  instance_profile=store.instance_profile if store and p.roles else None,
                                  opts=child).handle for p in plans}
-        checked = keys.check()
-        for host in hosts.values():
-            host.ready.append(checked)
         return hosts, store
 
     def _path_guard(self, names: ResourceNames, spec: ClusterSpec, keys: HostKeys, zookeeper: ZooKeeperEnsemble,

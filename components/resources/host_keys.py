@@ -18,8 +18,9 @@
 Each is held by a pin (operations/host_key_pin.py), kept in the state; every
 pulumi-command connection carries its `host_key` (and the proxy's), the system
 `ssh` of the operations gets them as a known_hosts file, and at every `up` a
-check (operations/host_key_check.py) asks every server before any command
-runs, failing with the server, both fingerprints and how to accept a rebuilt one.
+check (operations/host_key_check.py) asks every server, failing with the
+server, both fingerprints and how to accept a rebuilt one; the operations
+that reach every server wait for it.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class HostKeys:
         return pin, known
 
     def check(self) -> HostKeyCheck:
-        """At every up, every server's key, before any command: its first commands wait for it."""
+        """At every up, every server's key (once every pin is made)."""
         return HostKeyCheck(f"{self.names.cluster}-host-keys", HostKeyCheckArgs(
             run=uuid.uuid4().hex, servers=pulumi.Output.all(*self.servers).apply(list),
             access=self.session_access()), opts=self.opts)

@@ -25,47 +25,36 @@ from components.spec.topology import HostPlan
 
 
 class OwnHost(pulumi.ComponentResource):
-    """Made in two steps: the pin of its host key first (every server's, so the cluster's check
-    can ask them all), then, once that check passed, the command that reads its address."""
-
     def __init__(self, plan: HostPlan, server: OwnServer, spec: ClusterSpec, names: ResourceNames, keys: HostKeys,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:OwnHost", names(plan.name), None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=names.aliases(plan.name))))
-        self._plan, self._server, self._names = plan, server, names
         where = f"servers.{plan.kind}[{plan.index}]"
-        self._pin, self._known_host = keys.pin(plan.name, HostKeyPinArgs(
+        pin, known_host = keys.pin(plan.name, HostKeyPinArgs(
             name=plan.name, where=where, identity=server.host, address=server.host, configured=server.host_key),
             accept=lambda pin: pulumi.Output.all(pin.source, pin.urn).apply(
                 lambda v: configured_advice(where, v[0], v[1])), parent=self)
         # The server is up already: no long wait for a boot, unlike a new instance.
-        self._connection = keys.connection(server.host, self._pin.key, ANSWERED_DIALS)
-
-    def reach(self, checked: pulumi.Resource) -> HostHandle:
-        """Its address, read once `checked` (the cluster's host-key check) has passed."""
-        plan, server, names, connection = self._plan, self._server, self._names, self._connection
+        connection = keys.connection(server.host, pin.key, ANSWERED_DIALS)
         address_name = f"{plan.name}-address"
         address = remote_command(names(address_name), connection, create=files.resolve_address_script(server.nic),
-                                 opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(address_name),
-                                                             depends_on=[checked]))
+                                 opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(address_name)))
         words = address.stdout.apply(lambda out: out.split())
         interface, cluster_ip = words.apply(lambda w: w[0]), words.apply(lambda w: w[1])
         host = pulumi.Output.from_input(server.host)
-        self.register_outputs({"clusterIp": cluster_ip, "interface": interface})
-        return HostHandle(
+        self.handle = HostHandle(
             name=plan.name, names=names, connection=connection, first_connection=connection,
             # Another machine is another host in the list.
-            identity=host, cluster_ip=cluster_ip, ssh_address=host, known_host=self._known_host,
+            identity=host, cluster_ip=cluster_ip, ssh_address=host, known_host=known_host,
             data_devices=[pulumi.Output.from_input(d) for d in server.data_disks],
             slog_device=pulumi.Output.from_input(server.slog_disk) if server.slog_disk else None,
-            interface=interface, ready=[address, checked])
+            interface=interface, ready=[address])
+        self.register_outputs({"clusterIp": cluster_ip, "interface": interface})
 
 
 def own_hosts(spec: ClusterSpec, plans: list[HostPlan], names: ResourceNames, keys: HostKeys,
               opts: pulumi.ResourceOptions) -> dict[str, HostHandle]:
-    """The HostHandle of every planned host, from the stack's `servers` list, once the check of
-    every server's host key passed."""
+    """The HostHandle of every planned host, from the stack's `servers` list."""
     assert spec.servers is not None
-    own = {p.name: OwnHost(p, spec.servers.server(p.kind, p.index), spec, names, keys, opts=opts) for p in plans}
-    checked = keys.check()
-    return {name: host.reach(checked) for name, host in own.items()}
+    return {p.name: OwnHost(p, spec.servers.server(p.kind, p.index), spec, names, keys, opts=opts).handle
+            for p in plans}
