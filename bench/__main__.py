@@ -2,7 +2,8 @@
 
 Shape (the one the issues set): 3 MetaServers (the Collector on the first) +
 100 ReplicaServers x 4 data disks + 3 ZooKeeper, and the same with 3 and 1000
-ReplicaServers. Prints one line per measurement with its target; exits
+ReplicaServers; and the plan of a grouped roll (bench/roll_plan.py) for 100
+and 1000. Prints one line per measurement with its target; exits
 non-zero if a target is missed, so a regression is visible. With
 BASELINE=<another checkout> it also evaluates that tree side by side (each
 evaluation in a fresh process).
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.roll_plan import measure as measure_roll_plan
 from components.render import server_files as files
 from components.spec.validation import build_spec
 from components.spec.topology import plan_hosts
@@ -181,6 +183,12 @@ def main() -> int:
         if len(firsts) != 1:
             print(f"the first deploy's chain grows with the cluster: {sorted(firsts)} (target: one length)")
             failures += 1
+
+    # Issue 22: a grouped roll's plan, from a balanced cluster's partition map.
+    for replicas in (100, 1000):
+        line, ok = measure_roll_plan(replicas)
+        print(line)
+        failures += not ok
     return 1 if failures else 0
 
 

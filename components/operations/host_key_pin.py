@@ -72,7 +72,8 @@ def unlaunched_replacement_message(props: Mapping[str, Any]) -> str:
 
 
 def _known(value: Any) -> bool:
-    return value not in (None, rpc.UNKNOWN) and rpc.UNKNOWN not in str(value)
+    """A value the preview knows (an unknown one may come as rpc.UNKNOWN or as the SDK's Unknown)."""
+    return isinstance(value, str) and rpc.UNKNOWN not in value
 
 
 def _needs_operator_keys(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:

@@ -7,14 +7,18 @@ From scripts/pegasus_rolling_update.sh and scripts/pegasus_offline_node.sh
   restart (30 min: the meta must not re-home a restarting node's replicas) or
   lowered to 10 ms for a removal (they are re-homed at once). The settings
   found are kept for `end`.
-- `drain(node)`: `add_secondary_max_count_for_one_node 0`, its primaries moved
-  to one of their secondaries (`balance --type move_pri`, as migrate_node.sh
-  writes them), then its replicas downgraded (`propose --type
-  DOWNGRADE_TO_INACTIVE` sent to each primary, as downgrade_node.sh writes
-  them), each until `nodes -d` shows none left; a timeout fails the drain
-  (the scripts go on and restart anyway; here the roll stops, settings put back).
-- `close(node)`, after the drain and before the restart (the rolling update's
-  close step): `replica.kill_partition <app_id> <pidx>` sent to the node for
+- `drain(*nodes)`: `add_secondary_max_count_for_one_node 0`, their primaries
+  moved to one of their secondaries (`balance --type move_pri`, as
+  migrate_node.sh writes them), then their replicas downgraded (`propose
+  --type DOWNGRADE_TO_INACTIVE` sent to each primary, as downgrade_node.sh
+  writes them), each until `nodes -d` shows none left; a timeout fails the
+  drain (the scripts go on and restart anyway; here the roll stops, settings
+  put back). The scripts drain one node; a group of nodes that share no
+  partition (operations/roll_plan.py) drains the same way at once, with no
+  primary moved to a node of the group and no replica downgraded where that
+  would leave its partition fewer than two outside the group.
+- `close(*nodes)`, after the drain and before the restart (the rolling update's
+  close step): `replica.kill_partition <app_id> <pidx>` sent to each node for
   each partition downgraded away from it, which closes those replicas (and so
   flushes their memtables: the restart then replays less of the log); then,
   up to 2.5, `perf-counters '.*replica(Count)'` until its replicas serving,
@@ -115,14 +119,15 @@ class Drain:
             self.names[address] = name
         return self.names[address]
 
-    def drain(self, address: str) -> None:
-        """Moves the node's primaries, then its replicas, away; fails if they stay."""
-        node = self.node(address)
-        self.downgraded[node] = set()
+    def drain(self, *addresses: str) -> None:
+        """Moves the nodes' primaries, then their replicas, away; fails if they stay."""
+        nodes = [self.node(a) for a in addresses]
+        for node in nodes:
+            self.downgraded[node] = set()
         self.saved[ADD_SECONDARY_MAX] = "DEFAULT"
         self._set(ADD_SECONDARY_MAX, "0")
-        self._until(node, "primaries", self.timeouts.migrate_seconds, self._move_primaries)
-        self._until(node, "replicas", self.timeouts.downgrade_seconds, self._downgrade)
+        self._until(nodes, "primaries", self.timeouts.migrate_seconds, self._move_primaries)
+        self._until(nodes, "replicas", self.timeouts.downgrade_seconds, self._downgrade)
 
     def kill_partitions(self, address: str) -> None:
         """`replica.kill_partition` on the node for each partition downgraded away from it. As
@@ -135,51 +140,63 @@ class Drain:
         self.log(f"admin shell: {node}: replica.kill_partition sent for {len(gpids)} partitions"
                  + (f", not delivered for {', '.join(failed)}" if failed else ""))
 
-    def close(self, address: str) -> None:
-        """The rolling update's close step: its downgraded replicas closed, its log flushed."""
-        node = self.node(address)
+    def close(self, *addresses: str) -> None:
+        """The rolling update's close step: their downgraded replicas closed, their logs flushed."""
+        nodes = [self.node(a) for a in addresses]
         if self.shell.by_host:  # master: no replica counters to wait on (see the module's doc)
-            self.kill_partitions(address)
-            self.log(f"admin shell: {node}: master lists no replica counters to wait on")
+            for address, node in zip(addresses, nodes):
+                self.kill_partitions(address)
+                self.log(f"admin shell: {node}: master lists no replica counters to wait on")
         else:
             deadline, polls = self.clock() + self.timeouts.close_seconds, 0
+            left: dict[str, int | None] = dict.fromkeys(nodes)
             while True:
-                if polls % self.timeouts.kill_every == 0:
-                    self.kill_partitions(address)
-                left = self.shell.open_replicas(node)  # None: the node did not answer this time
-                if left == 0:
-                    self.log(f"admin shell: {node} has closed its replicas")
+                for address, node in zip(addresses, nodes):
+                    if left[node] != 0 and polls % self.timeouts.kill_every == 0:
+                        self.kill_partitions(address)
+                for node in nodes:
+                    if left[node] != 0:
+                        left[node] = self.shell.open_replicas(node)  # None: the node did not answer this time
+                        if left[node] == 0:
+                            self.log(f"admin shell: {node} has closed its replicas")
+                if all(count == 0 for count in left.values()):
                     break
                 if self.clock() >= deadline:
-                    state = "did not answer perf-counters" if left is None else f"still has {left} replicas " \
-                        "open or closing"
-                    raise DrainFailed(f"{node} {state} after {self.timeouts.close_seconds:.0f}s of "
+                    states = [f"{node} did not answer perf-counters" if count is None else
+                              f"{node} still has {count} replicas open or closing"
+                              for node, count in left.items() if count != 0]
+                    raise DrainFailed(f"{'; '.join(states)} after {self.timeouts.close_seconds:.0f}s of "
                                       "replica.kill_partition; see its log")
                 polls += 1
                 self.sleep(self.timeouts.poll_seconds)
-        if self.shell.calls(node, ["flush-log"]) == [None]:  # the script ignores it too
-            self.log(f"admin shell: {node}: flush-log was not delivered")
+        for node in nodes:
+            if self.shell.calls(node, ["flush-log"]) == [None]:  # the script ignores it too
+                self.log(f"admin shell: {node}: flush-log was not delivered")
 
-    def _until(self, node: str, what: str, seconds: float, send: Callable[[str], int]) -> None:
+    def _until(self, nodes: list[str], what: str, seconds: float, send: Callable[[list[str]], int]) -> None:
         deadline, polls = self.clock() + seconds, 0
+        who, its = ", ".join(nodes), "its" if len(nodes) == 1 else "their"
         while True:
             if polls % self.timeouts.resend_every == 0:
-                sent = send(node)
-                self.log(f"admin shell: {node}: {sent} proposals sent to move its {what} away")
-            row = self.shell.nodes().get(node)
-            if row is None:
-                raise DrainFailed(f"the MetaServers no longer list {node} (`nodes -d`)")
-            left = row.primaries if what == "primaries" else row.replicas
-            if left == 0:
-                self.log(f"admin shell: {node} holds no {what}")
+                sent = send(nodes)
+                self.log(f"admin shell: {who}: {sent} proposals sent to move {its} {what} away")
+            rows = self.shell.nodes()
+            gone = [node for node in nodes if node not in rows]
+            if gone:
+                raise DrainFailed(f"the MetaServers no longer list {', '.join(gone)} (`nodes -d`)")
+            left = {node: rows[node].primaries if what == "primaries" else rows[node].replicas for node in nodes}
+            if not any(left.values()):
+                self.log(f"admin shell: {who} {'holds' if len(nodes) == 1 else 'hold'} no {what}")
                 return
             if self.clock() >= deadline:
-                raise DrainFailed(f"{node} still holds {left} {what} after {seconds:.0f}s of proposals; "
-                                  "see the leading MetaServer's log")
+                holding = "; ".join(f"{node} still holds {count} {what}" for node, count in left.items() if count)
+                raise DrainFailed(f"{holding} after {seconds:.0f}s of proposals; see the leading MetaServer's log")
             polls += 1
             self.sleep(self.timeouts.poll_seconds)
 
-    def _move_primaries(self, node: str) -> int:
+    def _move_primaries(self, nodes: list[str]) -> int:
+        """Each primary a node of the group leads to its least loaded ALIVE secondary outside the group."""
+        group = set(nodes)
         partitions = self.shell.all_partitions()
         load: dict[str, int] = {}
         for p in partitions:
@@ -187,19 +204,24 @@ class Drain:
         alive = {n for n, row in self.shell.nodes().items() if row.status == "ALIVE"}
         lines = []
         for p in partitions:
-            candidates = [s for s in p.secondaries if s in alive and s != node]
-            if p.primary == node and candidates:
+            candidates = [s for s in p.secondaries if s in alive and s not in group]
+            if p.primary in group and candidates:
                 to = min(candidates, key=lambda s: (load.get(s, 0), s))  # the least loaded, not a random one
                 load[to] = load.get(to, 0) + 1
-                lines.append(f"balance --gpid {p.gpid} --type move_pri -f {node} -t {to}")
+                lines.append(f"balance --gpid {p.gpid} --type move_pri -f {p.primary} -t {to}")
         return self.shell.propose_all(lines, "send balance proposal result")
 
-    def _downgrade(self, node: str) -> int:
+    def _downgrade(self, nodes: list[str]) -> int:
+        group = set(nodes)
         lines = []
         for p in self.shell.all_partitions():
-            # downgrade_node.sh refuses a partition without primary, led by the
-            # node, or with one secondary (it would drop below 2 replicas).
-            if node in p.secondaries and p.primary and p.primary != node and len(p.secondaries) > 1:
+            # downgrade_node.sh refuses a partition without primary, led by the node, or with
+            # one secondary (it would drop below 2 replicas); for a group, every replica of
+            # the group counts as gone, and one proposal a partition (the MetaServer takes no
+            # second while one is pending: server_load_balancer.cpp register_proposals).
+            outside = [s for s in p.secondaries if s not in group]
+            node = next((s for s in p.secondaries if s in group), None)
+            if node and p.primary and p.primary not in group and outside:
                 lines.append(f"propose --gpid {p.gpid} --type DOWNGRADE_TO_INACTIVE -t {p.primary} -n {node}")
                 self.downgraded.setdefault(node, set()).add(p.gpid)
         return self.shell.propose_all(lines, "send proposal response")

@@ -1,4 +1,4 @@
-"""The cluster's rolling restart: one resource that restarts changed servers one at a time.
+"""The cluster's rolling restart: one resource that restarts changed servers, ReplicaServers in groups.
 
 Each Pegasus server's `<cluster>-<host>-<role>-config` command stages, next to its
 newest config.ini, the script that restarts it (templates/restart_role.sh.j2).
@@ -11,7 +11,13 @@ says in plain words why. Then, from where `pulumi up` runs, over SSH:
   order (admin_tools/pegasus_rolling_update.sh, v2.5.0): ReplicaServers, then
   MetaServers with the leader deferred to a second pass, then the Collector.
   Each restart waits for a healthy cluster before and after (the script's
-  gates), and the roll stops at the first server that fails.
+  gates), and the roll stops at the first server that fails. ReplicaServers
+  restart in groups that share no partition (`roll`, at most
+  `roll.maxParallel` at once), planned by operations/roll_plan.py from the
+  partition map a MetaServer host reads (`map_script`) before each group;
+  one at a time when the plan says so, and why. A failure in a group stops
+  the roll once the whole group is done, naming the servers restarted, failed
+  and not started.
 - create (a new cluster, or a stack that had per-server roll commands before):
   every server is asked in parallel whether it runs its newest files; those
   that do not restart as above. Then every server is checked in parallel:
@@ -20,13 +26,14 @@ says in plain words why. Then, from where `pulumi up` runs, over SSH:
 - delete: nothing (the servers stop with their own resources).
 
 With Pegasus's admin tools installed on the MetaServer hosts (`tools`), as
-Pegasus's own scripts do it (replica_drain.py): each ReplicaServer is drained
-(primaries moved, replicas downgraded, then closed) before it restarts, and
-the MetaServer's settings are put back after the last one, also when the roll
-fails; a ReplicaServer the stack drops is drained, stopped and waited for (its
-partitions healthy again elsewhere) before Pulumi deletes it (deletes come
-last in a deployment, after this update), and the MetaServers then restart
-to forget its UNALIVE record. Without tools, rolls are health-gated only.
+Pegasus's own scripts do it (replica_drain.py): each group of ReplicaServers
+is drained together (primaries moved to servers outside it, replicas
+downgraded, then closed) before it restarts, and the MetaServer's settings are
+put back after the last one, also when the roll fails; a ReplicaServer the
+stack drops is drained, stopped and waited for (its partitions healthy again
+elsewhere) before Pulumi deletes it (deletes come last in a deployment, after
+this update), and the MetaServers then restart to forget its UNALIVE record.
+Without tools, rolls are health-gated only (the gate is per group).
 
 Why one resource rather than one per server: a per-server restart chained to
 the previous one makes the first deploy as long as the cluster is wide and
@@ -51,18 +58,28 @@ import pulumi.dynamic
 
 from components.operations.admin_shell import AdminShell, AdminShellError
 from components.operations.provider_inputs import plain
-from components.render.templates import as_root
-from components.render.host_layout import restart_script_name, role_unit
 from components.operations.replica_drain import Drain, DrainFailed
+from components.operations.roll_plan import (
+    ClusterMap,
+    MapUnreadable,
+    RollLimits,
+    RollPlan,
+    node_names,
+    plan_roll,
+    read_map_output,
+)
+from components.render.host_layout import restart_script_name, role_unit
+from components.render.templates import as_root
 from components.ssh.known_hosts import with_departed
-from components.ssh.session import SshResult, SshSession, session_for
+from components.ssh.session import SSH_FAILED, SshResult, SshSession, session_for
 from components.spec.topology import ROLL_ORDER
 
 # Exit status of the restart script's probe phase when a restart is due.
 RESTART_DUE = 3
 # SSH sessions at once when every server is asked or checked.
 PARALLEL_SESSIONS = 16
-INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access", "replica_nodes", "tools")
+INPUT_KEYS = ("restart_records", "hosts", "staged_dir", "access", "replica_nodes", "tools", "roll", "map_script",
+              "map_hosts")
 
 
 class RollFailed(RuntimeError):
@@ -105,6 +122,25 @@ def restart_steps(keys: Sequence[str], phase: str = "roll") -> list[tuple[str, s
     return steps
 
 
+def roll_summary(old: Mapping[str, Any], new: Mapping[str, Any], roll: Optional[Mapping[str, Any]]) -> str:
+    """What an update will restart and how, in words (shown by the preview): "" for nothing."""
+    keys = changed_servers(old, new)
+    if not keys:
+        return ""
+    replicas = [k for k in keys if k.endswith("/replica")]
+    others = [k for k in keys if not k.endswith("/replica")]
+    cap = int((roll or {}).get("max_parallel") or 1)
+    parts = []
+    if replicas and cap > 1 and len(replicas) > 1:
+        parts.append(f"{', '.join(replicas)}: in groups of at most {cap} ReplicaServers that share no partition "
+                     "(roll.maxParallel), planned from the partition map before each group")
+    elif replicas:
+        others = replicas + others
+    if others:
+        parts.append(f"one at a time: {', '.join(others)}")
+    return "; then ".join(parts)
+
+
 def script_command(staged_dir: str, key: str, phase: str) -> str:
     script = f"{staged_dir}/{restart_script_name(key.partition('/')[2])}"
     return as_root(f"exec bash {shlex.quote(script)} {shlex.quote(phase)}\n")
@@ -126,12 +162,18 @@ class Roll:
                  log: Callable[[str], None], *, tools: Optional[Mapping[str, Any]] = None,
                  replica_nodes: Optional[Mapping[str, str]] = None, servers: Sequence[str] = (),
                  removed_hosts: Optional[Mapping[str, str]] = None,
-                 drain_factory: Optional[Callable[[AdminShell], Drain]] = None) -> None:
+                 drain_factory: Optional[Callable[[AdminShell], Drain]] = None,
+                 roll: Optional[Mapping[str, Any]] = None, map_script: str = "",
+                 map_hosts: Sequence[str] = ()) -> None:
         self._session, self._hosts, self._staged_dir, self._log = session, hosts, staged_dir, log
         self._tools, self._nodes = tools, dict(replica_nodes or {})
         self._servers = list(servers)  # every server of the stack ("replica-0/replica")
         self._removed_hosts = dict(removed_hosts or {})  # SSH addresses of the hosts the stack drops
         self._drain_factory = drain_factory or (lambda shell: Drain(shell, log))
+        # Groups of ReplicaServers: the planner's limits, and where the partition map is read.
+        # (numbers come back from the engine's state as floats)
+        self._limits = RollLimits(**{k: int(v) for k, v in roll.items()}) if roll else RollLimits(1)
+        self._map_script, self._map_hosts = map_script, list(map_hosts)
 
     def _run(self, key: str, phase: str) -> SshResult:
         host = self._hosts[key.partition("/")[0]]
@@ -179,43 +221,115 @@ class Roll:
             done.append(key)
 
     def restart(self, keys: Sequence[str], removed: Sequence[str] = ()) -> list[str]:
-        """Restarts `keys` one at a time, in roll order; stops at the first failure.
-        With the admin tools: removes the `removed` ReplicaServers first, drains each
-        ReplicaServer before its restart, and restarts the MetaServers after a removal."""
+        """Restarts `keys` in roll order, ReplicaServers in groups that share no partition and
+        the rest one at a time; stops at the first failure. With the admin tools: removes the
+        `removed` ReplicaServers first, drains each group before its restart, and restarts the
+        MetaServers after a removal."""
         done: list[str] = []
         steps = restart_steps(keys)
+        replicas = [key for key, _ in steps if key.endswith("/replica")]
+        steps = [(key, phase) for key, phase in steps if not key.endswith("/replica")]
         if self._tools:
             if removed:
                 self._remove(removed)
-            replicas = [key for key, _ in steps if key.endswith("/replica")]
             if replicas:
                 self._drained_restarts(replicas, keys, done)
-            steps = [(key, phase) for key, phase in steps if not key.endswith("/replica")]
             if removed and not any(key.endswith("/meta") for key, _ in steps):
                 # The MetaServer lists a removed node UNALIVE until it restarts.
                 metas = [k for k in self._servers if k.endswith("/meta")]
                 steps = restart_steps(metas, "force") + steps
+        else:
+            self._groups(replicas, keys, done, lambda group: self._together(group, "together", keys, done)
+                         if len(group) > 1 else self._step(group[0], "roll", keys, done))
         for key, phase in steps:
             self._step(key, phase, keys, done)
         return done
 
+    def _groups(self, replicas: Sequence[str], keys: Sequence[str], done: list[str],
+                restart: Callable[[Sequence[str]], None]) -> None:
+        """Restarts `replicas` group by group: each group planned from the partition map read
+        just before it (partitions move during a roll), the largest first."""
+        remaining = list(replicas)
+        while remaining:
+            plan = self.plan(remaining)
+            group = plan.groups[0]
+            if self._limits.max_parallel > 1:
+                self._log(f"rolling restart: group of {len(group)}: {', '.join(group)} (" + (
+                    f"plan: {plan.describe(self._limits)})" if len(remaining) > 1 else "the last to restart)"))
+            restart(group)
+            remaining = [k for k in remaining if k not in group]
+
+    def plan(self, remaining: Sequence[str]) -> RollPlan:
+        """The groups for `remaining`, from the partition map read now."""
+        if self._limits.max_parallel <= 1 or len(remaining) <= 1 or not self._map_script:
+            return RollPlan(tuple((k,) for k in remaining), 1, 0, "roll.maxParallel is 1")
+        cluster, resolved, why = self._read_map()
+        addresses = {k: self._nodes[k.partition("/")[0]] for k in remaining if k.partition("/")[0] in self._nodes}
+        names = node_names(addresses, cluster, resolved) if cluster else {}
+        return plan_roll(remaining, names, cluster, self._limits, why)
+
+    def _read_map(self) -> tuple[Optional[ClusterMap], dict[str, set[str]], str]:
+        """The partition map from the first MetaServer host that answers SSH, or why not."""
+        why = []
+        for host in self._map_hosts:
+            result = self._session.run(self._hosts[host], self._map_script)
+            if result.returncode == SSH_FAILED:
+                why.append(f"{host} did not answer SSH")
+                continue
+            if result.returncode != 0:
+                return None, {}, f"on {host}: {result.tail(3)}"
+            try:
+                cluster, resolved = read_map_output(result.output)
+            except MapUnreadable as exc:
+                return None, {}, f"on {host}: {exc}"
+            return cluster, resolved, ""
+        return None, {}, "; ".join(why) or "no MetaServer host to read it on"
+
+    def _together(self, group: Sequence[str], phase: str, keys: Sequence[str], done: list[str]) -> None:
+        """`phase` on every server of `group` at once; when one fails, the roll stops once all are done."""
+        self._log(f"rolling restart: {', '.join(group)} ({phase}, together)")
+        results = self._each(group, phase)
+        failed = {k: r for k, r in results.items() if r.returncode != 0}
+        if phase in ("together", "drained"):
+            done += [k for k in group if k not in failed and k not in done]
+        if failed:
+            untouched = [k for k in sorted(keys, key=roll_position) if k not in done and k not in failed]
+            raise RollFailed(_report(
+                f"{', '.join(sorted(failed, key=roll_position))} did not "
+                f"{'pass their check' if phase == 'check' else 'restart healthy'}; the roll stopped at the group "
+                f"{', '.join(group)}. Restarted: {', '.join(done) or 'none'}; failed: "
+                f"{', '.join(sorted(failed, key=roll_position))}; not restarted: {', '.join(untouched) or 'none'}. "
+                "Their output", failed))
+
     def _drained_restarts(self, replicas: Sequence[str], keys: Sequence[str], done: list[str]) -> None:
-        """pegasus_rolling_update.sh: each ReplicaServer drained, its replicas closed, restarted,
-        ALIVE, secondaries allowed again, every table healthy; settings back at the end."""
+        """pegasus_rolling_update.sh, a group at a time: the group drained, its replicas closed,
+        restarted, ALIVE, secondaries allowed again, every table healthy; settings back at the end."""
         with self._draining("restart", lambda exc: f"the admin shell failed during the roll (restarted: "
                             f"{', '.join(done) or 'none'}): {exc}") as drain:
-            for key in replicas:
-                node = self._node(key)
+            def restart(group: Sequence[str]) -> None:
+                nodes = [self._node(key) for key in group]
                 try:
-                    drain.drain(node)
-                    drain.close(node)
+                    drain.drain(*nodes)
+                    drain.close(*nodes)
                 except (DrainFailed, AdminShellError) as exc:
-                    raise RollFailed(
-                        f"{key} ({node}) could not be drained before its restart; nothing was restarted on it. "
-                        f"Restarted before it: {', '.join(done) or 'none'}. {exc}") from exc
-                self._step(key, "drained", keys, done)
+                    untouched = [k for k in replicas if k not in done and k not in group]
+                    which = (f"{group[0]} ({nodes[0]}) could not be drained before its restart; nothing was "
+                             "restarted on it" if len(group) == 1 else
+                             f"{', '.join(group)} ({', '.join(nodes)}) could not be drained before their restart; "
+                             "nothing was restarted on them")
+                    raise RollFailed(f"{which}. Restarted before {'it' if len(group) == 1 else 'them'}: "
+                                     f"{', '.join(done) or 'none'}; not restarted: {', '.join(untouched) or 'none'}. "
+                                     f"{exc}") from exc
+                if len(group) == 1:
+                    self._step(group[0], "drained", keys, done)
+                else:
+                    self._together(group, "drained", keys, done)
                 drain.release_secondaries()
-                self._step(key, "check", keys, done)
+                if len(group) == 1:
+                    self._step(group[0], "check", keys, done)
+                else:
+                    self._together(group, "check", keys, done)
+            self._groups(replicas, keys, done, restart)
 
     @contextlib.contextmanager
     def _draining(self, purpose: str, failure: Callable[[Exception], str]) -> Iterator[Drain]:
@@ -289,7 +403,9 @@ def _roll(session: SshSession, values: Mapping[str, Any], old: Optional[Mapping[
     return Roll(session, values["hosts"], values["staged_dir"], pulumi.log.info, tools=values.get("tools"),
                 replica_nodes={**(old.get("replica_nodes") or {}), **(values.get("replica_nodes") or {})},
                 servers=list(values["restart_records"]),
-                removed_hosts={h: a for h, a in (old.get("hosts") or {}).items() if h not in values["hosts"]})
+                removed_hosts={h: a for h, a in (old.get("hosts") or {}).items() if h not in values["hosts"]},
+                roll=values.get("roll"), map_script=values.get("map_script") or "",
+                map_hosts=values.get("map_hosts") or ())
 
 
 def _outputs(props: Mapping[str, Any], restarted: Sequence[str]) -> dict:
@@ -297,6 +413,16 @@ def _outputs(props: Mapping[str, Any], restarted: Sequence[str]) -> dict:
 
 
 class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
+    def check(self, _olds: dict, news: dict) -> pulumi.dynamic.CheckResult:
+        """Adds `roll_plan`, what an update would restart and how, so that the preview says it
+        (an input the diff ignores: it changes only when the records do)."""
+        old, new = plain(dict(_olds or {})), plain(dict(news))
+        records = (old.get("restart_records"), new.get("restart_records"))
+        summary = ""
+        if all(isinstance(r, Mapping) and all(isinstance(v, str) for v in r.values()) for r in records):
+            summary = roll_summary(records[0], records[1], new.get("roll"))
+        return pulumi.dynamic.CheckResult({**news, "roll_plan": summary}, [])
+
     def create(self, props: dict) -> pulumi.dynamic.CreateResult:
         values = plain(dict(props))
         records = values["restart_records"]
@@ -338,6 +464,11 @@ class RollingRestartArgs:
     replica_nodes: pulumi.Input[Mapping[str, pulumi.Input[str]]] = None  # type: ignore[assignment]
     # the admin tools on a MetaServer host, or None: {host, dir, meta_list, library_dir, release, wait_seconds}
     tools: pulumi.Input[Optional[Mapping[str, Any]]] = None
+    # ReplicaServers in groups: roll_plan.RollLimits' fields ({max_parallel, min_replicas, min_live,
+    # live_percentage}), the partition map's script (templates/partition_map.sh) and the hosts to run it on
+    roll: Optional[Mapping[str, int]] = None
+    map_script: pulumi.Input[str] = ""
+    map_hosts: Sequence[str] = ()
 
 
 class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRestart"):
@@ -353,6 +484,9 @@ class RollingRestart(pulumi.dynamic.Resource, module="pegasus", name="RollingRes
             "access": pulumi.Output.secret(args.access),  # the private key
             "replica_nodes": args.replica_nodes,
             "tools": args.tools,
+            "roll": args.roll,
+            "map_script": args.map_script,
+            "map_hosts": list(args.map_hosts),
             "restarted": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["access"]))

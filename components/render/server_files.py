@@ -376,6 +376,30 @@ def health_check_script(spec: ClusterSpec, meta_ips: Sequence[str], server_ips: 
     ))
 
 
+def partition_map_script(meta_ips: Sequence[str]) -> str:
+    """What a MetaServer host runs to print the partition map a grouped roll plans from."""
+    return render("partition_map.sh", meta_addresses=meta_addresses(meta_ips))
+
+
+def _setting(spec: ClusterSpec, role: str, section: str, key: str, default: int) -> int:
+    value = _role_settings(spec, role, section).get(key, "")
+    return int(value) if value.lstrip("-").isdigit() else default
+
+
+def roll_limits(spec: ClusterSpec, max_parallel: int) -> dict[str, int]:
+    """What bounds a group of ReplicaServers restarting at once (operations/roll_plan.py
+    RollLimits), from the servers' own config: a partition keeps at least
+    mutation_2pc_min_replica_count replicas (never fewer than 2; a value of 0 or less
+    means half the table's replicas plus one, 2 for 3: replication_common.cpp), and the
+    MetaServer's freeze thresholds (meta_service.cpp check_freeze: 65% in the code)."""
+    return {
+        "max_parallel": max_parallel,
+        "min_replicas": max(2, _setting(spec, "replica", "replication", "mutation_2pc_min_replica_count", 2)),
+        "min_live": _setting(spec, "meta", "meta_server", "min_live_node_count_for_unfreeze", 3),
+        "live_percentage": _setting(spec, "meta", "meta_server", "node_live_percentage_threshold_for_update", 65),
+    }
+
+
 def replica_removal_guard_script(spec: ClusterSpec, meta_ips: Sequence[str], replica_ips: dict[str, str]) -> str:
     """`replica_ips`: host name -> cluster address of every ReplicaServer the stack keeps."""
     lay = layout(spec)

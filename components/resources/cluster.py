@@ -131,9 +131,10 @@ class PegasusCluster(pulumi.ComponentResource):
                 "(this program then moves the primaries with the shell), or roll at a quiet time.", resource=self)
         # Once every server has started (each start waits for its package, so a
         # package that failed to install anywhere stops the roll before any
-        # restart) and the admin tools are installed: restarts on change, one
-        # server at a time in Pegasus's order, and on a first deploy the check
-        # of every server.
+        # restart) and the admin tools are installed: restarts on change in
+        # Pegasus's order (ReplicaServers in groups that share no partition,
+        # planned from the partition map a MetaServer host reads; the others one
+        # at a time), and on a first deploy the check of every server.
         started: list[pulumi.Resource] = [server.service for role in ROLE_ORDER for server in servers[role]]
         restart_hosts = {n: hosts[n].ssh_address for n in pegasus}
         restart = RollingRestart(f"{name}-rolling-restart", RollingRestartArgs(
@@ -143,7 +144,10 @@ class PegasusCluster(pulumi.ComponentResource):
             access=host_keys.session_access(),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
-            tools=tools_args),
+            tools=tools_args,
+            roll=files.roll_limits(spec, spec.roll.max_parallel),
+            map_script=meta_ips.apply(files.partition_map_script),
+            map_hosts=metas),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[checked, *started,
                                                                  *(tools.installed if tools else [])]))
         replica_ips = pulumi.Output.all(*[hosts[n].cluster_ip for n in replica_names])

@@ -200,6 +200,11 @@ KEYS: tuple[Key, ...] = (
     Key("hdfsServiceArgs", "string", "`%{hdfs_service_args}` (2.6+: the HDFS block service for cold backup). "
         "**Refused for now**: the JVM that `pegasus_server` starts would need a Hadoop client (`CLASSPATH`, "
         "`LIBHDFS_OPTS=-Xrs`) that this program does not install", default=""),
+    Key("roll", "object", "how a rolling restart restarts the ReplicaServers"),
+    Key("roll.maxParallel", "integer", "at most this many ReplicaServers restart at once, in groups that share no "
+        "partition, planned from the cluster's partition map before each group; 1 restarts them one at a time (see "
+        "\"Rolling restarts in groups\" in [operating.md](operating.md#rolling-restarts-in-groups))",
+        default_doc="one ReplicaServer in ten (at least 1)"),
     Key("timeouts", "object", "how long each wait of `pulumi up` may take"),
     Key("timeouts.startSeconds", "integer", "a role's start", default=180),
     Key("timeouts.healthSeconds", "integer", "the health checks (cluster and per server)", default=600),

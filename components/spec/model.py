@@ -118,6 +118,22 @@ class Timeouts:
     meta_pause_seconds: int = 30  # between two MetaServers of a roll
 
 
+# roll.maxParallel's default: at most one ReplicaServer in ten restarts at once.
+DEFAULT_ROLL_SHARE = 10
+
+
+def default_max_parallel(replicas: int) -> int:
+    """While a group is down its primaries are served by the other ReplicaServers (n/(n-k)
+    of their load: at most 11% more at one in ten), and once back its servers learn what
+    they missed from those primaries: one in ten bounds both. At least one."""
+    return max(1, replicas // DEFAULT_ROLL_SHARE)
+
+
+@dataclass(frozen=True)
+class RollSpec:
+    max_parallel: int = 1  # roll.maxParallel: ReplicaServers restarting at once, at most
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     stack: str
@@ -147,6 +163,7 @@ class ClusterSpec:
         return self.package_delivery == "s3"
     # Pegasus's admin tools (pack_tools): rolls move primaries first, scale-in drains.
     tools: ToolsPackage | None = None
+    roll: RollSpec = RollSpec()
 
     @property
     def cluster_root(self) -> str:

@@ -21,8 +21,8 @@ from typing import Any, Callable, Mapping
 
 from components.spec import keys
 from components.spec.model import (DISTRIBUTIONS, Bastion, ClusterSpec, CollectorSpec, DiskSpec, ImageSpec,
-                                   NetworkSpec, ReplicaSpec, RoleSpec, SshSpec, Timeouts, ZooKeeperSpec,
-                                   listed_disks)
+                                   NetworkSpec, ReplicaSpec, RoleSpec, RollSpec, SshSpec, Timeouts, ZooKeeperSpec,
+                                   default_max_parallel, listed_disks)
 from components.spec.host_key import read_host_key
 from components.spec.own_servers import read_own_servers
 from components.spec.reader import NAMESPACE, ConfigReader, SpecError, known_keys_fix
@@ -303,6 +303,12 @@ def build_spec(
     timeouts = Timeouts(start_seconds=seconds("startSeconds"), health_seconds=seconds("healthSeconds"),
                         zookeeper_seconds=seconds("zookeeperSeconds"),
                         meta_pause_seconds=r.integer(timeouts_raw, "timeouts.metaPauseSeconds") or 0)
+    roll_raw = r.obj(raw, "roll")
+    max_parallel = r.integer(roll_raw, "roll.maxParallel")
+    if max_parallel == 0:
+        r.problem("roll.maxParallel", "must be 1 or more, got 0",
+                  "set 1 to restart the ReplicaServers one at a time, or leave it out for one in ten at most")
+    roll = RollSpec(max_parallel or default_max_parallel(replica.count))
     hdfs_args = r.string(raw, "hdfsServiceArgs") or ""
     if hdfs_args:
         # The HDFS block service runs in the JVM pegasus_server starts, which needs
@@ -321,7 +327,7 @@ def build_spec(
         app_dir=app_dir, ssh=ssh, image=image, meta=meta, replica=replica,
         collector=collector, zookeeper=zookeeper, network=network,
         config_overrides=overrides, hdfs_service_args=hdfs_args, retain_data=retain,
-        timeouts=timeouts, package_delivery=delivery or ("upload" if own else "s3"), tools=tools,
+        timeouts=timeouts, package_delivery=delivery or ("upload" if own else "s3"), tools=tools, roll=roll,
         config_has_secrets=any(f"{NAMESPACE}:{key}" in secret_keys
                                for key in ("configOverrides", "meta", "replica", "collector")),
         servers=servers,

@@ -1,9 +1,12 @@
 """End to end on release 2.6 (master: nodes named by host name): a rolling upgrade with the admin
-tools loses no request, and `retainData` keeps the data volumes, the data directories and the
-ZooKeeper path."""
+tools, in groups of ReplicaServers that share no partition, loses no request, and `retainData`
+keeps the data volumes, the data directories and the ZooKeeper path."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
 import subprocess
 import time
 
@@ -21,6 +24,8 @@ pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 CLUSTER = "kept"
 METAS = (f"{CLUSTER}-meta-0", f"{CLUSTER}-meta-1")  # their instances' resource names
 INSTANCE = "aws:ec2/instance:Instance"
+# Six small ReplicaServers and a 4-partition table: groups of two or more that share no partition.
+REPLICAS = 6
 
 
 class Deployed:
@@ -42,7 +47,8 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
         "package": str(build_package(tmp_path / "package", version="2.6.0")),
         "ssh": {"user": "root", "privateKey": keys.private_key, "publicKey": keys.public_key.strip()},
         "meta": {"count": 2},
-        "replica": {"count": 3, "dataDisks": {"count": 1, "sizeGiB": 1}},
+        "replica": {"count": REPLICAS, "dataDisks": {"count": 1, "sizeGiB": 1}},
+        "roll": {"maxParallel": 3},  # the default, one in ten, would roll 6 servers one at a time
         "collector": {"enabled": False},
         "zookeeper": {"count": 1, "allowSingleNode": True, "access": "direct"},
         "network": {"adminCidr": "10.0.0.0/8"},
@@ -52,11 +58,12 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
     }
     engine = Engine(local_cloud, tmp_path / "state.json", PROGRAM, stack="retain", secret_keys=("pegasus:ssh",))
     exports = engine.up(stack_config("pegasus", config))
+    print(f"\nscenario 2.6 cluster of {REPLICAS} ReplicaServers up: {time.monotonic() - started:.1f} s")
     rolled = time.monotonic()
-    _rolling_upgrade_with_admin_tools_loses_no_request(engine, exports, config, tmp_path)
-    print(f"\nscenario 2.6 rolling upgrade with admin tools: {time.monotonic() - rolled:.1f} s")
+    _grouped_rolling_upgrade_with_admin_tools_loses_no_request(engine, exports, config, tmp_path)
+    print(f"\nscenario 2.6 grouped rolling upgrade with admin tools: {time.monotonic() - rolled:.1f} s")
     volumes = [r["id"] for r in engine.state.resources.values() if r["type"] == "aws:ebs/volume:Volume"]
-    assert len(volumes) == 3
+    assert len(volumes) == REPLICAS
     checked = {}
 
     def before_delete(record: dict) -> None:
@@ -76,7 +83,7 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
     assert all(checked[meta] for meta in METAS), "the MetaServers' directories were removed"
     assert engine.state.order == [] and not local_cloud.machines
     retained = {op.name for op in engine.last_run.operations if op.action == "retain"}
-    assert {f"{CLUSTER}-replica-{i}-data1" for i in range(3)} <= retained
+    assert {f"{CLUSTER}-replica-{i}-data1" for i in range(REPLICAS)} <= retained
     # retainData keeps nothing of the package store: the package can be uploaded again.
     assert not retained & {f"{CLUSTER}-packages", f"{CLUSTER}-package"}
     assert not [b for b in local_cloud.aws.buckets() if b.startswith(f"pegasus-{CLUSTER}-")]
@@ -87,18 +94,71 @@ def test_destroy_with_retain_data_keeps_volumes_directories_and_path(local_cloud
     print(f"\nscenario retain data: {time.monotonic() - started:.1f} s")
 
 
-def _rolling_upgrade_with_admin_tools_loses_no_request(engine: Engine, exports: dict, config: dict,
-                                                        tmp_path) -> None:
-    """The shell drains each ReplicaServer under its host name (`nodes -d` on 2.6), closes its
-    replicas (replica.kill_partition) and restarts it, under steady client load."""
+@contextlib.contextmanager
+def roll_log():
+    """The rolling restart's log lines (pulumi.log.info reaches the mocks' engine, which logs them)."""
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith(("rolling restart:", "admin shell:")):
+                lines.append(message)
+
+    root, handler = logging.getLogger(), Keep(logging.INFO)
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def started_at(machine) -> float:
+    out = machine.check("systemctl show -p ActiveEnterTimestamp --value pegasus-replica.service "
+                        "| xargs -I{} date -d '{}' +%s.%N")
+    return float(out.strip())
+
+
+def _grouped_rolling_upgrade_with_admin_tools_loses_no_request(engine: Engine, exports: dict, config: dict,
+                                                             tmp_path) -> None:
+    """The ReplicaServers roll in groups that share no partition, planned from the partition map
+    before each group: a group is drained together through the shell under its host names
+    (`nodes -d` on 2.6), its replicas closed (replica.kill_partition), restarted at once."""
     config = {**config, "package": str(build_package(tmp_path / "upgrade", version="2.6.1", git_sha="c3d4e5f")),
               "toolsPackage": str(build_tools_package(tmp_path / "tools", version="2.6.0"))}
+    # The preview names every server that restarts and says how the ReplicaServers will.
+    planned = {op.name: op for op in engine.preview(stack_config("pegasus", config)).operations}
+    roll_plan = planned[f"{CLUSTER}-rolling-restart"].detail["roll_plan"]
+    assert all(f"replica-{i}/replica" in roll_plan for i in range(REPLICAS)), roll_plan
+    assert "in groups of at most 3 ReplicaServers that share no partition" in roll_plan, roll_plan
+    assert "then one at a time: meta-0/meta, meta-1/meta" in roll_plan, roll_plan
     deployed = Deployed(engine, exports)
     run_load_on(deployed, "/root/stop-load")
-    engine.up(stack_config("pegasus", config))
-    stats = load_result(deployed, "/root/stop-load", "a rolling upgrade with admin tools on 2.6")
-    assert stats["failed"] == 0 and stats["below_two"] == [], stats
-    for i in range(3):
+    with roll_log() as lines:
+        engine.up(stack_config("pegasus", config))
+    stats = load_result(deployed, "/root/stop-load", "a grouped rolling upgrade with admin tools on 2.6")
+    print("\n".join(line for line in lines if line.startswith("rolling restart: group of")))
+    groups = [m.group(1).split(", ") for line in lines
+              if (m := re.match(r"rolling restart: group of \d+: ([^(]+) \(plan:", line))]
+    servers = [s for group in groups for s in group]
+    assert sorted(servers) == sorted(f"replica-{i}/replica" for i in range(REPLICAS)), lines
+    assert max(len(g) for g in groups) >= 2, groups
+    assert all("at most 3 at once (roll.maxParallel 3)" in line or "the last to restart" in line
+               for line in lines if line.startswith("rolling restart: group of")), lines
+    total = stats["ok"] + stats["failed"]
+    print(f"\navailability during grouped roll: {stats['failed']}/{total} failed, {stats['lost']} lost, "
+          f"{len(stats['below_two'])} partitions ever below 2 replicas, {len(groups)} groups for "
+          f"{len(servers)} servers")
+    assert stats["failed"] == 0 and stats["lost"] == 0 and stats["below_two"] == [], stats
+    # The servers of one group restarted together, each group after the one before.
+    starts = {f"replica-{i}/replica": started_at(engine.machine(f"{CLUSTER}-replica-{i}")) for i in range(REPLICAS)}
+    spans = [(min(starts[s] for s in g), max(starts[s] for s in g)) for g in groups]
+    assert all(last - first < 5 for first, last in spans), (groups, starts)
+    assert all(spans[i][1] < spans[i + 1][0] for i in range(len(spans) - 1)), (groups, starts)
+    for i in range(REPLICAS):
         replica = engine.machine(f"{CLUSTER}-replica-{i}")
         releases = replica.check("ls /home/work/app/pegasus/releases").split()
         assert len(releases) == 1 and releases[0].startswith("pegasus-server-2.6.1"), releases

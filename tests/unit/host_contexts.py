@@ -199,6 +199,7 @@ def script_contexts() -> dict[str, dict]:
             "record": f"{LAYOUT.staged_dir}/replica-servers",
             "min_alive": "3",
         },
+        "partition_map.sh": {"meta_addresses": META_ADDRESSES},
         "health_check.sh": {
             "meta_addresses": META_ADDRESSES,
             "servers": [f"replica-0/replica={REPLICA_IP}:{host_layout.ROLE_PORTS['replica']}",

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from components.render import templates
-from components.operations.admin_shell import INPUT_END, AdminShell, AdminShellError, pairs, sections
+from components.operations.admin_shell import INPUT_END, AdminShell, AdminShellError, NodeRow, Partition, pairs, sections
 from components.operations.replica_drain import Drain, DrainFailed, Timeouts
 from tests.e2e.standin.standin_client import StandinClient
 from tests.support.package_builder import build_tools_package
@@ -531,3 +531,78 @@ def test_without_a_drain_a_restarted_primary_fails_requests_until_reassigned(she
                  lambda: (row := shell.nodes()[node]).primaries == 0 and row.replicas > 0
                  and shell.unhealthy_partitions() == 0, timeout=30)
     assert load.stats["failed"] > 0, load.stats
+
+
+# ---------------------------------------------------------------- a group drained together
+
+def test_a_group_that_shares_no_partition_drains_and_restarts_together_without_a_failed_request(
+        tmp_path, zookeeper_server, cluster_name, tools_dir):
+    cluster = Cluster(tmp_path, zookeeper_server.hosts, cluster_name, replicas=6)
+    try:
+        cluster.start()
+        record, lines = Recorder(), []
+        shell = AdminShell(record, str(tools_dir), cluster.meta_list)
+        # Two servers that share no partition, from the MetaServer's own map.
+        held = {cluster.node(i): {p.gpid for p in shell.all_partitions() if cluster.node(i) in (p.primary, *p.secondaries)}
+                for i in range(6)}
+        a, b = next((a, b) for a in range(6) for b in range(a + 1, 6)
+                    if held[cluster.node(a)] and held[cluster.node(b)]
+                    and not held[cluster.node(a)] & held[cluster.node(b)])
+        group = [cluster.node(a), cluster.node(b)]
+        drain = fast_drain(shell, lines)
+        with Load(cluster) as load:
+            wait_for("load running", lambda: load.client.primaries)
+            drain.begin("restart")
+            drain.drain(*group)
+            nodes = shell.nodes()
+            assert all((nodes[n].primaries, nodes[n].replicas) == (0, 0) for n in group), nodes
+            moves = [line for line in record.lines if line.startswith("balance ")]
+            assert moves and not [m for m in moves if m.split(" -t ")[1] in group]
+            drain.close(*group)
+            assert all(shell.open_replicas(n) == 0 for n in group)
+            for i in (a, b):
+                cluster.replicas[i].stop()
+            for i in (a, b):
+                cluster.replicas[i].start()
+            wait_for("both ALIVE again", lambda: all(shell.nodes()[n].status == "ALIVE" for n in group), timeout=30)
+            drain.release_secondaries()
+            wait_for("healthy again", lambda: shell.unhealthy_partitions() == 0, timeout=30)
+            assert drain.end() == []
+        assert load.stats["failed"] == 0 and load.stats["lost"] == 0 and load.stats["below_two"] == [], load.stats
+        assert any(line.endswith(f"{group[0]}, {group[1]} hold no replicas") for line in lines), lines
+    finally:
+        cluster.stop()
+
+
+class MapShell(AdminShell):
+    """A shell whose partition map and nodes are given, recording the proposals it is asked to send."""
+
+    def __init__(self, partitions: list[tuple[str, str, tuple[str, ...]]]) -> None:
+        super().__init__(lambda _line: (0, ""), "/tools", "10.0.0.1:34601")
+        self.map = [Partition(gpid, primary, secondaries) for gpid, primary, secondaries in partitions]
+        self.sent: list[str] = []
+
+    def all_partitions(self) -> list[Partition]:
+        return self.map
+
+    def nodes(self) -> dict[str, NodeRow]:
+        names = {n for p in self.map for n in (p.primary, *p.secondaries)}
+        return {n: NodeRow("ALIVE", 1, 0, 1) for n in names}
+
+    def propose_all(self, lines, answer) -> int:
+        self.sent += lines
+        return len(lines)
+
+
+def test_no_primary_moves_into_the_group_and_no_partition_is_left_below_two_outside_it():
+    # The map changed since the plan: a and b now share partitions. The drain still never
+    # moves a primary to a node of the group, nor downgrades where fewer than two would stay.
+    a, b, c, d, e = (f"10.0.1.{i}:34801" for i in range(1, 6))
+    shell = MapShell([("1.0", a, (b, c)), ("1.1", d, (a, b)), ("1.2", c, (a, e)), ("1.3", a, (b,)), ("1.4", b, (d, a))])
+    drain = Drain(shell, lambda _line: None)
+    assert drain._move_primaries([a, b]) == 2
+    assert shell.sent == ["balance --gpid 1.0 --type move_pri -f 10.0.1.1:34801 -t 10.0.1.3:34801",
+                          "balance --gpid 1.4 --type move_pri -f 10.0.1.2:34801 -t 10.0.1.4:34801"]
+    shell.sent.clear()
+    assert drain._downgrade([a, b]) == 1
+    assert shell.sent == ["propose --gpid 1.2 --type DOWNGRADE_TO_INACTIVE -t 10.0.1.3:34801 -n 10.0.1.1:34801"]

@@ -717,6 +717,27 @@ def test_restart_role_does_not_restart_into_an_unhealthy_cluster(tmp_path, syste
     assert not Path(context["config_path"]).exists() and not Path(f"{context['release_link']}.previous").exists()
 
 
+def test_a_replicaserver_of_a_group_restarts_without_the_gate_before_and_waits_for_health_after(
+        tmp_path, systemd, meta, replica_port):
+    # Another server of its group restarts at the same moment: the cluster is not fully
+    # healthy, and the roll (which checked the partition map for the group) goes on.
+    me = f"127.0.0.1:{replica_port.port}"
+    meta.nodes, meta.tables, meta.unhealthy = {me: "ALIVE"}, ["stat"], {"stat": 1}
+    meta.degrade_after_restart(systemd, "pegasus-replica.service", {me: "ALIVE"}, {})
+    context = role_files(tmp_path, "replica", "127.0.0.1", replica_port.port, [meta.address],
+                         phase="together", wait_seconds=2)
+    systemd.set_active("pegasus-replica.service")
+    result = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 0, result.stderr
+    assert "restart -- pegasus-replica.service" in systemd.calls()
+    # After its restart it waits for every table again: still unhealthy, it goes back.
+    Path(context["staged_config"]).write_text("; config of replica v3\n")
+    meta.degrade_after_restart(systemd, "pegasus-replica.service", {me: "ALIVE"}, {"stat": 1})
+    result = run_script(restart_role_script(context), tmp_path, fake_bin=systemd.bin)
+    assert result.returncode == 1 and "table stat (7 of 8 partitions fully healthy)" in result.stderr
+    assert "rolled back" in result.stdout
+
+
 def test_a_failed_restart_rolls_the_server_back_to_its_previous_files(tmp_path, systemd, meta, replica_port):
     me = f"127.0.0.1:{replica_port.port}"
     meta.nodes = {me: "ALIVE"}

@@ -9,6 +9,7 @@ end-to-end suite.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 from pathlib import Path
@@ -326,3 +327,151 @@ def test_the_replicaservers_a_stack_drops_are_found_from_its_records():
     from components.operations.rolling_restart import removed_replicas
     assert removed_replicas({"replica-2/replica": "a", "meta-0/meta": "m", "replica-0/replica": "a"},
                             {"replica-0/replica": "a", "meta-0/meta": "m"}) == ["replica-2/replica"]
+
+
+# ---------------------------------------------------------------------------
+# ReplicaServers in groups that share no partition (fakes, no SSH)
+
+GROUP_HOSTS = {**{f"replica-{i}": f"10.0.0.{i + 1}" for i in range(6)}, "meta-0": "10.0.9.1", "meta-1": "10.0.9.2"}
+GROUP_NODES = {f"replica-{i}": f"10.0.1.{i + 1}:34801" for i in range(6)}
+MAP_SCRIPT = "print the partition map"
+# As the engine hands numbers back: floats.
+LIMITS = {"max_parallel": 3.0, "min_replicas": 2.0, "min_live": 3.0, "live_percentage": 50.0}
+
+
+def map_output(placements: list[tuple[int, ...]], down: tuple[int, ...] = ()) -> str:
+    """templates/partition_map.sh's line for partitions of stat on replica-<i> (the first, primary)."""
+    name = lambda i: GROUP_NODES[f"replica-{i}"]  # noqa: E731
+    replicas = {str(k): {"pidx": str(k), "primary": name(m[0]), "secondaries": "[" + ",".join(map(name, m[1:])) + "]"}
+                for k, m in enumerate(placements)}
+    answer = {"nodes": {"details": {n: {"address": n, "status": "UNALIVE" if int(n.split(".")[3].split(":")[0]) - 1
+                                        in down else "ALIVE"} for n in GROUP_NODES.values()}},
+              "apps": {"general_info": {"1": {"app_name": "stat", "status": "AVAILABLE"}}},
+              "tables": {"stat": {"general": {"app_id": "1", "max_replica_count": "3"}, "replicas": replicas}},
+              "resolved": {}}
+    return "partition-map: " + json.dumps(answer)
+
+
+class GroupSession(FakeSession):
+    """Answers the map script with the next of `maps` (the last one again once they run out)."""
+
+    def __init__(self, maps: list[str], fail: tuple[str, str] | None = None) -> None:
+        super().__init__(fail)
+        self.maps = list(maps)
+
+    def run(self, host: str, command_line: str) -> ssh_session.SshResult:
+        if command_line == MAP_SCRIPT:
+            self.calls.append(f"{host} map")
+            answer = self.maps.pop(0) if len(self.maps) > 1 else self.maps[0]
+            return ssh_session.SshResult(host, 1 if answer.startswith("ERROR") else 0, answer)
+        return super().run(host, command_line)
+
+
+def group_roll(session: FakeSession, drain: FakeDrain | None = None, logs: list[str] | None = None,
+               limits: dict = LIMITS) -> Roll:
+    keys = [f"replica-{i}/replica" for i in range(6)] + ["meta-0/meta", "meta-1/meta"]
+    return Roll(session, GROUP_HOSTS, "/app/staged", (logs if logs is not None else []).append,
+                tools=TOOLS if drain else None, replica_nodes=GROUP_NODES, servers=keys,
+                drain_factory=(lambda _shell: drain) if drain else None, roll=limits, map_script=MAP_SCRIPT,
+                map_hosts=["meta-0", "meta-1"])
+
+
+# stat's 4 partitions on 6 servers: 0 and 4 share none, nor 1 and 5, nor 2 and 3.
+STAT = [(0, 1, 2), (3, 4, 5), (0, 3, 1), (2, 4, 5)]
+REPLICAS = [f"replica-{i}/replica" for i in range(6)]
+
+
+def phases(calls: list[str], phase: str) -> list[str]:
+    """The hosts that ran `phase`, as "10.0.0.N"."""
+    return [c.split()[0] for c in calls if c.endswith(f" {phase}")]
+
+
+def test_without_tools_replicaservers_restart_in_groups_re_planned_before_each_group():
+    # After the first group the partitions moved: 1 and 3 now share none, nor 2 and 5.
+    moved = [(1, 2, 0), (1, 5, 4), (3, 2, 4), (3, 5, 0)]
+    session, logs = GroupSession([map_output(STAT), map_output(moved)]), []
+    done = group_roll(session, logs=logs).restart(REPLICAS + ["meta-1/meta"])
+    calls = session.calls
+    # Each group read the map first (on the first MetaServer host), then restarted at once.
+    assert [c for c in calls if c.endswith(" map")] == ["10.0.9.1 map"] * 3
+    first, second, third = (calls[i + 1:i + 3] for i, c in enumerate(calls) if c.endswith(" map"))
+    assert sorted(first) == ["10.0.0.1 replica together", "10.0.0.5 replica together"]
+    assert sorted(second) == ["10.0.0.2 replica together", "10.0.0.4 replica together"]
+    assert sorted(third) == ["10.0.0.3 replica together", "10.0.0.6 replica together"]
+    assert calls[-2:] == ["10.0.9.2 meta roll", "10.0.9.2 meta deferred"]
+    assert done == ["replica-0/replica", "replica-4/replica", "replica-1/replica", "replica-3/replica",
+                    "replica-2/replica", "replica-5/replica", "meta-1/meta"]
+    assert "rolling restart: group of 2: replica-0/replica, replica-4/replica (plan: 6 ReplicaServers in 3 groups " \
+           "(2, 2, 2) that share no partition, at most 3 at once (roll.maxParallel 3))" in logs
+
+
+def test_with_tools_a_group_is_drained_together_restarted_and_checked_then_settings_go_back_once():
+    calls: list[str] = []
+    session = GroupSession([map_output(STAT)])
+    session.calls = calls
+    group_roll(session, FakeDrain(calls)).restart(REPLICAS)
+    assert calls[:2] == ["drain.begin restart", "10.0.9.1 map"]
+    assert calls[2:4] == ["drain.drain 10.0.1.1:34801 10.0.1.5:34801", "drain.close 10.0.1.1:34801 10.0.1.5:34801"]
+    assert sorted(calls[4:6]) == ["10.0.0.1 replica drained", "10.0.0.5 replica drained"]
+    assert calls[6] == "drain.release_secondaries"
+    assert sorted(calls[7:9]) == ["10.0.0.1 replica check", "10.0.0.5 replica check"]
+    assert calls[9] == "10.0.9.1 map" and calls[-1] == "drain.end" and calls.count("drain.end") == 1
+
+
+def test_a_failure_in_a_group_stops_the_roll_naming_restarted_failed_and_not_started():
+    session = GroupSession([map_output(STAT)], fail=("10.0.0.2 replica", "together"))
+    with pytest.raises(RollFailed) as failure:
+        group_roll(session).restart(REPLICAS + ["meta-0/meta"])
+    message = str(failure.value)
+    assert "replica-1/replica did not restart healthy; the roll stopped at the group replica-1/replica, " \
+           "replica-5/replica" in message
+    assert "Restarted: replica-0/replica, replica-4/replica, replica-5/replica; failed: replica-1/replica; " \
+           "not restarted: replica-2/replica, replica-3/replica, meta-0/meta" in message
+    assert "--- replica-1/replica (10.0.0.2), exit 1:\nit failed" in message
+    assert not phases(session.calls, "roll")  # nothing after the failed group
+
+
+def test_a_group_that_cannot_be_drained_restarts_nothing_and_names_who_is_left():
+    calls: list[str] = []
+    session = GroupSession([map_output(STAT)])
+    session.calls = calls
+    with pytest.raises(RollFailed, match=r"replica-0/replica, replica-4/replica \(10.0.1.1:34801, 10.0.1.5:34801\) "
+                       r"could not be drained before their restart; nothing was restarted on them. Restarted before "
+                       r"them: none; not restarted: replica-1/replica, replica-2/replica, replica-3/replica, "
+                       r"replica-5/replica"):
+        group_roll(session, FakeDrain(calls, fail_on="close")).restart(REPLICAS)
+    assert calls[-1] == "drain.end" and not phases(calls, "drained")
+
+
+@pytest.mark.parametrize(("maps", "why"), [
+    (["ERROR: no MetaServer answered /meta/nodes"], "the partition map could not be read (on meta-0: ERROR"),
+    ([map_output([(0, 1, 2), (3, 4)])], "1 partitions are not fully healthy, e.g. stat partition 1.1 (2 of 3"),
+])
+def test_safety_first_one_server_at_a_time_saying_why(maps, why):
+    session, logs = GroupSession(maps), []
+    group_roll(session, logs=logs).restart(REPLICAS[:3])
+    assert phases(session.calls, "roll") == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert not phases(session.calls, "together")
+    assert any(line.startswith("rolling restart: group of 1: replica-0/replica (plan: 3 ReplicaServers one at a "
+                               "time (roll.maxParallel 3): " + why) for line in logs), logs
+
+
+def test_roll_max_parallel_1_reads_no_map_and_restarts_as_before():
+    session = GroupSession([map_output(STAT)])
+    group_roll(session, limits={**LIMITS, "max_parallel": 1}).restart(REPLICAS[:2])
+    assert session.calls == ["10.0.0.1 replica roll", "10.0.0.2 replica roll"]
+
+
+def test_the_preview_says_which_servers_restart_and_in_groups_of_at_most_n():
+    old = {**{k: "v1" for k in REPLICAS}, "meta-0/meta": "m1"}
+    new = {**{k: "v2" for k in REPLICAS[:4]}, **{k: "v1" for k in REPLICAS[4:]}, "meta-0/meta": "m2"}
+    checked = RollingRestartProvider().check({"restart_records": old}, {"restart_records": new, "roll": LIMITS})
+    assert checked.inputs["roll_plan"] == (
+        "replica-0/replica, replica-1/replica, replica-2/replica, replica-3/replica: in groups of at most 3 "
+        "ReplicaServers that share no partition (roll.maxParallel), planned from the partition map before each "
+        "group; then one at a time: meta-0/meta")
+    assert checked.inputs["restart_records"] == new
+    nothing = RollingRestartProvider().check({"restart_records": new}, {"restart_records": new, "roll": LIMITS})
+    assert nothing.inputs["roll_plan"] == ""
+    # roll_plan alone is no change: an up with nothing to restart does not run the roll.
+    assert RollingRestartProvider().diff("id", {**nothing.inputs, "roll_plan": "x"}, nothing.inputs).changes is False

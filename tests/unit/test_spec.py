@@ -155,6 +155,9 @@ BAD_CONFIGS = [
     ("packagedelivery", "s3", "pegasus:packagedelivery", "did you mean packageDelivery?"),
     ("network.s3Endpoint", "skip", "pegasus:network.s3Endpoint", "use create (an S3 gateway endpoint"),
     ("network.s3Endpoint", "existing", "pegasus:network.s3Endpoint", "set network.vpcId and network.subnetId"),
+    ("roll.maxParallel", 0, "pegasus:roll.maxParallel", "must be 1 or more, got 0"),
+    ("roll.maxParallel", "all", "pegasus:roll.maxParallel", "whole number"),
+    ("roll.maxparallel", 4, "pegasus:roll.maxparallel", "did you mean maxParallel?"),
     # read even where they change nothing: a typo is not silently taken for false
     ("zookeeper.allowSingleNode", "yes", "pegasus:zookeeper.allowSingleNode", "must be true or false"),
     ("network.allowWorldSsh", "maybe", "pegasus:network.allowWorldSsh", "must be true or false"),

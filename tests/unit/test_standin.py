@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from components.render import templates as host_files
+from components.operations.roll_plan import node_names, read_map_output
 from tests.e2e.standin.standin_client import StandinClient
 from tests.support.package_builder import STANDIN, build_package
 from tests.support.zookeeper_server import free_port
@@ -281,6 +283,17 @@ def test_cluster_fd_partitions_failover_and_rejoin(tmp_path, zookeeper_server, c
         assert app["replicas"]["0"]["replica_count"] == "3/3" and app["nodes"]["total"]["total"] == "12"
         assert get(metas[0], "/version")[1] == {"Version": version, "GitCommit": "8f3c2ab"}
         assert get(metas[0], "/meta/app?name=nope")[0] == 404
+        # The roll's partition map: read from a follower (redirected) after an address that does not answer.
+        script = host_files.render("partition_map.sh", meta_addresses=[f"127.0.0.1:{free_port()}",
+                                                                       f"127.0.0.1:{metas[1]}"])
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        cluster, resolved = read_map_output(done.stdout)
+        assert [p.gpid for p in cluster.partitions] == ["1.0", "1.1", "1.2", "1.3"]
+        assert all(p.healthy and set(p.members) <= {name(r) for r in reps} for p in cluster.partitions)
+        addresses = {f"r{i}": f"127.0.0.1:{p}" for i, p in enumerate(reps)}
+        assert node_names(addresses, cluster, resolved) == {f"r{i}": name(p) for i, p in enumerate(reps)}
+        assert resolved == ({} if version < "2.6" else {"localhost": {"127.0.0.1"}})
 
         client = StandinClient([f"127.0.0.1:{metas[1]}"], table="stat")
         time.sleep(1.5)  # replicas learn their roles from the next acks
@@ -297,13 +310,24 @@ def test_cluster_fd_partitions_failover_and_rejoin(tmp_path, zookeeper_server, c
         assert all(r["primary"] != name(reps[0]) for r in app["replicas"].values())
         time.sleep(1.5)
         stats = client.run_load(seconds=1.0, interval=0.1)
-        assert stats["failed"] == 0, stats
+        assert stats["failed"] == 0 and stats["lost"] == 0, stats  # the new primaries hold every acknowledged write
+        for p in range(4):
+            assert client.call("put", p, f"k{p}", "while-down") == (True, "")
 
         # it restarts and gets its replicas back
         victim.start()
         wait_for("victim ALIVE", lambda: alive(metas[0], 3), timeout=15)
         wait_for("fully healthy again", lambda: get(metas[0], "/meta/app?name=stat&detail")[1]["healthy"][
             "fully_healthy_partition_count"] == "4", timeout=15)
+        # Back as a secondary it learned what was written while it was down: made primary, it serves it.
+        replicas = get(metas[0], "/meta/app?name=stat&detail")[1]["replicas"]
+        pidx, row = next((p, r) for p, r in replicas.items() if name(reps[0]) in r["secondaries"])
+        actions = f"DOWNGRADE_TO_SECONDARY/{row['primary']}/{row['primary']},UPGRADE_TO_PRIMARY/{name(reps[0])}/{name(reps[0])}"
+        assert get(metas[0], f"/standin/propose_balancer?gpid=1.{pidx}&actions={actions}")[1] == {"err": "ERR_OK"}
+        wait_for("the primary moved to it", lambda: get(metas[0], "/meta/app?name=stat&detail")[1]["replicas"][pidx][
+            "primary"] == name(reps[0]))
+        client.refresh()
+        assert client.call("get", int(pidx), f"k{pidx}") == (True, "") and client.read == "while-down", client.read
         # the MetaServer's ZooKeeper log is in its working directory
         assert (nodes[0].app_dir / "zoo.log").is_file()
     finally:
@@ -349,6 +373,38 @@ def test_frozen_cluster_keeps_dead_primary_unassigned(tmp_path, zookeeper_server
         wait_for("1 ALIVE", lambda: alive(meta_port, 1), timeout=15)
         page = get(meta_port, "/meta/nodes")[1]
         assert page["details"][f"127.0.0.1:{reps[0]}"]["status"] == "UNALIVE"
+    finally:
+        meta.stop()
+        for n in nodes:
+            n.stop()
+
+
+def test_fewer_alive_than_the_live_percentage_freezes_the_cluster(tmp_path, zookeeper_server, cluster_name):
+    # check_freeze (meta_service.cpp): ALIVE * 100 < node_live_percentage_threshold_for_update * known nodes.
+    # With 70%, one of three down leaves 200 < 210: frozen, its primaries are not reassigned.
+    meta_port, reps = free_port(), [free_port() for _ in range(3)]
+    vals = values(cluster_name, zookeeper_server.hosts, [meta_port])
+    over = {"meta_server/min_live_node_count_for_unfreeze": "1", "meta_server/replica_assign_delay_ms_for_dropouts": "0",
+            "meta_server/node_live_percentage_threshold_for_update": "70"}
+    meta = Node(tmp_path, "2.5.0", "meta", "m", vals, {"meta": meta_port}, **over)
+    nodes = [Node(tmp_path, "2.5.0", "replica", f"r{i}", vals, {"replica": p}) for i, p in enumerate(reps)]
+    try:
+        meta.start()
+        wait_for("meta leads", lambda: get(meta_port, "/meta/cluster")[0] == 200)
+        for n in nodes:
+            n.start()
+        wait_for("stat healthy", lambda: get(meta_port, "/meta/app?name=stat&detail")[1]["healthy"][
+            "fully_healthy_partition_count"] == "4")
+        assert get(meta_port, "/meta/cluster")[1]["meta_function_level"] == "steady"
+        led = [p for p, r in get(meta_port, "/meta/app?name=stat&detail")[1]["replicas"].items()
+               if r["primary"] == f"127.0.0.1:{reps[0]}"]
+        assert led, "replica 0 leads no partition"
+        nodes[0].stop(signal.SIGKILL)
+        wait_for("2 ALIVE", lambda: alive(meta_port, 2), timeout=15)
+        time.sleep(2)  # several guardian rounds
+        assert get(meta_port, "/meta/cluster")[1]["meta_function_level"] == "freezed"
+        replicas = get(meta_port, "/meta/app?name=stat&detail")[1]["replicas"]
+        assert all(replicas[p]["primary"] == "-" for p in led), replicas
     finally:
         meta.stop()
         for n in nodes:

@@ -80,3 +80,9 @@ class DynamicResource(ResourceType):
 
     def outputs(self, raw, extras):
         return dict(extras)
+
+    def planned(self, old, raw):
+        """The inputs the provider's check adds (the engine diffs and shows checked inputs)."""
+        provider = load_provider(raw[PROVIDER_KEY])
+        checked = self._checked(provider, old["inputs"] if old else {}, raw)
+        return {k: v for k, v in checked.items() if k not in raw}

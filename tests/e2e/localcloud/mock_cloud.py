@@ -347,7 +347,7 @@ class CloudMocks(pulumi.runtime.Mocks):
         action = "create" if change == "create" else {UPDATE: "update"}.get(change, "replace")
         now = time.time()
         self.log.add(Operation(key, args.typ, args.name, action, now, now,
-                               detail=resource_type.describe(inputs)))
+                               detail={**resource_type.describe(inputs), **resource_type.planned(old, raw)}))
         if change == UPDATE:
             outputs = resource_type.outputs(raw, old["extras"])
             outputs.update({k: UNKNOWN for k in resource_type.computed_on_update})

@@ -50,3 +50,7 @@ class ResourceType:
     def describe(self, inputs: dict) -> dict:
         """Details for the run log (e.g. which host a command ran on)."""
         return {}
+
+    def planned(self, old: dict | None, raw: dict) -> dict:
+        """What a preview shows of the step beyond its inputs (a dynamic provider's check adds some)."""
+        return {}

@@ -64,15 +64,19 @@ Test-double endpoints (not Pegasus's), on a ReplicaServer's port:
   /standin/get?table=T&partition=P&key=K           200 {"ok": true, "value": V|null} | 409/503
   A put needs this node to be the partition's primary and the partition to have
   at least mutation_2pc_min_replica_count (2) replicas; a get needs the primary.
+  /standin/replicate?table&partition&key&value&primary=IP:PORT   the primary's prepare to a secondary
+  /standin/learn?table=T&partition=P               on the primary: {"ok": true, "data": {key: value}}
 
 Failure detection wire format (ours; upstream sends thrift over RPC_CHANNEL_UDP):
 one JSON object per UDP datagram.
   ping  replica (from its replica port) -> meta port:
-        {"t": "ping", "from": NODE, "to": "meta entry", "time": ms, "start_time": ms}
+        {"t": "ping", "from": NODE, "to": "meta entry", "time": ms, "start_time": ms,
+         "complete": ["T.P", ...] (partitions it holds whole: a learner that learned is promoted)}
   ack   meta -> the datagram's source address (the replica's port):
         {"t": "ack", "time": ms, "is_master": bool, "primary_node": "leader ip:port",
-         "allowed": true, "config": {"T.P": {"role": "primary"|"secondary", "ballot": n,
-                                            "replicas": n}}}
+         "allowed": true, "config": {"T.P": {"role": "primary"|"secondary"|"learner", "ballot": n,
+                                            "replicas": n, "secondaries": [[ip, port]...],
+                                            "learners": [[ip, port]...], "primary": [ip, port]}}}
 """
 
 from __future__ import annotations
@@ -582,6 +586,8 @@ class Meta:
         self.resolved = [resolve_host_port(e, "[meta_server] server_list") for e in self.server_list]
         self.zk_hosts = config.get("zookeeper", "hosts_list")
         self.min_live = config.integer("meta_server", "min_live_node_count_for_unfreeze", 3)
+        # meta_service.cpp (v2.5.0, master): 65 in the code, 50 in every release's config.ini
+        self.live_percentage = config.integer("meta_server", "node_live_percentage_threshold_for_update", 65)
         self.assign_delay = config.integer("meta_server", "replica_assign_delay_ms_for_dropouts", 600000) / 1000
         self.level = config.get("meta_server", "meta_function_level_on_start", "steady")
         # server_state.cpp (v2.5.0): the add-secondary limit counts only with flow control on.
@@ -731,6 +737,8 @@ class Meta:
                 self.workers[node] = {"last_recv": time.monotonic(), "alive": True, "addr": list(source)}
             else:
                 w["last_recv"], w["addr"] = time.monotonic(), list(source)
+            if not restarted and ping.get("complete"):
+                self.on_learned(node, set(ping["complete"]))
             if restarted:
                 # A restarted ReplicaServer loads its replicas inactive (replica.cpp:228 at
                 # v2.5.0, a new replica object starts PS_INACTIVE; replica_stub.cpp:
@@ -746,12 +754,15 @@ class Meta:
         out = {}
         for app in self.apps.values():
             for part in app["partitions"]:
-                role = "primary" if part["primary"] == node else "secondary" if node in part["secondaries"] else None
+                role = "primary" if part["primary"] == node else "secondary" if node in part["secondaries"] else \
+                    "learner" if node in part.get("learners", {}) else None
                 if role:
                     out[f"{app['app_name']}.{part['pidx']}"] = {
                         "role": role, "ballot": part["ballot"], "app_id": app["app_id"], "pidx": part["pidx"],
                         "replicas": (1 if part["primary"] else 0) + len(part["secondaries"]),
-                        "secondaries": [self.workers.get(s, {}).get("addr") for s in part["secondaries"]]}
+                        "secondaries": [self.workers.get(s, {}).get("addr") for s in part["secondaries"]],
+                        "learners": [self.workers.get(s, {}).get("addr") for s in part.get("learners", {})],
+                        "primary": self.workers.get(part["primary"], {}).get("addr")}
         return out
 
     def check_loop(self) -> None:
@@ -768,7 +779,11 @@ class Meta:
 
     # -- partitions (server_state.cpp, partition_guardian.cpp)
     def frozen(self) -> bool:
-        return sum(1 for w in self.workers.values() if w["alive"]) < self.min_live
+        """meta_service.cpp check_freeze (v2.5.0, master): fewer ALIVE than
+        min_live_node_count_for_unfreeze, or than node_live_percentage_threshold_for_update
+        percent of the nodes it knows (ALIVE and dead)."""
+        alive = sum(1 for w in self.workers.values() if w["alive"])
+        return alive < self.min_live or alive * 100 < self.live_percentage * len(self.workers)
 
     def on_node_dead(self, node: str) -> None:
         """The dead node's replicas drop out at once (downgrade to inactive); a lost
@@ -776,6 +791,8 @@ class Meta:
         for app in self.apps.values():
             changed = False
             for part in app["partitions"]:
+                if part.get("learners", {}).pop(node, None) is not None:
+                    changed = True
                 if part["primary"] == node or node in part["secondaries"]:
                     if part["primary"] == node:
                         part["primary"] = ""
@@ -822,8 +839,9 @@ class Meta:
             part["dropped"].pop(part["primary"], None)
             part["ballot"] += 1
             return True
-        if 1 + len(part["secondaries"]) >= part["max_replica_count"]:
-            return False
+        learners = part.setdefault("learners", {})
+        if 1 + len(part["secondaries"]) >= part["max_replica_count"] or learners:
+            return False  # full, or a new secondary is still learning (one proposal a partition)
         if self.flow_control and self.add_secondary_max <= 0:
             return False  # server_state.cpp: add_secondary_running_nodes[node] >= max: no proposal
         members = {part["primary"], *part["secondaries"]}
@@ -833,12 +851,30 @@ class Meta:
         candidates = returning or others
         if not candidates:
             return False
+        # ADD_SECONDARY goes to the primary, which has the node learn (a potential secondary,
+        # sent every prepare meanwhile: replica_learn.cpp, replica_2pc.cpp); the MetaServer lists
+        # it as a secondary only once the primary reports it learned (see on_ping).
         chosen = min(candidates, key=lambda n: (load[n], n))
-        part["secondaries"].append(chosen)
+        learners[chosen] = time.time()
         part["dropped"].pop(chosen, None)
         load[chosen] += 1
-        part["ballot"] += 1
+        self.push([part["primary"], chosen])
         return True
+
+    def on_learned(self, node: str, complete: set[str]) -> None:
+        """The partitions `node` learned become its own as a secondary (upgrade_to_secondary)."""
+        for app in self.apps.values():
+            changed = False
+            for part in app["partitions"]:
+                if node in part.get("learners", {}) and f"{app['app_name']}.{part['pidx']}" in complete:
+                    del part["learners"][node]
+                    part["secondaries"].append(node)
+                    part["ballot"] += 1
+                    changed = True
+                    log.info("gpid(%d.%d): %s learned, now a secondary", app["app_id"], part["pidx"], node)
+                    self.push([part["primary"], *part["secondaries"]])
+            if changed:
+                self.save(app)
 
     # -- admin operations (the RPCs the shell sends)
     def app_by_id(self, app_id: int) -> dict | None:
@@ -1036,7 +1072,9 @@ class Meta:
                     primaries[part["primary"]] += 1
         std = lambda v: statistics.pstdev(v) if len(v) > 1 else 0.0  # noqa: E731
         return {"meta_servers": metas, "primary_meta_server": self.me, "zookeeper_hosts": zk,
-                "zookeeper_root": self.root, "meta_function_level": self.level,
+                # get_function_level(): freezed while check_freeze holds, whatever the level set
+                "zookeeper_root": self.root,
+                "meta_function_level": "freezed" if self.level in ("steady", "lively") and self.frozen() else self.level,
                 "balance_operation_count": balance,
                 "primary_replica_count_stddev": f"{std(list(primaries.values())):.2f}",
                 "total_replica_count_stddev": f"{std(list(totals.values())):.2f}"}
@@ -1154,6 +1192,8 @@ class Replica:
         self.roles: dict[str, dict] = {}
         self.local: dict[tuple[int, int], str] = {}  # (app_id, pidx) -> "serving" | "closing"
         self.killed: set[tuple[int, int]] = set()  # closed while still a member: never served again here
+        self.complete: set[str] = set()  # "T.P" this node holds every acknowledged write of (primary or learned)
+        self.learning: dict[str, set[str]] = {}  # "T.P" -> keys prepared here while its learn runs
         self.sync_interval = config.integer("replication", "config_sync_interval_ms", 30000) / 1000
         self.last_sync = time.monotonic()
         self.counter_interval = config.integer("pegasus.server", "perf_counter_update_interval_seconds", 10)
@@ -1173,7 +1213,10 @@ class Replica:
         threading.Thread(target=self.take_snapshots, daemon=True, name="counter-reporter").start()
         while not self.stop.is_set():
             sent = time.monotonic()
-            ping = {"t": "ping", "from": self.me, "to": self.target, "time": now_ms(), "start_time": self.start_time}
+            with self.lock:
+                complete = sorted(self.complete)
+            ping = {"t": "ping", "from": self.me, "to": self.target, "time": now_ms(), "start_time": self.start_time,
+                    "complete": complete}
             host, port = self.target.rsplit(":", 1)
             try:
                 sock.sendto(json.dumps(ping).encode(), (host, int(port)))
@@ -1274,20 +1317,71 @@ class Replica:
                               if (r["app_id"], r["pidx"]) not in self.killed}
                 for gpid in self.member_of():
                     self.local.setdefault(gpid, "serving")
+                self.complete &= set(self.roles)
+                self.complete |= {k for k, r in self.roles.items() if r["role"] == "primary"}
+                joining = {k: r.get("primary") for k, r in self.roles.items()
+                           if r["role"] in ("secondary", "learner") and k not in self.complete
+                           and k not in self.learning}
+            for gpid, primary in joining.items():
+                threading.Thread(target=self.learn, args=(gpid, primary), daemon=True, name="learn").start()
+
+    def learn(self, gpid: str, primary) -> bool:
+        """A secondary holds every write its primary acknowledged: in Pegasus a replica joins
+        as a potential secondary and learns from the primary before the MetaServer counts it
+        (replica_learn.cpp), and a prepare with a newer ballot makes it adopt the
+        configuration (replica_2pc.cpp on_prepare, v2.5.0). Here it copies the primary's data
+        for the partition, keeping what was prepared here meanwhile (newer)."""
+        if not primary:
+            return False
+        table, _, partition = gpid.rpartition(".")
+        with self.lock:
+            if gpid in self.learning:
+                return False
+            self.learning[gpid] = set()
+        try:
+            status, body = http_json(f"{primary[0]}:{primary[1]}",
+                                     f"/standin/learn?table={quote(table)}&partition={partition}", timeout=2)
+        except (OSError, http.client.HTTPException):
+            status, body = 0, None
+        with self.lock:
+            prepared = self.learning.pop(gpid, set())
+            if status != 200 or not isinstance(body, dict):
+                log.warning("%s: learning from %s failed (%s)", gpid, primary, status)
+                return False
+            for key, value in (body.get("data") or {}).items():
+                if key not in prepared:
+                    self.data.setdefault(gpid, {})[key] = value
+            self.persist()
+            self.complete.add(gpid)
+        log.info("%s: learned %d keys from the primary %s", gpid, len(body.get("data") or {}), primary)
+        return True
 
     def http(self, path: str, args: list[tuple[str, str]]):
         q = dict(args)
         if path == "/standin/remote_command":
             return 200, {"err": "ERR_OK", "result": self.remote_command(q.get("cmd", ""),
                                                                         [v for k, v in args if k == "arg"])}, None
-        if path not in ("/standin/put", "/standin/get", "/standin/replicate"):
+        if path not in ("/standin/put", "/standin/get", "/standin/replicate", "/standin/learn"):
             return 404, "Not Found", None
         gpid = f"{q.get('table', '')}.{q.get('partition', '')}"
         with self.lock:
             role = self.roles.get(gpid)
+        if path == "/standin/learn":
+            if not role or role["role"] != "primary":
+                return 409, {"error": f"ERR_INVALID_STATE: {self.me} is not the primary of {gpid}"}, None
+            with self.lock:
+                return 200, {"ok": True, "data": dict(self.data.get(gpid, {}))}, None
         if path == "/standin/replicate":
-            if not role or role["role"] != "secondary":
-                return 409, {"error": f"ERR_INVALID_STATE: {self.me} is not a secondary of {gpid}"}, None
+            # A prepare: not taken by a primary; a replica that does not know yet that it is a
+            # secondary adopts the configuration the prepare carries, learning first (see learn).
+            if role and role["role"] == "primary":
+                return 409, {"error": f"ERR_INVALID_STATE: {self.me} is the primary of {gpid}"}, None
+            primary = q.get("primary", "").rpartition(":")[::2] if q.get("primary") else None
+            if gpid not in self.complete and not self.learn(gpid, primary):
+                return 409, {"error": f"ERR_INACTIVE_STATE: {self.me} could not learn {gpid}"}, None
+            with self.lock:
+                if gpid in self.learning:
+                    self.learning[gpid].add(q.get("key", ""))
             self.write(gpid, q.get("key", ""), q.get("value", ""))
             return 200, {"ok": True}, None
         if not role or role["role"] != "primary":
@@ -1297,12 +1391,13 @@ class Replica:
         if role["replicas"] < self.min_replicas:
             return 503, {"error": f"ERR_NOT_ENOUGH_MEMBER: {gpid} has {role['replicas']} replica(s), "
                                   f"a write needs {self.min_replicas}"}, None
-        for addr in role.get("secondaries", []):
-            if addr:  # the secondary's TCP port is its replica port
+        for addr in role.get("secondaries", []) + role.get("learners", []):
+            if addr:  # the secondary's TCP port is its replica port; learners get every prepare too
                 try:
                     http_json(f"{addr[0]}:{addr[1]}",
                               f"/standin/replicate?table={quote(q['table'])}&partition={q['partition']}"
-                              f"&key={quote(q.get('key', ''))}&value={quote(q.get('value', ''))}", timeout=1)
+                              f"&key={quote(q.get('key', ''))}&value={quote(q.get('value', ''))}"
+                              f"&primary={self.ip}:{self.port}", timeout=1)
                 except (OSError, http.client.HTTPException):
                     pass
         self.write(gpid, q.get("key", ""), q.get("value", ""))
@@ -1311,10 +1406,14 @@ class Replica:
     def write(self, gpid: str, key: str, val: str) -> None:
         with self.lock:
             self.data.setdefault(gpid, {})[key] = val
-            tmp = self.store_path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(self.data, f)
-            os.replace(tmp, self.store_path)
+            self.persist()
+
+    def persist(self) -> None:
+        """The data to disk (with the lock held)."""
+        tmp = self.store_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.data, f)
+        os.replace(tmp, self.store_path)
 
 
 class Collector:

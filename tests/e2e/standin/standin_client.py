@@ -42,6 +42,11 @@ def get(address: str, path: str, timeout: float = 2.0, hops: int = 3) -> tuple[i
     raise OSError(f"too many redirects for {path}")
 
 
+def older(value: str | None, than: int) -> bool:
+    """A read value from before round `than` (or none at all)."""
+    return not (value or "").isdigit() or int(value or 0) < than
+
+
 class StandinClient:
     def __init__(self, metas: list[str], table: str = "stat", timeout: float = 0.25):
         # timeout: a request's budget for retries (about five, 8 ms << n apart). It
@@ -51,6 +56,7 @@ class StandinClient:
         # reloads its replicas for far longer than the client's 5 s.
         self.metas, self.table, self.timeout = list(metas), table, timeout
         self.primaries: dict[int, str] = {}
+        self.read: str | None = None  # the value the last successful get returned
         self.replica_counts: dict[int, int] = {}  # partition -> replicas the MetaServer lists
 
     def refresh(self) -> None:
@@ -74,7 +80,8 @@ class StandinClient:
     def call(self, op: str, partition: int, key: str, value: str = "") -> tuple[bool, str]:
         """One request, retried as a Pegasus client retries it (partition_resolver.cpp,
         v2.5.0: on a failed call the partition's config is queried again and the call
-        sent again, 8 ms << n apart, while its timeout lasts)."""
+        sent again, 8 ms << n apart, while its timeout lasts). A get's value is kept in
+        `self.read`."""
         deadline, retries = time.monotonic() + self.timeout, 0
         while True:
             try:
@@ -106,15 +113,18 @@ class StandinClient:
             return False, f"{primary}: {e}"
         if status != 200:
             return False, f"{primary}: {body.get('error') if isinstance(body, dict) else body}"
+        self.read = body.get("value") if isinstance(body, dict) else None
         return True, ""
 
     def run_load(self, seconds: float, interval: float = 0.2, stop_file: str | None = None) -> dict:
         """Write then read one key per partition every interval, for `seconds` (or
         until `stop_file` exists). Like a Pegasus client, it keeps the partition
         table it has while no MetaServer answers. `below_two`: partitions seen
-        with fewer than 2 replicas at any time."""
-        stats: dict = {"ok": 0, "failed": 0, "errors": {}, "below_two": []}
+        with fewer than 2 replicas at any time; `lost`: reads that returned an
+        older value than the last write acknowledged for their key."""
+        stats: dict = {"ok": 0, "failed": 0, "lost": 0, "errors": {}, "below_two": []}
         below_two: set[int] = set()
+        acked: dict[int, int] = {}  # partition -> the last round whose write was acknowledged
         end, n = time.monotonic() + seconds, 0
         while time.monotonic() < end and not (stop_file and os.path.exists(stop_file)):
             try:
@@ -128,10 +138,16 @@ class StandinClient:
                     continue
             for partition in sorted(self.primaries):
                 for op in ("put", "get"):
+                    self.read = None
                     ok, why = self.call(op, partition, f"k{partition}", str(n))
                     stats["ok" if ok else "failed"] += 1
                     if not ok:
                         stats["errors"][why] = stats["errors"].get(why, 0) + 1
+                    elif op == "put":
+                        acked[partition] = n
+                    elif op == "get" and partition in acked and older(self.read, acked[partition]):
+                        stats["lost"] += 1
+                        stats["errors"]["lost"] = stats["errors"].get("lost", 0) + 1
             n += 1
             time.sleep(interval)
         stats["below_two"] = sorted(below_two)
