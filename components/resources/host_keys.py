@@ -8,8 +8,8 @@
   Debian's and Ubuntu's AMIs installs the key before sshd starts, and nothing
   else has to run on the server or be allowed in IAM. The instance ignores
   later changes to it (`ignore_changes`): the provider would stop and start it.
-- An instance launched before this (it has no user data) keeps its key: the
-  first `up` with this version records the one it offers (it was accepted at
+- An instance launched before this (it has no `pegasus:host-key` tag) keeps its
+  key: the first `up` with this version records the one it offers (it was accepted at
   every `up` before), and it is held to it from then on. Its replacement gets
   none (Pulumi launches it with the ignored user data as it was): its key is
   refused until the operator accepts it (operations/host_key_pin.py).
