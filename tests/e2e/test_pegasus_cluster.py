@@ -725,19 +725,20 @@ def test_c_hk_2_an_old_instance_replaced_is_not_trusted_until_its_key_is_accepte
     # old values): none, for an instance launched before host keys. Its key is nobody's word.
     with timed(cluster.times, "an old instance replaced, then its key accepted"):
         with pytest.raises(DeploymentError) as error:
-            cluster.up(replace=[named("zk-1")])
-        replaced = cluster.machine("zk-1")
+            cluster.up(replace=[named("replica-1")])
+        replaced = cluster.machine("replica-1")
         instance = next(r["id"] for r in cluster.engine.state.resources.values()
-                        if r["type"] == "aws:ec2/instance:Instance" and r["name"] == named("zk-1"))
+                        if r["type"] == "aws:ec2/instance:Instance" and r["name"] == named("replica-1"))
         message = str(error.value)
-        assert f"{named('zk-1-host-key')}: update failed" in message
+        assert f"{named('replica-1-host-key')}: update failed" in message
         assert f"its new instance {instance} was launched without a host key from this stack" in message
         assert f"aws ec2 get-console-output --instance-id {instance} --latest" in message
         # The operator read the key on its console and accepts it: `pulumi up --replace` on its pin.
-        cluster.up(replace=[named("zk-1-host-key")])
-    pin = cluster.pinned("zk-1")
+        cluster.up(replace=[named("replica-1-host-key")])
+    pin = cluster.pinned("replica-1")
     assert pin["source"].startswith("recorded on ") and pin["fingerprint"] == offered_fingerprint(replaced)
-    assert replaced.check("systemctl is-active pegasus-zookeeper.service").strip() == "active"
+    assert replaced.check("systemctl is-active pegasus-replica.service").strip() == "active"
+    wait_for(lambda: cluster_healthy(cluster), "a healthy cluster after the replacement", 90)
     cluster.up()
     assert only_the_health_check_ran(cluster)
 
