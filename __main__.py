@@ -42,3 +42,5 @@ pulumi.export("packageVersion", spec.package.version)
 pulumi.export("ssh", cluster.ssh)
 if cluster.monitoring is not None:
     pulumi.export("monitoring", cluster.monitoring)
+# The servers' and the bastion's SSH host keys, as the stack holds them: for your own known_hosts.
+pulumi.export("knownHosts", cluster.known_hosts)

@@ -73,10 +73,12 @@ def render_everything(spec) -> int:
 
 
 # Types whose create or update acts on servers: pulumi-command's, the rolling
-# restart, the health check and the ZooKeeper roll (dynamic resources that run
-# scripts over SSH).
+# restart, the health check, the ZooKeeper roll and the host-key check (dynamic
+# resources that run over SSH; a host-key pin goes to its server only to record
+# an old one's key).
 REMOTE = ("command:remote:Command", "command:remote:CopyToRemote", "pulumi-python:dynamic/pegasus:RollingRestart",
-          "pulumi-python:dynamic/pegasus:ClusterHealth", "pulumi-python:dynamic/pegasus:ZooKeeperRoll")
+          "pulumi-python:dynamic/pegasus:ClusterHealth", "pulumi-python:dynamic/pegasus:ZooKeeperRoll",
+          "pulumi-python:dynamic/pegasus:HostKeyCheck")
 
 
 def longest_remote_chain(cloud: FakeCloud, only=lambda name: True) -> int:
@@ -103,12 +105,14 @@ def longest_remote_chain(cloud: FakeCloud, only=lambda name: True) -> int:
 
 def chains(raw: dict) -> str:
     """First deploy (every remote operation) and a config change (what a changed
-    override reruns: the staged configs, the rolling restart, the health check)."""
+    override reruns: the host-key check, the staged configs, the rolling restart,
+    the health check)."""
     cloud = FakeCloud()
     run_program(cloud, stack_config("pegasus", raw), stack="bench", secret_keys=["pegasus:ssh"],
                 monitor=RecordingMonitor(cloud))
     first = longest_remote_chain(cloud)
-    change = longest_remote_chain(cloud, lambda name: name.endswith(("-config", "-rolling-restart", "-health")))
+    change = longest_remote_chain(cloud, lambda name: name.endswith(("-host-keys", "-config", "-rolling-restart",
+                                                                     "-health")))
     rolls = sum(1 for r in cloud.resources.values() if r.type == REMOTE[2])
     return (f"first deploy {first}, config change {change} "
             f"(the restarts themselves run one at a time inside {rolls} rolling-restart step)")

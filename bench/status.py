@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from components.operations import cluster_status
+from components.ssh.known_hosts import Pin
 from components.ssh.session import SSH_FAILED, SshResult, SshSession
 from tests.support.ssh_server import SshServer, sshd_unavailable_reason
 from tests.unit.script_runner import FakeMeta
@@ -40,7 +41,9 @@ def measure(servers: int = 100) -> tuple[float, str] | str:
             outputs = {"metaServers": meta.address,
                        "ssh": {**{f"meta-{i}": f"ssh {sshd.user}@127.0.0.{1 + i % 2}" for i in range(3)},
                                **{f"replica-{i}": f"ssh {sshd.user}@127.0.0.{1 + i % 2}" for i in range(servers - 3)}}}
-            with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=sshd.port) as session:
+            pins = tuple(Pin.from_dict(sshd.pin(address)) for address in ("127.0.0.1", "127.0.0.2"))
+            with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=sshd.port,
+                            known_hosts=pins) as session:
                 def runner(address: str, command: str) -> SshResult:
                     result = session.run(address, command, dials=1)
                     return session.run(address, command, dials=1) if result.returncode == SSH_FAILED else result

@@ -7,7 +7,8 @@
 set -euo pipefail
 
 packages=(zookeeper openssh-server openssh-client debootstrap systemd-container iproute2 nftables
-          e2fsprogs xfsprogs util-linux prometheus prometheus-alertmanager nodejs npm)
+          e2fsprogs xfsprogs util-linux prometheus prometheus-alertmanager nodejs npm
+          python3-thrift)  # the stand-in run as another user, with the system python (as on the machines)
 missing=()
 for pkg in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(str(e), file=sys.stderr)
         return 2
     first = hosts[0]
-    with SshSession(user=first.user, private_key=key, bastion=first.bastion) as session:
+    with SshSession(user=first.user, private_key=key, known_hosts=cluster_status.stack_pins(outputs),
+                    bastion=first.bastion) as session:
         def runner(address: str, command: str) -> SshResult:
             result = session.run(address, command, dials=1)
             return session.run(address, command, dials=1) if result.returncode == SSH_FAILED else result

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from components.render import host_layout as hl
 from components.render.monitoring_layout import ALERTMANAGER_PORT
 from components.render.templates import as_root, render
+from components.ssh.known_hosts import Pin
 from components.ssh.session import SSH_FAILED, SshResult
 from components.ssh.tunnel import SshEndpoint
 
@@ -150,6 +151,24 @@ def stack_hosts(outputs: Mapping[str, Any]) -> list[HostAccess]:
     if not ssh:
         raise ValueError("the stack has no `ssh` output: run `make up` first (or pick the stack with STACK=...)")
     return [parse_ssh_hint(name, hint) for name, hint in sorted(ssh.items(), key=lambda kv: host_order(kv[0]))]
+
+
+def stack_pins(outputs: Mapping[str, Any]) -> tuple[Pin, ...]:
+    """The host keys the stack holds (its `knownHosts` output), as an SSH session checks them:
+    `make status` trusts no key the stack has not pinned."""
+    names = {h.address: h.name for h in stack_hosts(outputs)}
+    pins = []
+    for line in str(outputs.get("knownHosts") or "").splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        host, port = fields[0], 22
+        if match := re.fullmatch(r"\[(.+)\]:(\d+)", host):
+            host, port = match.group(1), int(match.group(2))
+        pins.append(Pin(name=names.get(host, host), host=host, port=port, key=f"{fields[1]} {fields[2]}",
+                        source="the stack's knownHosts output",
+                        accept="if the server was rebuilt on purpose, `pulumi up` says how to accept its new key"))
+    return tuple(pins)
 
 
 def host_order(name: str) -> tuple:

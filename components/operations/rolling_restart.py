@@ -85,6 +85,7 @@ from components.operations.roll_plan import (
 )
 from components.render.host_layout import legacy_role_unit, restart_script_name
 from components.render.templates import as_root
+from components.ssh.known_hosts import with_departed
 from components.ssh.session import SSH_FAILED, SshResult, SshSession, session_for
 from components.spec.topology import ROLL_ORDER
 
@@ -517,7 +518,8 @@ class RollingRestartProvider(pulumi.dynamic.ResourceProvider):
         # guard refuses one that holds replicas, asked here before any restart.
         removed = dropped if new.get("tools") else []
         restarted: list[str] = []
-        with session_for(new["access"]) as session:
+        # A dropped server is drained and stopped before Pulumi deletes it: its key is in the old inputs.
+        with session_for(with_departed(new["access"], old.get("access"))) as session:
             roll = _roll(session, new, old)
             if dropped and not removed and new.get("removal_guard"):
                 roll.refuse_unsafe_removal(dropped, new["removal_guard"])  # before anything else

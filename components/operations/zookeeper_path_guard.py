@@ -60,7 +60,7 @@ from components.ssh.tunnel import TunnelSpec, ssh_tunnel
 
 PEGASUS_ROOT = "/pegasus"
 DEFAULT_TIMEOUT_SECONDS = 300
-_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CLAIM_ATTEMPTS = 5  # rounds of optimistic concurrency before giving up
 
 
@@ -78,7 +78,7 @@ class PathClaimRefused(RuntimeError):
 
 def cluster_root(cluster_name: str) -> str:
     """/pegasus/<clusterName>, the MetaServers' `cluster_root`."""
-    if not isinstance(cluster_name, str) or not _CLUSTER_NAME.match(cluster_name):
+    if not isinstance(cluster_name, str) or not _CLUSTER_NAME.fullmatch(cluster_name):
         raise ValueError(
             f"clusterName {cluster_name!r} cannot name a ZooKeeper node: use letters, digits, "
             "'.', '_' and '-', starting with a letter or digit"

@@ -486,7 +486,9 @@ def zookeeper_servers(ips: Sequence[str]) -> str:
 class ZooKeeperFiles:
     """What one ZooKeeper server of the ensemble runs with, and how it gets it."""
 
-    install: str  # installs ZooKeeper, stages restart_script, starts a server that does not run
+    # installs ZooKeeper, stages restart_script, starts a server that does not run: the standard
+    # input of STAGE_COMMAND, as every staged script (`ps` shows none of it)
+    install: str
     restart_script: str  # carries zoo.cfg, myid and unit; the ZooKeeper roll runs it by phase
     record: str  # what the ZooKeeper roll compares, one fact a line (a preview's diff shows it)
 
@@ -503,8 +505,9 @@ def zookeeper_files(spec: ClusterSpec, ips: Sequence[str], my_index: int) -> Zoo
         "zookeeper_restart.sh", zoo_cfg=zoo_cfg, myid=my_index + 1, unit_text=unit, **dirs,
         unit_path=f"{hl.SYSTEMD_DIR}/{hl.ZOOKEEPER_UNIT}", user="zookeeper", servers=list(ips), my_ip=ips[my_index],
         client_port=hl.ZOOKEEPER_CLIENT_PORT, wait_seconds=spec.timeouts.zookeeper_seconds)
-    install = as_root(render("install_zookeeper.sh", restart_script=restart_script,
-                             restart_script_path=layout(spec).staged_restart_path(hl.ZOOKEEPER_ROLE), user="zookeeper"))
+    install = as_root_on_stdin(render(
+        "install_zookeeper.sh", restart_script=restart_script,
+        restart_script_path=layout(spec).staged_restart_path(hl.ZOOKEEPER_ROLE), user="zookeeper"))
     record = "".join(f"{line}\n" for line in (
         f"ZooKeeper servers {zookeeper_servers(ips)}", f"myid {my_index + 1}",
         f"zoo.cfg {content_hash(zoo_cfg)}", f"unit {content_hash(unit)}"))

@@ -1,7 +1,8 @@
 """One server on AWS: instance, encrypted EBS data volumes, optional slog volume and extra NIC.
 
 It gives the rest of the program a `HostHandle` (host_handle.py), as your own
-servers do (own_host.py).
+servers do (own_host.py). The instance is launched with the SSH host key the
+stack made for it, in its user data (host_keys.py says why).
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ import string
 import pulumi
 import pulumi_aws as aws
 
-from components.resources.host_handle import BOOT_DIALS, HostHandle, connection_args
+from components.operations.host_key_pair import HostKeyPair
+from components.operations.host_key_pin import HostKeyPinArgs
+from components.render.cloud_config import host_key_user_data
+from components.spec.host_key import fingerprint
+from components.resources.host_handle import ANSWERED_DIALS, BOOT_DIALS, HostHandle
+from components.resources.host_keys import HOST_KEY_TAG, HostKeys, aws_advice, launched_key
 from components.resources.network import Network
 from components.resources.resource_names import ResourceNames
 from components.spec.model import ClusterSpec, DiskSpec
@@ -44,14 +50,18 @@ def refuse_instance_type_change(plan: HostPlan, running: str | None) -> None:
 
 class AwsHost(pulumi.ComponentResource):
     def __init__(self, plan: HostPlan, spec: ClusterSpec, network: Network, ami_id: pulumi.Input[str],
-                 key_name: pulumi.Input[str], names: ResourceNames, instance_profile: pulumi.Input[str] | None = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 key_name: pulumi.Input[str], names: ResourceNames, keys: HostKeys,
+                 instance_profile: pulumi.Input[str] | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pegasus:cluster:Host", names(plan.name), None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=names.aliases(plan.name))))
         self._names = names
         self.tags = {"pegasus:cluster": spec.cluster_name, "pegasus:stack": spec.stack,
                      "pegasus:role": plan.kind, "pegasus:node": plan.name}
         groups = [network.security_groups[plan.kind]]
+        host_key = HostKeyPair(names(f"{plan.name}-host-key-pair"), f"{spec.cluster_name}-{plan.name}",
+                               opts=pulumi.ResourceOptions(parent=self))
+        user_data: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(
+            host_key.private_key, host_key.public_key).apply(lambda k: host_key_user_data(k[0], k[1])))
         instance = aws.ec2.Instance(
             names(plan.name), ami=ami_id, instance_type=plan.instance_type, subnet_id=network.subnet_id,
             availability_zone=network.availability_zone, vpc_security_group_ids=groups, key_name=key_name,
@@ -69,19 +79,34 @@ class AwsHost(pulumi.ComponentResource):
                                                                  http_put_response_hop_limit=1),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(encrypted=True, volume_type="gp3",
                                                                   volume_size=ROOT_VOLUME_GIB),
-            tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}"},
+            # The key's fingerprint, set at launch and never after: whether this instance got it.
+            tags={**self.tags, "Name": f"{spec.cluster_name}-{plan.name}",
+                  HOST_KEY_TAG: host_key.public_key.apply(fingerprint)},
+            # Its SSH host key, installed by cloud-init before sshd starts (render/cloud_config.py).
+            user_data=user_data,
             # A newer AMI (the lookup moves monthly) or a rotated key pair (read at
             # first boot only) must never replace a running server and its data.
             # A new instance type would be applied in place to every server of the
-            # role at once (stop, modify, start): refused below instead. A replaced
-            # ZooKeeper server goes before its replacement starts with its server id:
-            # ZooKeeper assumes one server per id (the other two keep the quorum).
+            # role at once (stop, modify, start): refused below instead. New user
+            # data would stop and start the instance: an instance launched before the
+            # stack gave host keys keeps its own (its key is recorded, host_keys.py),
+            # and no host-key tag, which says so. A replaced ZooKeeper server goes
+            # before its replacement starts with its server id: ZooKeeper assumes one
+            # server per id (the other two keep the quorum).
             opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(plan.name),
-                                        ignore_changes=["ami", "key_name", "instance_type"],
+                                        ignore_changes=["ami", "key_name", "instance_type", "user_data",
+                                                        f'tags["{HOST_KEY_TAG}"]'],
                                         delete_before_replace=plan.kind == "zookeeper",
                                         depends_on=[*network.egress_ready, *network.group_rules[plan.kind]]))
         instance.instance_type.apply(lambda running: refuse_instance_type_change(plan, running))
         ssh_address = instance.public_ip if spec.network.public_addresses else instance.private_ip
+        # The key it was launched with, or "" for an instance launched before the stack gave keys.
+        launched = pulumi.Output.all(instance.tags, host_key.public_key).apply(lambda v: launched_key(v[0], v[1]))
+        pin, known_host = keys.pin(plan.name, HostKeyPinArgs(
+            name=plan.name, where=plan.name, identity=instance.id, address=ssh_address, launched=launched,
+            may_record=True, access=keys.record_access()),
+            accept=lambda pin: pulumi.Output.all(instance.urn, pin.urn, launched, instance.id).apply(
+                lambda v: aws_advice(v[0], v[1], bool(v[2]), v[3])), parent=self)
         ready: list[pulumi.Resource] = [instance]
         letters = iter(DEVICE_LETTERS)
         data_devices = []
@@ -104,10 +129,12 @@ class AwsHost(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, aliases=names.aliases(f"{nic_name}-attach"),
                                             delete_before_replace=True)))
             cluster_ip, nic_mac = nic.private_ip, nic.mac_address
-        self.handle = HostHandle(name=plan.name, names=names, connection=connection_args(spec, ssh_address),
-                                 first_connection=connection_args(spec, ssh_address, BOOT_DIALS), identity=instance.id,
-                                 cluster_ip=cluster_ip, ssh_address=ssh_address, data_devices=data_devices,
-                                 slog_device=slog_device, nic_mac=nic_mac, ready=ready,
+        self.handle = HostHandle(name=plan.name, names=names,
+                                 connection=keys.connection(ssh_address, pin.key, ANSWERED_DIALS),
+                                 first_connection=keys.connection(ssh_address, pin.key, BOOT_DIALS),
+                                 identity=instance.id, cluster_ip=cluster_ip, ssh_address=ssh_address,
+                                 known_host=known_host, data_devices=data_devices, slog_device=slog_device,
+                                 nic_mac=nic_mac, ready=ready,
                                  addresses=pulumi.Output.all(instance.private_ip, cluster_ip).apply(
                                      lambda ips: sorted(set(ips))))
         self.register_outputs({"instanceId": instance.id, "privateIp": instance.private_ip,

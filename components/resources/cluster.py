@@ -38,7 +38,8 @@ from components.resources.tools_install import AdminTools
 from components.operations.cluster_health import ClusterHealth, ClusterHealthArgs
 from components.operations.fixed_settings import FixedSettings
 from components.resources.aws_host import AwsHost
-from components.resources.host_handle import HostHandle, ssh_access
+from components.resources.host_handle import HostHandle
+from components.resources.host_keys import HostKeys
 from components.resources.host_preparation import HostPreparation
 from components.resources.monitoring import MONITORING_HOST, Monitoring, MonitoringHost
 from components.resources.monitoring_network import monitoring_rules
@@ -95,16 +96,28 @@ class PegasusCluster(pulumi.ComponentResource):
         store: PackageStore | None = None
         self.client_security_group_id: pulumi.Output[str] | None = None  # AWS only: your own servers have no groups
         self._aws: tuple | None = None  # (network, AMI, key pair name) on AWS: the monitoring host needs them
+        # Every SSH connection checks the server's host key, and the bastion's (host_keys.py).
+        host_keys = HostKeys(spec, names, child)
         if spec.servers:
-            hosts = own_hosts(spec, plans, names, child)
+            hosts = own_hosts(spec, plans, names, host_keys, child)
         else:
-            hosts, store = self._aws_hosts(names, spec, plans, child)
+            hosts, store = self._aws_hosts(names, spec, plans, host_keys, child)
+        # The monitoring's own host, made before the host-key check, which asks it too.
+        monitoring_host = self._monitoring_host(names, spec, host_keys, child) if spec.monitoring.enabled else None
+        # At every up, every server asked for its key: fails with each refused one's fingerprints. Each
+        # command, and the path guard's tunnel, checks its own server's key itself; the rolling restart
+        # and the health check, which reach every server, wait for this check. (A gate before every
+        # command would tie every server to every other: the SDK's dependency checks would grow with
+        # the square of the cluster.)
+        checked = host_keys.check()
         preps = {n: HostPreparation(h, spec, opts=child) for n, h in hosts.items()}
         zk_hosts = [(hosts[p.name], preps[p.name]) for p in plans if p.kind == "zookeeper"]
         metas = [p.name for p in plans if p.kind == "meta"]
 
-        zookeeper = ZooKeeperEnsemble(f"{name}-zookeeper", spec, zk_hosts, opts=child)
-        guard = self._path_guard(names, spec, zookeeper, hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
+        zookeeper = ZooKeeperEnsemble(f"{name}-zookeeper", spec, zk_hosts,
+                                      host_keys.session_access([h.known_host for h, _ in zk_hosts]), opts=child)
+        guard = self._path_guard(names, spec, host_keys, zookeeper,
+                                 hosts[zk_hosts[0][0].name if zk_hosts else metas[0]],
                                  zk_hosts[0][1] if zk_hosts else preps[metas[0]], [hosts[m] for m in metas])
 
         meta_ips = pulumi.Output.all(*[hosts[m].cluster_ip for m in metas])
@@ -150,7 +163,7 @@ class PegasusCluster(pulumi.ComponentResource):
             restart_records={server_key(s.host, s.role): s.record for role in ROLL_ORDER for s in servers[role]},
             hosts=restart_hosts,
             staged_dir=files.layout(spec).staged_dir,
-            access=ssh_access(spec),
+            access=host_keys.session_access(),
             replica_nodes={n: hosts[n].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['replica']}")
                            for n in replica_names},
             tools=tools_args,
@@ -160,7 +173,8 @@ class PegasusCluster(pulumi.ComponentResource):
             removal_guard=addresses.apply(lambda a: files.replica_removal_guard(spec, *a)),
             staged={server_key(s.host, s.role): s.staged_stamp for role in ROLL_ORDER for s in servers[role]},
             replica_units=files.replica_units(spec)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=started + (tools.installed if tools else [])))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[checked, *started,
+                                                                 *(tools.installed if tools else [])]))
         keys = [server_key(s.host, s.role) for role in ROLL_ORDER for s in servers[role]]
         server_ips = pulumi.Output.all(*[hosts[key.partition("/")[0]].cluster_ip for key in keys]).apply(
             lambda ips: dict(zip(keys, ips)))
@@ -174,7 +188,7 @@ class PegasusCluster(pulumi.ComponentResource):
             run=uuid.uuid4().hex,
             script=pulumi.Output.all(meta_ips, server_ips).apply(lambda v: files.health_check_script(spec, *v)),
             check_hosts=metas, hosts=restart_hosts, staged_dir=files.layout(spec).staged_dir,
-            access=ssh_access(spec), servers=keys, wait_seconds=spec.timeouts.health_seconds,
+            access=host_keys.session_access(), servers=keys, wait_seconds=spec.timeouts.health_seconds,
             tools=tools_args, rolling_restart=f"{name}-rolling-restart"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[restart, *zookeeper_roll]))
 
@@ -196,8 +210,9 @@ class PegasusCluster(pulumi.ComponentResource):
         self.collector = (hosts[collector_host].cluster_ip.apply(lambda ip: f"{ip}:{hl.ROLE_PORTS['collector']}")
                           if collector_host else pulumi.Output.from_input(""))
         self.ssh = {n: h.ssh_address.apply(lambda ip: self._ssh_hint(spec, ip)) for n, h in hosts.items()}
-        self.monitoring = (self._monitoring(names, spec, plans, hosts, preps, zookeeper, child).outputs
+        self.monitoring = (self._monitoring(names, spec, plans, hosts, preps, zookeeper, monitoring_host, child).outputs
                            if spec.monitoring.enabled else None)
+        self.known_hosts = host_keys.known_hosts()
         self.health = health.report
         self.register_outputs({"metaServers": self.meta_servers, "zookeeperServers": self.zookeeper_servers,
                                "clusterRoot": self.cluster_root, "replicaServers": self.replica_servers,
@@ -205,7 +220,7 @@ class PegasusCluster(pulumi.ComponentResource):
                                "clientConfig": self.client_config,
                                "clientSecurityGroupId": self.client_security_group_id})
 
-    def _aws_hosts(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan],
+    def _aws_hosts(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan], keys: HostKeys,
                    child: pulumi.ResourceOptions) -> tuple[dict[str, HostHandle], PackageStore | None]:
         """The machines, and the package store they read the package from (unless it is uploaded)."""
         name = names.cluster
@@ -220,51 +235,56 @@ class PegasusCluster(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self)).id
         # The package, uploaded once for the stack; Pegasus servers read it with their role.
         store = PackageStore(name, spec, network, opts=child) if spec.package_from_store else None
-        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, names,
+        hosts = {p.name: AwsHost(p, spec, network, ami, key.key_name, names, keys,
                                  instance_profile=store.instance_profile if store and p.roles else None,
                                  opts=child).handle for p in plans}
         self._aws = (network, ami, key.key_name)
         return hosts, store
 
+    def _monitoring_host(self, names: ResourceNames, spec: ClusterSpec, keys: HostKeys,
+                         child: pulumi.ResourceOptions) -> tuple[HostHandle, list[pulumi.Resource]] | None:
+        """The monitoring's own host and what its first commands wait for: an instance on AWS
+        (`monitoring.host: own`, in a group of its own made here too) or `servers.monitoring`;
+        None when it runs on the first MetaServer's host."""
+        if self._aws is not None:
+            network, ami, key_name = self._aws
+            group, rules = monitoring_rules(names.cluster, spec, network.vpc_id, network.security_groups,
+                                            {"zookeeper": [], **group_roles(spec)}, network.ssh_from, child)
+            if not spec.monitoring.own_host:
+                return None
+            # Its first commands install packages: the subnet's route out comes first.
+            own = MonitoringHost(f"{names.cluster}-{MONITORING_HOST}", spec, network.subnet_id,
+                                 network.availability_zone, group, [*network.egress_ready, *rules], ami, key_name,
+                                 names, keys, opts=child)
+            return own.handle, own.ready
+        if not spec.monitoring.own_host:
+            return None
+        # Your own servers: the one under servers.monitoring, found like the cluster's.
+        assert spec.servers is not None
+        plan = HostPlan(MONITORING_HOST, "monitoring", 0, (), "", None, None, False)
+        host = OwnHost(plan, spec.servers.monitoring[0], spec, names, keys, opts=child).handle
+        return host, list(host.ready)
+
     def _monitoring(self, names: ResourceNames, spec: ClusterSpec, plans: list[HostPlan],
-                    hosts: dict[str, HostHandle], preps: dict[str, HostPreparation],
-                    zookeeper: ZooKeeperEnsemble, child: pulumi.ResourceOptions) -> Monitoring:
+                    hosts: dict[str, HostHandle], preps: dict[str, HostPreparation], zookeeper: ZooKeeperEnsemble,
+                    own_host: tuple[HostHandle, list[pulumi.Resource]] | None,
+                    child: pulumi.ResourceOptions) -> Monitoring:
         """node_exporter on every host; Prometheus and Alertmanager on the monitoring host:
-        its own instance on AWS (`monitoring.host: own`), else the first MetaServer's host."""
-        name = names.cluster
+        its own (`own_host`), else the first MetaServer's host."""
         kinds = {p.name: p.kind for p in plans}
         entries = {n: (kinds[n], h, preps[n].done) for n, h in hosts.items()}
         first_meta = next(p.name for p in plans if p.kind == "meta")
         host, ready = hosts[first_meta], list(preps[first_meta].done)
-        if self._aws is not None:
-            network, ami, key_name = self._aws
-            group, rules = monitoring_rules(name, spec, network.vpc_id, network.security_groups,
-                                            {"zookeeper": [], **group_roles(spec)}, network.ssh_from, child)
-            if spec.monitoring.own_host:
-                # Its first commands install packages: the subnet's route out comes first.
-                own = MonitoringHost(f"{name}-{MONITORING_HOST}", spec, network.subnet_id, network.availability_zone,
-                                     group, [*network.egress_ready, *rules], ami, key_name, names, opts=child)
-                host, ready = own.handle, own.ready
-                entries[MONITORING_HOST] = ("monitoring", host, ready)
-        elif spec.monitoring.own_host:
-            # Your own servers: the one under servers.monitoring, found like the cluster's.
-            assert spec.servers is not None
-            plan = HostPlan(MONITORING_HOST, "monitoring", 0, (), "", None, None, False)
-            host = OwnHost(plan, spec.servers.monitoring[0], spec, names, opts=child).handle
-            ready = list(host.ready)
+        if own_host is not None:
+            host, ready = own_host
             entries[MONITORING_HOST] = ("monitoring", host, ready)
         pegasus = {role: [p.name for p in plans if role in p.roles] for role in ROLE_ORDER}
-        return Monitoring(f"{name}-monitoring", spec, entries, host, ready, pegasus, zookeeper.servers, opts=child)
+        return Monitoring(f"{names.cluster}-monitoring", spec, entries, host, ready, pegasus, zookeeper.servers,
+                          opts=child)
 
-    def _path_guard(self, names: ResourceNames, spec: ClusterSpec, zookeeper: ZooKeeperEnsemble, via, via_prep,
-                    meta_hosts: list[HostHandle]):
-        tunnel = None
-        if spec.zookeeper.access == "ssh":
-            bastion = spec.ssh.bastion
-            tunnel = pulumi.Output.all(via.ssh_address).apply(lambda v: {
-                "host": v[0], "user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
-                "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None,
-            })
+    def _path_guard(self, names: ResourceNames, spec: ClusterSpec, keys: HostKeys, zookeeper: ZooKeeperEnsemble,
+                    via: HostHandle, via_prep, meta_hosts: list[HostHandle]):
+        tunnel = keys.tunnel(via.known_host) if spec.zookeeper.access == "ssh" else None
         # Only the MetaServers write the path (besides the guard, by its own secret): an
         # address is all ZooKeeper can know them by (Pegasus 2.4/2.5 authenticate in no way).
         writers = pulumi.Output.all(*[host.addresses for host in meta_hosts if host.addresses is not None]).apply(

@@ -1,8 +1,9 @@
 """What the rest of the program needs from a server, wherever it runs: `HostHandle`.
 
-How to reach it, its cluster address, its disks by stable id and its extra
-NIC's MAC. It is provider-neutral on purpose: an AWS instance (aws_host.py)
-and one of your own servers (own_host.py) each produce one.
+How to reach it (with the host key every connection checks: host_keys.py),
+its cluster address, its disks by stable id and its extra NIC's MAC. It is
+provider-neutral on purpose: an AWS instance (aws_host.py) and one of your own
+servers (own_host.py) each produce one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import pulumi
 import pulumi_command as command
 
 from components.resources.resource_names import ResourceNames
-from components.spec.model import ClusterSpec
 
 
 @dataclass
@@ -30,6 +30,8 @@ class HostHandle:
     identity: pulumi.Output[str]
     cluster_ip: pulumi.Output[str]  # the address Pegasus binds to (extra NIC when present)
     ssh_address: pulumi.Output[str]
+    # Its SSH host key, as the stack holds it (ssh/known_hosts.py's Pin, at ssh_address).
+    known_host: pulumi.Output[dict]
     data_devices: list[pulumi.Output[str]] = field(default_factory=list)
     slog_device: pulumi.Output[str] | None = None
     nic_mac: pulumi.Output[str] | None = None
@@ -43,22 +45,3 @@ class HostHandle:
 
 BOOT_DIALS = 60  # x 15 s: a freshly booted instance refuses SSH for a while
 ANSWERED_DIALS = 4  # x 15 s: for a host that has answered before
-
-
-def ssh_access(spec: ClusterSpec) -> dict:
-    """How the dynamic providers that act over SSH (rolls, checks) reach every server, as
-    the servers' commands do: {user, port, private_key, bastion: {host, user, port} | None}."""
-    bastion = spec.ssh.bastion
-    return {"user": spec.ssh.user, "port": 22, "private_key": spec.ssh.private_key,
-            "bastion": {"host": bastion.host, "user": bastion.user, "port": bastion.port} if bastion else None}
-
-
-def connection_args(spec: ClusterSpec, host: pulumi.Input[str], dials: int = ANSWERED_DIALS
-                    ) -> command.remote.ConnectionArgs:
-    key = pulumi.Output.secret(spec.ssh.private_key)
-    proxy = None
-    if spec.ssh.bastion:
-        proxy = command.remote.ProxyConnectionArgs(host=spec.ssh.bastion.host, user=spec.ssh.bastion.user,
-                                                   port=spec.ssh.bastion.port, private_key=key)
-    return command.remote.ConnectionArgs(host=host, user=spec.ssh.user, private_key=key, proxy=proxy,
-                                         dial_error_limit=dials, per_dial_timeout=15)

@@ -26,10 +26,15 @@ import pulumi_aws as aws
 from components.render import monitoring_files as mf
 from components.render import monitoring_layout as ml
 from components.render.server_files import cleanup_disks_script, prepare_disks_script
+from components.operations.host_key_pair import HostKeyPair
+from components.operations.host_key_pin import HostKeyPinArgs
+from components.render.cloud_config import host_key_user_data
 from components.resources.aws_host import ROOT_VOLUME_GIB, ebs_stable_path
-from components.resources.host_handle import BOOT_DIALS, HostHandle, connection_args
+from components.resources.host_handle import ANSWERED_DIALS, BOOT_DIALS, HostHandle
+from components.resources.host_keys import HOST_KEY_TAG, HostKeys, aws_advice, launched_key
 from components.resources.monitoring_network import ui_cidr
 from components.resources.remote_command import remote_command
+from components.spec.host_key import fingerprint
 from components.spec.model import ClusterSpec
 
 # The monitoring host's own instance, named as the cluster's hosts are (kind-index).
@@ -49,7 +54,8 @@ class MonitoringHost(pulumi.ComponentResource):
 
     def __init__(self, name: str, spec: ClusterSpec, subnet_id: pulumi.Input[str], zone: pulumi.Input[str],
                  group_id: pulumi.Input[str], wait_for: list[pulumi.Resource], ami_id: pulumi.Input[str],
-                 key_name: pulumi.Input[str], names, opts: pulumi.ResourceOptions | None = None) -> None:
+                 key_name: pulumi.Input[str], names, keys: HostKeys,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         """`wait_for`: what the instance must not start before (its group's rules, the route out)."""
         super().__init__("pegasus:cluster:MonitoringHost", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -64,6 +70,10 @@ class MonitoringHost(pulumi.ComponentResource):
                 "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sns:Publish",
                                                         "Resource": m.sns_topic_arn}]}), opts=child)
             profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child).name
+        # Launched with its SSH host key, as every server of the cluster (host_keys.py says why).
+        host_key = HostKeyPair(f"{name}-host-key-pair", f"{spec.cluster_name}-{MONITORING_HOST}", opts=child)
+        user_data: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(
+            host_key.private_key, host_key.public_key).apply(lambda k: host_key_user_data(k[0], k[1])))
         instance = aws.ec2.Instance(
             name, ami=ami_id, instance_type=m.instance_type, subnet_id=subnet_id, availability_zone=zone,
             vpc_security_group_ids=[group_id], key_name=key_name, iam_instance_profile=profile,
@@ -72,8 +82,12 @@ class MonitoringHost(pulumi.ComponentResource):
                                                                  http_put_response_hop_limit=1),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(encrypted=True, volume_type="gp3",
                                                                   volume_size=ROOT_VOLUME_GIB),
-            tags={**tags, "Name": f"{spec.cluster_name}-monitoring"},
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name"], depends_on=wait_for))
+            tags={**tags, "Name": f"{spec.cluster_name}-monitoring",
+                  HOST_KEY_TAG: host_key.public_key.apply(fingerprint)},
+            user_data=user_data,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami", "key_name", "user_data",
+                                                                     f'tags["{HOST_KEY_TAG}"]'],
+                                        depends_on=wait_for))
         volume = aws.ebs.Volume(f"{name}-data", availability_zone=instance.availability_zone, size=m.data_disk_gib,
                                 type="gp3", encrypted=True,
                                 tags={**tags, "pegasus:disk": "monitoring",
@@ -83,9 +97,17 @@ class MonitoringHost(pulumi.ComponentResource):
             f"{name}-data-attach", instance_id=instance.id, volume_id=volume.id, device_name="/dev/sdf",
             stop_instance_before_detaching=True, opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
         address = instance.public_ip if spec.network.public_addresses else instance.private_ip
-        self.handle = HostHandle(name=MONITORING_HOST, names=names, connection=connection_args(spec, address),
-                                 first_connection=connection_args(spec, address, BOOT_DIALS), identity=instance.id,
-                                 cluster_ip=instance.private_ip, ssh_address=address, ready=[instance, attachment])
+        launched = pulumi.Output.all(instance.tags, host_key.public_key).apply(lambda v: launched_key(v[0], v[1]))
+        pin, known_host = keys.pin(MONITORING_HOST, HostKeyPinArgs(
+            name=MONITORING_HOST, where=MONITORING_HOST, identity=instance.id, address=address, launched=launched,
+            may_record=True, access=keys.record_access()),
+            accept=lambda pin: pulumi.Output.all(instance.urn, pin.urn, launched, instance.id).apply(
+                lambda v: aws_advice(v[0], v[1], bool(v[2]), v[3])), parent=self)
+        self.handle = HostHandle(name=MONITORING_HOST, names=names,
+                                 connection=keys.connection(address, pin.key, ANSWERED_DIALS),
+                                 first_connection=keys.connection(address, pin.key, BOOT_DIALS), identity=instance.id,
+                                 cluster_ip=instance.private_ip, ssh_address=address, known_host=known_host,
+                                 ready=[instance, attachment])
         disks = volume.id.apply(lambda vid: [{"device": ebs_stable_path(vid), "mount_point": ml.DATA_MOUNT,
                                               "label": "pg-monitoring"}])
         # The first command on the new machine: it dials while the machine boots.

@@ -21,7 +21,7 @@ import pulumi
 
 from components.operations.zookeeper_roll import ZooKeeperRoll, ZooKeeperRollArgs, server_key
 from components.render import server_files as files
-from components.resources.host_handle import HostHandle, ssh_access
+from components.resources.host_handle import HostHandle
 from components.resources.host_preparation import HostPreparation
 from components.resources.remote_command import remote_command
 from components.spec.model import ClusterSpec
@@ -34,7 +34,8 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
     ready: list[pulumi.Resource]
 
     def __init__(self, name: str, spec: ClusterSpec, hosts: list[tuple[HostHandle, HostPreparation]],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 access: pulumi.Input[dict], opts: pulumi.ResourceOptions | None = None) -> None:
+        """`access`: how the ZooKeeper roll reaches the servers, their host keys included."""
         super().__init__("pegasus:cluster:ZooKeeper", name, None, opts)
         self._name = name
         self._roll_args: ZooKeeperRollArgs | None = None
@@ -51,13 +52,14 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
             server = ips.apply(functools.partial(_server_files, spec, index))
             installs.append(remote_command(
                 host.names(f"{host.name}-zookeeper"), connection=host.connection,
-                create=server.apply(lambda f: f.install), delete=files.remove_zookeeper_script(),
+                create=files.STAGE_COMMAND, stdin=server.apply(lambda f: f.install),
+                delete=files.remove_zookeeper_script(),
                 opts=pulumi.ResourceOptions(parent=self, aliases=host.names.aliases(f"{host.name}-zookeeper"),
                                             depends_on=prep.done)))
             records[server_key(host.name)] = server.apply(lambda f: f.record)
         self._roll_args = ZooKeeperRollArgs(
             restart_records=records, hosts={host.name: host.ssh_address for host, _ in hosts},
-            staged_dir=files.layout(spec).staged_dir, access=ssh_access(spec))
+            staged_dir=files.layout(spec).staged_dir, access=access)
         self._installs = installs
         first = hosts[0][0]
         check = remote_command(

@@ -66,7 +66,10 @@ def _servers(role: str, disks: bool = False) -> tuple[Key, ...]:
     keys: tuple[Key, ...] = (
         Key(f"{where}.host", "string", "where SSH logs in: a host name or an address", required=True, modes=OWN),
         Key(f"{where}.nic", "string", "the interface Pegasus binds, by name or MAC address",
-            default_doc="the one Pegasus picks (first private IPv4)", modes=OWN))
+            default_doc="the one Pegasus picks (first private IPv4)", modes=OWN),
+        Key(f"{where}.hostKey", "string", "the server's SSH host key, its `/etc/ssh/ssh_host_ed25519_key.pub` line "
+            "(Ed25519 or ECDSA): every connection checks it; a new value accepts a server rebuilt on purpose",
+            default_doc="the key your `known_hosts` holds for `host`", modes=OWN))
     if disks:
         keys += (Key(f"{where}.dataDisks", "list", "data disks: `/dev/disk/by-id/...` devices (formatted only when "
                      "blank) or directories you mounted; the same on every ReplicaServer", required=True, modes=OWN),
@@ -128,6 +131,8 @@ KEYS: tuple[Key, ...] = (
     Key("ssh.bastion.host", "string", "the bastion's address", required=True),
     Key("ssh.bastion.user", "string", "login user on the bastion", default_doc="`ssh.user`"),
     Key("ssh.bastion.port", "integer", "SSH port of the bastion", default=22),
+    Key("ssh.bastion.hostKey", "string", "the bastion's SSH host key, a `.pub` line (Ed25519 or ECDSA): every "
+        "connection through it checks it", default_doc="the key your `known_hosts` holds for the bastion"),
     Key("image", "object", "the machine image of servers AWS makes", modes=AWS),
     Key("image.distribution", "string", "the distribution whose newest AMI is looked up", default="debian-12",
         choices=("debian-12", "ubuntu-22.04", "ubuntu-24.04"), after_deploy=NEW_SERVERS, modes=AWS),

@@ -23,6 +23,7 @@ class Bastion:
     host: str
     user: str
     port: int
+    host_key: str | None = None  # `<type> <base64>`; None: the operator's known_hosts holds it
 
 
 @dataclass(frozen=True)

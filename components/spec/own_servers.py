@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from components.spec import keys
+from components.spec.host_key import read_host_key
 from components.spec.reader import ConfigReader
 from components.spec.values import HOST_NAME, INTERFACE_NAME, MAX_DATA_DISKS, SAFE_PATH, check_path, is_within
 
 ROLES = keys.children("servers")
 SERVER_KEYS = {role: keys.children(f"servers.{role}[]") for role in ROLES}
 STABLE_DEVICE_DIR = "/dev/disk/by-id/"
-MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 # Keys that describe machines AWS makes: with a list of servers they mean nothing.
 AWS_ONLY_KEYS = keys.aws_only()
 
@@ -36,6 +37,7 @@ class OwnServer:
     nic: str  # the interface Pegasus binds: a name, a MAC address, or "" (Pegasus's own choice)
     data_disks: tuple[str, ...] = ()  # device paths (/dev/disk/by-id/...) or mounted directories
     slog_disk: str | None = None
+    host_key: str | None = None  # `<type> <base64>`; None: the operator's known_hosts holds it
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def _server(r: ConfigReader, role: str, index: int, entry: Mapping[str, Any], se
         r.problem(f"{key}.{unknown}", "is not a known key", f"use {', '.join(SERVER_KEYS[role])}"
                   + (" (only ReplicaServers have disks)" if unknown in ("dataDisks", "slogDisk") else ""))
     host = entry.get("host")
-    if not isinstance(host, str) or not host_name.match(host):
+    if not isinstance(host, str) or not host_name.fullmatch(host):
         r.problem(f"{key}.host", f"{host!r} is not a host name or address", "give the address SSH logs in to")
         host = ""
     elif host in seen:
@@ -148,12 +150,13 @@ def _server(r: ConfigReader, role: str, index: int, entry: Mapping[str, Any], se
     else:
         seen[host] = key
     nic = entry.get("nic", "")
-    if not isinstance(nic, str) or (nic and not (interface_name.match(nic) or MAC.match(nic))):
+    if not isinstance(nic, str) or (nic and not (interface_name.fullmatch(nic) or MAC.fullmatch(nic))):
         r.problem(f"{key}.nic", f"{nic!r} is neither an interface name nor a MAC address",
                   "e.g. eth1 or 02:00:0a:00:00:05; leave it out to let Pegasus pick the first private address")
         nic = ""
+    host_key = read_host_key(r, f"{key}.hostKey", entry.get("hostKey"), "server")
     if role != "replica":
-        return OwnServer(host=host, nic=nic.lower() if MAC.match(nic) else nic)
+        return OwnServer(host=host, nic=nic.lower() if MAC.fullmatch(nic) else nic, host_key=host_key)
     disks_raw = entry.get("dataDisks")
     disks: list[str] = []
     if not isinstance(disks_raw, list) or not disks_raw:
@@ -169,13 +172,13 @@ def _server(r: ConfigReader, role: str, index: int, entry: Mapping[str, Any], se
         slog = _disk(r, f"{key}.slogDisk", slog)
     for twice in sorted({d for d in [*disks, slog] if d and [*disks, slog].count(d) > 1}):
         r.problem(f"{key}.dataDisks", f"{twice} is listed twice", "list every disk once")
-    return OwnServer(host=host, nic=nic.lower() if MAC.match(nic) else nic, data_disks=tuple(disks),
-                     slog_disk=slog)
+    return OwnServer(host=host, nic=nic.lower() if MAC.fullmatch(nic) else nic, data_disks=tuple(disks),
+                     slog_disk=slog, host_key=host_key)
 
 
 def _disk(r: ConfigReader, key: str, disk: Any) -> str:
 
-    if not isinstance(disk, str) or not SAFE_PATH.match(disk):
+    if not isinstance(disk, str) or not SAFE_PATH.fullmatch(disk):
         r.problem(key, f"{disk!r} is not an absolute path of letters, digits and . _ - / : only",
                   "give a /dev/disk/by-id/... path or a mounted directory")
         return ""

@@ -14,7 +14,7 @@ from components.spec import keys
 
 NAMESPACE = "pegasus"
 
-INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 
 
 class SpecError(ValueError):
@@ -109,7 +109,7 @@ class ConfigReader:
         value = self.string(raw, key, default)
         if value is None:
             return default
-        if not INSTANCE_TYPE.match(value):
+        if not INSTANCE_TYPE.fullmatch(value):
             self.problem(key, f"{value!r} is not an EC2 instance type", "use a name such as m6i.large")
         return value
 

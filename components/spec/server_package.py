@@ -18,12 +18,12 @@ from typing import IO, cast
 
 # pegasus-server-{version}-{gitSHA7}-{platform}-{buildType}.tar.gz
 PACKAGE_NAME = re.compile(
-    r"^pegasus-server-"
+    r"pegasus-server-"
     r"(?P<version>\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)-"
     r"(?P<git_sha>[0-9a-f]{7,40})-"
     r"(?P<platform>[0-9A-Za-z._]+)-"
     r"(?P<build_type>release|debug|relwithdebinfo)"
-    r"\.tar\.gz$"
+    r"\.tar\.gz"
 )
 REQUIRED_MEMBERS = ("bin/pegasus_server", "bin/config.ini")
 
@@ -72,7 +72,7 @@ class PackageInfo:
 
 
 def parse_package_name(file_name: str) -> PackageName:
-    match = PACKAGE_NAME.match(file_name)
+    match = PACKAGE_NAME.fullmatch(file_name)
     if not match:
         raise PackageError(
             f"{file_name!r} is not named as pack_server names a package: expected "

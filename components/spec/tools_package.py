@@ -22,12 +22,12 @@ from typing import IO, cast
 from components.spec.server_package import PackageError
 
 TOOLS_NAME = re.compile(
-    r"^pegasus-tools-"
+    r"pegasus-tools-"
     r"(?P<version>\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)-"
     r"(?P<git_sha>[0-9a-f]{7,40})-"
     r"(?P<platform>[0-9A-Za-z._]+)-"
     r"(?P<build_type>release|debug|relwithdebinfo)"
-    r"\.tar\.gz$"
+    r"\.tar\.gz"
 )
 REQUIRED_MEMBERS = ("run.sh", "bin/pegasus_shell/pegasus_shell", "src/shell/config.ini")
 
@@ -85,7 +85,7 @@ def _scan(path: str, size: int, mtime_ns: int) -> tuple[str, frozenset[str], boo
 
 def inspect_tools_package(path: Path) -> ToolsPackage:
     """Validate the tools package file and return its identity; raises PackageError."""
-    match = TOOLS_NAME.match(path.name)
+    match = TOOLS_NAME.fullmatch(path.name)
     if not match:
         raise PackageError(
             f"{path.name!r} is not named as pack_tools names a package: expected "

@@ -25,25 +25,26 @@ from components.spec.model import (DISTRIBUTIONS, Bastion, ClusterSpec, Collecto
                                    NetworkSpec, ReplicaSpec, RoleSpec, RollSpec, SshSpec, Timeouts, ZooKeeperSpec,
                                    default_max_parallel, listed_disks)
 from components.spec.config_overrides import read_overrides as _overrides
+from components.spec.host_key import read_host_key
 from components.spec.own_servers import read_own_servers
 from components.spec.reader import NAMESPACE, ConfigReader, SpecError, known_keys_fix
 from components.spec.server_package import PackageError, PackageInfo, inspect_package
 from components.spec.tools_package import ToolsPackage, inspect_tools_package
 from components.spec.values import CLUSTER_NAME, HOST_NAME, INTERFACE_NAME, MAX_DATA_DISKS, SYSTEM_DIRS, \
-    USER_NAME, check_path, is_within
+    SERVER_USER_NAME, USER_NAME, check_path, is_within
 
 # Families on the older Xen hypervisor: their EBS volumes are /dev/xvd* devices,
 # not the NVMe devices (found by volume id) that disk preparation relies on.
 XEN_FAMILIES = frozenset({"t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", "r3", "r4", "i2", "i3", "d2",
                           "x1", "x1e", "g2", "g3", "g3s", "p2", "p3", "h1", "f1", "cc2", "cr1", "hs1"})
-AWS_ID = {"vpcId": re.compile(r"^vpc-[0-9a-f]{8,17}$"), "subnetId": re.compile(r"^subnet-[0-9a-f]{8,17}$")}
+AWS_ID = {"vpcId": re.compile(r"vpc-[0-9a-f]{8,17}"), "subnetId": re.compile(r"subnet-[0-9a-f]{8,17}")}
+AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
+PUBLIC_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?")
 SECURITY_GROUP_ID = re.compile(r"sg-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 # The ranges a VPC's addresses come from (RFC 1918, and RFC 6598's shared range that
 # AWS also accepts for a VPC): nothing of the internet.
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in
                        ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
-AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
-PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
 # EBS limits per volume type: size GiB, IOPS, throughput MiB/s, IOPS per GiB
 # (above a baseline every size gets: gp3 gives 3000 IOPS even to 1 GiB).
 VOLUME_LIMITS: dict[str, dict[str, Any]] = {
@@ -170,7 +171,7 @@ def build_spec(
     if cluster_name is None:
         r.problem("clusterName", "is required", "pulumi config set pegasus:clusterName <name>")
         cluster_name = "invalid"
-    elif not CLUSTER_NAME.match(cluster_name):
+    elif not CLUSTER_NAME.fullmatch(cluster_name):
         r.problem("clusterName", f"{cluster_name!r} may hold only letters, digits and _ (1-64 chars)",
                   "it becomes a ZooKeeper path and a config key")
 
@@ -224,7 +225,7 @@ def build_spec(
             architecture=r.choice(image_raw, "image.architecture"),
             ami=r.string(image_raw, "image.ami"),
         )
-        if image.ami is not None and not AMI_ID.match(image.ami):
+        if image.ami is not None and not AMI_ID.fullmatch(image.ami):
             r.problem("image.ami", f"{image.ami!r} is not an AMI id", "use ami-<hex> or leave it out to look one up")
 
     ssh = _ssh(r, raw, image, secret_keys, flat, own=own)
@@ -304,7 +305,7 @@ def build_spec(
 def _server_user(r: ConfigReader, raw: Mapping[str, Any], ssh: SshSpec) -> str:
     """The user the servers run as: a plain system user, never one that may become root."""
     user = r.string(raw, "serverUser") or keys.key("serverUser").default
-    if not USER_NAME.fullmatch(user):
+    if not SERVER_USER_NAME.fullmatch(user):
         r.problem("serverUser", f"{user!r} is not a user name (lower-case letters, digits, _ and -, starting with a "
                   "letter or _, at most 32)", "name the system user Pegasus runs as, e.g. pegasus")
     elif user == "root":
@@ -329,6 +330,7 @@ def _ssh(r: ConfigReader, raw: Mapping[str, Any], image: ImageSpec, secret_keys,
                   "set the login user: root, or a user with passwordless sudo (pulumi config set --path "
                   "pegasus:ssh.user admin)")
     user = r.string(s, "ssh.user", DISTRIBUTIONS[image.distribution][0]) or "admin"
+    _user_name(r, "ssh.user", user)
     private_key = r.string(s, "ssh.privateKey")
     if private_key is None:
         if "ssh.privateKey" not in flat:
@@ -347,19 +349,29 @@ def _ssh(r: ConfigReader, raw: Mapping[str, Any], image: ImageSpec, secret_keys,
         # Installed on the servers AWS makes; your own servers must already authorize it.
         if "ssh.publicKey" not in flat and not own:
             r.problem("ssh.publicKey", "is required (installed on every server)", "set it to the key's .pub line")
-    elif not PUBLIC_KEY.match(public_key.strip()):
+    elif not PUBLIC_KEY.fullmatch(public_key.strip()):
         r.problem("ssh.publicKey", "is not an OpenSSH public key line", "paste the content of the .pub file")
     bastion = None
     if s.get("bastion") is not None:
         b = r.obj(s, "ssh.bastion")
         host = r.string(b, "ssh.bastion.host")
-        if not host or not HOST_NAME.match(host):
+        if not host or not HOST_NAME.fullmatch(host):
             r.problem("ssh.bastion.host", f"{host!r} is not a host name or address", "set the bastion's address")
         port = r.integer(b, "ssh.bastion.port") or keys.key("ssh.bastion.port").default
         if not 0 < port < 65536:
             r.problem("ssh.bastion.port", f"{port} is not a TCP port", "use 1..65535")
-        bastion = Bastion(host=host or "", user=r.string(b, "ssh.bastion.user", user) or user, port=port)
+        bastion_user = r.string(b, "ssh.bastion.user", user) or user
+        if bastion_user != user:
+            _user_name(r, "ssh.bastion.user", bastion_user)
+        bastion = Bastion(host=host or "", user=bastion_user, port=port,
+                          host_key=read_host_key(r, "ssh.bastion.hostKey", b.get("hostKey"), "bastion"))
     return SshSpec(user=user, private_key=private_key or "", public_key=(public_key or "").strip(), bastion=bastion)
+
+
+def _user_name(r: ConfigReader, key: str, user: str) -> None:
+    if not USER_NAME.fullmatch(user):
+        r.problem(key, f"{user!r} is not a user name (letters, digits, _ . -, not starting with - or a digit, "
+                  "at most 32)", "give the login user's name as the server knows it")
 
 
 def _role(r: ConfigReader, raw, name: str) -> RoleSpec:
@@ -442,7 +454,7 @@ def _network(r: ConfigReader, raw, ssh: SshSpec) -> NetworkSpec:
     vpc_id = r.string(d, "network.vpcId")
     subnet_id = r.string(d, "network.subnetId")
     for key, value in (("vpcId", vpc_id), ("subnetId", subnet_id)):
-        if value is not None and not AWS_ID[key].match(value):
+        if value is not None and not AWS_ID[key].fullmatch(value):
             r.problem(f"network.{key}", f"{value!r} is not an AWS {key[:-2]} id", "copy it from the AWS console")
     if (vpc_id is None) != (subnet_id is None):
         r.problem("network.subnetId", "vpcId and subnetId go together",
@@ -456,7 +468,7 @@ def _network(r: ConfigReader, raw, ssh: SshSpec) -> NetworkSpec:
     if extra not in keys.key("network.extraNics").choices:
         r.problem("network.extraNics", f"{extra} extra NICs is not supported", "use 0 or 1")
     primary = r.string(d, "network.primaryInterface") or ""
-    if primary and not INTERFACE_NAME.match(primary):
+    if primary and not INTERFACE_NAME.fullmatch(primary):
         r.problem("network.primaryInterface", f"{primary!r} is not an interface name", "e.g. ens6, or leave it empty")
     admin = r.string(d, "network.adminCidr")
     allow_world = r.boolean(d, "network.allowWorldSsh")  # read even when unused: a typo is an error

@@ -5,7 +5,9 @@ graph cannot express without chaining them (issue 10): it runs the scripts
 staged on each server itself, the way pulumi-command's remote Command would
 (one exec request per command line, the key from the stack, the same bastion).
 The private files (key, known_hosts, ssh config) live in one private temporary
-directory per session, removed when it closes.
+directory per session, removed when it closes. Every host's key, and the
+bastion's, is checked strictly against the stack's pins (known_hosts.py): a
+server that offers another key raises HostKeyRefused, and is not dialled again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from components.ssh.known_hosts import Pin, pins_from, refusal
 from components.ssh.tunnel import SshEndpoint, write_ssh_config
 
 # ssh exits with 255 when it could not connect or authenticate, and also when the
@@ -50,6 +53,7 @@ class SshSession:
 
     user: str
     private_key: str = field(repr=False)
+    known_hosts: tuple[Pin, ...]  # every host this session may reach, the bastion included
     bastion: SshEndpoint | None = None
     port: int = 22
     ssh_binary: str = "ssh"
@@ -58,7 +62,7 @@ class SshSession:
 
     def __enter__(self) -> "SshSession":
         self._workdir = tempfile.mkdtemp(prefix="pegasus-ssh-")  # mode 0700
-        self._config = write_ssh_config(self._workdir, self.private_key)
+        self._config = write_ssh_config(self._workdir, self.private_key, self.known_hosts)
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -76,8 +80,8 @@ class SshSession:
         command = [self.ssh_binary, "-F", self._config, "-p", str(self.port), "-l", self.user]
         if self.bastion is not None:
             command += ["-J", self.bastion.destination()]
-        # The remote shell prints the marker, then runs the command line.
-        command += [host, f"printf '%s\\n' '{marker}'; {command_line}"]
+        # The remote shell prints the marker, then runs the command line; a host name is never an option.
+        command += ["--", host, f"printf '%s\\n' '{marker}'; {command_line}"]
         result = SshResult(host, SSH_FAILED, "", started=False)
         for dial in range(max(1, dials)):
             if dial:
@@ -89,14 +93,19 @@ class SshSession:
             result = SshResult(host, done.returncode, output.replace(f"{marker}\n", "", 1), started=started)
             if done.returncode != SSH_FAILED or started:
                 break
+            refused = refusal(result.output, self.known_hosts)
+            if refused is not None:
+                raise refused
         return result
 
 
 def session_for(access: Mapping[str, Any]) -> SshSession:
     """A session from a dynamic resource's `access` input: {user, port, private_key,
-    bastion: {host, user, port} | None}, as every server's connection has them."""
+    bastion: {host, user, port} | None, known_hosts: [Pin.as_dict(), ...]}, as every
+    server's connection has them."""
     bastion = access.get("bastion")
     return SshSession(user=access["user"], private_key=access["private_key"], port=int(access.get("port") or 22),
+                      known_hosts=tuple(pins_from(access["known_hosts"])),
                       bastion=SshEndpoint(bastion["host"], bastion["user"], int(bastion.get("port") or 22))
                       if bastion else None)
 

@@ -8,7 +8,8 @@ yields the loopback addresses to use instead of the targets.
 The system `ssh` is used (not paramiko): it is on every operator machine and
 handles ProxyJump, keys and host keys the way operators expect. Everything it
 needs (key, known_hosts, config) lives in a private temporary directory that is
-removed when the tunnel closes.
+removed when the tunnel closes. The known_hosts file holds the stack's pins
+(known_hosts.py) and ssh checks them strictly, for the bastion too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
+
+from components.ssh.known_hosts import Pin, known_hosts_text, pins_from, refusal
 
 Address = tuple[str, int]
 
@@ -57,10 +60,14 @@ class TunnelSpec:
     gateway: SshEndpoint
     private_key: str = field(repr=False)
     bastion: SshEndpoint | None = None
+    # The keys of the forwarding host and the bastion (known_hosts.Pin). None: a state written
+    # before host keys were pinned (a destroy that no `up` of this version preceded).
+    known_hosts: tuple[Pin, ...] | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any], where: str = "tunnel") -> "TunnelSpec":
-        """Build from {host, user, port, private_key, bastion: {host, user, port} | None}."""
+        """Build from {host, user, port, private_key, bastion: {host, user, port} | None,
+        known_hosts: [Pin.as_dict(), ...]}."""
         if not isinstance(value, Mapping):
             raise ValueError(f"{where}: expected a mapping with host, user, private_key, got {type(value).__name__}")
         private_key = value.get("private_key")
@@ -70,10 +77,12 @@ class TunnelSpec:
                 "(-----BEGIN ... PRIVATE KEY-----); pass the key itself, not its path"
             )
         bastion = value.get("bastion")
+        known = value.get("known_hosts")
         return cls(
             gateway=_endpoint(value, where),
             private_key=private_key,
             bastion=_endpoint(bastion, f"{where}.bastion") if bastion else None,
+            known_hosts=tuple(pins_from(known)) if known is not None else None,
         )
 
     def describe(self) -> str:
@@ -118,7 +127,7 @@ def ssh_tunnel(
     workdir = tempfile.mkdtemp(prefix="pegasus-ssh-")  # mode 0700
     process: subprocess.Popen | None = None
     try:
-        config_path = write_ssh_config(workdir, spec.private_key)
+        config_path = write_ssh_config(workdir, spec.private_key, spec.known_hosts)
         deadline = time.monotonic() + timeout_seconds
         attempt, last_error = 0, "no attempt made"
         while True:
@@ -132,6 +141,9 @@ def ssh_tunnel(
             _stop(process)
             process = None
             message = _read_tail(stderr_path)
+            refused = refusal(message, spec.known_hosts or ())
+            if refused is not None:
+                raise refused  # no retry: the server will not offer the pinned key later
             if message:
                 last_error = message
             elif not still_connecting:
@@ -154,19 +166,22 @@ def ssh_tunnel(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def write_ssh_config(workdir: str, private_key: str) -> str:
-    """Key (0600), an empty known_hosts and an ssh config that every hop reads;
+def write_ssh_config(workdir: str, private_key: str, known_hosts: Sequence[Pin] | None) -> str:
+    """Key (0600), a known_hosts file of the pins and an ssh config that every hop reads;
     returns the config's path. `workdir` must be private (mkdtemp).
 
     Options go in a config file because `-J` starts a second ssh for the
     bastion that inherits `-F` but not `-i`/`-o` from the command line.
+    `known_hosts` None: a state written before host keys were pinned, whose
+    servers are accepted as the program did then (only a destroy with no `up`
+    of this version before it gets there).
     """
     key_path = os.path.join(workdir, "id_key")
     known_hosts_path = os.path.join(workdir, "known_hosts")
     config_path = os.path.join(workdir, "ssh_config")
     key_text = private_key if private_key.endswith("\n") else private_key + "\n"
     _write(key_path, key_text, 0o600)  # ssh refuses keys others can read
-    _write(known_hosts_path, "", 0o600)
+    _write(known_hosts_path, known_hosts_text(known_hosts or ()), 0o600)
     _write(
         config_path,
         "\n".join(
@@ -176,11 +191,11 @@ def write_ssh_config(workdir: str, private_key: str) -> str:
                 "  IdentitiesOnly yes",
                 "  IdentityAgent none",
                 "  BatchMode yes",
-                # A fresh machine has a host key nobody recorded yet: accept it
-                # once, into a known_hosts file that lives as long as the tunnel.
-                "  StrictHostKeyChecking accept-new",
+                # Only the key the stack holds for a host (known_hosts.py) lets ssh go on.
+                "  StrictHostKeyChecking " + ("yes" if known_hosts is not None else "accept-new"),
                 f'  UserKnownHostsFile "{known_hosts_path}"',
                 "  GlobalKnownHostsFile /dev/null",
+                "  UpdateHostKeys no",
                 "  ConnectTimeout 10",
                 "  ServerAliveInterval 10",
                 "  ServerAliveCountMax 3",
@@ -216,7 +231,7 @@ def _start_ssh(
     for (local_host, local_port), (host, port) in zip(local, targets):
         target_host = f"[{host}]" if ":" in host else host
         command += ["-L", f"{local_host}:{local_port}:{target_host}:{port}"]
-    command.append(spec.gateway.host)
+    command += ["--", spec.gateway.host]  # a host name is never an option
     with open(stderr_path, "wb") as stderr:
         return subprocess.Popen(
             command,

@@ -88,6 +88,10 @@ def test_ignore_changes_keeps_the_old_inputs_in_diff_and_state(rules):
     assert "ignored" not in engine.last_run.names()
     record = engine.state.get_by_name(LOCAL, "ignored")
     assert "create ignored 1" in record["inputs"]["create"]
+    # One key of a map (`tags["at-launch"]`): the rest of the map is updated.
+    tagged = engine.state.get_by_name("aws:ec2/vpc:Vpc", "tagged")
+    assert tagged["inputs"]["tags"] == {"changing": "2", "at-launch": "1"}
+    assert "tagged" in engine.last_run.names("update")
 
 
 def test_delete_before_replace_deletes_first_and_the_default_creates_first(rules):

@@ -56,6 +56,10 @@ def test_local_machines_are_kept_listed_and_removed_without_a_trace(tmp_path):
         for entry in [e for role in servers.values() for e in role]:
             rc, _, err = run_over_ssh(entry["host"], key, "sudo -n true", user="admin", timeout=30)
             assert rc == 0, f"{entry['host']}: {err}"
+            # The stack holds each machine's host key, as it offers it: nothing is trusted on a first answer.
+            _, offered, _ = run_over_ssh(entry["host"], key, "cat /etc/ssh/ssh_host_ed25519_key.pub", user="admin",
+                                         timeout=30)
+            assert entry["hostKey"] == " ".join(offered.split()[:2]), entry["host"]
             # Your own servers use no AWS service: no route to a metadata service or S3
             # that would die with the command that made the machines.
             _, out, _ = run_over_ssh(entry["host"], key, "curl -s -o /dev/null -w '%{http_code}' -m 3 -X PUT "

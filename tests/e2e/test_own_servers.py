@@ -19,6 +19,7 @@ import time
 import pytest
 
 from tests.e2e.applications import Load
+from components.spec.host_key import parse_host_key
 from tests.e2e.localcloud.engine import DeploymentError, Engine
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
 from tests.e2e.test_pegasus_cluster import FAST_FAILURE_DETECTION, FAST_MONITORING
@@ -205,14 +206,45 @@ def test_2_a_config_change_rolls_the_replicas(own):
     own.no_aws_seen()
 
 
+def test_2_hk_a_rebuilt_server_is_refused_until_the_stack_holds_its_new_key(own):
+    meta1 = own.machines("meta-")[1]  # servers.meta[1]
+    assert own.config["servers"]["meta"][1]["host"] == meta1.ip
+    key = "/etc/ssh/ssh_host_ed25519_key"
+    old_key = own.config["servers"]["meta"][1]["hostKey"]
+    meta_started = meta1.check("systemctl show -p ActiveEnterTimestampMonotonic --value pegasus-meta.service")
+    # Rebuilt on purpose: the server has a new host key.
+    meta1.check(f"rm -f {key} {key}.pub && ssh-keygen -q -t ed25519 -N '' -f {key} && systemctl restart ssh")
+    new_key = " ".join(meta1.check(f"cat {key}.pub").split()[:2])
+    started = time.monotonic()
+    with pytest.raises(DeploymentError) as error:
+        own.up()
+    message = str(error.value)
+    assert f"meta-1 ({meta1.ip}) offered another SSH host key" in message
+    assert parse_host_key(old_key).fingerprint in message and parse_host_key(new_key).fingerprint in message
+    assert "pulumi config set --path 'pegasus:servers.meta[1].hostKey'" in message
+    assert [(op.name, op.action) for op in own.engine.last_run.operations] == [(f"{CLUSTER}-host-keys", "update")]
+    # The operator checked the new key on the server and sets it: the stack holds it from now on.
+    config = copy.deepcopy(own.config)
+    config["servers"]["meta"][1]["hostKey"] = new_key
+    own.up(config)
+    print(f"\nscenario own servers, a rebuilt server refused then accepted: {time.monotonic() - started:.1f} s")
+    pin = own.engine.state.get_by_name("pulumi-python:dynamic/pegasus:HostKeyPin", f"{CLUSTER}-meta-1-host-key")
+    assert (pin["extras"]["key"], pin["extras"]["source"]) == (new_key, "servers.meta[1].hostKey of the stack")
+    # Its commands carry the new key (they ran again over it), and nothing restarted.
+    ran = {op.name for op in own.engine.last_run.operations if op.type.startswith("command:")}
+    assert ran and all(name.startswith(f"{CLUSTER}-meta-1-") for name in ran), ran
+    assert meta1.check("systemctl show -p ActiveEnterTimestampMonotonic --value pegasus-meta.service") == meta_started
+    own.no_aws_seen()
+
+
 def test_3_scale_out_onto_another_listed_server(own):
     config = copy.deepcopy(own.config)
     config["servers"]["replica"] += boot(own.cloud, Shape(zookeeper=0, meta=0, replica=1, data_disks=1,
                                                           disk_gib=1), first={"replica": 3})["replica"]
     exports = own.up(config)
     touched = {op.name for op in own.engine.last_run.operations}
-    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart",
-                      f"{CLUSTER}-monitoring-targets"}
+    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-host-keys", f"{CLUSTER}-replica-removal",
+                      f"{CLUSTER}-rolling-restart", f"{CLUSTER}-monitoring-targets"}
     assert touched - cluster_checks and all(n.startswith(f"{CLUSTER}-replica-3") or n in cluster_checks for n in touched), \
         touched
     assert len(exports["replicaServers"]) == 4

@@ -39,6 +39,9 @@ pytestmark = [pytest.mark.e2e, skip_unless_local_cloud_possible()]
 
 CLUSTER = "e2e"
 COMMAND_TYPES = ("command:remote:Command", "command:remote:CopyToRemote")
+PIN = "pulumi-python:dynamic/pegasus:HostKeyPin"
+# What runs at every up, changed or not: the check of every server's host key, then the cluster's health.
+EVERY_UP = [(f"{CLUSTER}-health", "update"), (f"{CLUSTER}-host-keys", "update")]
 ROLE_UNITS = ("pegasus-e2e-meta.service", "pegasus-e2e-replica.service", "pegasus-e2e-collector.service")
 
 
@@ -127,10 +130,21 @@ class Cluster:
 
     def zookeeper(self):
         """A kazoo session on the cluster's ensemble, through an SSH tunnel via a
-        MetaServer host (only the cluster's groups may reach port 2181)."""
-        tunnel = {"host": self.machine("meta-0").ip, "user": "admin", "port": 22,
-                  "private_key": self.cloud.keys.private_key}
+        MetaServer host (only the cluster's groups may reach port 2181), checking
+        that host's key as the stack holds it."""
+        meta0 = self.machine("meta-0")
+        pin = {"name": "meta-0", "host": meta0.ip, "port": 22, "key": self.pinned_key("meta-0"), "source": "the stack",
+               "accept": "-"}
+        tunnel = {"host": meta0.ip, "user": "admin", "port": 22, "private_key": self.cloud.keys.private_key,
+                  "known_hosts": [pin]}
         return zookeeper_session(self.exports["zookeeperServers"], tunnel, 30)
+
+    def pinned(self, host: str) -> dict:
+        """What the stack holds for `host`'s SSH host key (its pin's outputs)."""
+        return self.engine.state.get_by_name(PIN, named(f"{host}-host-key"))["extras"]
+
+    def pinned_key(self, host: str) -> str:
+        return self.pinned(host)["key"]
 
     def unit_started(self, machine, unit: str) -> float:
         """When the unit last entered 'active', in seconds since the epoch."""
@@ -191,7 +205,8 @@ def cluster(local_cloud, tmp_path_factory):
 def stack_status(cluster: Cluster) -> cluster_status.Status:
     """What `make status` shows (tools/status.py), from the stack's outputs and over SSH with its key."""
     first = cluster_status.stack_hosts(cluster.exports)[0]
-    with SshSession(user=first.user, private_key=cluster.cloud.keys.private_key, bastion=first.bastion) as session:
+    with SshSession(user=first.user, private_key=cluster.cloud.keys.private_key,
+                    known_hosts=cluster_status.stack_pins(cluster.exports), bastion=first.bastion) as session:
         return cluster_status.collect(cluster.exports, lambda address, command: session.run(address, command, dials=1))
 
 
@@ -370,9 +385,10 @@ def test_1_f_every_dashboard_panel_has_data(cluster):
 
 
 def only_the_health_check_ran(cluster: Cluster) -> bool:
-    """An up with nothing to change still checks the cluster's health, and does nothing else."""
+    """An up with nothing to change still checks the servers' host keys and the cluster's health,
+    and does nothing else."""
     ran = sorted((op.name, op.action) for op in cluster.engine.last_run.operations)
-    return ran == [(f"{CLUSTER}-health", "update")]
+    return ran == EVERY_UP
 
 
 def test_2_noop_up_runs_only_the_health_check(cluster):
@@ -530,6 +546,71 @@ def test_2_d_grown_data_disks_grow_every_file_system_without_a_restart(cluster):
     assert f"{CLUSTER}-rolling-restart" not in {op.name for op in cluster.engine.last_run.operations}
 
 
+HOSTS = ("zk-0", "zk-1", "zk-2", "meta-0", "meta-1", "replica-0", "replica-1", "replica-2")
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
+
+
+def offered_fingerprint(machine) -> str:
+    """The fingerprint of the Ed25519 key a machine's sshd offers, read on the machine itself."""
+    return machine.check(f"ssh-keygen -l -f {HOST_KEY}.pub").split()[1]
+
+
+def test_2_hk_a_server_whose_host_key_changed_is_refused_and_the_rest_is_untouched(cluster):
+    # Every machine offers the key the stack gave it at launch, and the stack holds that key.
+    for host in HOSTS:
+        assert offered_fingerprint(cluster.machine(host)) == cluster.pinned(host)["fingerprint"], host
+        assert cluster.pinned(host)["source"] == "given to the instance at launch by this stack"
+    replica1 = cluster.machine("replica-1")
+    expected = cluster.pinned("replica-1")["fingerprint"]
+    before = role_starts(cluster)
+    replica1.check(f"mkdir -p /root/launch-key && cp -p {HOST_KEY} {HOST_KEY}.pub /root/launch-key/ && "
+                   f"rm -f {HOST_KEY} {HOST_KEY}.pub && ssh-keygen -q -t ed25519 -N '' -f {HOST_KEY} && "
+                   "systemctl restart ssh")
+    offered = offered_fingerprint(replica1)
+    assert offered != expected
+    with timed(cluster.times, "a changed host key refused"):
+        with pytest.raises(DeploymentError) as error:
+            cluster.up()
+    message = str(error.value)
+    assert f"replica-1 ({replica1.ip}) offered another SSH host key" in message
+    assert f"expected: ED25519 {expected}" in message and f"offered:  ED25519 {offered}" in message
+    assert "pulumi up --replace 'urn:pulumi:e2e::pegasus::" in message and f"{named('replica-1')}'" in message
+    # Refused before anything ran anywhere: the check failed, no command, no restart, no health check.
+    ran = [(op.name, op.action, bool(op.error)) for op in cluster.engine.last_run.operations]
+    assert ran == [(f"{CLUSTER}-host-keys", "update", True)], ran
+    assert role_starts(cluster) == before
+    # The machine gets its own key back (what replacing it would also do): all is as it was.
+    replica1.check("cp -p /root/launch-key/* /etc/ssh/ && systemctl restart ssh")
+    cluster.up()
+    assert only_the_health_check_ran(cluster)
+
+
+def as_made_before_host_keys(state) -> None:
+    """The engine's state as the version before host keys left it, for the same resources: no key
+    pair, pin or check, no user data or host-key tag on the instances, no key on any connection or
+    ssh access."""
+    gone = {urn for urn, r in state.resources.items() if r["type"].rsplit(":", 1)[-1] in
+            ("HostKeyPair", "HostKeyPin", "HostKeyCheck")}
+    for urn in gone:
+        state.remove(urn)
+    for urn, record in list(state.resources.items()):
+        record = copy.deepcopy(record)
+        record["dependencies"] = [d for d in record.get("dependencies", []) if d not in gone]
+        for values in (record["inputs"], record["extras"]):
+            values.pop("userData", None)
+            if isinstance(values.get("tags"), dict):
+                values["tags"].pop("pegasus:host-key", None)
+            connection = values.get("connection")
+            if isinstance(connection, dict):
+                connection.pop("hostKey", None)
+                if isinstance(connection.get("proxy"), dict):
+                    connection["proxy"].pop("hostKey", None)
+            for access in (values.get("access"), values.get("tunnel")):
+                if isinstance(access, dict):
+                    access.pop("known_hosts", None)
+        state.put(urn, record)
+
+
 def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
     metas_before = {m.name: cluster.unit_started(m, "pegasus-e2e-meta.service") for m in cluster.hosts("meta-")}
     config = copy.deepcopy(cluster.config)
@@ -537,7 +618,7 @@ def test_3_replica_config_change_rolls_replicas_one_at_a_time(cluster):
     # The preview names exactly what the change touches: the replicas' configs and restarts.
     planned = {op.name: op.action for op in cluster.engine.preview(stack_config("pegasus", config)).operations}
     assert planned == {**{named(f"replica-{i}-replica-config"): "update" for i in range(3)},
-                       f"{CLUSTER}-rolling-restart": "update", f"{CLUSTER}-health": "update"}
+                       f"{CLUSTER}-rolling-restart": "update", **dict(EVERY_UP)}
     load = cluster.load("config")
     with timed(cluster.times, "config change"):
         cluster.up(config)
@@ -665,8 +746,8 @@ def test_5_scale_out_creates_only_the_new_server(cluster):
         exports = cluster.up(config)
     touched = {op.name for op in cluster.engine.last_run.operations}
     # Their list of servers grew (the rolling restart restarts none of the others), and Prometheus's.
-    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-replica-removal", f"{CLUSTER}-rolling-restart",
-                      f"{CLUSTER}-monitoring-targets"}
+    cluster_checks = {f"{CLUSTER}-health", f"{CLUSTER}-host-keys", f"{CLUSTER}-replica-removal",
+                      f"{CLUSTER}-rolling-restart", f"{CLUSTER}-monitoring-targets"}
     assert touched - cluster_checks, "nothing was created"
     assert all(name.startswith(named("replica-3")) or name in cluster_checks for name in touched), touched
     assert {op.action for op in cluster.engine.last_run.operations if op.name.startswith(named("replica-3"))} == {"create"}
@@ -787,6 +868,11 @@ def test_9_a_replaced_replica_keeps_its_data_and_rejoins(cluster):
     assert replaced.check("cat /home/work/ssd1/pegasus/e2e/replace-sentinel").strip() == "keep-me"
     assert replaced.check("systemctl is-active pegasus-e2e-replica.service").strip() == "active"
     assert replaced.check("ls /home/work/app/pegasus/releases").split()
+    # The new machine came with the stack's key for replica-2, given at launch: never trusted on
+    # a first answer.
+    pin = cluster.pinned("replica-2")
+    assert pin["source"] == "given to the instance at launch by this stack"
+    assert pin["fingerprint"] == offered_fingerprint(replaced)
     wait_for(lambda: cluster_healthy(cluster), "a healthy cluster after the replacement", 90)
 
 
@@ -1086,6 +1172,66 @@ def test_c_disk_preparation_keeps_existing_data(cluster):
     assert "formatted" not in out and "kept" in out
     assert replica.check("cat /home/work/ssd1/sentinel").strip() == "keep-me"
     assert replica.check("grep -c ' /home/work/ssd1 ' /etc/fstab").strip() == "1"
+
+
+def test_c_hk_a_stack_made_before_host_keys_records_them_once_and_restarts_nothing(cluster):
+    hosts = sorted(r["inputs"]["tags"]["pegasus:node"] for r in cluster.engine.state.resources.values()
+                   if r["type"] == "aws:ec2/instance:Instance")
+    as_made_before_host_keys(cluster.engine.state)
+    before = role_starts(cluster)
+    preview = cluster.engine.preview(stack_config("pegasus", cluster.config))
+    planned: dict[tuple[str, str], int] = {}
+    for op in preview.operations:
+        kind = op.type.rsplit(":", 1)[-1]
+        planned[(kind, op.action)] = planned.get((kind, op.action), 0) + 1
+    print("\npreview of a stack made before host keys, on its first up with them: "
+          + ", ".join(f"{n} {kind} {action}" for (kind, action), n in sorted(planned.items())))
+    # A key pair (for instances launched from now on), a pin and the check are made; no instance,
+    # volume or NIC changes (new user data would stop and start the instance), nothing is replaced
+    # or deleted; every command and upload carries its server's key from now on (an update:
+    # pulumi-command runs a command's script again, and each one leaves a running server alone).
+    assert planned.pop(("HostKeyPair", "create")) == planned.pop(("HostKeyPin", "create")) == len(hosts)
+    assert planned.pop(("HostKeyCheck", "create")) == 1
+    assert {action for _, action in planned} == {"update"}
+    kinds = {kind for kind, _ in planned}
+    assert {"Command", "RollingRestart", "ClusterHealth", "ZooKeeperPathGuard"} <= kinds <= {
+        "Command", "CopyToRemote", "RollingRestart", "ClusterHealth", "ZooKeeperPathGuard"}, planned
+    commands = [r for r in cluster.engine.state.resources.values() if r["type"] == "command:remote:Command"]
+    assert planned[("Command", "update")] == len(commands)
+    with timed(cluster.times, "first up with host keys on an older stack"):
+        cluster.up()
+    assert cluster.engine.last_run.stopped == [], "an instance was stopped for new user data"
+    assert not [op for op in cluster.engine.last_run.operations if op.type == "aws:ec2/instance:Instance"]
+    assert role_starts(cluster) == before, "adopting host keys restarted a server"
+    for host in hosts:
+        pin = cluster.pinned(host)
+        assert pin["source"].startswith("recorded on "), (host, pin["source"])
+        assert pin["fingerprint"] == offered_fingerprint(cluster.machine(host)), host
+    cluster.up()
+    assert only_the_health_check_ran(cluster)
+
+
+def test_c_hk_2_an_old_instance_replaced_is_not_trusted_until_its_key_is_accepted(cluster):
+    # Pulumi launches a replacement with the old instance's user data (ignored inputs keep their
+    # old values): none, for an instance launched before host keys. Its key is nobody's word.
+    with timed(cluster.times, "an old instance replaced, then its key accepted"):
+        with pytest.raises(DeploymentError) as error:
+            cluster.up(replace=[named("replica-1")])
+        replaced = cluster.machine("replica-1")
+        instance = next(r["id"] for r in cluster.engine.state.resources.values()
+                        if r["type"] == "aws:ec2/instance:Instance" and r["name"] == named("replica-1"))
+        message = str(error.value)
+        assert f"{named('replica-1-host-key')}: update failed" in message
+        assert f"its new instance {instance} was launched without a host key from this stack" in message
+        assert f"aws ec2 get-console-output --instance-id {instance} --latest" in message
+        # The operator read the key on its console and accepts it: `pulumi up --replace` on its pin.
+        cluster.up(replace=[named("replica-1-host-key")])
+    pin = cluster.pinned("replica-1")
+    assert pin["source"].startswith("recorded on ") and pin["fingerprint"] == offered_fingerprint(replaced)
+    assert replaced.check("systemctl is-active pegasus-replica.service").strip() == "active"
+    wait_for(lambda: cluster_healthy(cluster), "a healthy cluster after the replacement", 90)
+    cluster.up()
+    assert only_the_health_check_ran(cluster)
 
 
 def test_d_destroy_leaves_nothing(cluster):

@@ -25,6 +25,21 @@ PRIMARY_NET = "10.42"
 NIC_NET = "10.43"
 
 
+def _test_host_key() -> tuple[str, str]:
+    """An Ed25519 pair made per test run: what a HostKeyPair (operations/host_key_pair.py) would hold."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public.decode()
+
+
+HOST_PRIVATE_KEY, HOST_KEY = _test_host_key()
+
+
 def _stable_number(name: str, modulo: int) -> int:
     """Ids and addresses derive from the resource name, so two runs agree."""
     return int(hashlib.sha256(name.encode()).hexdigest()[:12], 16) % modulo
@@ -101,6 +116,11 @@ class FakeCloud(pulumi.runtime.Mocks):
             state.update(name=f"{args.name}-{n:07x}", arn=f"arn:aws:iam::123456789012:instance-profile/{args.name}")
         elif kind == "aws:iam/role:Role":
             state.update(name=f"{args.name}-{n:07x}", arn=f"arn:aws:iam::123456789012:role/{args.name}")
+        elif kind.endswith(":HostKeyPair"):
+            state.update(public_key=HOST_KEY, private_key=HOST_PRIVATE_KEY)
+        elif kind.endswith(":HostKeyPin"):
+            state.update(key=inputs.get("configured") or inputs.get("launched") or HOST_KEY,
+                         source="the fake cloud", fingerprint="SHA256:fake")
         elif kind.startswith("pulumi-python:dynamic"):
             state.update(path=f"/pegasus/{inputs.get('cluster_name')}", owner=inputs.get("owner"))
         state.update(self.existing.get(args.name, {}))

@@ -43,8 +43,8 @@ def planned(log) -> dict[str, str]:
     return {op.name: op.action for op in log.operations}
 
 
-def test_the_unchanged_stack_previews_only_its_health_check(deployed, base_config):
-    assert planned(deployed(base_config).preview(base_config)) == {"c1-health": "update"}
+def test_the_unchanged_stack_previews_only_its_every_up_checks(deployed, base_config):
+    assert planned(deployed(base_config).preview(base_config)) == {"c1-health": "update", "c1-host-keys": "update"}
 
 
 def test_a_new_cluster_name_is_refused_although_every_resource_is_named_under_it(deployed, base_config):

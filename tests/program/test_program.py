@@ -95,10 +95,12 @@ def test_security_baseline(deploy, base_config):
         assert instance.inputs["associatePublicIpAddress"] is False, instance.name
         # A newer AMI or a rotated key pair would otherwise replace the server and its data.
         # A new instance type would stop every server of the role at once: refused instead.
+        # New user data (the host key given at launch) would stop and start it; the tag that says
+        # which key it was launched with is set at launch only.
         # (The monitoring host's alone takes a new type in place: AWS stops and starts it.)
         pegasus = instance.inputs["tags"]["pegasus:role"] != "monitoring"
-        assert set(instance.ignore_changes) == {"ami", "keyName"} | ({"instanceType"} if pegasus else set()), \
-            instance.ignore_changes
+        assert set(instance.ignore_changes) == {"ami", "keyName", "userData", 'tags["pegasus:host-key"]'} | (
+            {"instanceType"} if pegasus else set()), instance.ignore_changes
         # Its first commands install packages: the private subnet's route (via the NAT) comes first.
         assert "c1-private-subnet-routes" in d.ancestors(instance.name)
     for attachment in d.of_type(ATTACHMENT) + d.of_type(NIC_ATTACHMENT):
@@ -317,8 +319,9 @@ def test_role_override_restarts_only_that_role(deploy, base_config):
     changed = _changed(_roll_triggers(before), _roll_triggers(after))
     assert changed == {f"replica-{i}/replica" for i in range(3)}
     changed_resources = _changed(_snapshot(before), _snapshot(after))
-    # (the cluster's health check runs at every up: a new trigger each run)
-    assert changed_resources == {f"c1-replica-{i}-replica-config" for i in range(3)} | {"c1-health", "c1-rolling-restart"}
+    # (the cluster's health and host-key checks run at every up: a new trigger each run)
+    assert changed_resources == {f"c1-replica-{i}-replica-config" for i in range(3)} | {
+        "c1-health", "c1-host-keys", "c1-rolling-restart"}
 
 
 def test_shared_override_or_package_restarts_every_server(deploy, base_config, other_package):
@@ -335,8 +338,8 @@ def test_scale_out_keeps_every_existing_server(deploy, base_config):
     snap_before, snap_after = _snapshot(before), _snapshot(after)
     assert set(snap_before) <= set(snap_after)  # nothing renamed or removed
     # (and Prometheus's targets: the new servers are scraped)
-    assert _changed(snap_before, snap_after) == {"c1-health", "c1-replica-removal", "c1-rolling-restart",
-                                                 "c1-monitoring-targets"}
+    assert _changed(snap_before, snap_after) == {"c1-health", "c1-host-keys", "c1-replica-removal",
+                                                 "c1-rolling-restart", "c1-monitoring-targets"}
     # The rolling restart learns of the new servers but restarts none of the old ones.
     assert changed_servers(_roll_triggers(before), _roll_triggers(after)) == []
     new = set(snap_after) - set(snap_before)
@@ -376,7 +379,7 @@ def test_a_named_primary_interface_still_sets_the_extra_nic_up(deploy, base_conf
         assert "pegasus-extra-nic.service" in nic and "systemctl enable" in nic
         # The NIC's interface must be the one named: Pegasus binds it, every list names its address.
         assert "network.primaryInterface is" in nic and "ens6" in nic
-    assert "primary_interface = ens6" in d.resources["c1-replica-0-replica-config"].inputs["create"]
+    assert "primary_interface = ens6" in d.resources["c1-replica-0-replica-config"].inputs["stdin"]
     assert "c1-replica-0-nic" in d.ancestors("c1-replica-0-replica-config")
     assert not [r for r in d.of_type(COMMAND) if r.name.startswith("c1-zk-") and r.name.endswith("-nic")]
 

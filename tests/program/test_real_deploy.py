@@ -162,8 +162,8 @@ def test_a_colocated_collector_gets_its_own_prometheus_port(deploy, base_config)
                 if "metrics" in r.name]
     # With it (the default), the program turns them on itself, and only the monitoring group reaches them.
     monitored = deploy(base_config)
-    assert "perf_counter_sink = prometheus" in monitored.resources["c1-replica-0-replica-config"].inputs["create"]
-    assert "prometheus_port = 9092" in monitored.resources["c1-meta-0-collector-config"].inputs["create"]
+    assert "perf_counter_sink = prometheus" in monitored.resources["c1-replica-0-replica-config"].inputs["stdin"]
+    assert "prometheus_port = 9092" in monitored.resources["c1-meta-0-collector-config"].inputs["stdin"]
     scrapes = {(r.inputs["fromPort"], r.inputs.get("cidrIpv4")) for r in monitored.of_type(INGRESS)
                if r.inputs["fromPort"] in (9091, 9092)}
     assert scrapes == {(9091, None), (9092, None)}

@@ -94,7 +94,17 @@ class SshServer:
     def accepted_logins(self) -> int:
         return (self.work_dir / "sshd.log").read_text(errors="replace").count("Accepted publickey")
 
+    def host_key(self) -> str:
+        """The server's public host key line."""
+        return (self.work_dir / "host_key.pub").read_text().strip()
+
+    def pin(self, host: str = "127.0.0.1", key: str | None = None, name: str | None = None) -> dict:
+        """The stack's pin for this server at `host` (known_hosts.Pin.as_dict())."""
+        return {"name": name or f"sshd at {host}", "host": host, "port": self.port, "key": key or self.host_key(),
+                "source": "the test's sshd", "accept": "pin its new key"}
+
     def tunnel(self, **overrides) -> dict:
+        """A tunnel through this server, with the pins of it and of the bastion, if any."""
         value = {
             "host": "127.0.0.1",
             "user": self.user,
@@ -103,6 +113,9 @@ class SshServer:
             "bastion": None,
         }
         value.update(overrides)
+        if "known_hosts" not in overrides:
+            bastion = value["bastion"]
+            value["known_hosts"] = [self.pin(value["host"])] + ([self.pin(bastion["host"])] if bastion else [])
         return value
 
 

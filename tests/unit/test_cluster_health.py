@@ -39,7 +39,7 @@ def props(sshd, staged: StagedScripts, script: str, hosts=HOSTS, run: str = "run
             "hosts": hosts, "staged_dir": str(staged.dir), "servers": SERVERS, "wait_seconds": wait_seconds,
             "rolling_restart": "c1-rolling-restart",
             "access": {"user": sshd.user, "port": sshd.port, "private_key": sshd.client_key_path.read_text(),
-                       "bastion": None}}
+                       "bastion": None, "known_hosts": [sshd.pin("127.0.0.1"), sshd.pin("127.0.0.2")]}}
 
 
 def test_a_healthy_cluster_reports_its_summary_and_fetches_no_logs(sshd, staged):

@@ -99,7 +99,9 @@ HOSTS = {"replica-0": "127.0.0.1", "replica-1": "127.0.0.2", "meta-0": "127.0.0.
 
 
 def access(sshd) -> dict:
-    return {"user": sshd.user, "port": sshd.port, "private_key": sshd.client_key_path.read_text(), "bastion": None}
+    """As this version's program gives it: an update's inputs are always the running program's."""
+    return {"user": sshd.user, "port": sshd.port, "private_key": sshd.client_key_path.read_text(), "bastion": None,
+            "known_hosts": [sshd.pin("127.0.0.1"), sshd.pin("127.0.0.2")]}
 
 
 def test_the_old_rolling_restart_provider_rolls_a_change_and_deletes(sshd, tmp_path):

@@ -31,6 +31,7 @@ from components.operations.rolling_restart import (
     restart_steps,
     roll_position,
 )
+from components.ssh.known_hosts import Pin
 from components.ssh.session import SSH_FAILED, SshSession
 from tests.support.recording_mocks import RecordingMocks
 from tests.support.staged_scripts import StagedScripts
@@ -81,7 +82,7 @@ def staged(tmp_path):
 def props(sshd, staged: StagedScripts, records: dict[str, str], **access) -> dict:
     return {"restart_records": records, "hosts": HOSTS, "staged_dir": str(staged.dir),
             "access": {"user": sshd.user, "port": sshd.port, "private_key": sshd.client_key_path.read_text(),
-                       "bastion": None, **access}}
+                       "bastion": None, "known_hosts": [sshd.pin("127.0.0.1"), sshd.pin("127.0.0.2")], **access}}
 
 
 def records(value: str = "v1", **changed: str) -> dict[str, str]:
@@ -233,7 +234,8 @@ def test_session_reports_exit_status_and_output_and_removes_its_private_files(ss
     real_mkdtemp = ssh_session.tempfile.mkdtemp
     monkeypatch.setattr(ssh_session.tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1])
 
-    with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=sshd.port) as session:
+    with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=sshd.port,
+                    known_hosts=(Pin.from_dict(sshd.pin("127.0.0.2")),)) as session:
         assert stat.S_IMODE(os.stat(made[0]).st_mode) == 0o700
         result = session.run("127.0.0.2", "echo out; echo err >&2; exit 7")
 
@@ -243,7 +245,8 @@ def test_session_reports_exit_status_and_output_and_removes_its_private_files(ss
 
 def test_session_dials_again_when_the_connection_fails_then_gives_up(sshd, monkeypatch):
     monkeypatch.setattr(ssh_session, "DIAL_PAUSE_SECONDS", 0.1)
-    with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=free_port()) as session:
+    with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=free_port(),
+                    known_hosts=()) as session:
         result = session.run("127.0.0.1", "true", dials=3)
     assert result.returncode == SSH_FAILED
     assert "Connection refused" in result.output

@@ -191,6 +191,27 @@ BAD_CONFIGS = [
     ("network.allowPublicClients", "maybe", "pegasus:network.allowPublicClients", "must be true or false"),
     ("zookeeper.allowSingleNode", "yes", "pegasus:zookeeper.allowSingleNode", "must be true or false"),
     ("network.allowWorldSsh", "maybe", "pegasus:network.allowWorldSsh", "must be true or false"),
+    # Whole values only (issue 19, item 4): `re.match` with `$` let a trailing newline through.
+    ("clusterName", "prod\n", "pegasus:clusterName", "letters, digits and _"),
+    ("homeDir", "/home/work\n", "pegasus:homeDir", "absolute path"),
+    ("meta.instanceType", "m6i.large\n", "pegasus:meta.instanceType", "not an EC2 instance type"),
+    ("image.ami", "ami-0123456789abcdef0\n", "pegasus:image.ami", "not an AMI id"),
+    ("network.primaryInterface", "eth1\n", "pegasus:network.primaryInterface", "not an interface name"),
+    ("network", {"vpcId": "vpc-0123456789abcdef0\n", "subnetId": "subnet-0123456789abcdef0"},
+     "pegasus:network.vpcId", "not an AWS vpc id"),
+    # Names that reach ssh's command line: never an option, and checked.
+    ("ssh.bastion", {"host": "-oProxyCommand=touch /tmp/x"}, "pegasus:ssh.bastion.host", "not a host name"),
+    ("ssh.bastion", {"host": "bastion.example.net\n"}, "pegasus:ssh.bastion.host", "not a host name"),
+    ("ssh.bastion", {"host": "-J"}, "pegasus:ssh.bastion.host", "not a host name"),
+    ("ssh.user", "admin\n", "pegasus:ssh.user", "not a user name"),
+    ("ssh.user", "-oProxyCommand=x", "pegasus:ssh.user", "not a user name"),
+    ("ssh.user", "ops team", "pegasus:ssh.user", "not a user name"),
+    ("ssh.bastion", {"host": "10.0.0.9", "user": "jump;id"}, "pegasus:ssh.bastion.user", "not a user name"),
+    # The bastion's host key (issue 19, item 1): one OpenSSH public key line the connection checks.
+    ("ssh.bastion", {"host": "10.0.0.9", "hostKey": "SHA256:abc"}, "pegasus:ssh.bastion.hostKey",
+     "not one OpenSSH public key line"),
+    ("ssh.bastion", {"host": "10.0.0.9", "hostKey": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ"},
+     "pegasus:ssh.bastion.hostKey", "RSA key"),
 ]
 
 

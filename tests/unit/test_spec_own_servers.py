@@ -110,6 +110,20 @@ BAD = [
      "mounted directories at the same paths"),
     ("servers.replica.2.slogDisk", DELETE, "pegasus:servers.replica[2].dataDisks", "a slogDisk on all or none"),
     ("servers.collector", [{"host": "10.0.0.31"}], "pegasus:servers.collector", "runs on the first MetaServer"),
+    # Whole values only, and no host name that ssh would take for an option (issue 19, item 4).
+    ("servers.meta.0.host", "-oProxyCommand=touch /tmp/x", "pegasus:servers.meta[0].host", "not a host name"),
+    ("servers.meta.0.host", "10.0.0.11\n", "pegasus:servers.meta[0].host", "not a host name"),
+    ("servers.meta.0.host", ".example.net", "pegasus:servers.meta[0].host", "not a host name"),
+    ("servers.meta.0.nic", "eth1\n", "pegasus:servers.meta[0].nic", "neither an interface name nor a MAC"),
+    ("servers.meta.0.nic", "02:00:0a:00:00:05\n", "pegasus:servers.meta[0].nic", "neither an interface name"),
+    ("servers.replica.0.dataDisks", [DISK.format(0), "/data/ssd2\n"], "pegasus:servers.replica[0].dataDisks[1]",
+     "not an absolute path"),
+    # A server's host key (issue 19, item 1)
+    ("servers.meta.0.hostKey", "SHA256:Jd/A1l78k9ZTAdBV", "pegasus:servers.meta[0].hostKey",
+     "not one OpenSSH public key line"),
+    ("servers.meta.0.hostKey", "ssh-ed25519 AAAAB3NzaC1yc2E=", "pegasus:servers.meta[0].hostKey",
+     "its data is not a ssh-ed25519 key"),
+    ("servers.meta.0.host", "-vvv", "pegasus:servers.meta[0].host", "not a host name"),
 ]
 
 

@@ -8,12 +8,14 @@ so running it again could overlap the first run. Over a real sshd.
 from __future__ import annotations
 
 from components.ssh import session as ssh_session
+from components.ssh.known_hosts import Pin
 from components.ssh.session import SSH_FAILED, SshSession
 from tests.support.zookeeper_server import free_port
 
 
 def session(sshd, port: int | None = None) -> SshSession:
-    return SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=port or sshd.port)
+    return SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=port or sshd.port,
+                      known_hosts=tuple(Pin.from_dict(sshd.pin(a)) for a in ("127.0.0.1", "127.0.0.2")))
 
 
 def test_a_command_whose_connection_drops_after_it_started_runs_once(sshd, tmp_path, monkeypatch):

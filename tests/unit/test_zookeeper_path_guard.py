@@ -461,7 +461,7 @@ def test_check_accepts_good_and_unknown_values():
 
 def test_cluster_root_rejects_names_that_would_escape_pegasus():
     assert cluster_root("prod-1") == "/pegasus/prod-1"
-    for bad in ("", "..", "a/b", "../zookeeper", " x"):
+    for bad in ("", "..", "a/b", "../zookeeper", " x", "prod\n"):  # a whole match: no trailing newline
         with pytest.raises(ValueError):
             cluster_root(bad)
 

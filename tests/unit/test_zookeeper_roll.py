@@ -62,7 +62,7 @@ def props(sshd, staged: StagedZooKeeper, record: str = "v1", **records: str) -> 
     return {"restart_records": {key: records.get(key.split("/")[0].replace("-", "_"), record) for key in KEYS},
             "hosts": HOSTS, "staged_dir": str(staged.dir),
             "access": {"user": sshd.user, "port": sshd.port, "private_key": sshd.client_key_path.read_text(),
-                       "bastion": None}}
+                       "bastion": None, "known_hosts": [sshd.pin(address) for address in sorted(set(HOSTS.values()))]}}
 
 
 def test_the_leader_restarts_only_when_no_follower_is_due():

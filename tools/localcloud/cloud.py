@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
-from . import coldplug, disks, private_dns, vpc_routes
+from . import cloud_init, coldplug, disks, private_dns, vpc_routes
 from .aws_services import AwsServices, s3_names, trust_ca
 from .disks import Volume
 from .instance_metadata import InstanceMetadata
@@ -115,9 +115,10 @@ class LocalCloud:
         if machine.ssh("test ! -e /run/nologin")[0] != 0:
             raise RuntimeError(f"{machine.name}: /run/nologin is still there after restarting "
                                "systemd-user-sessions: logins other than root's are refused")
-    def boot_machine(self, name: str, authorized_keys: Sequence[str] = (), *,
+    def boot_machine(self, name: str, authorized_keys: Sequence[str] = (), *, user_data: str | None = None,
                      timeout: float = BOOT_TIMEOUT) -> Machine:
-        """Boot a machine; return once root can log in over SSH at `machine.ip`."""
+        """Boot a machine; return once root can log in over SSH at `machine.ip`. `user_data`: an
+        instance's, whose host keys cloud-init would install before sshd starts (cloud_init.py)."""
         if not NAME_PATTERN.match(name):
             raise ValueError(
                 f"machine name {name!r} must be lower-case letters, digits and '-' "
@@ -136,6 +137,7 @@ class LocalCloud:
         try:
             prepare_root(self.base, directory)
             personalize(machine.root, name, [self.keys.public_key, *authorized_keys])
+            cloud_init.apply_first_boot(machine.root, user_data)
             if self.aws:
                 trust_ca(machine.root, self.aws.ca_pem)
             machine.netns = self.network.create_netns(name)

@@ -23,6 +23,11 @@ profile comes from the stack (the Instance resource's `iamInstanceProfile`),
 the profile's role and the role's trust policy from IAM (moto), the
 credentials from STS (moto), so S3 judges them by the role's policies.
 
+- "Work with instance user data" (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html):
+  `/latest/user-data` returns the instance's user data as it was given
+  (application/octet-stream), 404 when it has none. Any process on the
+  instance may read it: host keys given there are readable by local users.
+
 Not modelled: the other metadata categories (only instance-id), hop limits,
 IMDSv1 (refused, as the instances require v2), credential rotation before
 expiry (new ones are handed out once the old ones are within 5 minutes of it).
@@ -53,6 +58,7 @@ class InstanceMetadata:
         self._machine_of = machine_of
         self._lock = threading.Lock()
         self._instances: dict[str, tuple[str, str | None]] = {}  # machine name -> (instance id, profile name)
+        self._user_data: dict[str, str] = {}  # machine name -> its instance's user data
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (machine name, expiry)
         self._credentials: dict[tuple[str, str], dict] = {}  # (machine, role) -> answer
         self.requests: list[tuple[str, str, str, int]] = []  # (machine, method, path, status)
@@ -104,15 +110,20 @@ class InstanceMetadata:
         self.address, self.port = address, self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="localcloud-imds", daemon=True).start()
 
-    def attach(self, machine: str, instance_id: str, profile: str | None) -> None:
-        """The instance on `machine` now carries `profile` (None: no profile)."""
+    def attach(self, machine: str, instance_id: str, profile: str | None, user_data: str | None = None) -> None:
+        """The instance on `machine` now carries `profile` (None: no profile) and `user_data`."""
         with self._lock:
             self._instances[machine] = (instance_id, profile or None)
+            if user_data:
+                self._user_data[machine] = user_data
+            else:
+                self._user_data.pop(machine, None)
             self._credentials = {k: v for k, v in self._credentials.items() if k[0] != machine}
 
     def detach(self, machine: str) -> None:
         with self._lock:
             self._instances.pop(machine, None)
+            self._user_data.pop(machine, None)
 
     def answer(self, machine: str, path: str) -> tuple[int, str, str]:
         with self._lock:
@@ -121,6 +132,10 @@ class InstanceMetadata:
             return 404, "", "text/plain"
         if path == "/latest/meta-data/instance-id":
             return 200, instance_id, "text/plain"
+        if path == "/latest/user-data":
+            with self._lock:
+                user_data = self._user_data.get(machine)
+            return (200, user_data, "application/octet-stream") if user_data else (404, "", "text/plain")
         if not path.startswith(CREDENTIALS):
             return 404, "", "text/plain"
         role = self._role_of(profile) if profile else None

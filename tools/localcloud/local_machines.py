@@ -64,12 +64,18 @@ def boot_servers(cloud: LocalCloud, shape: Shape, authorized_keys: list[str], *,
                                  names))
     servers: dict[str, list[dict[str, Any]]] = {"zookeeper": [], "meta": [], "replica": []}
     for (role, _), machine in zip(names, machines):
+        entry: dict[str, Any] = {"host": machine.ip, "nic": machine.mac if role == "replica" else "eth0",
+                 "hostKey": host_key(machine)}
         if role == "replica":
-            servers[role].append({"host": machine.ip, "nic": machine.mac,
-                                  "dataDisks": attach_disks(cloud, machine, shape)})
-        else:
-            servers[role].append({"host": machine.ip, "nic": "eth0"})
+            entry["dataDisks"] = attach_disks(cloud, machine, shape)
+        servers[role].append(entry)
     return {role: entries for role, entries in servers.items() if entries}
+
+
+def host_key(machine: Machine) -> str:
+    """The machine's SSH host key, read off its disk (the out-of-band way an operator reads
+    /etc/ssh/ssh_host_ed25519_key.pub on a server's console): the stack's `hostKey`."""
+    return " ".join((machine.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
 
 
 def attach_disks(cloud: LocalCloud, machine: Machine, shape: Shape) -> list[str]:

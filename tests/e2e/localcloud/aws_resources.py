@@ -10,10 +10,17 @@ Changes: what the AWS provider updates in place (tags, instance type, security
 groups, volume size/type/iops...) is accepted without effect; what forces a new
 resource in AWS (an instance's AMI, subnet, key, private IP; a volume's zone or
 encryption; any attachment input; an ENI's subnet) replaces it.
+An instance's user data is handed to it at launch (cloud-init installs the
+host keys it carries before sshd starts, tools/localcloud/cloud_init.py) and
+served by its metadata service. Changed user data stops and starts the
+instance, as pulumi-aws documents for `userData` ("Updates to this field will
+trigger a stop/start of the EC2 instance by default"); cloud-init does not
+run its per-instance modules again, so the host keys stay.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import zlib
 
@@ -93,6 +100,16 @@ _INSTANCE_IN_PLACE = {"tags", "tagsAll", "instanceType", "vpcSecurityGroupIds", 
                       "monitoring", "iamInstanceProfile", "sourceDestCheck", "volumeTags"}
 
 
+USER_DATA = ("userData", "userDataBase64")
+
+
+def user_data(inputs: dict) -> str | None:
+    """The instance's user data as it reaches it (the provider base64-encodes `userData`)."""
+    if inputs.get("userDataBase64"):
+        return base64.b64decode(inputs["userDataBase64"]).decode()
+    return inputs.get("userData") or None
+
+
 def machine_name(resource_name: str) -> str:
     name = re.sub(r"[^a-z0-9-]+", "-", resource_name.lower()).strip("-")[:36].strip("-")
     return name or "machine"
@@ -106,11 +123,11 @@ class Instance(ResourceType):
             if public_key is None:
                 raise ValueError(f"instance {name}: no KeyPair named {inputs['keyName']!r} exists")
             keys.append(public_key)
-        machine = mocks.boot(machine_name(name), keys)
+        machine = mocks.boot(machine_name(name), keys, user_data(inputs))
         instance_id = hex_id("i")
         mocks.machines[instance_id] = machine
-        # What the metadata service hands this instance: its profile's role credentials.
-        mocks.cloud.metadata.attach(machine.name, instance_id, inputs.get("iamInstanceProfile"))
+        # What the metadata service hands this instance: its profile's role credentials, its user data.
+        mocks.cloud.metadata.attach(machine.name, instance_id, inputs.get("iamInstanceProfile"), user_data(inputs))
         return instance_id, {
             "id": instance_id, "privateIp": machine.ip, "privateDns": private_dns_name(machine.ip),
             "publicIp": "", "primaryNetworkInterfaceId": hex_id("eni"),
@@ -125,10 +142,15 @@ class Instance(ResourceType):
         return UPDATE if _changed(old["inputs"], inputs) <= _INSTANCE_IN_PLACE else REPLACE
 
     def update(self, mocks, old, raw, inputs):
-        # A new profile reaches the running instance (AssociateIamInstanceProfile); the rest
+        # A new profile reaches the running instance (AssociateIamInstanceProfile); new user
+        # data needs the instance stopped (ModifyInstanceAttribute) and started again; the rest
         # of what may change in place has no effect here.
         machine = mocks.machine_for(old["id"], old["name"])
-        mocks.cloud.metadata.attach(machine.name, old["id"], inputs.get("iamInstanceProfile"))
+        if any(old["inputs"].get(k) != inputs.get(k) for k in USER_DATA):
+            mocks.cloud.reboot_machine(machine)
+            with mocks.log.lock:
+                mocks.log.stopped.append(old["name"])
+        mocks.cloud.metadata.attach(machine.name, old["id"], inputs.get("iamInstanceProfile"), user_data(inputs))
         return old["extras"]
 
     def delete(self, mocks, record):

@@ -1,7 +1,8 @@
 """pulumi-python:dynamic:Resource: the serialized provider, called as the SDK's host does.
 
 Like pulumi/dynamic/__main__.py: the `__provider` input is base64 of a dill
-pickle; check(olds, news) validates, create(props) -> (id, outs), diff(id, old
+pickle; check(olds, news) validates (at preview too, a new resource's unknown
+inputs as rpc.UNKNOWN), create(props) -> (id, outs), diff(id, old
 outputs, news) decides (changes=None: the engine compares old and new inputs,
 ignoring `__provider`), update(id, old outputs, news), delete(id, outputs).
 The outputs are the provider's outs plus `__provider`.
@@ -40,6 +41,9 @@ class DynamicResource(ResourceType):
         inputs = dict(result.inputs)
         inputs[PROVIDER_KEY] = news[PROVIDER_KEY]
         return inputs
+
+    def check_new(self, mocks, inputs):
+        self._checked(load_provider(inputs[PROVIDER_KEY]), {}, inputs)
 
     def create(self, mocks, name, raw, inputs):
         provider = load_provider(raw[PROVIDER_KEY])

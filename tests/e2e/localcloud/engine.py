@@ -26,7 +26,8 @@ old URN, or an alias naming a URN registered in the run, fail the run.
 Where it knowingly differs from Pulumi's engine:
 - deleteBeforeReplace deletes only the resource itself first; Pulumi also
   replaces the dependents that would be left pointing at a deleted resource.
-- ignoreChanges works on top-level input names (`a.b` ignores all of `a`).
+- ignoreChanges works on top-level input names and on one key of a map
+  (`tags["k"]`); other paths ignore the whole input (`a.b` ignores all of `a`).
 - After the first failure nothing new starts and no deletes run; the state
   keeps what was done (Pulumi's partial state). Replaced resources left
   undeleted are deleted by the next successful `up` or by `destroy`.

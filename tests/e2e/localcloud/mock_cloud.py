@@ -21,6 +21,7 @@ still answer from the state so the program can finish.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class RunLog:
     unknown_inputs: dict[str, list[str]] = field(default_factory=dict)
     exports: dict = field(default_factory=dict)  # a preview's exports (None where unknown)
     failures: list[Operation] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # instances an update stopped and started
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, operation: Operation) -> None:
@@ -159,7 +161,7 @@ class CloudMocks(pulumi.runtime.Mocks):
                 "(state from another cloud? destroy with the engine that created it)")
         return machine
 
-    def boot(self, base_name: str, keys: list[str]):
+    def boot(self, base_name: str, keys: list[str], user_data: str | None = None):
         """Boot a machine named after the resource (made unique: replacements overlap)."""
         with self._lock:
             name, n = base_name, 1
@@ -168,7 +170,7 @@ class CloudMocks(pulumi.runtime.Mocks):
                 name = f"{base_name}-{n}"
             self._booting.add(name)
         try:
-            return self.cloud.boot_machine(name, keys)
+            return self.cloud.boot_machine(name, keys, user_data=user_data)
         finally:
             with self._lock:
                 self._booting.discard(name)
@@ -231,6 +233,11 @@ class CloudMocks(pulumi.runtime.Mocks):
             outputs = resource_type.outputs(raw, record["extras"])
             resource_id = record["id"]
         elif self.preview:
+            if old is None:
+                try:
+                    resource_type.check_new(self, inputs)
+                except Exception as error:
+                    self._fail(urn, args, "check", f"{args.typ} {args.name}: {error}")
             resource_id, outputs = self._plan(urn, args, resource_type, change, old, raw, inputs)
             record = None
         else:
@@ -364,11 +371,27 @@ class CloudMocks(pulumi.runtime.Mocks):
         return "", {k: v for k, v in raw.items() if k != "__provider"}
 
 
+_MAP_KEY = re.compile(r'(?P<name>[A-Za-z0-9_]+)\["(?P<key>[^"]+)"\]')
+
+
 def ignore_changes(old: dict, raw: dict, inputs: dict, paths: list[str]) -> tuple[dict, dict]:
-    """The listed inputs keep their old values, in the diff and in the state (top-level
-    names; `a.b` and `a[0]` ignore all of `a`, coarser than the engine's property paths)."""
+    """The listed inputs keep their old values, in the diff and in the state: top-level names,
+    and one key of a map (`tags["k"]`: the old value, or none when the old map had none, as the
+    engine's processIgnoreChanges does); other paths (`a.b`, `a[0]`) ignore all of `a`, coarser
+    than the engine's property paths."""
     raw, inputs = dict(raw), dict(inputs)
     for path in paths:
+        entry = _MAP_KEY.fullmatch(path)
+        if entry is not None and isinstance(inputs.get(entry["name"]), dict):
+            old_map = old["inputs"].get(entry["name"]) or {}
+            for values in (raw, inputs):
+                kept = dict(values.get(entry["name"]) or {})
+                if entry["key"] in old_map:
+                    kept[entry["key"]] = old_map[entry["key"]]
+                else:
+                    kept.pop(entry["key"], None)
+                values[entry["name"]] = kept
+            continue
         name = path.split(".")[0].split("[")[0]
         if name == "*":
             return dict(old["inputs"]), dict(old["inputs"])

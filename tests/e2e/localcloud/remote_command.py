@@ -4,6 +4,13 @@ Checked against pulumi/pulumi-command v1.2.1 (provider/pkg/provider/remote):
 - dialing retries until `dialErrorLimit` failed attempts (default 10; -1 = no
   limit), each attempt bounded by `perDialTimeout` seconds (default 15), with a
   growing pause between attempts; `proxy` dials the bastion first and tunnels;
+- `hostKey` (connection.go, SSHConfig): absent, any host key is accepted
+  (ssh.InsecureIgnoreHostKey); given, it is parsed as an authorized_keys line
+  ("failed to parse host key" otherwise), only its algorithm is offered
+  (HostKeyAlgorithms = [key.Type()]) and the server's key must be that one
+  (ssh.FixedHostKey): a different one fails the handshake with
+  `ssh: handshake failed: ssh: host key mismatch`, and like any dial error it is
+  retried up to the limit; the proxy's `hostKey` works the same for the bastion;
 - one SSH session per run; each `environment` entry is an "env" request that
   wants a reply: a server that refuses it (sshd without a matching `AcceptEnv`)
   fails the command before it runs, with `could not set environment variable`;
@@ -20,6 +27,8 @@ when the path ends with '/').
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import posixpath
@@ -43,6 +52,19 @@ class RemoteCommandError(Exception):
     """A remote command or copy failed; the message reads like the provider's."""
 
 
+class HandshakeFailed(paramiko.SSHException):
+    """The SSH handshake failed, in golang.org/x/crypto/ssh's words."""
+
+
+def parse_host_key(line: str) -> paramiko.PKey:
+    """`hostKey` as ssh.ParseAuthorizedKey reads it: `<type> <base64> [comment]`."""
+    try:
+        kind, blob = line.split()[:2]
+        return paramiko.PKey.from_type_string(kind, base64.b64decode(blob, validate=True))
+    except (ValueError, paramiko.SSHException, binascii.Error) as error:
+        raise RemoteCommandError(f"failed to parse host key: ssh: no key found ({error})") from error
+
+
 @dataclass
 class Connection:
     host: str
@@ -52,6 +74,7 @@ class Connection:
     password: str | None = None
     dial_error_limit: int = 10
     per_dial_timeout: int = 15
+    host_key: str | None = None
     proxy: "Connection | None" = None
 
     @classmethod
@@ -67,19 +90,39 @@ class Connection:
             password=value.get("password"),
             dial_error_limit=int(_default(value.get("dialErrorLimit"), 10)),
             per_dial_timeout=int(_default(value.get("perDialTimeout"), 15)),
+            host_key=value.get("hostKey") or None,
             proxy=cls.from_inputs(proxy) if proxy else None,
         )
 
     def _open(self, sock=None) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # no hostKey: ignored
-        client.connect(
-            self.host, port=self.port, username=self.user,
-            pkey=load_private_key(self.private_key) if self.private_key else None,
-            password=self.password, sock=sock,
-            timeout=self.per_dial_timeout or None, banner_timeout=self.per_dial_timeout or None,
-            auth_timeout=self.per_dial_timeout or None, allow_agent=False, look_for_keys=False,
-        )
+        disabled: dict[str, list[str]] = {}
+        if self.host_key is None:
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # no hostKey: ignored
+        else:
+            expected = parse_host_key(self.host_key)
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+            client.get_host_keys().add(name, expected.get_name(), expected)
+            disabled["keys"] = [k for k in paramiko.Transport._preferred_keys if k != expected.get_name()]
+        try:
+            client.connect(
+                self.host, port=self.port, username=self.user,
+                pkey=load_private_key(self.private_key) if self.private_key else None,
+                password=self.password, sock=sock,
+                timeout=self.per_dial_timeout or None, banner_timeout=self.per_dial_timeout or None,
+                auth_timeout=self.per_dial_timeout or None, allow_agent=False, look_for_keys=False,
+                disabled_algorithms=disabled or None,
+            )
+        except paramiko.BadHostKeyException as error:
+            client.close()
+            raise HandshakeFailed("ssh: handshake failed: ssh: host key mismatch") from error
+        except paramiko.SSHException as error:
+            client.close()
+            if "no acceptable host key" in str(error):
+                raise HandshakeFailed("ssh: handshake failed: ssh: no common algorithm for host key; "
+                                      f"client offered: [{expected.get_name()}]") from error
+            raise
         return client
 
     def dial(self) -> tuple[paramiko.SSHClient, list[paramiko.SSHClient]]:

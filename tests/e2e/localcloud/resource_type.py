@@ -30,6 +30,10 @@ class ResourceType:
     def create(self, mocks: "CloudMocks", name: str, raw: dict, inputs: dict) -> tuple[str, dict]:
         raise NotImplementedError
 
+    def check_new(self, mocks: "CloudMocks", inputs: dict) -> None:
+        """The provider's Check of a resource a preview plans to create (unknowns as rpc.UNKNOWN);
+        raise to fail the registration. (Existing ones are checked by `diff`, new ones at `create`.)"""
+
     def diff(self, mocks: "CloudMocks", old: dict, raw: dict, inputs: dict) -> str:
         return SAME if old["inputs"] == inputs else UPDATE
 

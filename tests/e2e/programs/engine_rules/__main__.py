@@ -37,6 +37,10 @@ outer = command.local.Command("same", create=note("create outer"), delete=note("
 
 uses_id = command.local.Command("uses-id", create=group.vpc.id.apply(lambda i: f"echo {i}"))
 
+# One key of a map ignored: it keeps the value it had when made, the other keys follow.
+tagged = aws.ec2.Vpc("tagged", cidr_block="10.1.0.0/16", tags={"changing": tag, "at-launch": tag},
+                     opts=pulumi.ResourceOptions(ignore_changes=['tags["at-launch"]']))
+
 ignored = command.local.Command(
     "ignored", create=note(f"create ignored {tag}"), update=note(f"update ignored {tag}"),
     opts=pulumi.ResourceOptions(ignore_changes=["create", "update"]))
