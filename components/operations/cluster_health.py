@@ -39,6 +39,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import pulumi
 import pulumi.dynamic
 
+from components.operations.every_up import EveryUpProvider
 from components.operations.provider_inputs import plain
 from components.operations.rolling_restart import RESTART_DUE, Roll, RollFailed, each_server, roll_position
 from components.render.templates import as_root
@@ -164,7 +165,9 @@ def put_back_interrupted_drains(session: SshSession, values: Mapping[str, Any]) 
         raise ClusterUnhealthy(str(exc)) from exc
 
 
-class ClusterHealthProvider(pulumi.dynamic.ResourceProvider):
+class ClusterHealthProvider(EveryUpProvider):
+    resource_id = "health"
+
     def _outputs(self, props: dict) -> dict:
         values = plain(dict(props))
         with session_for(values["access"]) as session:
@@ -172,20 +175,6 @@ class ClusterHealthProvider(pulumi.dynamic.ResourceProvider):
             report = check(session, values)
         pulumi.log.info(f"cluster healthy: {report}")
         return {**props, "report": report}
-
-    def create(self, props: dict) -> pulumi.dynamic.CreateResult:
-        return pulumi.dynamic.CreateResult("health", self._outputs(props))
-
-    def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
-        # `run` is new at every up: the check runs each time.
-        return pulumi.dynamic.DiffResult(changes=olds.get("run") != news.get("run"), replaces=[],
-                                         delete_before_replace=False)
-
-    def update(self, _id: str, _olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
-        return pulumi.dynamic.UpdateResult(self._outputs(news))
-
-    def delete(self, _id: str, _props: dict) -> None:
-        return None
 
 
 @dataclass

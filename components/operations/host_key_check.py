@@ -25,6 +25,7 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi.dynamic
 
+from components.operations.every_up import EveryUpProvider
 from components.operations.provider_inputs import plain
 from components.ssh.known_hosts import HostKeyRefused, Pin, pins_from
 from components.ssh.session import SSH_FAILED, SshSession, session_for
@@ -62,25 +63,13 @@ def check(access: Mapping[str, Any], servers: Sequence[Pin]) -> str:
             + (f"; not answering: {', '.join(f'{s.name} ({s.host})' for s, _ in silent)}" if silent else ""))
 
 
-class HostKeyCheckProvider(pulumi.dynamic.ResourceProvider):
+class HostKeyCheckProvider(EveryUpProvider):
+    resource_id = "host-keys"
+
     def _outputs(self, props: dict) -> dict:
         values = plain(dict(props))
         report = check(values["access"], pins_from(values["servers"]))
         return {"run": values["run"], "report": report}
-
-    def create(self, props: dict) -> pulumi.dynamic.CreateResult:
-        return pulumi.dynamic.CreateResult("host-keys", self._outputs(props))
-
-    def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
-        # `run` is new at every up: the check runs each time.
-        return pulumi.dynamic.DiffResult(changes=olds.get("run") != news.get("run"), replaces=[],
-                                         delete_before_replace=False)
-
-    def update(self, _id: str, _olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
-        return pulumi.dynamic.UpdateResult(self._outputs(news))
-
-    def delete(self, _id: str, _props: dict) -> None:
-        return None
 
 
 @dataclass

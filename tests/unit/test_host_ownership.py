@@ -13,7 +13,7 @@ import pytest
 
 from components.render import templates
 from components.render.host_layout import CREATED_MARKER
-from tests.unit.script_runner import FakeMeta, FakeSystemd, TcpListener, run_script
+from tests.unit.script_runner import FakeSystemd, run_script
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the scripts chown files to the server user: needs root")
 
@@ -232,25 +232,6 @@ def role_context(tmp_path: Path, replica_port: int, metas: list[str], **extra) -
         "log_dir": str(role_dir / "log"), "needs_reverse_name": False,
         "server_user": USER, "marker": CREATED_MARKER, "owner_text": OURS, **extra,
     }
-
-
-@pytest.fixture
-def systemd(tmp_path):
-    return FakeSystemd(tmp_path)
-
-
-@pytest.fixture
-def meta():
-    server = FakeMeta()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def replica_port():
-    listener = TcpListener()
-    yield listener
-    listener.close()
 
 
 def started(tmp_path, systemd, meta, replica_port, **extra):

@@ -26,7 +26,6 @@ from tests.unit.host_contexts import script_contexts, unit_context
 from tests.unit.script_runner import (
     FakeMeta,
     FakeSystemd,
-    TcpListener,
     free_port,
     run_script,
     shellcheck_binary,
@@ -434,25 +433,6 @@ def test_the_extra_nic_is_set_up_now_and_at_every_boot(tmp_path):
 
 
 # --- start_role / restart_role (stand-in systemctl, fake MetaServer) ------------
-
-
-@pytest.fixture
-def systemd(tmp_path):
-    return FakeSystemd(tmp_path)
-
-
-@pytest.fixture
-def meta():
-    server = FakeMeta()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def replica_port():
-    listener = TcpListener()
-    yield listener
-    listener.close()
 
 
 def install_release(tmp_path: Path, name: str) -> Path:

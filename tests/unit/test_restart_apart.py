@@ -13,29 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.script_runner import FakeMeta, FakeSystemd, TcpListener, run_script
+from tests.unit.script_runner import run_script
 from tests.unit.test_host_scripts import restart_role_script, started_for_roll
 
 UNIT = "pegasus-replica.service"
-
-
-@pytest.fixture
-def systemd(tmp_path):
-    return FakeSystemd(tmp_path)
-
-
-@pytest.fixture
-def meta():
-    server = FakeMeta()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def replica_port():
-    listener = TcpListener()
-    yield listener
-    listener.close()
 
 
 def restarts(systemd) -> list[str]:
