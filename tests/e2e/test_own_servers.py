@@ -151,7 +151,10 @@ def test_1_b_a_second_stack_listing_one_of_these_servers_is_refused_and_this_clu
                          first={"meta": 2, "replica": 10})
     second = copy.deepcopy(own.config)
     second["clusterName"] = "intruder"
-    second["servers"] = {"meta": [{"host": taken.ip, "nic": "eth0"}, *fresh["meta"]], "replica": fresh["replica"]}
+    # (the taken server with its host key, as its operator would give it: the ownership is what refuses it)
+    listed = next(e for e in own.config["servers"]["meta"] if e["host"] == taken.ip)
+    taken_entry = {"host": taken.ip, "nic": "eth0", "hostKey": listed["hostKey"]}
+    second["servers"] = {"meta": [taken_entry, *fresh["meta"]], "replica": fresh["replica"]}
     second["zookeeper"] = {"servers": own.exports["zookeeperServers"]}
     engine = Engine(own.cloud, tmp_path / "second.json", PROGRAM, stack="second", secret_keys=("pegasus:ssh",),
                     aws=False)
@@ -167,14 +170,15 @@ def test_1_b_a_second_stack_listing_one_of_these_servers_is_refused_and_this_clu
             assert "cluster=intruder" in machine.check("cat /var/lib/pegasus-pulumi/owner"), machine.name
     finally:
         destroy_what_is_left(engine)
+        released = {m.name: m.ssh("test -e /var/lib/pegasus-pulumi/owner")[0] != 0 for m in fresh_machines(own, fresh)}
+        for machine in fresh_machines(own, fresh):  # never left for the next scenarios to find
+            own.cloud.terminate(machine)
     assert engine.state.order == []
-    for machine in fresh_machines(own, fresh):
-        assert machine.ssh("test -e /var/lib/pegasus-pulumi/owner")[0] != 0, machine.name
-        own.cloud.terminate(machine)
+    assert released and all(released.values()), released
     assert first_cluster_as_it_is(own, ours) == before
     assert own.alive() == {r: "ALIVE" for r in own.exports["replicaServers"]}
     own.up()
-    assert {op.name for op in own.engine.last_run.operations} == {f"{CLUSTER}-health"}
+    assert {op.name for op in own.engine.last_run.operations} == {f"{CLUSTER}-health", f"{CLUSTER}-host-keys"}
     print(f"\nscenario a second stack lists this cluster's server: {time.monotonic() - started:.1f} s")
 
 
@@ -211,7 +215,7 @@ def test_2_hk_a_rebuilt_server_is_refused_until_the_stack_holds_its_new_key(own)
     assert own.config["servers"]["meta"][1]["host"] == meta1.ip
     key = "/etc/ssh/ssh_host_ed25519_key"
     old_key = own.config["servers"]["meta"][1]["hostKey"]
-    meta_started = meta1.check("systemctl show -p ActiveEnterTimestampMonotonic --value pegasus-meta.service")
+    meta_started = meta1.check("systemctl show -p ActiveEnterTimestampMonotonic --value pegasus-own-meta.service")
     # Rebuilt on purpose: the server has a new host key.
     meta1.check(f"rm -f {key} {key}.pub && ssh-keygen -q -t ed25519 -N '' -f {key} && systemctl restart ssh")
     new_key = " ".join(meta1.check(f"cat {key}.pub").split()[:2])
@@ -233,7 +237,7 @@ def test_2_hk_a_rebuilt_server_is_refused_until_the_stack_holds_its_new_key(own)
     # Its commands carry the new key (they ran again over it), and nothing restarted.
     ran = {op.name for op in own.engine.last_run.operations if op.type.startswith("command:")}
     assert ran and all(name.startswith(f"{CLUSTER}-meta-1-") for name in ran), ran
-    assert meta1.check("systemctl show -p ActiveEnterTimestampMonotonic --value pegasus-meta.service") == meta_started
+    assert meta1.check("systemctl show -p ActiveEnterTimestampMonotonic --value pegasus-own-meta.service") == meta_started
     own.no_aws_seen()
 
 

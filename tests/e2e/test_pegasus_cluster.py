@@ -1194,8 +1194,9 @@ def test_c_hk_a_stack_made_before_host_keys_records_them_once_and_restarts_nothi
     assert planned.pop(("HostKeyCheck", "create")) == 1
     assert {action for _, action in planned} == {"update"}
     kinds = {kind for kind, _ in planned}
+    # (the rolls' and the checks' access gains the pins: an update, which restarts nothing)
     assert {"Command", "RollingRestart", "ClusterHealth", "ZooKeeperPathGuard"} <= kinds <= {
-        "Command", "CopyToRemote", "RollingRestart", "ClusterHealth", "ZooKeeperPathGuard"}, planned
+        "Command", "CopyToRemote", "RollingRestart", "ClusterHealth", "ZooKeeperPathGuard", "ZooKeeperRoll"}, planned
     commands = [r for r in cluster.engine.state.resources.values() if r["type"] == "command:remote:Command"]
     assert planned[("Command", "update")] == len(commands)
     with timed(cluster.times, "first up with host keys on an older stack"):
@@ -1228,7 +1229,7 @@ def test_c_hk_2_an_old_instance_replaced_is_not_trusted_until_its_key_is_accepte
         cluster.up(replace=[named("replica-1-host-key")])
     pin = cluster.pinned("replica-1")
     assert pin["source"].startswith("recorded on ") and pin["fingerprint"] == offered_fingerprint(replaced)
-    assert replaced.check("systemctl is-active pegasus-replica.service").strip() == "active"
+    assert replaced.check("systemctl is-active pegasus-e2e-replica.service").strip() == "active"
     wait_for(lambda: cluster_healthy(cluster), "a healthy cluster after the replacement", 90)
     cluster.up()
     assert only_the_health_check_ran(cluster)

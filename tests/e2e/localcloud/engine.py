@@ -90,7 +90,7 @@ class Engine:
     def reload(self) -> None:
         """Read the state file again: another process ran on it (an `up` that was killed)."""
         self.state = StackState(self.state.path)
-        self.policy = NetworkPolicy(self.cloud, self.state, self.machines)
+        self.policy = NetworkPolicy(self.cloud, self.state, self.machines, self.applications)
 
     def _mocks(self, log: RunLog, *, preview: bool = False, replace: Iterable[str] = ()) -> CloudMocks:
         return CloudMocks(self.cloud, self.state, log, preview=preview, machines=self.machines,
