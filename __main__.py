@@ -30,6 +30,7 @@ if spec.retain_data:
 # resource names carried the cluster's name (components/resources/resource_names.py).
 cluster = PegasusCluster(spec.cluster_name, spec, adopt_old_names=True)
 
+pulumi.export("clusterName", spec.cluster_name)
 pulumi.export("metaServers", cluster.meta_servers)
 pulumi.export("clientConfig", cluster.client_config)  # the MetaServer list as each client takes it
 if cluster.client_security_group_id is not None:

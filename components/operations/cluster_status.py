@@ -191,7 +191,9 @@ def collect(outputs: Mapping[str, Any], runner: Runner, workers: int = 64) -> St
     hosts = stack_hosts(outputs)
     metas = [a.strip() for a in str(outputs.get("metaServers", "")).split(",") if a.strip()]
     alertmanager = alertmanager_of(outputs)
-    probe = as_root(probe_script(str(outputs.get("clusterName", ""))))
+    # (a stack deployed before the clusterName output: the last part of its ZooKeeper path)
+    name = str(outputs.get("clusterName") or str(outputs.get("clusterRoot") or "").rpartition("/")[2])
+    probe = as_root(probe_script(name))
     ask = as_root(cluster_script(metas, "")) if metas else ""
     meta_hosts = [h for h in hosts if h.name.startswith("meta-")] or hosts
 

@@ -1127,38 +1127,40 @@ def test_b_missing_data_disk_keeps_the_server_down_and_the_next_up_says_so(clust
     machine = cluster.machine("replica-2")
     machine.check("systemctl stop pegasus-e2e-replica.service && umount /home/work/ssd1")
     cluster.cloud.detach_volume(volume_id)
-    with timed(cluster.times, "missing disk"):
+    try:
+        with timed(cluster.times, "missing disk"):
+            cluster.engine.reboot(named("replica-2"))
+            machine = cluster.machine("replica-2")
+            time.sleep(5)
+            assert machine.check("systemctl is-active pegasus-e2e-replica.service || true").strip() != "active"
+            rc, out, _ = machine.ssh("ls -A /home/work/ssd1")
+            assert rc != 0 or not out.strip(), f"the server wrote to the root disk: {out}"
+            checked = time.monotonic()
+            with pytest.raises(DeploymentError) as error:
+                cluster.up()
+            # Nothing will start its unit: the health check says so at once, not after healthSeconds.
+            assert time.monotonic() - checked < cluster.config["timeouts"]["healthSeconds"]
+        with timed(cluster.times, "make status with a stopped server"):
+            status = stack_status(cluster)
+        shown = {row[0]: row for row in cluster_status.rows(status) if row[1] in ("replica", "?")}
+        assert shown["replica-2"][4].startswith("Down"), cluster_status.format_status(status)
+        assert all(shown[f"replica-{i}"][4] == "ALIVE" for i in (0, 1)), cluster_status.format_status(status)
+        # and its alert, from Alertmanager on the monitoring host (the stack's `monitoring` output)
+        assert any(a.startswith("PegasusServerDown [critical]") for a in cluster_status.firing_alerts(status.cluster)), \
+            cluster_status.format_status(status)
+        print(f"\nmake status, a stopped server, {len(status.hosts)} hosts asked in {status.seconds:.1f} s:\n"
+              + cluster_status.format_status(status))
+        message = str(error.value)
+        assert f"{CLUSTER}-health" in message and "not serving: replica-2/replica" in message
+        down = [line for line in message.splitlines() if line.startswith("Down for good")]
+        assert down and "replica-2/replica: pegasus-e2e-replica.service" in down[0], message[:4000]
+        print(f"\n{down[0]}")
+        # That server's own status, journal and log tail, fetched from it over SSH.
+        assert "--- replica-2/replica (" in message and "journal lines of pegasus-e2e-replica.service" in message
+        assert "RequiresMountsFor" in message or "/home/work/ssd1" in message, message[-3000:]
+    finally:  # the disk comes back whatever failed above: the next scenarios need that server
+        cluster.cloud.attach_volume(machine, volume_id)
         cluster.engine.reboot(named("replica-2"))
-        machine = cluster.machine("replica-2")
-        time.sleep(5)
-        assert machine.check("systemctl is-active pegasus-e2e-replica.service || true").strip() != "active"
-        rc, out, _ = machine.ssh("ls -A /home/work/ssd1")
-        assert rc != 0 or not out.strip(), f"the server wrote to the root disk: {out}"
-        checked = time.monotonic()
-        with pytest.raises(DeploymentError) as error:
-            cluster.up()
-        # Nothing will start its unit: the health check says so at once, not after healthSeconds.
-        assert time.monotonic() - checked < cluster.config["timeouts"]["healthSeconds"]
-    with timed(cluster.times, "make status with a stopped server"):
-        status = stack_status(cluster)
-    shown = {row[0]: row for row in cluster_status.rows(status) if row[1] in ("replica", "?")}
-    assert shown["replica-2"][4].startswith("Down"), cluster_status.format_status(status)
-    assert all(shown[f"replica-{i}"][4] == "ALIVE" for i in (0, 1)), cluster_status.format_status(status)
-    # and its alert, from Alertmanager on the monitoring host (the stack's `monitoring` output)
-    assert any(a.startswith("PegasusServerDown [critical]") for a in cluster_status.firing_alerts(status.cluster)), \
-        cluster_status.format_status(status)
-    print(f"\nmake status, a stopped server, {len(status.hosts)} hosts asked in {status.seconds:.1f} s:\n"
-          + cluster_status.format_status(status))
-    message = str(error.value)
-    assert f"{CLUSTER}-health" in message and "not serving: replica-2/replica" in message
-    down = [line for line in message.splitlines() if line.startswith("Down for good")]
-    assert down and "replica-2/replica: pegasus-e2e-replica.service" in down[0], message[:4000]
-    print(f"\n{down[0]}")
-    # That server's own status, journal and log tail, fetched from it over SSH.
-    assert "--- replica-2/replica (" in message and "journal lines of pegasus-e2e-replica.service" in message
-    assert "RequiresMountsFor" in message or "/home/work/ssd1" in message, message[-3000:]
-    cluster.cloud.attach_volume(machine, volume_id)
-    cluster.engine.reboot(named("replica-2"))
     wait_for(lambda: cluster_healthy(cluster), "a healthy cluster once the disk is back", 120)
     cluster.up()
 

@@ -357,7 +357,7 @@ def test_outputs(deploy, base_config):
     metas = out["metaServers"].split(",")
     assert len(metas) == 3 and all(m.startswith("10.43.") and m.endswith(":34601") for m in metas)
     assert len(out["zookeeperServers"].split(",")) == 3
-    assert out["clusterRoot"] == "/pegasus/c1"
+    assert out["clusterRoot"] == "/pegasus/c1" and out["clusterName"] == "c1"
     assert len(out["replicaServers"]) == 3 and out["collector"] == metas[0].replace("34601", "34101")
     assert out["packageVersion"] == "2.5.0"
     assert out["ssh"]["replica-0"].startswith("ssh admin@")

@@ -9,6 +9,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 from components.operations import cluster_status as cs
 from components.render.templates import render
 from components.ssh.session import SSH_FAILED, SshResult
@@ -204,3 +206,20 @@ def test_a_stack_without_outputs_is_explained():
         assert "make up" in str(e)
     else:
         raise AssertionError("no error")
+
+
+@pytest.mark.parametrize("outputs, cluster", [
+    (OUTPUTS, "c1"),
+    # a stack deployed before the clusterName output: the last part of its ZooKeeper path
+    ({**{k: v for k, v in OUTPUTS.items() if k != "clusterName"}, "clusterRoot": "/pegasus/old_one"}, "old_one"),
+])
+def test_each_host_is_asked_for_the_units_of_its_cluster(outputs, cluster):
+    probes = []
+
+    def run(address: str, command: str) -> SshResult:
+        probes.append(command)
+        return SshResult(address, 0, "")
+
+    cs.collect(outputs, run)
+    asked = [p for p in probes if "LoadState" in p]
+    assert asked and all(f"pegasus-{cluster}-replica.service" in p and "pegasus-replica.service" in p for p in asked)
