@@ -145,7 +145,7 @@ def test_units_as_the_real_server_needs_them(deploy, base_config):
     assert "StartLimitBurst=4" in replica and "StartLimitIntervalSec=600" in replica
     meta = d.resources["c1-meta-0-meta"].inputs["create"]
     assert "WorkingDirectory=/home/work/app/pegasus/meta\n" in meta and "RequiresMountsFor" not in meta
-    zookeeper = d.resources["c1-zk-0-zookeeper"].inputs["create"]
+    zookeeper = d.resources["c1-zk-0-zookeeper"].inputs["stdin"]
     assert "SuccessExitStatus=143" in zookeeper
 
 
