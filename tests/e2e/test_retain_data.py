@@ -194,8 +194,6 @@ def _grouped_rolling_upgrade_with_admin_tools_keeps_two_replicas(engine: Engine,
     # On the stand-in's 4-partition table: the groups are planned from every table's
     # partitions, and an 8-partition one beside it would leave no two servers that share none.
     load = Load(app, exports["metaServers"], "upgrade", table="stat", partitions=4).start()
-    holders = _servers_holding_replicas(engine, exports)
-    assert holders, "no ReplicaServer holds a replica before the roll"
     with roll_log() as lines:
         engine.up(stack_config("pegasus", config))
     outcome = load.failure()
@@ -223,21 +221,26 @@ def _grouped_rolling_upgrade_with_admin_tools_keeps_two_replicas(engine: Engine,
         replica = engine.machine(f"{CLUSTER}-replica-{i}")
         releases = replica.check("ls /home/work/app/pegasus/releases").split()
         assert len(releases) == 1 and releases[0].startswith("pegasus-server-2.6.1"), releases
-        if i in holders:  # (one stopped by the monitoring's check came back holding none: nothing to close)
-            killed = replica.check("cat /home/work/app/pegasus/replica/log/log.*.txt | grep -c 'kill replica: gpid' "
-                                   "|| true").strip()
-            assert int(killed) > 0, f"replica-{i} closed no replica before its restart"
+    # Each server the drain closed partitions on (replica.kill_partition for those downgraded away
+    # from it) closed them before its restart. (One that held none when its group came, as the
+    # server the monitoring's check stopped, which came back empty, gets none.)
+    killed_on = _servers_sent_kills(engine, lines)
+    assert killed_on, [line for line in lines if "kill_partition" in line]
+    for i in sorted(killed_on):
+        killed = engine.machine(f"{CLUSTER}-replica-{i}").check(
+            "cat /home/work/app/pegasus/replica/log/log.*.txt | grep -c 'kill replica: gpid' || true").strip()
+        assert int(killed) > 0, f"replica-{i} closed no replica before its restart"
 
 
-def _servers_holding_replicas(engine: Engine, exports: dict) -> set[int]:
-    """The ReplicaServers (by index) the leading MetaServer lists with a replica; its node names
-    (host names on 2.6) resolved on the MetaServer's host, as the roll resolves them."""
-    meta0, meta = engine.machine(f"{CLUSTER}-meta-0"), exports["metaServers"].split(",")[0]
-    nodes = json.loads(meta0.check(f"curl -sfL --max-time 10 'http://{meta}/meta/nodes?detail'"))["details"]
+def _servers_sent_kills(engine: Engine, lines: list[str]) -> set[int]:
+    """The ReplicaServers (by index) the roll's drain sent replica.kill_partition for one partition
+    or more; its node names (host names on 2.6) resolved on a MetaServer host, as the roll does."""
+    meta0 = engine.machine(f"{CLUSTER}-meta-0")
     addresses = set()
-    for node, row in nodes.items():
-        if int(row.get("replica_count") or 0) > 0:
-            host = node.rsplit(":", 1)[0]
+    for line in lines:
+        if (m := re.match(r"admin shell: (\S+): replica\.kill_partition sent for (\d+) partitions", line)) \
+                and int(m.group(2)) > 0:
+            host = m.group(1).rsplit(":", 1)[0]
             addresses |= set(meta0.check(f"getent ahostsv4 {host} | awk '{{print $1}}'").split())
     return {i for i in range(REPLICAS) if engine.machine(f"{CLUSTER}-replica-{i}").ip in addresses}
 
