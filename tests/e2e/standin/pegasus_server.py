@@ -536,18 +536,8 @@ def http_get(address: str, path: str, timeout: float = 2.0) -> tuple[int, object
 
 
 def http_json(address: str, path: str, timeout: float = 2.0) -> tuple[int, object]:
-    host, port = address.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        data = response.read()
-        try:
-            return response.status, json.loads(data or b"null")
-        except ValueError:
-            return response.status, data.decode(errors="replace")
-    finally:
-        conn.close()
+    status, body, _ = http_get(address, path, timeout)
+    return status, body
 
 
 # ---------------------------------------------------------------- remote commands (command_manager)
