@@ -20,10 +20,12 @@ from components.spec import keys
 if TYPE_CHECKING:
     from components.spec.reader import ConfigReader
 
-URL = re.compile(r"^https?://[^\s\"']+$")
-EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+$")
-SMARTHOST = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
-SNS_TOPIC = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
+# Matched against the whole value (`fullmatch`), as spec/values.py's: with `match` and `$`, a value
+# ending in a newline passed and reached Alertmanager's configuration.
+URL = re.compile(r"https?://[^\s\"']+")
+EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+")
+SMARTHOST = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}")
+SNS_TOPIC = re.compile(r"arn:aws[a-z-]*:sns:([a-z0-9-]+):[0-9]{12}:[A-Za-z0-9_-]{1,256}")
 
 # Ports of the monitoring: node_exporter on every host; on the monitoring host
 # Prometheus, Alertmanager, Grafana and this project's exporter
@@ -73,7 +75,7 @@ class MonitoringSpec:
 
     @property
     def sns_region(self) -> str:
-        match = SNS_TOPIC.match(self.sns_topic_arn)
+        match = SNS_TOPIC.fullmatch(self.sns_topic_arn)
         return match.group(1) if match else ""
 
 
@@ -178,7 +180,7 @@ def _receivers(r: "ConfigReader", d: Mapping[str, Any], secret: bool, *, own_ser
     if rec.get("webhook") is not None:
         w = r.obj(rec, "monitoring.receivers.webhook")
         webhook = r.string(w, "monitoring.receivers.webhook.url") or ""
-        if not URL.match(webhook):
+        if not URL.fullmatch(webhook):
             r.problem("monitoring.receivers.webhook.url", f"{webhook!r} is not an http(s) URL",
                       "give the URL Alertmanager posts alerts to (set it with --secret if it holds a token)")
     email = None
@@ -187,10 +189,10 @@ def _receivers(r: "ConfigReader", d: Mapping[str, Any], secret: bool, *, own_ser
         values = {k: r.string(e, f"monitoring.receivers.email.{k}") or "" for k in keys.children(
             "monitoring.receivers.email")}
         for key in ("to", "from"):
-            if not EMAIL.match(values[key]):
+            if not EMAIL.fullmatch(values[key]):
                 r.problem(f"monitoring.receivers.email.{key}", f"{values[key]!r} is not an e-mail address",
                           "write one address, e.g. pegasus-oncall@example.com")
-        if not SMARTHOST.match(values["smarthost"]):
+        if not SMARTHOST.fullmatch(values["smarthost"]):
             r.problem("monitoring.receivers.email.smarthost", f"{values['smarthost']!r} is not host:port",
                       "name the SMTP server and its port, e.g. smtp.example.com:587")
         if bool(values["username"]) != bool(values["password"]):
@@ -206,7 +208,7 @@ def _receivers(r: "ConfigReader", d: Mapping[str, Any], secret: bool, *, own_ser
     if rec.get("sns") is not None:
         s = r.obj(rec, "monitoring.receivers.sns")
         sns = r.string(s, "monitoring.receivers.sns.topicArn") or ""
-        if not SNS_TOPIC.match(sns):
+        if not SNS_TOPIC.fullmatch(sns):
             r.problem("monitoring.receivers.sns.topicArn", f"{sns!r} is not an SNS topic ARN",
                       "copy it from the SNS console: arn:aws:sns:<region>:<account>:<topic>")
         elif own_servers:

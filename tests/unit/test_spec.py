@@ -178,6 +178,8 @@ BAD_CONFIGS = [
     ("monitoring.availabilityPercent", 100, "pegasus:monitoring.availabilityPercent", "between 0 and 100"),
     ("monitoring.receivers.webhook.url", "ftp://hooks.example.com", "pegasus:monitoring.receivers.webhook.url",
      "not an http(s) URL"),
+    ("monitoring.receivers.webhook.url", "https://hooks.example.com/x\n", "pegasus:monitoring.receivers.webhook.url",
+     "not an http(s) URL"),
     ("monitoring.grafana.adminPassword", "correct-horse", "pegasus:monitoring.grafana.adminPassword",
      "plain text"),
     ("configOverrides", {"pegasus.server": {"perf_counter_sink": "falcon"}},
