@@ -16,6 +16,12 @@ import time
 from tests.e2e.localcloud.testing import wait_for
 from tests.support.pypegasus_env import install_on
 
+# What the servers' logs say of failure detection and leadership (the stand-in logs as the
+# real servers do): shown beside figures that fell short, so a failure explains itself.
+SERVER_EVENTS = ("lease expired|disconnected, no beacon|unstable|restarted: its replicas|became the leader|"
+                 "ZooKeeper connection state|rejected by|received SIG|ping master|prepare to .* failed|"
+                 "replica\\(s\\) left|removed at the primary's request")
+
 TABLE = "availability"  # the table the load creates (8 partitions, 3 replicas) and keeps using
 PARTITIONS = 8
 
@@ -28,15 +34,21 @@ def prepare(machine) -> str:
 class Load:
     """One run of the load driver on an application machine, from start to its figures."""
 
-    def __init__(self, machine, meta_servers: str, name: str, table: str = TABLE, partitions: int = PARTITIONS) -> None:
+    def __init__(self, machine, meta_servers: str, name: str, table: str = TABLE, partitions: int = PARTITIONS,
+                 servers=()) -> None:
+        """`servers`: a callable giving the cluster's machines when the figures are read (a
+        replaced server is a new machine), whose logs explain figures that fell short."""
         self.machine, self.metas, self.name = machine, meta_servers, name
         self.table, self.partitions = table, partitions
         self.stop_file, self.out = f"/root/stop-{name}", f"/root/load-{name}.json"
         self.started = 0.0
+        self.started_at = 0.0
+        self.servers = servers
 
     def start(self) -> "Load":
         driver = prepare(self.machine)
         self.machine.check(f"rm -f {self.stop_file} {self.out}")
+        self.started_at = time.time()
         command = (f"cd /root && {driver} --metas {shlex.quote(self.metas)} --table {self.table} "
                    f"--partitions {self.partitions} --stop-file {self.stop_file} --out {self.out}")
         self.machine.check(f"setsid nohup bash -c {shlex.quote(command)} >/root/load-{self.name}.err 2>&1 "
@@ -83,10 +95,26 @@ class Load:
               f" {stats['acked']} writes read back)")
         if stats["samples"]:
             print(f"  failed operations (seconds into the load, time, op, hash key, first, last): {stats['samples']}")
+        if stats["failed"] or stats["below_two"]:
+            print(self.server_events())
         assert total > 0 and stats["acked"] > 0, stats
         assert stats["unreadable"] == 0, stats  # every acknowledged write could be read back
         assert stats["lost"] == 0, stats
         return stats
+
+
+    def server_events(self) -> str:
+        """Each server's log lines of SERVER_EVENTS since the load started (its log files,
+        log.<n>.txt under the role's directory: the journal has only the warnings)."""
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
+        lines = []
+        for server in (self.servers() if callable(self.servers) else self.servers):
+            rc, out, _ = server.ssh(
+                "find /home/work/app/pegasus -path '*/log/log.*.txt' -printf '%T@ %p\\n' | sort -n | cut -d' ' -f2 "
+                f"| xargs -r grep -hE {shlex.quote(SERVER_EVENTS)} | awk -v since={shlex.quote(since)} "
+                "'substr($0, 2, 19) >= since' | sort -s -k1.2 | tail -n 40")
+            lines.append(f"  --- {server.name}: " + ((out.rstrip() or "(none)") if rc == 0 else f"unreadable ({rc})"))
+        return "  server events during the load:\n" + "\n".join(lines)
 
 
 def raw_writes(machine, meta_servers: str, table: str, seconds: float) -> int:

@@ -192,7 +192,8 @@ def test_2_a_config_change_rolls_the_replicas(own):
     config["replica"] = {"configOverrides": {"replication": {"gc_interval_ms": "45000"}}}
     # An application on the servers' network (the program manages no firewall there).
     app = own.cloud.boot_machine("app-0")
-    load = Load(app, own.exports["metaServers"], "config").start()
+    load = Load(app, own.exports["metaServers"], "config",
+                servers=lambda: own.machines("meta-") + own.machines("replica-")).start()
     started = time.monotonic()
     own.up(config)
     print(f"\nscenario own servers config roll: {time.monotonic() - started:.1f} s")

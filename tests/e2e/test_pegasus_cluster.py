@@ -164,7 +164,8 @@ class Cluster:
 
     def load(self, name: str) -> Load:
         """Steady reads and writes from the application machine (in <cluster>-clients), started."""
-        return Load(self.app, self.exports["metaServers"], name).start()
+        return Load(self.app, self.exports["metaServers"], name,
+                    servers=lambda: self.hosts("meta-") + self.hosts("replica-")).start()
 
 
 def package_bytes_over_ssh(cluster: Cluster) -> list[tuple[str, str, int]]:
