@@ -2,10 +2,10 @@
 
 The servers are simulated by one real sshd on loopback that stands for each of
 them (127.0.0.1 and 127.0.0.2, raised MaxStartups as 100 separate sshds would
-allow), reached with the project's SSH transport as tools/status.py reaches
-them: one connection per host, all at once, each running the real host script
-(on this machine, which runs no Pegasus unit), plus the cluster script against
-a fake MetaServer that lists every ReplicaServer.
+allow), asked by tools/status.py's own `collect` (its SSH session, key exchange
+order and second dial included): one connection per host, all at once, each
+running the real host script (on this machine, which runs no Pegasus unit),
+plus the cluster script against a fake MetaServer that lists every ReplicaServer.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from components.operations import cluster_status
 from components.ssh.known_hosts import Pin
-from components.ssh.session import SSH_FAILED, SshResult, SshSession
 from tests.support.ssh_server import SshServer, sshd_unavailable_reason
 from tests.unit.script_runner import FakeMeta
+from tools import status as status_tool
 
 STATUS_TARGET_S = 10.0
 
@@ -42,15 +42,10 @@ def measure(servers: int = 100) -> tuple[float, str] | str:
                        "ssh": {**{f"meta-{i}": f"ssh {sshd.user}@127.0.0.{1 + i % 2}" for i in range(3)},
                                **{f"replica-{i}": f"ssh {sshd.user}@127.0.0.{1 + i % 2}" for i in range(servers - 3)}}}
             pins = tuple(Pin.from_dict(sshd.pin(address)) for address in ("127.0.0.1", "127.0.0.2"))
-            with SshSession(user=sshd.user, private_key=sshd.client_key_path.read_text(), port=sshd.port,
-                            known_hosts=pins) as session:
-                def runner(address: str, command: str) -> SshResult:
-                    result = session.run(address, command, dials=1)
-                    return session.run(address, command, dials=1) if result.returncode == SSH_FAILED else result
-                started = time.perf_counter()
-                status = cluster_status.collect(outputs, runner)
-                cluster_status.format_status(status)
-                seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            status = status_tool.collect(outputs, sshd.client_key_path.read_text(), pins=pins, port=sshd.port)
+            cluster_status.format_status(status)
+            seconds = time.perf_counter() - started
             answered = sum(1 for h in status.hosts if h.reachable)
             load = os.getloadavg()[0]
             # Both ends of every connection run on this machine: another program's load slows both.

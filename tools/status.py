@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 from components.operations import cluster_status
+from components.ssh.key_exchange import classical_first
+from components.ssh.known_hosts import Pin
 from components.ssh.session import SSH_FAILED, SshResult, SshSession
 
 
@@ -32,6 +34,20 @@ def stack_outputs(stack: str) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"pulumi stack output --stack {stack} failed: {done.stderr.strip()}")
     return json.loads(done.stdout or "{}")
+
+
+def collect(outputs: dict, private_key: str, *, pins: tuple[Pin, ...] | None = None, port: int = 22,
+            workers: int = 64) -> cluster_status.Status:
+    """Every host asked at once with the stack's key, through its bastion, each host's key checked
+    against the stack's `knownHosts` (or `pins`); a host that drops the first dial gets a second."""
+    first = cluster_status.stack_hosts(outputs)[0]
+    with SshSession(user=first.user, private_key=private_key, port=port, bastion=first.bastion,
+                    known_hosts=pins if pins is not None else cluster_status.stack_pins(outputs),
+                    kex_algorithms=classical_first()) as session:
+        def runner(address: str, command: str) -> SshResult:
+            result = session.run(address, command, dials=1)
+            return session.run(address, command, dials=1) if result.returncode == SSH_FAILED else result
+        return cluster_status.collect(outputs, runner, workers=workers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,17 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot read the stack's SSH key {key_path}: {e.strerror}; pass --identity", file=sys.stderr)
         return 2
     try:
-        hosts = cluster_status.stack_hosts(outputs)
+        cluster_status.stack_hosts(outputs)
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
-    first = hosts[0]
-    with SshSession(user=first.user, private_key=key, known_hosts=cluster_status.stack_pins(outputs),
-                    bastion=first.bastion) as session:
-        def runner(address: str, command: str) -> SshResult:
-            result = session.run(address, command, dials=1)
-            return session.run(address, command, dials=1) if result.returncode == SSH_FAILED else result
-        status = cluster_status.collect(outputs, runner, workers=args.workers)
+    status = collect(outputs, key, workers=args.workers)
     print(cluster_status.format_status(status, str(outputs.get("clusterName", ""))), end="")
     healthy = all(r.reachable for r in status.hosts) and all(
         row[4] in ("Up", "ALIVE", "Up (host)") for row in cluster_status.rows(status))

@@ -57,12 +57,13 @@ class SshSession:
     bastion: SshEndpoint | None = None
     port: int = 22
     ssh_binary: str = "ssh"
+    kex_algorithms: tuple[str, ...] = ()  # ssh's own order when empty (key_exchange.py)
     _workdir: str | None = field(default=None, repr=False)
     _config: str | None = field(default=None, repr=False)
 
     def __enter__(self) -> "SshSession":
         self._workdir = tempfile.mkdtemp(prefix="pegasus-ssh-")  # mode 0700
-        self._config = write_ssh_config(self._workdir, self.private_key, self.known_hosts)
+        self._config = write_ssh_config(self._workdir, self.private_key, self.known_hosts, self.kex_algorithms)
         return self
 
     def __exit__(self, *_exc) -> None:

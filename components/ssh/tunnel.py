@@ -166,7 +166,8 @@ def ssh_tunnel(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def write_ssh_config(workdir: str, private_key: str, known_hosts: Sequence[Pin] | None) -> str:
+def write_ssh_config(workdir: str, private_key: str, known_hosts: Sequence[Pin] | None,
+                     kex_algorithms: Sequence[str] = ()) -> str:
     """Key (0600), a known_hosts file of the pins and an ssh config that every hop reads;
     returns the config's path. `workdir` must be private (mkdtemp).
 
@@ -174,7 +175,8 @@ def write_ssh_config(workdir: str, private_key: str, known_hosts: Sequence[Pin] 
     bastion that inherits `-F` but not `-i`/`-o` from the command line.
     `known_hosts` None: a state written before host keys were pinned, whose
     servers are accepted as the program did then (only a destroy with no `up`
-    of this version before it gets there).
+    of this version before it gets there). `kex_algorithms`: the key exchange
+    order (key_exchange.py), ssh's own when empty.
     """
     key_path = os.path.join(workdir, "id_key")
     known_hosts_path = os.path.join(workdir, "known_hosts")
@@ -203,6 +205,7 @@ def write_ssh_config(workdir: str, private_key: str, known_hosts: Sequence[Pin] 
                 "  ControlMaster no",
                 "  ControlPath none",
                 "  LogLevel ERROR",
+                *([f"  KexAlgorithms {','.join(kex_algorithms)}"] if kex_algorithms else []),
                 "",
             ]
         ),

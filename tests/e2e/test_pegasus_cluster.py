@@ -23,7 +23,6 @@ import pytest
 from components.operations import cluster_status
 from components.operations.zookeeper_path_guard import zookeeper_session
 from tests.e2e.applications import Load, reaches
-from components.ssh.session import SshSession
 from tests.e2e import monitoring_checks as mon
 from components.operations.admin_shell import AdminShell
 from tests.e2e.localcloud.engine import DeploymentError, Engine
@@ -32,6 +31,7 @@ from tests.e2e.localcloud.remote_command import COPIED
 from tests.support.capabilities import CAP_SYS_RESOURCE, ONLINE_RESIZE_REASON, has_capability
 from tests.e2e.localcloud.testing import destroy_what_is_left, skip_unless_local_cloud_possible, wait_for
 from tests.support.package_builder import build_package, build_tools_package
+from tools import status as status_tool
 from tools.localcloud.sshkeys import generate_key_pair
 from tests.support.pulumi_program import PROGRAM, stack_config
 
@@ -205,10 +205,7 @@ def cluster(local_cloud, tmp_path_factory):
 
 def stack_status(cluster: Cluster) -> cluster_status.Status:
     """What `make status` shows (tools/status.py), from the stack's outputs and over SSH with its key."""
-    first = cluster_status.stack_hosts(cluster.exports)[0]
-    with SshSession(user=first.user, private_key=cluster.cloud.keys.private_key,
-                    known_hosts=cluster_status.stack_pins(cluster.exports), bastion=first.bastion) as session:
-        return cluster_status.collect(cluster.exports, lambda address, command: session.run(address, command, dials=1))
+    return status_tool.collect(cluster.exports, cluster.cloud.keys.private_key)
 
 
 def alive_replicas(cluster: Cluster) -> dict[str, str]:
