@@ -102,7 +102,6 @@ class Load:
         assert stats["lost"] == 0, stats
         return stats
 
-
     def server_events(self) -> str:
         """Each server's log lines of SERVER_EVENTS since the load started (its log files,
         log.<n>.txt under the role's directory: the journal has only the warnings)."""
