@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from typing import Callable
 
 from tests.e2e.localcloud.testing import wait_for
 from tests.support.pypegasus_env import install_on
@@ -35,9 +36,9 @@ class Load:
     """One run of the load driver on an application machine, from start to its figures."""
 
     def __init__(self, machine, meta_servers: str, name: str, table: str = TABLE, partitions: int = PARTITIONS,
-                 servers=()) -> None:
-        """`servers`: a callable giving the cluster's machines when the figures are read (a
-        replaced server is a new machine), whose logs explain figures that fell short."""
+                 servers: Callable[[], list] = list) -> None:
+        """`servers` gives the cluster's machines when the figures are read (a replaced
+        server is a new machine), whose logs explain figures that fell short."""
         self.machine, self.metas, self.name = machine, meta_servers, name
         self.table, self.partitions = table, partitions
         self.stop_file, self.out = f"/root/stop-{name}", f"/root/load-{name}.json"
@@ -107,7 +108,7 @@ class Load:
         log.<n>.txt under the role's directory: the journal has only the warnings)."""
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
         lines = []
-        for server in (self.servers() if callable(self.servers) else self.servers):
+        for server in self.servers():
             rc, out, _ = server.ssh(
                 "find /home/work/app/pegasus -path '*/log/log.*.txt' -printf '%T@ %p\\n' | sort -n | cut -d' ' -f2 "
                 f"| xargs -r grep -hE {shlex.quote(SERVER_EVENTS)} | awk -v since={shlex.quote(since)} "
