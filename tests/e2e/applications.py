@@ -21,7 +21,7 @@ from tests.support.pypegasus_env import install_on
 # real servers do): shown beside figures that fell short, so a failure explains itself.
 SERVER_EVENTS = ("lease expired|disconnected, no beacon|unstable|restarted: its replicas|became the leader|"
                  "ZooKeeper connection state|rejected by|received SIG|ping master|prepare to .* failed|"
-                 "replica\\(s\\) left|removed at the primary's request")
+                 "replica\\(s\\) left|removed at the primary's request|re-preparing decrees|replaced by the one")
 
 TABLE = "availability"  # the table the load creates (8 partitions, 3 replicas) and keeps using
 PARTITIONS = 8

@@ -14,6 +14,11 @@ the stand-in's MetaServer is:
   MetaServer (remove_replica_on_meta_server); the write then commits if enough
   members remain (mutation_2pc_min_replica_count), else the client gets no answer
   (its request times out, as the real mutation waits in the prepare list).
+- The primary logs each mutation it sent, whatever the answers: a decree is never
+  reused. When the primary moves while a write is in flight, some members may hold
+  that uncommitted mutation and others not: the new primary re-prepares its own
+  (replay_prepare_list) to a member that missed it, and its mutation for a decree
+  replaces an older primary's at that decree on the member (prepare_list.cpp).
 - A replica the MetaServer adds is a learner (a potential secondary, not yet listed
   as a secondary): the primary stops writes on the partition, copies its data to
   the learner, and has the MetaServer make it a secondary (upgrade_to_secondary),
@@ -23,7 +28,8 @@ the stand-in's MetaServer is:
 The replication messages between stand-in servers are JSON over HTTP POST on the
 replica port (test-double endpoints, not Pegasus's RPC_PREPARE / RPC_LEARN):
   /standin/prepare  {"gpid": "A.P", "ballot": b, "decree": d, "ops": [...]}
-                    200 applied | 409 {"error": ...} refused (stale ballot, decree gap)
+                    200 applied | 409 {"error": ...} refused (stale ballot, a mutation it
+                    cannot replace), or {"error", "decree"}: it missed the ones after "decree"
   /standin/learn    {"gpid": "A.P", "ballot": b, "snapshot": {"decree": d, "data": [...]}}
 """
 
@@ -138,15 +144,23 @@ class ReplicaData:
             if 1 + len(role["secondaries"]) < self.min_replicas:
                 return "ERR_NOT_ENOUGH_MEMBER", 0
             decree = store.decree + 1
-            failed = self._prepare(gpid, role, decree, ops)
+            failed = self._prepare(gpid, role, store, decree, ops)
             if any("ballot" in str(why) for _, why in failed):
                 # A secondary knows a newer configuration than this primary (the stand-in's
                 # MetaServer tells each node on its own beacons, where the real one goes through
                 # the primary): take the newer one, and prepare again.
+                old_ballot = role["ballot"]
                 role = self._refresh_role(gpid)
                 if not role or role["role"] != "primary":
+                    # The mutation stays in this replica's log, as in the real prepare list; a
+                    # newer primary's mutation for the same decree replaces it (prepare below).
+                    store.apply(decree, ops, old_ballot)
                     return "ERR_INVALID_STATE", 0
-                failed = self._prepare(gpid, role, decree, ops)
+                failed = self._prepare(gpid, role, store, decree, ops)
+            # Logged and applied here whatever the secondaries answered: the decree is taken
+            # (the real primary logs its mutation beside the prepares), so the next write
+            # never reuses it with other data.
+            store.apply(decree, ops, role["ballot"])
             if failed:
                 role = self._remove_secondaries(gpid, role, failed)
                 if not role or role["role"] != "primary":
@@ -155,26 +169,37 @@ class ReplicaData:
                     log.warning("%s: decree %d waits: %d replica(s) left", gpid_text(gpid), decree,
                                 1 + len(role["secondaries"]))
                     return "", 0
-            store.apply(decree, ops)
             return "ERR_OK", decree
 
-    def _prepare(self, gpid: tuple[int, int], role: dict, decree: int, ops: list) -> list:
+    def _send(self, addr, message: dict) -> tuple[int, dict]:
+        try:
+            return post_json(addr, "/standin/prepare", message, self.prepare_timeout)
+        except (OSError, http.client.HTTPException) as e:
+            return 0, {"error": str(e)}
+
+    def _prepare(self, gpid: tuple[int, int], role: dict, store: PartitionStore, decree: int, ops: list) -> list:
         """Sends the mutation to every secondary (and the learners, who may miss it); returns
-        the secondaries that did not take it, with why."""
+        the secondaries that did not take it, with why. A secondary that missed earlier
+        mutations (a write that failed when the primary moved) gets them first, as a new
+        primary re-prepares its uncommitted ones (replica_config.cpp replay_prepare_list)."""
         message = {"gpid": gpid_text(gpid), "ballot": role["ballot"], "decree": decree, "ops": ops}
         failed = []
         for addr in role["secondaries"]:
-            try:
-                status, answer = post_json(addr, "/standin/prepare", message, self.prepare_timeout)
-            except (OSError, http.client.HTTPException) as e:
-                status, answer = 0, {"error": str(e)}
+            status, answer = self._send(addr, message)
+            missing = store.since(answer["decree"]) if status == 409 and "decree" in answer else None
+            if missing:
+                log.info("%s: re-preparing decrees %d-%d to %s:%s, which missed them", gpid_text(gpid),
+                         missing[0][0], missing[-1][0], addr[0], addr[1])
+                for earlier, _ballot, earlier_ops in missing:
+                    status, answer = self._send(addr, {**message, "decree": earlier, "ops": earlier_ops})
+                    if status != 200:
+                        break
+                else:
+                    status, answer = self._send(addr, message)
             if status != 200:
                 failed.append((addr, answer.get("error", status)))
         for _node, addr in role.get("learners", []):  # learners take new writes while they learn
-            try:
-                post_json(addr, "/standin/prepare", message, self.prepare_timeout)
-            except (OSError, http.client.HTTPException):
-                pass
+            self._send(addr, message)
         return failed
 
     def _refresh_role(self, gpid: tuple[int, int]) -> dict | None:
@@ -215,12 +240,22 @@ class ReplicaData:
         store = self.store(gpid)
         if store is None:
             return 409, {"error": "ERR_OBJECT_NOT_FOUND: no such replica here"}
+        decree, ballot = message["decree"], message["ballot"]
         with store.lock:
-            if message["decree"] <= store.decree:
+            if decree < store.decree or (decree == store.decree and ballot <= store.ballot):
+                return 200, {"decree": store.decree}  # committed already, or this very mutation again
+            if decree == store.decree:
+                # This replica's last mutation came from an older primary that never committed
+                # it; the newer primary's mutation for that decree wins (prepare_list.cpp).
+                if not store.replace_last(message["ops"], ballot):
+                    return 409, {"error": f"ERR_INVALID_STATE: decree {decree} of ballot {store.ballot} "
+                                          "cannot be replaced here"}
+                log.info("%s: decree %d replaced by the one of ballot %d", message["gpid"], decree, ballot)
                 return 200, {"decree": store.decree}
-            if message["decree"] != store.decree + 1:
-                return 409, {"error": f"ERR_INVALID_STATE: decree {message['decree']} after {store.decree}"}
-            store.apply(message["decree"], message["ops"])
+            if decree != store.decree + 1:
+                return 409, {"error": f"ERR_INVALID_STATE: decree {decree} after {store.decree}",
+                             "decree": store.decree}
+            store.apply(decree, message["ops"], ballot)
         return 200, {"decree": store.decree}
 
     def learn(self, message: dict) -> tuple[int, dict]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import collections
 import json
 import os
 import random
@@ -41,6 +42,10 @@ K_OK, K_NOT_FOUND, K_INVALID_ARGUMENT, K_INCOMPLETE = 0, 1, 4, 7
 FT_NO_FILTER, FT_MATCH_ANYWHERE, FT_MATCH_PREFIX, FT_MATCH_POSTFIX = 0, 1, 2, 3
 SCAN_CONTEXT_ID_COMPLETED = -1  # pegasus_const.h
 COMPACT_EVERY = 2000  # mutations in the log before it is folded into the checkpoint
+# The mutations a primary keeps to re-prepare for a member that missed them
+# (replica_config.cpp replay_prepare_list; the real prepare list holds
+# max_mutation_count_in_prepare_list = 110 by default).
+RECENT_MUTATIONS = 110
 
 
 def epoch_now() -> int:
@@ -125,6 +130,9 @@ class PartitionStore:
         self.data: dict[bytes, tuple[bytes, int]] = {}
         self.keys: list[bytes] = []
         self.decree = 0
+        self.ballot = 0  # the ballot of the primary that sent the last mutation
+        self.recent: collections.deque = collections.deque(maxlen=RECENT_MUTATIONS)  # (decree, ballot, ops)
+        self._undo: list | None = None  # the last mutation's keys with what they held before
         self.contexts: dict[int, ScanContext] = {}
         # pegasus_context_cache: a random start, so a restarted server reuses no id
         self._next_context = random.randrange(1 << 31) << 32
@@ -148,7 +156,7 @@ class PartitionStore:
                 checkpoint = json.load(f)
         except (OSError, ValueError):
             checkpoint = {"decree": 0, "data": []}
-        self.decree = checkpoint["decree"]
+        self.decree, self.ballot = checkpoint["decree"], checkpoint.get("ballot", 0)
         for key, value, expire in checkpoint["data"]:
             self._put(bytes.fromhex(key), base64.b64decode(value), expire)
         try:
@@ -159,8 +167,9 @@ class PartitionStore:
                     except ValueError:
                         break  # a torn last line: that mutation was never acknowledged
                     if entry["d"] > self.decree:
-                        self._apply_ops(entry["ops"])
-                        self.decree = entry["d"]
+                        self._undo = self._apply_ops(entry["ops"])
+                        self.decree, self.ballot = entry["d"], entry.get("b", 0)
+                        self.recent.append((self.decree, self.ballot, entry["ops"]))
                         self._logged += 1
         except OSError:
             pass
@@ -168,7 +177,7 @@ class PartitionStore:
     def _checkpoint(self) -> None:
         tmp = self._checkpoint_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"decree": self.decree, "data": [
+            json.dump({"decree": self.decree, "ballot": self.ballot, "data": [
                 [k.hex(), base64.b64encode(v).decode(), e] for k, (v, e) in sorted(self.data.items())]}, f)
         os.replace(tmp, self._checkpoint_path)
         self._log.close()
@@ -191,31 +200,72 @@ class PartitionStore:
             del self.data[key]
             self.keys.pop(bisect.bisect_left(self.keys, key))
 
-    def _apply_ops(self, ops: list) -> None:
+    def _apply_ops(self, ops: list) -> list:
+        """Applies the ops; returns each key touched with what it held before (None: absent)."""
+        undo = []
         for op in ops:
+            key = bytes.fromhex(op[1])
+            undo.append((key, self.data.get(key)))
             if op[0] == "put":
-                self._put(bytes.fromhex(op[1]), base64.b64decode(op[2]), op[3])
+                self._put(key, base64.b64decode(op[2]), op[3])
             else:
-                self._delete(bytes.fromhex(op[1]))
+                self._delete(key)
+        return undo
 
-    def apply(self, decree: int, ops: list) -> None:
+    def apply(self, decree: int, ops: list, ballot: int = 0) -> None:
         """Applies one mutation (a list of ["put", key hex, value b64, expire] and
-        ["del", key hex]) as decree `decree`, logged before it returns."""
+        ["del", key hex]) as decree `decree`, sent by a primary at `ballot`, logged
+        before it returns."""
         with self.lock:
             if decree != self.decree + 1:
                 raise ValueError(f"decree {decree} does not follow {self.decree}")
-            self._log.write(json.dumps({"d": decree, "ops": ops}) + "\n")
+            self._log.write(json.dumps({"d": decree, "b": ballot, "ops": ops}) + "\n")
             self._log.flush()
-            self._apply_ops(ops)
-            self.decree = decree
+            self._undo = self._apply_ops(ops)
+            self.decree, self.ballot = decree, ballot
+            self.recent.append((decree, ballot, ops))
             self._logged += 1
             if self._logged >= COMPACT_EVERY:
                 self._checkpoint()
 
+    def replace_last(self, ops: list, ballot: int) -> bool:
+        """A newer primary's mutation for this replica's last decree takes the place of
+        the one an older primary prepared and never committed (prepare_list.cpp: a
+        mutation of a higher ballot replaces the one at its decree). False when the
+        last mutation cannot be undone here (learned, or from before a restart)."""
+        with self.lock:
+            last = self.recent[-1] if self.recent and self.recent[-1][0] == self.decree else None
+            if last is not None and last[2] == ops:  # the same mutation, re-prepared by the newer primary
+                self.ballot = ballot
+                self.recent[-1] = (self.decree, ballot, ops)
+                return True
+            if self._undo is None:
+                return False
+            for key, before in reversed(self._undo):
+                if before is None:
+                    self._delete(key)
+                else:
+                    self._put(key, *before)
+            self._undo = self._apply_ops(ops)
+            self.ballot = ballot
+            if last is not None:
+                self.recent.pop()
+            self.recent.append((self.decree, ballot, ops))
+            self._checkpoint()  # the log holds the replaced mutation: fold the state in now
+            return True
+
+    def since(self, decree: int) -> list | None:
+        """The mutations after `decree`, oldest first, or None when some are no longer kept."""
+        with self.lock:
+            if decree >= self.decree:
+                return []
+            kept = [m for m in self.recent if m[0] > decree]
+            return kept if kept and kept[0][0] == decree + 1 else None
+
     def snapshot(self) -> dict:
         """What a learner copies: every record and the decree they reflect."""
         with self.lock:
-            return {"decree": self.decree, "data": [
+            return {"decree": self.decree, "ballot": self.ballot, "data": [
                 [k.hex(), base64.b64encode(v).decode(), e] for k, (v, e) in self.data.items()]}
 
     def replace(self, snapshot: dict) -> None:
@@ -224,7 +274,9 @@ class PartitionStore:
             self.data, self.keys, self.contexts = {}, [], {}
             for key, value, expire in snapshot["data"]:
                 self._put(bytes.fromhex(key), base64.b64decode(value), expire)
-            self.decree = snapshot["decree"]
+            self.decree, self.ballot = snapshot["decree"], snapshot.get("ballot", 0)
+            self.recent.clear()
+            self._undo = None
             self._checkpoint()
 
 
