@@ -10,16 +10,23 @@ the stand-in must not remove the member, nor let the copies differ.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.unit.test_standin import rs  # noqa: F401 - puts the stand-in's modules on sys.path
+from tests.unit.test_standin import load_standin, rs  # rs: the stand-in's modules are on sys.path
 
 import replica_data  # noqa: E402  (the stand-in's module, beside rrdb_store)
 
 GPID = (1, 0)
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a primary that gave up on a slow answer closed its end: nothing to report
 
 
 class Member:
@@ -28,16 +35,18 @@ class Member:
     def __init__(self, name: str, tmp_path, meta: "Meta") -> None:
         self.name, self.meta = name, meta
         self.role: dict | None = None
+        self.delay = 0.0  # seconds each prepare waits before its answer
         self.data = replica_data.ReplicaData(
             [str(tmp_path / name)], rs.Limits(), name, 2, role=lambda gpid: self.role,
-            meta_call=lambda path: meta.call(self.name, path), set_role=self._set_role)
+            meta_call=lambda path: meta.call(self.name, path), set_role=self._set_role,
+            prepare_timeouts=(0.3, 0.9))
         (tmp_path / name / "reps").mkdir(parents=True)
         self.data.open(GPID)
-        data = self.data
+        data, member = self.data, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
-                import json
+                time.sleep(member.delay)
                 status, body, _ = data.http_post(self.path, self.rfile.read(int(self.headers["Content-Length"])))
                 payload = json.dumps(body).encode()
                 self.send_response(status)
@@ -48,7 +57,7 @@ class Member:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.addr = ["127.0.0.1", self.server.server_address[1]]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -159,3 +168,20 @@ def test_a_member_missing_mutations_the_primary_no_longer_keeps_is_removed(parti
     assert put(meta, "a", b"x") == ("ERR_OK", 4)
     assert len(meta.removed) == 1 and f"addr=127.0.0.1:{meta.members['c'].addr[1]}" in meta.removed[0]
     assert meta.secondaries == ["b"]
+
+
+def test_a_secondary_slower_than_the_prepare_timeout_is_removed(partition):
+    meta = partition
+    meta.members["c"].delay = 0.6  # beyond prepare_timeout_ms_for_secondaries (0.3 s here)
+    assert put(meta, "a", b"slow") == ("ERR_OK", 2)
+    assert len(meta.removed) == 1 and f"addr=127.0.0.1:{meta.members['c'].addr[1]}" in meta.removed[0]
+    meta.members["c"].delay = 0.0
+
+
+def test_the_servers_take_the_prepare_timeouts_from_config_ini(tmp_path):
+    standin = load_standin()
+    path = tmp_path / "config.ini"
+    path.write_text("[replication]\nprepare_timeout_ms_for_secondaries = 250\n"
+                    "[meta_server]\nserver_list = 127.0.0.1:34601\n")
+    server = standin.Replica(standin.Config(str(path)), "127.0.0.1", 34801, [], threading.Event())
+    assert (server.data.prepare_timeout, server.data.learner_prepare_timeout) == (0.25, 3.0)

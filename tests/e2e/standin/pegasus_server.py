@@ -1359,7 +1359,9 @@ class Replica:
             multi_get_count=config.integer("pegasus.server", "rocksdb_multi_get_max_iteration_count", 3000),
             multi_get_size=config.integer("pegasus.server", "rocksdb_multi_get_max_iteration_size", 31457280),
             iteration_count=config.integer("pegasus.server", "rocksdb_max_iteration_count", 1000)),
-            self.me, self.min_replicas, self.role_of, self.meta_call, self.set_role)
+            self.me, self.min_replicas, self.role_of, self.meta_call, self.set_role,
+            (config.integer("replication", "prepare_timeout_ms_for_secondaries", 1000) / 1000,
+             config.integer("replication", "prepare_timeout_ms_for_potential_secondaries", 3000) / 1000))
         # A restarted server opens every replica on its disks (load_replicas); they are
         # inactive until the meta assigns them again, and closed at the next config sync
         # if it does not.

@@ -76,7 +76,8 @@ class ReplicaData:
 
     def __init__(self, data_dirs: list[str], limits: Limits, me: str, min_replicas: int,
                  role: Callable[[tuple[int, int]], dict | None], meta_call: Callable[[str], dict],
-                 set_role: Callable[[tuple[int, int], dict], None]) -> None:
+                 set_role: Callable[[tuple[int, int], dict], None],
+                 prepare_timeouts: tuple[float, float] = (1.0, 3.0)) -> None:
         self.data_dirs, self.limits, self.me = data_dirs, limits, me
         self.min_replicas = min_replicas
         self.role, self.meta_call, self.set_role = role, meta_call, set_role
@@ -84,7 +85,9 @@ class ReplicaData:
         self.stores: dict[tuple[int, int], PartitionStore] = {}
         self.write_locks: dict[tuple[int, int], threading.Lock] = {}
         self.teaching: set[tuple[tuple[int, int], str]] = set()
-        self.prepare_timeout = 2.0
+        # [replication] prepare_timeout_ms_for_secondaries, _for_potential_secondaries
+        # (replica_2pc.cpp at v2.5.0: 1000 and 3000 ms by default)
+        self.prepare_timeout, self.learner_prepare_timeout = prepare_timeouts
 
     # -- replicas on disk
     def existing(self) -> list[tuple[int, int]]:
@@ -171,9 +174,9 @@ class ReplicaData:
                     return "", 0
             return "ERR_OK", decree
 
-    def _send(self, addr, message: dict) -> tuple[int, dict]:
+    def _send(self, addr, message: dict, timeout: float | None = None) -> tuple[int, dict]:
         try:
-            return post_json(addr, "/standin/prepare", message, self.prepare_timeout)
+            return post_json(addr, "/standin/prepare", message, timeout or self.prepare_timeout)
         except (OSError, http.client.HTTPException) as e:
             return 0, {"error": str(e)}
 
@@ -199,7 +202,7 @@ class ReplicaData:
             if status != 200:
                 failed.append((addr, answer.get("error", status)))
         for _node, addr in role.get("learners", []):  # learners take new writes while they learn
-            self._send(addr, message)
+            self._send(addr, message, self.learner_prepare_timeout)
         return failed
 
     def _refresh_role(self, gpid: tuple[int, int]) -> dict | None:
