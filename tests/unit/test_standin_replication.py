@@ -11,6 +11,7 @@ the stand-in must not remove the member, nor let the copies differ.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,8 +126,9 @@ def put(meta: Meta, primary: str, sort_key: bytes) -> tuple[str, int]:
 
 
 @pytest.mark.parametrize("new_primary", ["b", "c"])
-def test_a_write_cut_by_a_primary_move_leaves_every_member_with_the_same_data(partition, new_primary):
+def test_a_write_cut_by_a_primary_move_leaves_every_member_with_the_same_data(partition, new_primary, caplog):
     meta = partition
+    caplog.set_level(logging.INFO, logger="pegasus_server")
     # The primary moves from a to new_primary at ballot 2; only c has heard of it when a
     # writes: b takes decree 2, c refuses it for its ballot, a learns it is no longer primary.
     meta.configure(2, new_primary, ["a", "b", "c"], told=["c"])
@@ -136,6 +138,8 @@ def test_a_write_cut_by_a_primary_move_leaves_every_member_with_the_same_data(pa
     # without it) writes its own decree 2, which replaces the cut one on a and b.
     assert put(meta, new_primary, b"next") == ("ERR_OK", 3 if new_primary == "b" else 2)
     assert meta.removed == []
+    replaced = [r.getMessage() for r in caplog.records if "replaced by" in r.getMessage()]
+    assert len(replaced) == (2 if new_primary == "c" else 0), replaced  # on a and b, when c leads
     contents = {name: member.contents() for name, member in meta.members.items()}
     assert contents["a"] == contents["b"] == contents["c"], contents
     assert rs.get(meta.members["a"].store, rs.generate_key(b"h", b"next")) == (rs.K_OK, b"next")
@@ -185,3 +189,19 @@ def test_the_servers_take_the_prepare_timeouts_from_config_ini(tmp_path):
                     "[meta_server]\nserver_list = 127.0.0.1:34601\n")
     server = standin.Replica(standin.Config(str(path)), "127.0.0.1", 34801, [], threading.Event())
     assert (server.data.prepare_timeout, server.data.learner_prepare_timeout) == (0.25, 3.0)
+
+
+def test_a_store_replaces_only_its_last_mutation_and_only_while_it_can_undo_it(tmp_path):
+    store = rs.PartitionStore(str(tmp_path / "1.0.pegasus"))
+    key = rs.generate_key(b"h", b"k")
+    store.apply(1, rs.put_ops(key, b"old", 0), ballot=1)
+    store.apply(2, rs.put_ops(key, b"cut", 0), ballot=1)
+    assert store.replace_last(rs.put_ops(key, b"cut", 0), 2) == "same" and store.ballot == 2
+    assert store.replace_last(rs.remove_ops(key), 3) == "replaced"
+    assert rs.get(store, key)[0] == rs.K_NOT_FOUND and (store.decree, store.ballot) == (2, 3)
+    assert store.replace_last(rs.put_ops(key, b"new", 0), 4) == "replaced"
+    assert rs.get(store, key) == (rs.K_OK, b"new")  # undone to decree 1's value each time, then applied
+    assert [d for d, _, _ in store.since(0)] == [1, 2] and store.since(2) == []
+    store.replace(store.snapshot())  # a learned copy: nothing left to undo
+    assert store.replace_last(rs.remove_ops(key), 5) is None and store.since(0) is None
+    store.close()

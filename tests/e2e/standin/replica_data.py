@@ -250,10 +250,14 @@ class ReplicaData:
             if decree == store.decree:
                 # This replica's last mutation came from an older primary that never committed
                 # it; the newer primary's mutation for that decree wins (prepare_list.cpp).
-                if not store.replace_last(message["ops"], ballot):
-                    return 409, {"error": f"ERR_INVALID_STATE: decree {decree} of ballot {store.ballot} "
+                last_ballot = store.ballot
+                outcome = store.replace_last(message["ops"], ballot)
+                if outcome is None:
+                    return 409, {"error": f"ERR_INVALID_STATE: decree {decree} of ballot {last_ballot} "
                                           "cannot be replaced here"}
-                log.info("%s: decree %d replaced by the one of ballot %d", message["gpid"], decree, ballot)
+                if outcome == "replaced":
+                    log.info("%s: decree %d of ballot %d replaced by the one of ballot %d", message["gpid"],
+                             decree, last_ballot, ballot)
                 return 200, {"decree": store.decree}
             if decree != store.decree + 1:
                 return 409, {"error": f"ERR_INVALID_STATE: decree {decree} after {store.decree}",

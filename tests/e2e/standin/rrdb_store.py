@@ -228,19 +228,20 @@ class PartitionStore:
             if self._logged >= COMPACT_EVERY:
                 self._checkpoint()
 
-    def replace_last(self, ops: list, ballot: int) -> bool:
+    def replace_last(self, ops: list, ballot: int) -> str | None:
         """A newer primary's mutation for this replica's last decree takes the place of
         the one an older primary prepared and never committed (prepare_list.cpp: a
-        mutation of a higher ballot replaces the one at its decree). False when the
-        last mutation cannot be undone here (learned, or from before a restart)."""
+        mutation of a higher ballot replaces the one at its decree): "same" when it is
+        that mutation again, "replaced" when it differs, None when the last mutation
+        cannot be undone here (learned, or from before a restart)."""
         with self.lock:
             last = self.recent[-1] if self.recent and self.recent[-1][0] == self.decree else None
-            if last is not None and last[2] == ops:  # the same mutation, re-prepared by the newer primary
+            if last is not None and last[2] == ops:  # re-prepared at the newer ballot
                 self.ballot = ballot
                 self.recent[-1] = (self.decree, ballot, ops)
-                return True
+                return "same"
             if self._undo is None:
-                return False
+                return None
             for key, before in reversed(self._undo):
                 if before is None:
                     self._delete(key)
@@ -252,7 +253,7 @@ class PartitionStore:
                 self.recent.pop()
             self.recent.append((self.decree, ballot, ops))
             self._checkpoint()  # the log holds the replaced mutation: fold the state in now
-            return True
+            return "replaced"
 
     def since(self, decree: int) -> list | None:
         """The mutations after `decree`, oldest first, or None when some are no longer kept."""
