@@ -233,7 +233,7 @@ class PartitionStore:
         the one an older primary prepared and never committed (prepare_list.cpp: a
         mutation of a higher ballot replaces the one at its decree): "same" when it is
         that mutation again, "replaced" when it differs, None when the last mutation
-        cannot be undone here (learned, or from before a restart)."""
+        cannot be undone here (learned, or folded into the checkpoint before a restart)."""
         with self.lock:
             last = self.recent[-1] if self.recent and self.recent[-1][0] == self.decree else None
             if last is not None and last[2] == ops:  # re-prepared at the newer ballot
