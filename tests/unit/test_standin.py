@@ -441,3 +441,47 @@ def test_fewer_alive_than_the_live_percentage_freezes_the_cluster(tmp_path, zook
         meta.stop()
         for n in nodes:
             n.stop()
+
+
+def test_a_new_leader_drops_the_replicas_of_a_server_restarted_since_no_leader_answered_it(
+        tmp_path, zookeeper_server, cluster_name):
+    # The real ReplicaServer tells the MetaServer its replicas are inactive after a restart (its
+    # config sync); one restarted long before a leader change has nothing to tell the new leader.
+    metas, reps = [free_port(), free_port()], [free_port() for _ in range(3)]
+    vals = values(cluster_name, zookeeper_server.hosts, metas)
+    over = {"meta_server/min_live_node_count_for_unfreeze": "2", "meta_server/replica_assign_delay_ms_for_dropouts": "0"}
+    nodes = [Node(tmp_path, "2.5.0", "meta", f"m{i}", vals, {"meta": p}, **over) for i, p in enumerate(metas)]
+    nodes += [Node(tmp_path, "2.5.0", "replica", f"r{i}", vals, {"replica": p}, **over) for i, p in enumerate(reps)]
+    fully_healthy = lambda port: get(port, "/meta/app?name=stat&detail")[1]["healthy"][  # noqa: E731
+        "fully_healthy_partition_count"] == "4"
+    try:
+        nodes[0].start()
+        wait_for("meta 0 to lead", lambda: get(metas[0], "/meta/cluster")[0] == 200)
+        for n in nodes[1:]:
+            n.start()
+        wait_for("stat healthy", lambda: fully_healthy(metas[0]))
+        # The follower heard from each ReplicaServer before its restart (beacons go to either
+        # MetaServer); after it, each one's beacons may reach the leader only (half of the time).
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for port in reps:
+                sock.sendto(json.dumps({"t": "ping", "from": f"127.0.0.1:{port}", "to": f"127.0.0.1:{metas[1]}",
+                                        "time": 1, "start_time": 1, "fresh": False}).encode(), ("127.0.0.1", metas[1]))
+            time.sleep(0.5)
+        for i, replica in enumerate(nodes[2:]):
+            replica.stop()
+            replica.start()
+            wait_for(f"meta 0 to see r{i} restarted",
+                     lambda: f"worker 127.0.0.1:{reps[i]} restarted" in nodes[0].log_text())
+            wait_for("stat healthy again", lambda: fully_healthy(metas[0]), timeout=20)
+        nodes[0].stop()
+        wait_for("meta 1 to lead", lambda: "became the leader" in nodes[1].log_text())
+        time.sleep(4)  # several beacons of every ReplicaServer to the new leader
+        assert "restarted: its replicas" not in nodes[1].log_text()
+        assert fully_healthy(metas[1])
+        # A restart under the new leader is still seen.
+        nodes[3].stop()
+        nodes[3].start()
+        wait_for("meta 1 to see r1 restarted", lambda: f"worker 127.0.0.1:{reps[1]} restarted" in nodes[1].log_text())
+    finally:
+        for n in nodes:
+            n.stop()

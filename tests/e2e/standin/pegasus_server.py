@@ -70,7 +70,8 @@ partition query and table creation, every rrdb RPC Apache's Python client sends)
 Failure detection wire format (ours; upstream sends thrift over RPC_CHANNEL_UDP):
 one JSON object per UDP datagram.
   ping  replica (from its replica port) -> meta port:
-        {"t": "ping", "from": NODE, "to": "meta entry", "time": ms, "start_time": ms}
+        {"t": "ping", "from": NODE, "to": "meta entry", "time": ms, "start_time": ms,
+         "fresh": true until a leader has answered one of this process's pings}
   ack   meta -> the datagram's source address (the replica's port):
         {"t": "ack", "time": ms, "is_master": bool, "primary_node": "leader ip:port",
          "allowed": true, "config": {"T.P": {"role": "primary"|"secondary"|"learner", "ballot": n,
@@ -678,6 +679,7 @@ class Meta:
         self.lock = threading.RLock()
         self.workers: dict[str, dict] = {}  # node -> {last_recv, alive, addr}
         self.stability: dict[str, dict] = {}  # node -> {start, unstable}
+        self.handled_start: dict[str, object] = {}  # node -> the start_time whose restart this leader handled
         self.apps: dict[str, dict] = {}  # leader's view, persisted in ZooKeeper
         self.is_leader = False
         self.disconnections = 0  # meta_service.cpp set_node_state: replica_server_disconnections
@@ -820,8 +822,6 @@ class Meta:
     def on_ping(self, ping: dict, source) -> dict | None:
         node = str(ping.get("from", ""))
         with self.lock:
-            last_start = (self.stability.get(node) or {}).get("start")
-            restarted = "start_time" in ping and last_start is not None and int(ping["start_time"]) > last_start
             if "start_time" in ping and not self.stable(node, int(ping["start_time"])):
                 log.warning("%s is unstable, don't response to it's beacon", node)
                 return None
@@ -836,14 +836,18 @@ class Meta:
                 self.workers[node] = {"last_recv": time.monotonic(), "alive": True, "addr": list(source)}
             else:
                 w["last_recv"], w["addr"] = time.monotonic(), list(source)
-            if restarted:
+            if ping.get("fresh") and self.handled_start.get(node) != ping.get("start_time"):
                 # A restarted ReplicaServer loads its replicas inactive (replica.cpp:228 at
                 # v2.5.0, a new replica object starts PS_INACTIVE; replica_stub.cpp:
                 # not a transient inactivity), so none of them serves until the meta
                 # reassigns the partition: a secondary becomes primary, the node comes
-                # back as a secondary (the guardian, below).
-                log.info("worker %s restarted: its replicas come back inactive", node)
-                self.on_node_dead(node)
+                # back as a secondary (the guardian, below). The real node reports its
+                # inactive replicas at its config sync; here its pings say it is fresh
+                # until a leader has answered one, whichever MetaServer leads by then.
+                self.handled_start[node] = ping.get("start_time")
+                if self.member_anywhere(node):
+                    log.info("worker %s restarted: its replicas come back inactive", node)
+                    self.on_node_dead(node)
             ack["config"] = self.config_of(node)
             return ack
 
@@ -883,6 +887,10 @@ class Meta:
         percent of the nodes it knows (ALIVE and dead)."""
         alive = sum(1 for w in self.workers.values() if w["alive"])
         return alive < self.min_live or alive * 100 < self.live_percentage * len(self.workers)
+
+    def member_anywhere(self, node: str) -> bool:
+        return any(node == part["primary"] or node in part["secondaries"] or node in part.get("learners", [])
+                   for app in self.apps.values() for part in app["partitions"])
 
     def on_node_dead(self, node: str) -> None:
         """The dead node's replicas drop out at once (downgrade to inactive); a lost
@@ -1343,6 +1351,7 @@ class Replica:
         self.current = random.randrange(len(self.metas))
         self.target: str = self.metas[self.current]
         self.start_time = now_ms()
+        self.fresh = True  # no leader has answered a ping of this process yet
         self.last_ack = 0.0
         self.lock = threading.Lock()
         self.roles: dict[str, dict] = {}
@@ -1376,7 +1385,8 @@ class Replica:
         threading.Thread(target=self.take_snapshots, daemon=True, name="counter-reporter").start()
         while not self.stop.is_set():
             sent = time.monotonic()
-            ping = {"t": "ping", "from": self.me, "to": self.target, "time": now_ms(), "start_time": self.start_time}
+            ping = {"t": "ping", "from": self.me, "to": self.target, "time": now_ms(), "start_time": self.start_time,
+                    "fresh": self.fresh}
             host, port = self.target.rsplit(":", 1)
             try:
                 sock.sendto(json.dumps(ping).encode(), (host, int(port)))
@@ -1525,8 +1535,12 @@ class Replica:
                 if ack.get("primary_node"):
                     self.target = ack["primary_node"]
                 continue
-            if not ack.get("push"):  # a pushed configuration is no beacon answer: no lease
+            if ack.get("push"):  # a pushed configuration is no beacon answer: no lease
+                if self.fresh:
+                    continue  # nor does it assign anything before the leader knows this process restarted
+            else:
                 self.last_ack = time.monotonic()
+                self.fresh = False
             with self.lock:
                 self.set_roles({k: r for k, r in ack.get("config", {}).items()
                                 if (r["app_id"], r["pidx"]) not in self.killed})
