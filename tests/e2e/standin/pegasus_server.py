@@ -1540,7 +1540,8 @@ class Replica:
                     continue  # nor does it assign anything before the leader knows this process restarted
             else:
                 self.last_ack = time.monotonic()
-                self.fresh = False
+                if int(ack.get("time") or 0) >= self.start_time:  # not an answer to the previous process
+                    self.fresh = False
             with self.lock:
                 self.set_roles({k: r for k, r in ack.get("config", {}).items()
                                 if (r["app_id"], r["pidx"]) not in self.killed})
