@@ -841,9 +841,11 @@ class Meta:
                 # v2.5.0, a new replica object starts PS_INACTIVE; replica_stub.cpp:
                 # not a transient inactivity), so none of them serves until the meta
                 # reassigns the partition: a secondary becomes primary, the node comes
-                # back as a secondary (the guardian, below). The real node reports its
-                # inactive replicas at its config sync; here its pings say it is fresh
-                # until a leader has answered one, whichever MetaServer leads by then.
+                # back as a secondary (the guardian, below). The real node learns of it at
+                # its config sync (replica_config.cpp on_config_sync at v2.5.0: a former
+                # primary removes itself, a former secondary waits for its primary to);
+                # here its pings say it is fresh until a leader has answered one, whichever
+                # MetaServer leads by then, and it leaves every partition at once.
                 self.handled_start[node] = ping.get("start_time")
                 if self.member_anywhere(node):
                     log.info("worker %s restarted: its replicas come back inactive", node)

@@ -17,8 +17,9 @@ the stand-in's MetaServer is:
 - The primary logs each mutation it sent, whatever the answers: a decree is never
   reused. When the primary moves while a write is in flight, some members may hold
   that uncommitted mutation and others not: the new primary re-prepares its own
-  (replay_prepare_list) to a member that missed it, and its mutation for a decree
-  replaces an older primary's at that decree on the member (prepare_list.cpp).
+  (replica_config.cpp replay_prepare_list) to a member that missed it, and its
+  mutation for a decree replaces an older primary's at that decree on the member
+  (prepare_list.cpp prepare, mutation_cache.cpp put: the higher ballot wins).
 - A replica the MetaServer adds is a learner (a potential secondary, not yet listed
   as a secondary): the primary stops writes on the partition, copies its data to
   the learner, and has the MetaServer make it a secondary (upgrade_to_secondary),
@@ -249,7 +250,7 @@ class ReplicaData:
                 return 200, {"decree": store.decree}  # committed already, or this very mutation again
             if decree == store.decree:
                 # This replica's last mutation came from an older primary that never committed
-                # it; the newer primary's mutation for that decree wins (prepare_list.cpp).
+                # it; the newer primary's mutation for that decree wins (mutation_cache.cpp put).
                 last_ballot = store.ballot
                 outcome = store.replace_last(message["ops"], ballot)
                 if outcome is None:

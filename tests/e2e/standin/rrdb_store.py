@@ -230,8 +230,8 @@ class PartitionStore:
 
     def replace_last(self, ops: list, ballot: int) -> str | None:
         """A newer primary's mutation for this replica's last decree takes the place of
-        the one an older primary prepared and never committed (prepare_list.cpp: a
-        mutation of a higher ballot replaces the one at its decree): "same" when it is
+        the one an older primary prepared and never committed (mutation_cache.cpp put at
+        v2.5.0: a mutation of a higher ballot replaces the one at its decree): "same" when it is
         that mutation again, "replaced" when it differs, None when the last mutation
         cannot be undone here (learned, or folded into the checkpoint before a restart)."""
         with self.lock:
